@@ -1,0 +1,6 @@
+use barge_runtime::Result;
+
+pub fn run() -> Result<i32> {
+    super::print_json(&barge_runtime::features::document())?;
+    Ok(0)
+}

@@ -1,0 +1,62 @@
+//! One file per command, as runc names them.
+
+mod create;
+mod delete;
+mod features;
+mod kill;
+mod list;
+mod run;
+mod spec;
+mod start;
+mod state;
+
+use barge_runtime::{Result, Store};
+use clap::Subcommand;
+
+use crate::Cli;
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a container from a bundle; its process waits until `start`.
+    Create(create::Args),
+    /// Run the process of a created container.
+    Start(start::Args),
+    /// Create and start a container (waits for it unless --detach).
+    Run(run::Args),
+    /// Print the OCI state of a container as JSON.
+    State(state::Args),
+    /// Send a signal to a container's init (or all its processes).
+    Kill(kill::Args),
+    /// Delete a container and everything the runtime made for it.
+    Delete(delete::Args),
+    /// List containers.
+    #[command(alias = "ps-all")]
+    List(list::Args),
+    /// Write a default config.json.
+    Spec(spec::Args),
+    /// Print the OCI features document of this runtime.
+    Features,
+}
+
+pub fn dispatch(cli: &Cli) -> Result<i32> {
+    let store = || Store::open(&cli.root);
+    match &cli.command {
+        Command::Create(a) => create::run(&store()?, a),
+        Command::Start(a) => start::run(&store()?, a),
+        Command::Run(a) => run::run(&store()?, a),
+        Command::State(a) => state::run(&store()?, a),
+        Command::Kill(a) => kill::run(&store()?, a),
+        Command::Delete(a) => delete::run(&store()?, a),
+        Command::List(a) => list::run(&store()?, a),
+        Command::Spec(a) => spec::run(a),
+        Command::Features => features::run(),
+    }
+}
+
+/// Print JSON to stdout.
+fn print_json(v: &impl serde::Serialize) -> Result<()> {
+    let s = serde_json::to_string_pretty(v)
+        .map_err(|e| barge_runtime::Error::Container(format!("encode JSON: {e}")))?;
+    println!("{s}");
+    Ok(())
+}

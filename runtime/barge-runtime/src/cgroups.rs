@@ -1,0 +1,418 @@
+//! Placing the container in cgroups on v1, hybrid (v1 + unified) and v2 hosts.
+//!
+//! Resource limits come with the cgroups issue; this module finds the hierarchies, computes the
+//! container's directory in each (relative paths under the runtime's own cgroup), creates them
+//! with rollback, moves the init process in, and removes them on delete.
+
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{at, Context, Error, Result};
+
+/// Which cgroup layout the host has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Only v1 controller hierarchies.
+    #[default]
+    V1,
+    /// v1 controllers plus a unified (v2) tree, usually at /sys/fs/cgroup/unified.
+    Hybrid,
+    /// The unified hierarchy only.
+    V2,
+}
+
+/// One mounted cgroup hierarchy and where this process sits in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hierarchy {
+    /// Mount point, e.g. /sys/fs/cgroup/memory.
+    pub mount_point: PathBuf,
+    /// Controllers (v1) such as `cpu`, `cpuacct`, `name=systemd`; empty for the unified tree.
+    pub controllers: Vec<String>,
+    /// This process's cgroup, relative to the mount point (no leading '/').
+    pub own: PathBuf,
+}
+
+impl Hierarchy {
+    pub fn is_unified(&self) -> bool {
+        self.controllers.is_empty()
+    }
+    fn has(&self, c: &str) -> bool {
+        self.controllers.iter().any(|x| x == c)
+    }
+}
+
+/// The container's cgroup directories, persisted in the container state.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Placement {
+    pub mode: Mode,
+    /// The container's directory in every hierarchy it was placed in.
+    pub paths: Vec<PathBuf>,
+    /// Directories this runtime created (parents first), removed again on delete.
+    pub created: Vec<PathBuf>,
+    /// The freezer directory (v1 freezer hierarchy or the unified directory on v2).
+    pub freezer: Option<PathBuf>,
+}
+
+/// Detect the cgroup layout and hierarchies from /proc/self/mountinfo and /proc/self/cgroup.
+pub fn detect() -> Result<(Mode, Vec<Hierarchy>)> {
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo")
+        .ctx(|| "read /proc/self/mountinfo".to_string())?;
+    let own = fs::read_to_string("/proc/self/cgroup").ctx(|| "read /proc/self/cgroup".into())?;
+    Ok(parse(&mountinfo, &own))
+}
+
+/// Pure parser behind [`detect`], unit-tested on captured files.
+pub fn parse(mountinfo: &str, proc_cgroup: &str) -> (Mode, Vec<Hierarchy>) {
+    let mut hierarchies = Vec::new();
+    let mut root_is_v2 = false;
+    let mut seen_v1 = false;
+    for line in mountinfo.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let l: Vec<&str> = left.split(' ').collect();
+        let r: Vec<&str> = right.split(' ').collect();
+        if l.len() < 5 || r.len() < 3 {
+            continue;
+        }
+        let (mount_root, mount_point, fstype, super_opts) = (l[3], l[4], r[0], r[2]);
+        if !mount_point.starts_with("/sys/fs/cgroup") {
+            continue;
+        }
+        let controllers: Vec<String> = match fstype {
+            "cgroup2" => {
+                if mount_point == "/sys/fs/cgroup" {
+                    root_is_v2 = true;
+                }
+                Vec::new()
+            }
+            "cgroup" => {
+                seen_v1 = true;
+                super_opts
+                    .split(',')
+                    .filter(|o| {
+                        !matches!(*o, "rw" | "ro" | "clone_children" | "xattr" | "noprefix")
+                            && !o.starts_with("release_agent=")
+                    })
+                    .map(str::to_string)
+                    .collect()
+            }
+            _ => continue,
+        };
+        let own = own_path(proc_cgroup, &controllers);
+        let Some(own) = own else { continue };
+        let own = own
+            .strip_prefix(mount_root)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|_| PathBuf::new());
+        let h = Hierarchy {
+            mount_point: PathBuf::from(unescape(mount_point)),
+            controllers,
+            own: strip_root(&own),
+        };
+        if !hierarchies.contains(&h) {
+            hierarchies.push(h);
+        }
+    }
+    let mode = if root_is_v2 {
+        hierarchies.retain(|h| h.mount_point == Path::new("/sys/fs/cgroup"));
+        Mode::V2
+    } else if hierarchies.iter().any(Hierarchy::is_unified) && seen_v1 {
+        Mode::Hybrid
+    } else {
+        Mode::V1
+    };
+    (mode, hierarchies)
+}
+
+/// This process's cgroup in the hierarchy with these controllers (empty = unified).
+fn own_path(proc_cgroup: &str, controllers: &[String]) -> Option<PathBuf> {
+    for line in proc_cgroup.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, ctrl, path) = (parts.next()?, parts.next()?, parts.next()?);
+        let mut names: Vec<&str> = ctrl.split(',').filter(|s| !s.is_empty()).collect();
+        let mut want: Vec<&str> = controllers.iter().map(String::as_str).collect();
+        names.sort_unstable();
+        want.sort_unstable();
+        if names == want {
+            return Some(PathBuf::from(path));
+        }
+    }
+    None
+}
+
+fn strip_root(p: &Path) -> PathBuf {
+    p.components()
+        .filter(|c| matches!(c, Component::Normal(_)))
+        .collect()
+}
+
+/// mountinfo escapes spaces and a few other characters as \NNN (octal).
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
+            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The container's path relative to each hierarchy's root, from `linux.cgroupsPath`.
+///
+/// Absolute paths are honored as given; relative ones go under the runtime's own cgroup; a
+/// missing one becomes `<own>/barge-<id>`. `..` is refused.
+pub fn relative_path(cgroups_path: Option<&Path>, own: &Path, id: &str) -> Result<PathBuf> {
+    let p = match cgroups_path {
+        None => return Ok(own.join(format!("barge-{id}"))),
+        Some(p) => p,
+    };
+    if p.components().any(|c| matches!(c, Component::ParentDir)) {
+        return Err(Error::Config(format!(
+            "linux.cgroupsPath {}: '..' is not allowed",
+            p.display()
+        )));
+    }
+    let clean = strip_root(p);
+    if clean.as_os_str().is_empty() {
+        return Err(Error::Config(format!(
+            "linux.cgroupsPath {:?} names no cgroup",
+            p.display()
+        )));
+    }
+    Ok(if p.is_absolute() {
+        clean
+    } else {
+        own.join(clean)
+    })
+}
+
+/// Create the container's cgroup in every hierarchy. On error, everything created is removed.
+pub fn create(cgroups_path: Option<&Path>, id: &str) -> Result<Placement> {
+    let (mode, hierarchies) = detect()?;
+    let mut placement = Placement {
+        mode,
+        ..Default::default()
+    };
+    let result = (|| {
+        for h in &hierarchies {
+            let rel = relative_path(cgroups_path, &h.own, id)?;
+            let dir = h.mount_point.join(&rel);
+            mkdir_all(
+                &h.mount_point,
+                &rel,
+                &mut placement.created,
+                h.has("cpuset"),
+            )?;
+            if h.has("freezer") || (mode == Mode::V2 && h.is_unified()) {
+                placement.freezer = Some(dir.clone());
+            }
+            placement.paths.push(dir);
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = placement.remove();
+        return Err(e);
+    }
+    Ok(placement)
+}
+
+fn mkdir_all(base: &Path, rel: &Path, created: &mut Vec<PathBuf>, cpuset: bool) -> Result<()> {
+    let mut cur = base.to_path_buf();
+    for comp in rel.components() {
+        let parent = cur.clone();
+        cur.push(comp);
+        match fs::create_dir(&cur) {
+            Ok(()) => {
+                created.push(cur.clone());
+                if cpuset {
+                    inherit_cpuset(&parent, &cur)?;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e).ctx(|| at("create cgroup", &cur)),
+        }
+    }
+    Ok(())
+}
+
+/// A new v1 cpuset cgroup starts with empty cpus/mems; tasks can't join until they're filled.
+fn inherit_cpuset(parent: &Path, dir: &Path) -> Result<()> {
+    for f in ["cpuset.cpus", "cpuset.mems"] {
+        let cur = fs::read_to_string(dir.join(f)).unwrap_or_default();
+        if cur.trim().is_empty() {
+            let v = fs::read_to_string(parent.join(f)).ctx(|| at("read", &parent.join(f)))?;
+            fs::write(dir.join(f), v.trim()).ctx(|| at("write", &dir.join(f)))?;
+        }
+    }
+    Ok(())
+}
+
+impl Placement {
+    /// Move process `pid` into the container's cgroup in every hierarchy.
+    pub fn join(&self, pid: i32) -> Result<()> {
+        for dir in &self.paths {
+            let procs = dir.join("cgroup.procs");
+            fs::write(&procs, pid.to_string())
+                .ctx(|| format!("add pid {pid} to {}", procs.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Pids currently in the container's cgroup.
+    pub fn pids(&self) -> Result<Vec<i32>> {
+        let Some(dir) = self.freezer.as_ref().or(self.paths.first()) else {
+            return Ok(Vec::new());
+        };
+        let procs = dir.join("cgroup.procs");
+        let text = fs::read_to_string(&procs).ctx(|| at("read", &procs))?;
+        Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
+    }
+
+    /// Whether the freezer reports the cgroup frozen.
+    pub fn is_frozen(&self) -> bool {
+        let Some(dir) = &self.freezer else {
+            return false;
+        };
+        match self.mode {
+            Mode::V2 => fs::read_to_string(dir.join("cgroup.freeze"))
+                .map(|s| s.trim() == "1")
+                .unwrap_or(false),
+            _ => fs::read_to_string(dir.join("freezer.state"))
+                .map(|s| s.trim() == "FROZEN")
+                .unwrap_or(false),
+        }
+    }
+
+    /// Remove the container's cgroups (leaf first), retrying while tasks are still exiting.
+    pub fn remove(&self) -> Result<()> {
+        let mut dirs: Vec<&PathBuf> = self.paths.iter().collect();
+        for c in self.created.iter().rev() {
+            if !dirs.contains(&c) {
+                dirs.push(c);
+            }
+        }
+        // Leaves before their parents: deepest paths first.
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        let mut first_err = None;
+        for d in dirs {
+            if let Err(e) = rmdir_retry(d) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+fn rmdir_retry(dir: &Path) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut delay = Duration::from_millis(1);
+    loop {
+        match fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_millis(100));
+            }
+            Err(e) => return Err(e).ctx(|| at("remove cgroup", dir)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID_MOUNTINFO: &str = "\
+30 24 0:26 / /sys/fs/cgroup ro,nosuid,nodev,noexec - tmpfs tmpfs ro,mode=755
+31 30 0:27 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime - cgroup2 cgroup2 rw
+32 30 0:28 / /sys/fs/cgroup/systemd rw,nosuid - cgroup cgroup rw,xattr,name=systemd
+33 30 0:29 / /sys/fs/cgroup/memory rw,nosuid - cgroup cgroup rw,memory
+34 30 0:30 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid - cgroup cgroup rw,cpu,cpuacct
+35 30 0:31 / /sys/fs/cgroup/cpuset rw,nosuid - cgroup cgroup rw,cpuset,clone_children
+";
+    const HYBRID_CGROUP: &str = "\
+5:cpuset:/
+4:cpu,cpuacct:/user.slice
+3:memory:/process_api/abc
+1:name=systemd:/user.slice/session-1.scope
+0::/user.slice/session-1.scope
+";
+
+    #[test]
+    fn hybrid_layout_is_detected_with_own_paths() {
+        let (mode, hs) = parse(HYBRID_MOUNTINFO, HYBRID_CGROUP);
+        assert_eq!(mode, Mode::Hybrid);
+        assert_eq!(hs.len(), 5);
+        let mem = hs.iter().find(|h| h.has("memory")).unwrap();
+        assert_eq!(mem.own, PathBuf::from("process_api/abc"));
+        let cpu = hs.iter().find(|h| h.has("cpuacct")).unwrap();
+        assert_eq!(cpu.mount_point, PathBuf::from("/sys/fs/cgroup/cpu,cpuacct"));
+        assert_eq!(cpu.own, PathBuf::from("user.slice"));
+        let uni = hs.iter().find(|h| h.is_unified()).unwrap();
+        assert_eq!(uni.own, PathBuf::from("user.slice/session-1.scope"));
+        assert!(hs.iter().any(|h| h.has("name=systemd")));
+    }
+
+    #[test]
+    fn v2_layout_keeps_only_the_unified_root() {
+        let mi = "25 20 0:23 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n";
+        let (mode, hs) = parse(mi, "0::/system.slice/barge.service\n");
+        assert_eq!(mode, Mode::V2);
+        assert_eq!(hs.len(), 1);
+        assert_eq!(hs[0].own, PathBuf::from("system.slice/barge.service"));
+    }
+
+    #[test]
+    fn v1_only_layout() {
+        let mi = "33 30 0:29 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids\n";
+        let (mode, hs) = parse(mi, "2:pids:/a\n");
+        assert_eq!(mode, Mode::V1);
+        assert_eq!(hs[0].own, PathBuf::from("a"));
+    }
+
+    #[test]
+    fn cgroup_namespace_mount_root_is_stripped() {
+        let mi = "33 30 0:29 /ctr /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids\n";
+        let (_, hs) = parse(mi, "2:pids:/ctr/sub\n");
+        assert_eq!(hs[0].own, PathBuf::from("sub"));
+    }
+
+    #[test]
+    fn cgroups_path_rules() {
+        let own = Path::new("process_api/abc");
+        assert_eq!(
+            relative_path(None, own, "c1").unwrap(),
+            PathBuf::from("process_api/abc/barge-c1")
+        );
+        assert_eq!(
+            relative_path(Some(Path::new("x/y")), own, "c1").unwrap(),
+            PathBuf::from("process_api/abc/x/y")
+        );
+        assert_eq!(
+            relative_path(Some(Path::new("/abs/y")), own, "c1").unwrap(),
+            PathBuf::from("abs/y")
+        );
+        assert!(relative_path(Some(Path::new("x/../../y")), own, "c1").is_err());
+        assert!(relative_path(Some(Path::new("/")), own, "c1").is_err());
+    }
+
+    #[test]
+    fn mountinfo_escapes_are_decoded() {
+        assert_eq!(unescape("/a\\040b"), "/a b");
+        assert_eq!(unescape("/plain"), "/plain");
+    }
+}

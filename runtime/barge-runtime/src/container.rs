@@ -1,0 +1,492 @@
+//! The OCI lifecycle operations: create, start, kill, delete, state, list.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::stat::Mode;
+use nix::sys::wait::waitpid;
+use nix::unistd::{mkfifo, ForkResult, Pid};
+use oci_spec::runtime::LinuxNamespaceType;
+
+use crate::cgroups;
+use crate::error::{at, Context, Error, Result};
+use crate::hooks;
+use crate::init::{self, InitArgs};
+use crate::namespaces::Plan;
+use crate::spec::load_bundle;
+use crate::state::{self, ContainerState, Status, Store, EXEC_FIFO};
+use crate::sync::{self, Msg};
+use crate::sys;
+
+/// Options of `create`.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    /// An already-connected console socket (used by `run` for its own pty proxy).
+    pub console_fd: Option<std::sync::Arc<OwnedFd>>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+}
+
+/// Create a container: namespaces, rootfs and cgroup set up, init waiting for `start`.
+///
+/// On any failure everything made so far (init process, cgroups, state directory) is removed.
+pub fn create(store: &Store, opts: &CreateOptions) -> Result<ContainerState> {
+    state::validate_id(&opts.id)?;
+    let bundle = load_bundle(&opts.bundle)?;
+    let spec = &bundle.spec;
+    let linux = spec
+        .linux()
+        .as_ref()
+        .ok_or_else(|| Error::Config("linux section is missing".into()))?;
+    let plan = Plan::from_spec(linux.namespaces().as_deref().unwrap_or_default());
+    let join_files = plan.open_joins()?;
+    let console = match (&opts.console_fd, &opts.console_socket) {
+        (Some(fd), _) => Some(ConsoleFd::Shared(fd.clone())),
+        (None, Some(p)) => Some(ConsoleFd::Owned(
+            UnixStream::connect(p)
+                .ctx(|| at("connect to console socket", p))?
+                .into(),
+        )),
+        (None, None) => None,
+    };
+    let terminal = spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
+    if terminal && console.is_none() {
+        return Err(Error::InvalidArgument(
+            "process.terminal is true: --console-socket is required".into(),
+        ));
+    }
+    let (preserve, extra_env) = passed_fds(opts.preserve_fds);
+
+    let dir = store.create_dir(&opts.id)?;
+    let mut guard = Cleanup {
+        store,
+        id: &opts.id,
+        placement: None,
+        pid: None,
+        armed: true,
+    };
+    let _lock = store.lock(&opts.id)?;
+    let placement = cgroups::create(linux.cgroups_path().as_deref(), &opts.id)?;
+    guard.placement = Some(placement.clone());
+    let mut st = ContainerState {
+        id: opts.id.clone(),
+        pid: 0,
+        pid_start_time: 0,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: crate::time::now_rfc3339(),
+        owner: owner_name(),
+        status: Status::Creating,
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        cgroup: placement.clone(),
+        spec: spec.clone(),
+    };
+    store.save(&st)?;
+    let fifo = dir.join(EXEC_FIFO);
+    mkfifo(&fifo, Mode::from_bits_truncate(0o622)).ctx(|| at("create fifo", &fifo))?;
+
+    let (parent, child) = sync::pair()?;
+    let args = InitArgs {
+        id: &opts.id,
+        spec,
+        bundle: &bundle.dir,
+        rootfs: &bundle.rootfs,
+        state_dir: &dir,
+        placement: &placement,
+        plan: &plan,
+        join_files: &join_files,
+        console: console.as_ref().map(ConsoleFd::fd),
+        no_pivot: opts.no_pivot,
+        no_new_keyring: opts.no_new_keyring,
+        preserve,
+        extra_env: &extra_env,
+    };
+    let inter = match sys::fork().ctx(|| "fork".into())? {
+        ForkResult::Child => {
+            drop(parent);
+            init::intermediate(child, &args)
+        }
+        ForkResult::Parent { child: pid } => pid,
+    };
+    drop(child);
+    let r = drive_setup(&parent, inter, &plan, spec, &placement, &mut st, &mut guard);
+    // The intermediate exits right after reporting the init pid (or an error).
+    let _ = waitpid(inter, None);
+    r?;
+    st.status = Status::Created;
+    store.save(&st)?;
+    if let Some(p) = &opts.pid_file {
+        state::write_atomic(p, st.pid.to_string().as_bytes(), 0o644)?;
+    }
+    guard.armed = false;
+    Ok(st)
+}
+
+enum ConsoleFd {
+    Owned(OwnedFd),
+    Shared(std::sync::Arc<OwnedFd>),
+}
+
+impl ConsoleFd {
+    fn fd(&self) -> &OwnedFd {
+        match self {
+            ConsoleFd::Owned(f) => f,
+            ConsoleFd::Shared(f) => f,
+        }
+    }
+}
+
+/// Parent side of the setup handshake.
+fn drive_setup(
+    ch: &sync::Channel,
+    inter: Pid,
+    plan: &Plan,
+    spec: &oci_spec::runtime::Spec,
+    placement: &cgroups::Placement,
+    st: &mut ContainerState,
+    guard: &mut Cleanup,
+) -> Result<()> {
+    let fail = |e: Error| {
+        let _ = kill(inter, Signal::SIGKILL);
+        e
+    };
+    placement.join(inter.as_raw()).map_err(fail)?;
+    ch.send(&Msg::Continue)?;
+    if plan.creates(LinuxNamespaceType::User) {
+        ch.expect(&Msg::WriteIdMaps, "container setup")?;
+        write_id_maps(inter, spec).map_err(fail)?;
+        ch.send(&Msg::Continue)?;
+    }
+    let pid = match ch.recv("container setup")? {
+        Msg::InitPid(p) => p,
+        Msg::Error(e) => return Err(Error::Container(e)),
+        other => return Err(Error::Container(format!("unexpected {other:?}"))),
+    };
+    guard.pid = Some(pid);
+    st.pid = pid;
+    st.pid_start_time = state::proc_stat(pid)
+        .map(|(s, _)| s)
+        .ok_or_else(|| Error::Container(format!("container init {pid} exited during setup")))?;
+    if let Some(adj) = spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
+        let path = format!("/proc/{pid}/oom_score_adj");
+        std::fs::write(&path, adj.to_string()).ctx(|| format!("write {path}"))?;
+    }
+    ch.expect(&Msg::RunCreateRuntimeHooks, "container init")?;
+    let state_json = st.oci_state(Status::Creating).to_string();
+    let hooks = spec.hooks().as_ref();
+    let r = hooks::run_all(
+        hooks::Kind::Prestart,
+        hooks.and_then(|h| h.prestart().as_ref()),
+        &state_json,
+    )
+    .and_then(|_| {
+        hooks::run_all(
+            hooks::Kind::CreateRuntime,
+            hooks.and_then(|h| h.create_runtime().as_ref()),
+            &state_json,
+        )
+    });
+    if let Err(e) = r {
+        let _ = ch.send(&Msg::Error(e.to_string()));
+        return Err(e);
+    }
+    ch.send(&Msg::State(state_json))?;
+    ch.expect(&Msg::Ready, "container init")
+}
+
+fn write_id_maps(pid: Pid, spec: &oci_spec::runtime::Spec) -> Result<()> {
+    let Some(linux) = spec.linux() else {
+        return Ok(());
+    };
+    let fmt = |m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        m.as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+            .collect::<String>()
+    };
+    for (file, text) in [
+        ("uid_map", fmt(linux.uid_mappings())),
+        ("gid_map", fmt(linux.gid_mappings())),
+    ] {
+        if text.is_empty() {
+            continue;
+        }
+        let path = format!("/proc/{}/{file}", pid.as_raw());
+        std::fs::write(&path, &text).ctx(|| format!("write {path} ({})", text.trim()))?;
+    }
+    Ok(())
+}
+
+/// fds to keep: `--preserve-fds` plus systemd socket activation (LISTEN_FDS), as runc.
+fn passed_fds(preserve_fds: u32) -> (u32, Vec<String>) {
+    let listen: u32 = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let env = if listen > 0 {
+        vec![format!("LISTEN_FDS={listen}"), "LISTEN_PID=1".to_string()]
+    } else {
+        Vec::new()
+    };
+    (preserve_fds + listen, env)
+}
+
+fn owner_name() -> String {
+    let uid = nix::unistd::getuid();
+    nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| uid.to_string())
+}
+
+/// Removes a half-created container on drop unless disarmed.
+struct Cleanup<'a> {
+    store: &'a Store,
+    id: &'a str,
+    placement: Option<cgroups::Placement>,
+    pid: Option<i32>,
+    armed: bool,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(pid) = self.pid {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            wait_gone(Pid::from_raw(pid), Duration::from_secs(5));
+        }
+        if let Some(p) = &self.placement {
+            let _ = p.remove();
+        }
+        let _ = self.store.remove(self.id);
+    }
+}
+
+/// Wait (via pidfd) until `pid` has exited, at most `timeout`.
+pub fn wait_gone(pid: Pid, timeout: Duration) -> bool {
+    let Ok(fd) = sys::pidfd_open(pid) else {
+        return true;
+    };
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    let t = PollTimeout::try_from(timeout.as_millis().min(i32::MAX as u128) as i32)
+        .unwrap_or(PollTimeout::MAX);
+    matches!(poll(&mut fds, t), Ok(n) if n > 0)
+}
+
+/// Start a created container: release init from the exec fifo and confirm the exec.
+pub fn start(store: &Store, id: &str) -> Result<ContainerState> {
+    let _lock = store.lock(id)?;
+    let mut st = store.load(id)?;
+    let dir = store.dir(id);
+    let status = st.live_status(&dir);
+    if status != Status::Created {
+        return Err(Error::BadState {
+            id: id.into(),
+            status: status.to_string(),
+            op: "start",
+            allowed: "created",
+        });
+    }
+    let fifo_path = dir.join(EXEC_FIFO);
+    let fifo = nix::fcntl::open(
+        &fifo_path,
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| at("open", &fifo_path))?;
+    let pid = Pid::from_raw(st.pid);
+    let pidfd = sys::pidfd_open(pid).ctx(|| format!("pidfd_open {pid}"))?;
+    let msg = read_exec_fifo(&fifo, &pidfd)?;
+    let _ = std::fs::remove_file(&fifo_path);
+    match msg.as_slice() {
+        b"0" => {}
+        [] => {
+            return Err(Error::Container(format!(
+                "container {id}: init exited before starting"
+            )))
+        }
+        m => {
+            return Err(Error::Container(format!(
+                "container {id}: {}",
+                String::from_utf8_lossy(m.strip_prefix(b"0").unwrap_or(m))
+            )))
+        }
+    }
+    st.status = Status::Running;
+    store.save(&st)?;
+    let hooks = st.spec.hooks().as_ref();
+    if let Err(e) = hooks::run_all(
+        hooks::Kind::Poststart,
+        hooks.and_then(|h| h.poststart().as_ref()),
+        &st.oci_state(Status::Running).to_string(),
+    ) {
+        tracing::warn!("{e}");
+    }
+    Ok(st)
+}
+
+/// Read the fifo until the writer (init) closes it by exec or exit.
+fn read_exec_fifo(fifo: &OwnedFd, pidfd: &OwnedFd) -> Result<Vec<u8>> {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let mut fds = [
+            PollFd::new(fifo.as_fd(), PollFlags::POLLIN),
+            PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(Errno::EINTR) => continue,
+            r => r.ctx(|| "wait for container init".into())?,
+        };
+        let fifo_ev = fds[0].revents().unwrap_or(PollFlags::empty());
+        let init_gone = fds[1]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLIN));
+        if fifo_ev.intersects(PollFlags::POLLIN | PollFlags::POLLHUP) {
+            match nix::unistd::read(fifo, &mut buf) {
+                Ok(0) => return Ok(data),
+                Ok(n) => data.extend_from_slice(&buf[..n]),
+                Err(Errno::EAGAIN | Errno::EINTR) => {}
+                Err(e) => return Err(e).ctx(|| "read exec fifo".into()),
+            }
+        } else if init_gone {
+            return Ok(data);
+        }
+    }
+}
+
+/// Send `sig` to the container's init, or with `all` to every process in its cgroup.
+pub fn kill_container(store: &Store, id: &str, sig: Signal, all: bool) -> Result<()> {
+    let st = store.load(id)?;
+    let status = st.live_status(&store.dir(id));
+    if matches!(status, Status::Stopped | Status::Creating) {
+        return Err(Error::BadState {
+            id: id.into(),
+            status: status.to_string(),
+            op: "kill",
+            allowed: "created, running or paused",
+        });
+    }
+    if all {
+        for p in st.cgroup.pids()? {
+            let _ = kill(Pid::from_raw(p), sig);
+        }
+        return Ok(());
+    }
+    kill(Pid::from_raw(st.pid), sig)
+        .ctx(|| format!("send {sig} to container {id} (pid {})", st.pid))
+}
+
+/// Delete a container: stopped (or created) ones always, running ones only with `force`.
+pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
+    let lock = match store.lock(id) {
+        Ok(l) => l,
+        Err(Error::NotExist(_)) if force => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let st = match store.load(id) {
+        Ok(st) => st,
+        Err(Error::NotExist(_)) => {
+            // A directory without state: a create that died early. Remove what's there.
+            store.remove(id)?;
+            return if force {
+                Ok(())
+            } else {
+                Err(Error::NotExist(id.into()))
+            };
+        }
+        Err(e) => return Err(e),
+    };
+    let status = st.live_status(&store.dir(id));
+    match status {
+        Status::Stopped => {}
+        Status::Created | Status::Creating => stop(&st)?,
+        Status::Running | Status::Paused if force => stop(&st)?,
+        _ => {
+            return Err(Error::BadState {
+                id: id.into(),
+                status: status.to_string(),
+                op: "delete",
+                allowed: "stopped or created; use --force to kill it first",
+            })
+        }
+    }
+    st.cgroup.remove()?;
+    store.remove(id)?;
+    drop(lock);
+    let hooks = st.spec.hooks().as_ref();
+    if let Err(e) = hooks::run_all(
+        hooks::Kind::Poststop,
+        hooks.and_then(|h| h.poststop().as_ref()),
+        &st.oci_state(Status::Stopped).to_string(),
+    ) {
+        tracing::warn!("{e}");
+    }
+    Ok(())
+}
+
+/// SIGKILL every process of the container and wait for init to go.
+fn stop(st: &ContainerState) -> Result<()> {
+    if st.cgroup.is_frozen() {
+        // A frozen task can't die; SIGKILL is delivered once thawed.
+        let _ = thaw(&st.cgroup);
+    }
+    for p in st.cgroup.pids().unwrap_or_default() {
+        let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+    }
+    if st.pid > 0 && state::process_alive(st.pid, st.pid_start_time) {
+        let pid = Pid::from_raw(st.pid);
+        let _ = kill(pid, Signal::SIGKILL);
+        if !wait_gone(pid, Duration::from_secs(10)) {
+            return Err(Error::Container(format!(
+                "container {}: init {} did not exit after SIGKILL",
+                st.id, st.pid
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn thaw(p: &cgroups::Placement) -> Result<()> {
+    if let Some(dir) = &p.freezer {
+        let (file, val) = match p.mode {
+            cgroups::Mode::V2 => ("cgroup.freeze", "0"),
+            _ => ("freezer.state", "THAWED"),
+        };
+        std::fs::write(dir.join(file), val).ctx(|| at("thaw", dir))?;
+    }
+    Ok(())
+}
+
+/// The OCI state of one container.
+pub fn state(store: &Store, id: &str) -> Result<serde_json::Value> {
+    let st = store.load(id)?;
+    let status = st.live_status(&store.dir(id));
+    Ok(st.oci_state(status))
+}
+
+/// States of every container under the root.
+pub fn list(store: &Store) -> Result<Vec<serde_json::Value>> {
+    let mut out = Vec::new();
+    for id in store.ids()? {
+        if let Ok(v) = state(store, &id) {
+            out.push(v);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,294 @@
+//! The processes forked by `create`: the intermediate (joins and creates namespaces, forks) and
+//! the container init (sets up the rootfs, waits for `start`, execs the user process).
+//!
+//! Both run in a forked copy of the single-threaded runtime and report failures to the parent
+//! over the sync channel; neither ever returns into the runtime's own code.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::PathBuf;
+
+use nix::fcntl::{open, openat, OFlag};
+use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
+use nix::sys::stat::Mode;
+use nix::unistd::{chdir, setresgid, setresuid, ForkResult, Gid, Uid};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use crate::cgroups::Placement;
+use crate::error::{Context, Error, Result};
+use crate::hooks;
+use crate::namespaces::{self, Plan};
+use crate::process::{self, CapPlan};
+use crate::rootfs::{self, resolve::Root};
+use crate::sync::{Channel, Msg};
+use crate::sys;
+
+/// Everything the forked processes need, captured before fork.
+pub struct InitArgs<'a> {
+    pub id: &'a str,
+    pub spec: &'a Spec,
+    pub bundle: &'a std::path::Path,
+    pub rootfs: &'a std::path::Path,
+    pub state_dir: &'a std::path::Path,
+    pub placement: &'a Placement,
+    pub plan: &'a Plan,
+    pub join_files: &'a [(LinuxNamespaceType, File)],
+    pub console: Option<&'a OwnedFd>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    /// fds 3..3+preserve stay open in the container (preserve-fds + LISTEN_FDS).
+    pub preserve: u32,
+    pub extra_env: &'a [String],
+}
+
+/// Body of the intermediate process. Never returns.
+pub fn intermediate(ch: Channel, a: &InitArgs) -> ! {
+    let r = intermediate_steps(&ch, a);
+    if let Err(e) = r {
+        let _ = ch.send(&Msg::Error(e.to_string()));
+        sys::exit_now(1);
+    }
+    sys::exit_now(0)
+}
+
+fn intermediate_steps(ch: &Channel, a: &InitArgs) -> Result<()> {
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+        .ctx(|| "reset signal mask".into())?;
+    // The parent moves us into the cgroup first: namespaces created below see it as their root.
+    ch.expect(&Msg::Continue, "runtime")?;
+    namespaces::enter(a.join_files)?;
+    if a.plan.creates(LinuxNamespaceType::User) {
+        sys::unshare(libc::CLONE_NEWUSER).ctx(|| "unshare user namespace".into())?;
+        ch.send(&Msg::WriteIdMaps)?;
+        ch.expect(&Msg::Continue, "runtime")?;
+    }
+    if a.plan.creates(LinuxNamespaceType::User) || a.plan.joins(LinuxNamespaceType::User) {
+        let root_gid = Gid::from_raw(0);
+        let root_uid = Uid::from_raw(0);
+        setresgid(root_gid, root_gid, root_gid)
+            .ctx(|| "become gid 0 in the user namespace".into())?;
+        setresuid(root_uid, root_uid, root_uid)
+            .ctx(|| "become uid 0 in the user namespace".into())?;
+    }
+    let rest = a.plan.new & !libc::CLONE_NEWUSER;
+    if rest != 0 {
+        sys::unshare(rest).ctx(|| format!("unshare namespaces {rest:#x}"))?;
+    }
+    if a.plan.creates(LinuxNamespaceType::Time) {
+        write_time_offsets(a.spec)?;
+    }
+    match sys::fork().ctx(|| "fork container init".into())? {
+        ForkResult::Child => init(ch, a),
+        ForkResult::Parent { child } => ch.send(&Msg::InitPid(child.as_raw())),
+    }
+}
+
+fn write_time_offsets(spec: &Spec) -> Result<()> {
+    let Some(offsets) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().as_ref())
+    else {
+        return Ok(());
+    };
+    let mut text = String::new();
+    for (clock, off) in offsets {
+        text.push_str(&format!(
+            "{clock} {} {}\n",
+            off.secs().unwrap_or(0),
+            off.nanosecs().unwrap_or(0)
+        ));
+    }
+    std::fs::write("/proc/self/timens_offsets", text).ctx(|| "write timens_offsets".into())
+}
+
+/// Body of the container init. Never returns: execs the user process or exits.
+fn init(ch: &Channel, a: &InitArgs) -> ! {
+    match init_until_ready(ch, a) {
+        Err(e) => {
+            let _ = ch.send(&Msg::Error(e.to_string()));
+            sys::exit_now(1)
+        }
+        Ok(mut waiting) => {
+            let e = waiting.run(a);
+            // Setup failed after `create` returned: `start` reads this from the fifo.
+            if let Some(f) = waiting.fifo.as_mut() {
+                let _ = f.write_all(e.to_string().as_bytes());
+            }
+            sys::exit_now(1)
+        }
+    }
+}
+
+/// State of init between `Ready` and exec.
+struct Waiting {
+    /// `/proc/self/fd` of the host's procfs, opened before pivot_root.
+    proc_fd_dir: OwnedFd,
+    fifo_path_fd: OwnedFd,
+    fifo: Option<File>,
+    exe: PathBuf,
+    state_json: String,
+    caps: Option<CapPlan>,
+    setgroups_allowed: bool,
+}
+
+fn init_until_ready(ch: &Channel, a: &InitArgs) -> Result<Waiting> {
+    let process = a
+        .spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::Config("process is missing".into()))?;
+    let userns = a.plan.creates(LinuxNamespaceType::User) || a.plan.joins(LinuxNamespaceType::User);
+    rootfs::prepare(&rootfs::Setup {
+        spec: a.spec,
+        rootfs: a.rootfs,
+        bundle: a.bundle,
+        placement: a.placement,
+        cgroupns: a.plan.creates(LinuxNamespaceType::Cgroup),
+        userns,
+    })?;
+    Root::open(a.rootfs)?.create(process.cwd(), rootfs::resolve::Kind::Dir)?;
+    let fifo = a.state_dir.join(crate::state::EXEC_FIFO);
+    let fifo_path_fd = open(&fifo, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+        .ctx(|| format!("open {}", fifo.display()))?;
+    let proc_fd_dir = open(
+        "/proc/self/fd",
+        OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "open /proc/self/fd".into())?;
+    if !a.no_new_keyring {
+        // EPERM/ENOSYS (keyrings disabled or not permitted) are not fatal, as in runc.
+        let _ = sys::join_session_keyring(&format!("_ses.{}", a.id));
+    }
+
+    // prestart + createRuntime hooks run in the runtime's namespaces, by the parent.
+    ch.send(&Msg::RunCreateRuntimeHooks)?;
+    let state_json = match ch.recv("runtime")? {
+        Msg::State(s) => s,
+        Msg::Error(e) => return Err(Error::Container(e)),
+        other => {
+            return Err(Error::Container(format!(
+                "unexpected {other:?} from runtime"
+            )))
+        }
+    };
+    let hooks = a.spec.hooks().as_ref();
+    hooks::run_all(
+        hooks::Kind::CreateContainer,
+        hooks.and_then(|h| h.create_container().as_ref()),
+        &state_json,
+    )?;
+
+    rootfs::enter(a.rootfs, a.no_pivot)?;
+    if process.terminal() == Some(true) {
+        let sock = a.console.ok_or_else(|| {
+            Error::Config("process.terminal is true but no console socket was given".into())
+        })?;
+        let size = process
+            .console_size()
+            .as_ref()
+            .map(|b| (b.height() as u16, b.width() as u16));
+        crate::console::setup(sock, size)?;
+    } else {
+        nix::unistd::setsid().ctx(|| "setsid".into())?;
+    }
+    rootfs::finalize(a.spec)?;
+    if let Some(h) = a.spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(h).ctx(|| format!("set hostname {h:?}"))?;
+    }
+    if let Some(d) = a.spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        sys::setdomainname(d).ctx(|| format!("set domainname {d:?}"))?;
+    }
+    process::set_rlimits(process)?;
+    let exe = process::find_executable(process)?;
+    let caps = CapPlan::from_process(process)?;
+    let setgroups_allowed = std::fs::read_to_string("/proc/self/setgroups")
+        .map(|s| s.trim() != "deny")
+        .unwrap_or(true);
+    ch.send(&Msg::Ready)?;
+    Ok(Waiting {
+        proc_fd_dir,
+        fifo_path_fd,
+        fifo: None,
+        exe,
+        state_json,
+        caps,
+        setgroups_allowed,
+    })
+}
+
+impl Waiting {
+    /// Block until `start`, then finish the process setup and exec. Returns only on failure.
+    fn run(&mut self, a: &InitArgs) -> Error {
+        match self.steps(a) {
+            Ok(never) => match never {},
+            Err(e) => e,
+        }
+    }
+
+    fn steps(&mut self, a: &InitArgs) -> Result<std::convert::Infallible> {
+        let n = self.fifo_path_fd.as_raw_fd().to_string();
+        // Blocks until `start` opens the fifo for reading.
+        let fd = loop {
+            match openat(
+                self.proc_fd_dir.as_fd(),
+                n.as_str(),
+                OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            ) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                r => break r.ctx(|| "open exec fifo".into())?,
+            }
+        };
+        let mut fifo = File::from(fd);
+        fifo.write_all(b"0").ctx(|| "write exec fifo".into())?;
+        self.fifo = Some(fifo);
+        let process = a
+            .spec
+            .process()
+            .as_ref()
+            .ok_or_else(|| Error::Config("process is missing".into()))?;
+        let state = started_state(&self.state_json);
+        let hooks = a.spec.hooks().as_ref();
+        hooks::run_all(
+            hooks::Kind::StartContainer,
+            hooks.and_then(|h| h.start_container().as_ref()),
+            &state,
+        )?;
+        let (argv, envp) = process::exec_vectors(process, a.extra_env)?;
+        let cwd = process.cwd();
+        let early_chdir = chdir(cwd.as_path()).is_ok();
+        if let Some(c) = &self.caps {
+            c.apply_bounding()?;
+        }
+        nix::sys::prctl::set_keepcaps(true).ctx(|| "set keepcaps".into())?;
+        process::set_user(process, self.setgroups_allowed)?;
+        nix::sys::prctl::set_keepcaps(false).ctx(|| "clear keepcaps".into())?;
+        if !early_chdir {
+            chdir(cwd.as_path()).ctx(|| format!("chdir to {}", cwd.display()))?;
+        }
+        if let Some(c) = &self.caps {
+            c.apply_rest()?;
+        }
+        if process.no_new_privileges() == Some(true) {
+            nix::sys::prctl::set_no_new_privs().ctx(|| "set no_new_privs".into())?;
+        }
+        process::set_umask(process);
+        sys::cloexec_from(3 + a.preserve).ctx(|| "mark fds close-on-exec".into())?;
+        sys::reset_signal_dispositions();
+        Err(process::exec(&self.exe, &argv, &envp))
+    }
+}
+
+/// The create-time state with status "created", for startContainer hooks.
+fn started_state(json: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(json) {
+        Ok(mut v) => {
+            v["status"] = "created".into();
+            v.to_string()
+        }
+        Err(_) => json.to_string(),
+    }
+}

@@ -1,0 +1,29 @@
+//! barge's OCI runtime library: the job runc does, as a synchronous library with no async
+//! runtime, used by the lean `barge-runtime` binary, `barge runtime`, and the engine.
+//!
+//! A container is created by forking (no re-exec): an intermediate process joins and creates
+//! namespaces, then forks the container init, which sets up the rootfs, reports `Ready`, and
+//! blocks on `<root>/<id>/exec.fifo` until `start` opens it. See `container` for the lifecycle.
+
+pub mod cgroups;
+pub mod console;
+pub mod container;
+pub mod default_spec;
+pub mod error;
+pub mod features;
+pub mod hooks;
+mod init;
+pub mod namespaces;
+pub mod process;
+pub mod rootfs;
+pub mod run;
+pub mod signal;
+pub mod spec;
+pub mod state;
+mod sync;
+mod sys;
+pub mod time;
+
+pub use container::CreateOptions;
+pub use error::{Error, Result};
+pub use state::{Status, Store};

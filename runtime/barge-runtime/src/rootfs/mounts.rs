@@ -1,0 +1,246 @@
+//! Performing the spec's mounts inside the rootfs (before pivot_root).
+
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::mount::{mount, MsFlags};
+use nix::sys::statvfs::{statvfs, FsFlags};
+use oci_spec::runtime::Mount;
+
+use super::options::{self, MountOptions};
+use super::resolve::{fd_path, Kind, Root};
+use crate::cgroups::{self, Mode, Placement};
+use crate::error::{Context, Error, Result};
+
+/// What mounting needs to know beyond the mount itself.
+pub struct MountCtx<'a> {
+    pub root: &'a Root,
+    pub bundle: &'a Path,
+    pub placement: &'a Placement,
+    /// The container has its own cgroup namespace.
+    pub cgroupns: bool,
+    /// The container runs in a new user namespace (mknod and some fs types are not allowed).
+    pub userns: bool,
+}
+
+/// Mount one `mounts[]` entry.
+pub fn mount_entry(ctx: &MountCtx, m: &Mount) -> Result<()> {
+    let opts = options::parse(m.options().as_deref().unwrap_or_default())?;
+    let typ = m.typ().as_deref().unwrap_or("");
+    let dest = m.destination();
+    if opts.bind || typ == "bind" {
+        return bind(ctx, m, &opts);
+    }
+    match typ {
+        "cgroup" | "cgroup2" => cgroup(ctx, dest, &opts),
+        "" => Err(Error::Config(format!(
+            "mount {}: type is missing",
+            dest.display()
+        ))),
+        _ => {
+            let target = ctx.root.create(dest, Kind::Dir)?;
+            let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
+            let r = do_mount(Some(&source), &target, Some(typ), opts.flags, &opts.data);
+            match r {
+                Err(Error::Sys {
+                    source: Errno::EPERM,
+                    ..
+                }) if typ == "sysfs" && ctx.userns => {
+                    // A user namespace without its own network namespace may not mount sysfs:
+                    // bind the host's read-only instead (as runc does for rootless containers).
+                    do_mount(
+                        Some(Path::new("/sys")),
+                        &target,
+                        None,
+                        MsFlags::MS_BIND | MsFlags::MS_REC,
+                        "",
+                    )?;
+                    let top = reopen(ctx, dest)?;
+                    remount(&top, opts.flags | MsFlags::MS_RDONLY | MsFlags::MS_BIND)
+                }
+                r => {
+                    r?;
+                    propagate(ctx, dest, &opts)
+                }
+            }
+        }
+    }
+}
+
+fn bind(ctx: &MountCtx, m: &Mount, opts: &MountOptions) -> Result<()> {
+    let dest = m.destination();
+    let src = m.source().as_ref().ok_or_else(|| {
+        Error::Config(format!("bind mount {}: source is missing", dest.display()))
+    })?;
+    let src = if src.is_absolute() {
+        src.clone()
+    } else {
+        ctx.bundle.join(src)
+    };
+    let meta = std::fs::metadata(&src).map_err(|e| {
+        Error::Config(format!(
+            "bind mount {}: source {}: {e}",
+            dest.display(),
+            src.display()
+        ))
+    })?;
+    let kind = if meta.is_dir() { Kind::Dir } else { Kind::File };
+    let target = ctx.root.create(dest, kind)?;
+    let base = MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC);
+    do_mount(Some(&src), &target, None, base, "")?;
+    let extra = opts.flags - MsFlags::MS_BIND - MsFlags::MS_REC - MsFlags::MS_REMOUNT;
+    if !extra.is_empty() {
+        let top = reopen(ctx, dest)?;
+        remount(&top, extra | MsFlags::MS_BIND)?;
+    }
+    propagate(ctx, dest, opts)
+}
+
+/// The fd of whatever is mounted at `dest` now (the lookup sees the top mount).
+fn reopen(ctx: &MountCtx, dest: &Path) -> Result<OwnedFd> {
+    ctx.root
+        .lookup(dest)?
+        .ok_or_else(|| Error::Container(format!("{} vanished while mounting", dest.display())))
+}
+
+fn propagate(ctx: &MountCtx, dest: &Path, opts: &MountOptions) -> Result<()> {
+    if opts.propagation.is_empty() {
+        return Ok(());
+    }
+    let top = reopen(ctx, dest)?;
+    for p in &opts.propagation {
+        do_mount(None, &top, None, *p, "")?;
+    }
+    Ok(())
+}
+
+/// Remount a bind mount with `flags`, keeping the flags the kernel locks (nosuid, nodev, ...).
+pub fn remount(target: &OwnedFd, flags: MsFlags) -> Result<()> {
+    let path = fd_path(target);
+    let locked = locked_flags(&path);
+    do_mount(None, target, None, flags | locked | MsFlags::MS_REMOUNT, "")
+}
+
+/// Flags of the mount at `path` that an unprivileged remount may not clear.
+pub fn locked_flags(path: &Path) -> MsFlags {
+    let Ok(st) = statvfs(path) else {
+        return MsFlags::empty();
+    };
+    let f = st.flags();
+    let mut out = MsFlags::empty();
+    for (s, m) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if f.contains(s) {
+            out |= m;
+        }
+    }
+    out
+}
+
+/// mount(2) onto an O_PATH fd, with an error naming source and target.
+pub fn do_mount(
+    source: Option<&Path>,
+    target: &OwnedFd,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: &str,
+) -> Result<()> {
+    let tpath = fd_path(target);
+    let shown = std::fs::read_link(&tpath).unwrap_or_else(|_| tpath.clone());
+    let data = (!data.is_empty()).then_some(data);
+    mount(source, &tpath, fstype, flags, data).ctx(|| {
+        format!(
+            "mount {} on {} (type {}, flags {:?}{})",
+            source.map_or("none".into(), |s| s.display().to_string()),
+            shown.display(),
+            fstype.unwrap_or("none"),
+            flags,
+            data.map_or(String::new(), |d| format!(", data {d}"))
+        )
+    })
+}
+
+/// `type: cgroup`: the container's own view of the cgroup hierarchies.
+fn cgroup(ctx: &MountCtx, dest: &Path, opts: &MountOptions) -> Result<()> {
+    let target = ctx.root.create(dest, Kind::Dir)?;
+    let flags = opts.flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    if ctx.placement.mode == Mode::V2 {
+        let r = do_mount(
+            Some(Path::new("cgroup2")),
+            &target,
+            Some("cgroup2"),
+            flags,
+            "",
+        );
+        return match r {
+            Ok(()) => Ok(()),
+            Err(_) if !ctx.cgroupns => bind_own(ctx, dest, ctx.placement.paths.first(), flags),
+            Err(e) => Err(e),
+        };
+    }
+    // v1 and hybrid: a tmpfs holding one directory per hierarchy.
+    do_mount(
+        Some(Path::new("tmpfs")),
+        &target,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        "mode=755",
+    )?;
+    let (_, hierarchies) = cgroups::detect()?;
+    let root = reopen(ctx, dest)?;
+    for (i, h) in hierarchies.iter().enumerate() {
+        let Some(name) = h.mount_point.file_name() else {
+            continue;
+        };
+        let sub_dest = dest.join(name);
+        let sub = ctx.root.create(&sub_dest, Kind::Dir)?;
+        let mounted = if ctx.cgroupns {
+            let (fstype, data) = if h.is_unified() {
+                ("cgroup2", String::new())
+            } else {
+                ("cgroup", h.controllers.join(","))
+            };
+            do_mount(Some(Path::new("cgroup")), &sub, Some(fstype), flags, &data).is_ok()
+        } else {
+            false
+        };
+        if !mounted {
+            bind_own(ctx, &sub_dest, ctx.placement.paths.get(i), flags)?;
+        }
+        // `cpu` -> `cpu,cpuacct` and friends, as on the host.
+        let name = name.to_string_lossy();
+        if name.contains(',') {
+            for c in name.split(',') {
+                let _ = nix::unistd::symlinkat(name.as_ref(), &root, c);
+            }
+        }
+    }
+    if opts.flags.contains(MsFlags::MS_RDONLY) {
+        remount(&root, MsFlags::MS_RDONLY | MsFlags::MS_BIND)?;
+    }
+    Ok(())
+}
+
+/// Bind the container's own cgroup directory (no cgroup namespace, or mounting was refused).
+fn bind_own(ctx: &MountCtx, dest: &Path, own: Option<&PathBuf>, flags: MsFlags) -> Result<()> {
+    let Some(own) = own else {
+        return Ok(());
+    };
+    let target = reopen(ctx, dest)?;
+    do_mount(
+        Some(own),
+        &target,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        "",
+    )?;
+    let top = reopen(ctx, dest)?;
+    remount(&top, (flags & MsFlags::MS_RDONLY) | MsFlags::MS_BIND)
+}
