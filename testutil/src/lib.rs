@@ -1,1 +1,318 @@
+//! Test fixtures for barge: a busybox rootfs built from Debian's `busybox-static` (cached under
+//! `target/fixtures`), bundles around it, and a runtime root per test.
+//!
+//! The rootfs is built once per busybox binary (keyed by its size and mtime) into a temp dir
+//! and renamed into place, so parallel test processes never see a half-built tree.
 
+use std::fs;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// Where Debian's busybox-static puts the binary.
+pub const BUSYBOX: &str = "/bin/busybox";
+
+/// Directory for cached fixtures: `$BARGE_FIXTURES`, else `<workspace>/target/fixtures`.
+pub fn fixtures_dir() -> PathBuf {
+    if let Ok(d) = std::env::var("BARGE_FIXTURES") {
+        return PathBuf::from(d);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(|p| p.join("target/fixtures"))
+        .unwrap_or_else(|| PathBuf::from("/tmp/barge-fixtures"))
+}
+
+/// The cached, shared busybox rootfs (read-only by convention: tests that write use
+/// [`Bundle::own_rootfs`]).
+pub fn busybox_rootfs() -> PathBuf {
+    let meta = fs::metadata(BUSYBOX)
+        .unwrap_or_else(|e| panic!("{BUSYBOX}: {e} (apt-get install busybox-static)"));
+    let key = format!("busybox-{}-{}", meta.len(), meta.mtime());
+    let dir = fixtures_dir();
+    let dest = dir.join(&key);
+    if dest.join("bin/sh").exists() {
+        return dest;
+    }
+    fs::create_dir_all(&dir).expect("create fixtures dir");
+    let tmp = tempfile::Builder::new()
+        .prefix(".build-")
+        .tempdir_in(&dir)
+        .expect("temp dir for rootfs");
+    build_rootfs(tmp.path());
+    let built = tmp.keep();
+    if fs::rename(&built, &dest).is_err() {
+        // Another test process won the race; its tree is complete.
+        let _ = fs::remove_dir_all(&built);
+    }
+    dest
+}
+
+/// Build a minimal busybox rootfs at `root`.
+pub fn build_rootfs(root: &Path) {
+    for d in [
+        "bin",
+        "sbin",
+        "etc",
+        "proc",
+        "sys",
+        "dev",
+        "tmp",
+        "root",
+        "home/user",
+        "var",
+        "run",
+        "usr/bin",
+    ] {
+        fs::create_dir_all(root.join(d)).expect("mkdir rootfs dir");
+    }
+    fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777)).expect("chmod tmp");
+    fs::copy(BUSYBOX, root.join("bin/busybox")).expect("copy busybox");
+    let out = Command::new(BUSYBOX)
+        .arg("--list")
+        .output()
+        .expect("busybox --list");
+    for applet in String::from_utf8_lossy(&out.stdout).lines() {
+        if applet != "busybox" && !applet.is_empty() {
+            let _ = symlink("busybox", root.join("bin").join(applet));
+        }
+    }
+    fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+    )
+    .expect("passwd");
+    fs::write(
+        root.join("etc/group"),
+        "root:x:0:\ntty:x:5:\nuser:x:1000:\nextra:x:2000:user\nnogroup:x:65534:\n",
+    )
+    .expect("group");
+    fs::write(root.join("etc/hostname"), "busybox\n").expect("hostname");
+}
+
+/// A bundle directory with a config.json around the busybox rootfs.
+pub struct Bundle {
+    dir: tempfile::TempDir,
+    /// The config, edited by tests before [`Bundle::write`] (called by the helpers).
+    pub config: Value,
+}
+
+impl Default for Bundle {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Bundle {
+    /// barge's default spec, without a terminal, running `true`, on the shared rootfs.
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("barge-bundle-")
+            .tempdir()
+            .expect("bundle tempdir");
+        let mut config = barge_runtime::default_spec::default_spec(false);
+        config["process"]["terminal"] = json!(false);
+        config["process"]["args"] = json!(["true"]);
+        config["root"]["path"] = json!(busybox_rootfs());
+        let b = Self { dir, config };
+        b.write();
+        b
+    }
+
+    /// A bundle whose process runs `sh -c script`.
+    pub fn sh(script: &str) -> Self {
+        let mut b = Self::new();
+        b.config["process"]["args"] = json!(["sh", "-c", script]);
+        b.write();
+        b
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Give this bundle a private, writable copy of the rootfs (at `<bundle>/rootfs`).
+    pub fn own_rootfs(&mut self) -> PathBuf {
+        let dest = self.path().join("rootfs");
+        let st = Command::new("cp")
+            .arg("-a")
+            .arg(busybox_rootfs())
+            .arg(&dest)
+            .status()
+            .expect("cp rootfs");
+        assert!(st.success(), "copy rootfs");
+        self.config["root"]["path"] = json!("rootfs");
+        self.write();
+        dest
+    }
+
+    /// Set the process args.
+    pub fn args(&mut self, args: &[&str]) -> &mut Self {
+        self.config["process"]["args"] = json!(args);
+        self.write();
+        self
+    }
+
+    /// Write `config` to config.json.
+    pub fn write(&self) {
+        fs::write(
+            self.path().join("config.json"),
+            serde_json::to_vec_pretty(&self.config).expect("encode config"),
+        )
+        .expect("write config.json");
+    }
+}
+
+/// A runtime root directory plus the binary under test.
+pub struct Runtime {
+    root: tempfile::TempDir,
+    bin: PathBuf,
+}
+
+impl Runtime {
+    /// Use `bin` (e.g. `env!("CARGO_BIN_EXE_barge-runtime")`) with a fresh root.
+    pub fn new(bin: impl Into<PathBuf>) -> Self {
+        let root = tempfile::Builder::new()
+            .prefix("barge-root-")
+            .tempdir()
+            .expect("root tempdir");
+        Self {
+            root,
+            bin: bin.into(),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// A command with `--root` set; stdio piped.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.arg("--root").arg(self.root.path()).args(args);
+        c.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    }
+
+    /// Run a command to completion (at most [`CMD_TIMEOUT`]). stdout/stderr go to files, not
+    /// pipes: a container started by the command inherits them, and with pipes the caller would
+    /// wait for the container to exit.
+    pub fn exec(&self, args: &[&str]) -> Output {
+        exec_bounded(self.cmd(args), CMD_TIMEOUT)
+    }
+
+    /// `run` the bundle in the foreground and return its output.
+    pub fn run(&self, bundle: &Bundle, id: &str) -> Output {
+        let b = bundle.path().to_string_lossy().into_owned();
+        self.exec(&["run", "--bundle", &b, id])
+    }
+
+    /// Container ids left under the root (should be empty after each test).
+    pub fn leftovers(&self) -> Vec<String> {
+        fs::read_dir(self.root.path())
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        for id in self.leftovers() {
+            let _ = self.exec(&["delete", "--force", &id]);
+        }
+    }
+}
+
+/// How long one runtime command may take in tests.
+pub const CMD_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Run `cmd` with stdout/stderr in temp files; kill it and panic after `timeout`.
+pub fn exec_bounded(mut cmd: Command, timeout: Duration) -> Output {
+    let mut out = tempfile::tempfile().expect("stdout file");
+    let mut err = tempfile::tempfile().expect("stderr file");
+    cmd.stdout(out.try_clone().expect("dup stdout file"))
+        .stderr(err.try_clone().expect("dup stderr file"));
+    let what = format!("{cmd:?}");
+    let mut child = cmd.spawn().expect("spawn runtime");
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait for runtime") {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not finish within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let read = |f: &mut fs::File| {
+        let mut v = Vec::new();
+        f.seek(SeekFrom::Start(0)).expect("seek output file");
+        f.read_to_end(&mut v).expect("read output file");
+        v
+    };
+    Output {
+        status,
+        stdout: read(&mut out),
+        stderr: read(&mut err),
+    }
+}
+
+/// stdout as a String.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// stderr as a String.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Assert success, showing stderr otherwise; returns stdout.
+#[track_caller]
+pub fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "command failed ({}):\nstdout: {}\nstderr: {}",
+        o.status,
+        stdout(o),
+        stderr(o)
+    );
+    stdout(o)
+}
+
+/// This process's cgroup in the v1 hierarchy of `controller` (or the unified one for "").
+pub fn own_cgroup(controller: &str) -> Option<String> {
+    let text = fs::read_to_string("/proc/self/cgroup").ok()?;
+    text.lines().find_map(|l| {
+        let mut p = l.splitn(3, ':');
+        let (_, ctrl, path) = (p.next()?, p.next()?, p.next()?);
+        let hit = if controller.is_empty() {
+            ctrl.is_empty()
+        } else {
+            ctrl.split(',').any(|c| c == controller)
+        };
+        hit.then(|| path.to_string())
+    })
+}
+
+/// Host mount points containing `needle` (to check that nothing leaked out of a container).
+pub fn host_mounts_containing(needle: &str) -> Vec<String> {
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(needle))
+        .map(str::to_string)
+        .collect()
+}

@@ -95,18 +95,25 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<ContainerState> {
     store.save(&st)?;
     let fifo = dir.join(EXEC_FIFO);
     mkfifo(&fifo, Mode::from_bits_truncate(0o622)).ctx(|| at("create fifo", &fifo))?;
+    // Writable by the init even when it runs as an unprivileged host uid (user namespace);
+    // mkfifo applied the umask.
+    std::fs::set_permissions(&fifo, std::os::unix::fs::PermissionsExt::from_mode(0o622))
+        .ctx(|| at("chmod", &fifo))?;
+    let fifo_fd = nix::fcntl::open(&fifo, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+        .ctx(|| at("open", &fifo))?;
 
     let (parent, child) = sync::pair()?;
+    let (parent_init, child_init) = sync::pair()?;
     let args = InitArgs {
         id: &opts.id,
         spec,
         bundle: &bundle.dir,
         rootfs: &bundle.rootfs,
-        state_dir: &dir,
         placement: &placement,
         plan: &plan,
         join_files: &join_files,
         console: console.as_ref().map(ConsoleFd::fd),
+        fifo: &fifo_fd,
         no_pivot: opts.no_pivot,
         no_new_keyring: opts.no_new_keyring,
         preserve,
@@ -115,12 +122,18 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<ContainerState> {
     let inter = match sys::fork().ctx(|| "fork".into())? {
         ForkResult::Child => {
             drop(parent);
-            init::intermediate(child, &args)
+            drop(parent_init);
+            init::intermediate(child, child_init, &args)
         }
         ForkResult::Parent { child: pid } => pid,
     };
     drop(child);
-    let r = drive_setup(&parent, inter, &plan, spec, &placement, &mut st, &mut guard);
+    drop(child_init);
+    let chans = Channels {
+        inter: &parent,
+        init: &parent_init,
+    };
+    let r = drive_setup(&chans, inter, &plan, spec, &placement, &mut st, &mut guard);
     // The intermediate exits right after reporting the init pid (or an error).
     let _ = waitpid(inter, None);
     r?;
@@ -147,9 +160,15 @@ impl ConsoleFd {
     }
 }
 
+/// The parent's ends of the intermediate's and the init's sync channels.
+struct Channels<'a> {
+    inter: &'a sync::Channel,
+    init: &'a sync::Channel,
+}
+
 /// Parent side of the setup handshake.
 fn drive_setup(
-    ch: &sync::Channel,
+    ch: &Channels,
     inter: Pid,
     plan: &Plan,
     spec: &oci_spec::runtime::Spec,
@@ -161,19 +180,22 @@ fn drive_setup(
         let _ = kill(inter, Signal::SIGKILL);
         e
     };
-    placement.join(inter.as_raw()).map_err(fail)?;
-    ch.send(&Msg::Continue)?;
     if plan.creates(LinuxNamespaceType::User) {
-        ch.expect(&Msg::WriteIdMaps, "container setup")?;
+        ch.inter.expect(&Msg::WriteIdMaps, "container setup")?;
         write_id_maps(inter, spec).map_err(fail)?;
-        ch.send(&Msg::Continue)?;
+        ch.inter.send(&Msg::Continue)?;
     }
-    let pid = match ch.recv("container setup")? {
+    let pid = match ch.inter.recv("container setup")? {
         Msg::InitPid(p) => p,
         Msg::Error(e) => return Err(Error::Container(e)),
         other => return Err(Error::Container(format!("unexpected {other:?}"))),
     };
     guard.pid = Some(pid);
+    // The init mounts the rootfs while we move it into its cgroup.
+    placement
+        .join(pid)
+        .and_then(|_| ch.init.send(&Msg::Continue))
+        .map_err(|e| init_error_or(ch.init, e))?;
     st.pid = pid;
     st.pid_start_time = state::proc_stat(pid)
         .map(|(s, _)| s)
@@ -182,7 +204,8 @@ fn drive_setup(
         let path = format!("/proc/{pid}/oom_score_adj");
         std::fs::write(&path, adj.to_string()).ctx(|| format!("write {path}"))?;
     }
-    ch.expect(&Msg::RunCreateRuntimeHooks, "container init")?;
+    ch.init
+        .expect(&Msg::RunCreateRuntimeHooks, "container init")?;
     let state_json = st.oci_state(Status::Creating).to_string();
     let hooks = spec.hooks().as_ref();
     let r = hooks::run_all(
@@ -198,11 +221,21 @@ fn drive_setup(
         )
     });
     if let Err(e) = r {
-        let _ = ch.send(&Msg::Error(e.to_string()));
+        let _ = ch.init.send(&Msg::Error(e.to_string()));
         return Err(e);
     }
-    ch.send(&Msg::State(state_json))?;
-    ch.expect(&Msg::Ready, "container init")
+    ch.init
+        .send(&Msg::State(state_json))
+        .map_err(|e| init_error_or(ch.init, e))?;
+    ch.init.expect(&Msg::Ready, "container init")
+}
+
+/// If the init already died and told us why, that is the error to report.
+fn init_error_or(ch: &sync::Channel, e: Error) -> Error {
+    match ch.recv("container init") {
+        Ok(Msg::Error(msg)) => Error::Container(msg),
+        _ => e,
+    }
 }
 
 fn write_id_maps(pid: Pid, spec: &oci_spec::runtime::Spec) -> Result<()> {

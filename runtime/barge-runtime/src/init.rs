@@ -13,7 +13,7 @@ use nix::fcntl::{open, openat, OFlag};
 use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
 use nix::sys::stat::Mode;
 use nix::unistd::{chdir, setresgid, setresuid, ForkResult, Gid, Uid};
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::{LinuxNamespaceType, LinuxPersonalityDomain, Spec};
 
 use crate::cgroups::Placement;
 use crate::error::{Context, Error, Result};
@@ -30,11 +30,13 @@ pub struct InitArgs<'a> {
     pub spec: &'a Spec,
     pub bundle: &'a std::path::Path,
     pub rootfs: &'a std::path::Path,
-    pub state_dir: &'a std::path::Path,
     pub placement: &'a Placement,
     pub plan: &'a Plan,
     pub join_files: &'a [(LinuxNamespaceType, File)],
     pub console: Option<&'a OwnedFd>,
+    /// O_PATH fd of the container's exec.fifo, opened by the runtime (the init may not be able to
+    /// reach the state directory by path from inside a user namespace).
+    pub fifo: &'a OwnedFd,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     /// fds 3..3+preserve stay open in the container (preserve-fds + LISTEN_FDS).
@@ -43,20 +45,37 @@ pub struct InitArgs<'a> {
 }
 
 /// Body of the intermediate process. Never returns.
-pub fn intermediate(ch: Channel, a: &InitArgs) -> ! {
-    let r = intermediate_steps(&ch, a);
-    if let Err(e) = r {
-        let _ = ch.send(&Msg::Error(e.to_string()));
-        sys::exit_now(1);
+///
+/// `ch` talks to the parent for the intermediate; `init_ch` is handed to the container init,
+/// so the two processes' messages can never interleave on one socket.
+pub fn intermediate(ch: Channel, init_ch: Channel, a: &InitArgs) -> ! {
+    let forked =
+        intermediate_steps(&ch, a).and_then(|_| sys::fork().ctx(|| "fork container init".into()));
+    match forked {
+        Ok(ForkResult::Child) => {
+            drop(ch);
+            init(&init_ch, a)
+        }
+        Ok(ForkResult::Parent { child }) => {
+            drop(init_ch);
+            let code = match ch.send(&Msg::InitPid(child.as_raw())) {
+                Ok(()) => 0,
+                Err(_) => 1,
+            };
+            sys::exit_now(code)
+        }
+        Err(e) => {
+            let _ = ch.send(&Msg::Error(e.to_string()));
+            sys::exit_now(1)
+        }
     }
-    sys::exit_now(0)
 }
 
+/// Namespaces are joined and created here; the cgroup namespace is left to the init, which
+/// creates it once the parent has moved it into its cgroup.
 fn intermediate_steps(ch: &Channel, a: &InitArgs) -> Result<()> {
     sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
         .ctx(|| "reset signal mask".into())?;
-    // The parent moves us into the cgroup first: namespaces created below see it as their root.
-    ch.expect(&Msg::Continue, "runtime")?;
     namespaces::enter(a.join_files)?;
     if a.plan.creates(LinuxNamespaceType::User) {
         sys::unshare(libc::CLONE_NEWUSER).ctx(|| "unshare user namespace".into())?;
@@ -71,17 +90,24 @@ fn intermediate_steps(ch: &Channel, a: &InitArgs) -> Result<()> {
         setresuid(root_uid, root_uid, root_uid)
             .ctx(|| "become uid 0 in the user namespace".into())?;
     }
-    let rest = a.plan.new & !libc::CLONE_NEWUSER;
+    let rest = a.plan.new & !(libc::CLONE_NEWUSER | libc::CLONE_NEWCGROUP);
     if rest != 0 {
         sys::unshare(rest).ctx(|| format!("unshare namespaces {rest:#x}"))?;
     }
     if a.plan.creates(LinuxNamespaceType::Time) {
         write_time_offsets(a.spec)?;
     }
-    match sys::fork().ctx(|| "fork container init".into())? {
-        ForkResult::Child => init(ch, a),
-        ForkResult::Parent { child } => ch.send(&Msg::InitPid(child.as_raw())),
+    Ok(())
+}
+
+/// Wait until the parent has put us in the container's cgroup, then create the cgroup
+/// namespace (rooted there) if asked.
+fn join_cgroup(ch: &Channel, a: &InitArgs) -> Result<()> {
+    ch.expect(&Msg::Continue, "runtime")?;
+    if a.plan.creates(LinuxNamespaceType::Cgroup) {
+        sys::unshare(libc::CLONE_NEWCGROUP).ctx(|| "unshare cgroup namespace".into())?;
     }
+    Ok(())
 }
 
 fn write_time_offsets(spec: &Spec) -> Result<()> {
@@ -125,7 +151,6 @@ fn init(ch: &Channel, a: &InitArgs) -> ! {
 struct Waiting {
     /// `/proc/self/fd` of the host's procfs, opened before pivot_root.
     proc_fd_dir: OwnedFd,
-    fifo_path_fd: OwnedFd,
     fifo: Option<File>,
     exe: PathBuf,
     state_json: String,
@@ -140,24 +165,51 @@ fn init_until_ready(ch: &Channel, a: &InitArgs) -> Result<Waiting> {
         .as_ref()
         .ok_or_else(|| Error::Config("process is missing".into()))?;
     let userns = a.plan.creates(LinuxNamespaceType::User) || a.plan.joins(LinuxNamespaceType::User);
-    rootfs::prepare(&rootfs::Setup {
-        spec: a.spec,
-        rootfs: a.rootfs,
-        bundle: a.bundle,
-        placement: a.placement,
-        cgroupns: a.plan.creates(LinuxNamespaceType::Cgroup),
-        userns,
-    })?;
+    // The parent's cgroup.procs write can take a while (an RCU grace period on v1): mount
+    // everything up to the first cgroup mount meanwhile.
+    let mut cgroup_joined = false;
+    let mut before_cgroup_mount = || {
+        if !cgroup_joined {
+            cgroup_joined = true;
+            join_cgroup(ch, a)?;
+        }
+        Ok(())
+    };
+    rootfs::prepare(
+        &rootfs::Setup {
+            spec: a.spec,
+            rootfs: a.rootfs,
+            bundle: a.bundle,
+            placement: a.placement,
+            cgroupns: a.plan.creates(LinuxNamespaceType::Cgroup),
+            userns,
+        },
+        &mut before_cgroup_mount,
+    )?;
+    before_cgroup_mount()?;
     Root::open(a.rootfs)?.create(process.cwd(), rootfs::resolve::Kind::Dir)?;
-    let fifo = a.state_dir.join(crate::state::EXEC_FIFO);
-    let fifo_path_fd = open(&fifo, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
-        .ctx(|| format!("open {}", fifo.display()))?;
     let proc_fd_dir = open(
         "/proc/self/fd",
         OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
     .ctx(|| "open /proc/self/fd".into())?;
+    // Reopening the fifo for writing must work later: without a reader it fails with ENXIO,
+    // any other error (permissions) is reported now rather than lost at `start`.
+    match openat(
+        proc_fd_dir.as_fd(),
+        a.fifo.as_raw_fd().to_string().as_str(),
+        OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        Err(nix::errno::Errno::ENXIO) => {}
+        Ok(_) => {
+            return Err(Error::Container(
+                "exec fifo already has a reader before start".into(),
+            ))
+        }
+        Err(e) => return Err(e).ctx(|| "open exec fifo for writing".into()),
+    }
     if !a.no_new_keyring {
         // EPERM/ENOSYS (keyrings disabled or not permitted) are not fatal, as in runc.
         let _ = sys::join_session_keyring(&format!("_ses.{}", a.id));
@@ -202,6 +254,7 @@ fn init_until_ready(ch: &Channel, a: &InitArgs) -> Result<Waiting> {
         sys::setdomainname(d).ctx(|| format!("set domainname {d:?}"))?;
     }
     process::set_rlimits(process)?;
+    set_personality(a.spec)?;
     let exe = process::find_executable(process)?;
     let caps = CapPlan::from_process(process)?;
     let setgroups_allowed = std::fs::read_to_string("/proc/self/setgroups")
@@ -210,7 +263,6 @@ fn init_until_ready(ch: &Channel, a: &InitArgs) -> Result<Waiting> {
     ch.send(&Msg::Ready)?;
     Ok(Waiting {
         proc_fd_dir,
-        fifo_path_fd,
         fifo: None,
         exe,
         state_json,
@@ -229,7 +281,7 @@ impl Waiting {
     }
 
     fn steps(&mut self, a: &InitArgs) -> Result<std::convert::Infallible> {
-        let n = self.fifo_path_fd.as_raw_fd().to_string();
+        let n = a.fifo.as_raw_fd().to_string();
         // Blocks until `start` opens the fifo for reading.
         let fd = loop {
             match openat(
@@ -280,6 +332,17 @@ impl Waiting {
         sys::reset_signal_dispositions();
         Err(process::exec(&self.exe, &argv, &envp))
     }
+}
+
+fn set_personality(spec: &Spec) -> Result<()> {
+    let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) else {
+        return Ok(());
+    };
+    let persona = match p.domain() {
+        LinuxPersonalityDomain::PerLinux => 0x0000,
+        LinuxPersonalityDomain::PerLinux32 => 0x0008,
+    };
+    sys::personality(persona).ctx(|| format!("set personality {:?}", p.domain()))
 }
 
 /// The create-time state with status "created", for startContainer hooks.

@@ -23,6 +23,7 @@ pub mod state;
 mod sync;
 mod sys;
 pub mod time;
+mod tty_proxy;
 
 pub use container::CreateOptions;
 pub use error::{Error, Result};

@@ -131,6 +131,12 @@ pub fn reset_signal_dispositions() {
     }
 }
 
+/// Take ownership of an fd the kernel handed us (e.g. received with SCM_RIGHTS).
+pub fn own_fd(fd: RawFd) -> OwnedFd {
+    // SAFETY: callers pass an fd that was just created for this process and is owned by no one.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
 /// `personality(2)`.
 pub fn personality(persona: libc::c_ulong) -> nix::Result<()> {
     // SAFETY: integer-only syscall.

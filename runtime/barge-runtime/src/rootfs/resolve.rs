@@ -9,7 +9,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{openat, openat2, OFlag, OpenHow, ResolveFlag};
+use nix::fcntl::{openat, openat2, readlinkat, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::{mkdirat, Mode};
 
 use crate::error::{at, Context, Error, Result};
@@ -19,6 +19,14 @@ use crate::error::{at, Context, Error, Result};
 pub enum Kind {
     Dir,
     File,
+}
+
+/// Symlinks followed while creating one path before giving up (the kernel's limit).
+const MAX_SYMLINKS: usize = 40;
+
+enum Step {
+    Done(OwnedFd),
+    Follow(PathBuf),
 }
 
 /// An open container rootfs.
@@ -68,9 +76,26 @@ impl Root {
     }
 
     /// Open `dest` as O_PATH, creating missing directories and, at the end, a `kind`.
+    ///
+    /// A dangling symlink on the way is followed inside the rootfs and its target created
+    /// there, as the kernel would resolve it once the rootfs is `/`.
     pub fn create(&self, dest: &Path, kind: Kind) -> Result<OwnedFd> {
+        let mut dest = dest.to_path_buf();
+        for _ in 0..MAX_SYMLINKS {
+            match self.create_step(&dest, kind)? {
+                Step::Done(fd) => return Ok(fd),
+                Step::Follow(next) => dest = next,
+            }
+        }
+        Err(Error::Container(format!(
+            "{}: too many levels of symbolic links",
+            self.describe("create", &dest)
+        )))
+    }
+
+    fn create_step(&self, dest: &Path, kind: Kind) -> Result<Step> {
         if let Some(fd) = self.lookup(dest)? {
-            return Ok(fd);
+            return Ok(Step::Done(fd));
         }
         let rel = relative(dest);
         let comps: Vec<&std::ffi::OsStr> = rel.iter().collect();
@@ -83,31 +108,37 @@ impl Root {
                 continue;
             }
             let last = i + 1 == comps.len();
-            if last && kind == Kind::File {
-                let f = openat(
+            let made = if last && kind == Kind::File {
+                openat(
                     parent.as_fd(),
                     *name,
                     OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
                     Mode::from_bits_truncate(0o644),
-                );
-                match f {
-                    Ok(_) | Err(Errno::EEXIST) => {}
-                    Err(e) => return Err(e).ctx(|| self.describe("create file", dest)),
-                }
+                )
+                .map(drop)
             } else {
-                match mkdirat(parent.as_fd(), *name, Mode::from_bits_truncate(0o755)) {
-                    Ok(()) | Err(Errno::EEXIST) => {}
-                    Err(e) => return Err(e).ctx(|| self.describe("create directory", &so_far)),
+                mkdirat(parent.as_fd(), *name, Mode::from_bits_truncate(0o755))
+            };
+            match made {
+                Ok(()) => {}
+                // EEXIST: a dangling symlink (the lookup above failed). ELOOP: O_NOFOLLOW hit one.
+                Err(Errno::EEXIST | Errno::ELOOP) => {
+                    let target = readlinkat(parent.as_fd(), *name)
+                        .ctx(|| self.describe("read symlink", &so_far))?;
+                    let base = so_far.parent().unwrap_or(Path::new("")).to_path_buf();
+                    let mut next = Path::new("/").join(base).join(target);
+                    for rest in &comps[i + 1..] {
+                        next.push(rest);
+                    }
+                    return Ok(Step::Follow(next));
                 }
+                Err(e) => return Err(e).ctx(|| self.describe("create", &so_far)),
             }
             parent = self.lookup(&so_far)?.ok_or_else(|| {
-                Error::Container(format!(
-                    "{}: a dangling symlink is in the way",
-                    self.describe("create", &so_far)
-                ))
+                Error::Container(format!("{} vanished", self.describe("create", &so_far)))
             })?;
         }
-        Ok(parent)
+        Ok(Step::Done(parent))
     }
 
     fn dup_root(&self) -> Result<OwnedFd> {
@@ -157,8 +188,16 @@ mod tests {
         let r = Root::open(root).unwrap();
         let fd = r.create(Path::new("/escape/sub"), Kind::Dir).unwrap();
         let got = real(&fd);
-        assert!(got.starts_with(root), "{got:?} is outside {root:?}");
+        let root_real = root.canonicalize().unwrap();
+        assert!(got.starts_with(&root_real), "{got:?} is outside {root:?}");
+        // The absolute link target is created inside the rootfs, never on the host.
+        let inside = root_real
+            .join(outside.path().strip_prefix("/").unwrap())
+            .join("sub");
+        assert_eq!(got, inside);
         assert!(!outside.path().join("sub").exists());
+        symlink("loop", root.join("loop")).unwrap();
+        assert!(r.create(Path::new("/loop/x"), Kind::Dir).is_err());
         let fd = r.create(Path::new("/up/etc/x"), Kind::File).unwrap();
         assert_eq!(real(&fd), root.canonicalize().unwrap().join("etc/x"));
     }
