@@ -104,7 +104,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<ContainerState> {
 
     let (parent, child) = sync::pair()?;
     let (parent_init, child_init) = sync::pair()?;
-    let args = InitArgs {
+    let mut args = InitArgs {
         id: &opts.id,
         spec,
         bundle: &bundle.dir,
@@ -118,8 +118,28 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<ContainerState> {
         no_new_keyring: opts.no_new_keyring,
         preserve,
         extra_env: &extra_env,
+        join_unified: false,
     };
-    let inter = match sys::fork().ctx(|| "fork".into())? {
+    let unified_fd = match &placement.unified {
+        Some(dir) => Some(
+            nix::fcntl::open(
+                dir,
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .ctx(|| at("open cgroup", dir))?,
+        ),
+        None => None,
+    };
+    // Born in the unified cgroup where the kernel allows it; else it joins it itself.
+    let forked = match &unified_fd {
+        Some(fd) => sys::fork_into_cgroup(fd.as_fd()).or_else(|_| {
+            args.join_unified = true;
+            sys::fork()
+        }),
+        None => sys::fork(),
+    };
+    let inter = match forked.ctx(|| "fork".into())? {
         ForkResult::Child => {
             drop(parent);
             drop(parent_init);
@@ -133,14 +153,19 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<ContainerState> {
         inter: &parent,
         init: &parent_init,
     };
-    let r = drive_setup(&chans, inter, &plan, spec, &placement, &mut st, &mut guard);
+    let r = drive_setup(&chans, inter, &plan, spec, &mut st, &mut guard);
     // The intermediate exits right after reporting the init pid (or an error).
     let _ = waitpid(inter, None);
     r?;
     st.status = Status::Created;
     store.save(&st)?;
     if let Some(p) = &opts.pid_file {
-        state::write_atomic(p, st.pid.to_string().as_bytes(), 0o644)?;
+        state::write_atomic(
+            p,
+            st.pid.to_string().as_bytes(),
+            0o644,
+            state::Durability::Atomic,
+        )?;
     }
     guard.armed = false;
     Ok(st)
@@ -172,7 +197,6 @@ fn drive_setup(
     inter: Pid,
     plan: &Plan,
     spec: &oci_spec::runtime::Spec,
-    placement: &cgroups::Placement,
     st: &mut ContainerState,
     guard: &mut Cleanup,
 ) -> Result<()> {
@@ -191,11 +215,6 @@ fn drive_setup(
         other => return Err(Error::Container(format!("unexpected {other:?}"))),
     };
     guard.pid = Some(pid);
-    // The init mounts the rootfs while we move it into its cgroup.
-    placement
-        .join(pid)
-        .and_then(|_| ch.init.send(&Msg::Continue))
-        .map_err(|e| init_error_or(ch.init, e))?;
     st.pid = pid;
     st.pid_start_time = state::proc_stat(pid)
         .map(|(s, _)| s)
@@ -276,13 +295,20 @@ fn passed_fds(preserve_fds: u32) -> (u32, Vec<String>) {
     (preserve_fds + listen, env)
 }
 
+/// The caller's user name from /etc/passwd (no NSS: it may load modules, and this runs on
+/// every create), else the numeric uid.
 fn owner_name() -> String {
-    let uid = nix::unistd::getuid();
-    nix::unistd::User::from_uid(uid)
+    let uid = nix::unistd::getuid().as_raw().to_string();
+    std::fs::read_to_string("/etc/passwd")
         .ok()
-        .flatten()
-        .map(|u| u.name)
-        .unwrap_or_else(|| uid.to_string())
+        .and_then(|p| {
+            p.lines().find_map(|l| {
+                let mut f = l.split(':');
+                let name = f.next()?;
+                (f.nth(1)? == uid).then(|| name.to_string())
+            })
+        })
+        .unwrap_or(uid)
 }
 
 /// Removes a half-created container on drop unless disarmed.

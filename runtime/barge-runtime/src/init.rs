@@ -41,6 +41,8 @@ pub struct InitArgs<'a> {
     pub no_new_keyring: bool,
     /// fds 3..3+preserve stay open in the container (preserve-fds + LISTEN_FDS).
     pub preserve: u32,
+    /// The intermediate must join the unified cgroup itself (it wasn't cloned into it).
+    pub join_unified: bool,
     pub extra_env: &'a [String],
 }
 
@@ -71,11 +73,16 @@ pub fn intermediate(ch: Channel, init_ch: Channel, a: &InitArgs) -> ! {
     }
 }
 
-/// Namespaces are joined and created here; the cgroup namespace is left to the init, which
-/// creates it once the parent has moved it into its cgroup.
+/// Namespaces are joined and created here; the cgroup namespace is left to the init, which is
+/// the first process born in the container's unified cgroup.
 fn intermediate_steps(ch: &Channel, a: &InitArgs) -> Result<()> {
     sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
         .ctx(|| "reset signal mask".into())?;
+    // Into the container's cgroups before any namespace is created (the init inherits them).
+    a.placement.join_self_v1()?;
+    if a.join_unified {
+        a.placement.join_self_unified()?;
+    }
     namespaces::enter(a.join_files)?;
     if a.plan.creates(LinuxNamespaceType::User) {
         sys::unshare(libc::CLONE_NEWUSER).ctx(|| "unshare user namespace".into())?;
@@ -96,16 +103,6 @@ fn intermediate_steps(ch: &Channel, a: &InitArgs) -> Result<()> {
     }
     if a.plan.creates(LinuxNamespaceType::Time) {
         write_time_offsets(a.spec)?;
-    }
-    Ok(())
-}
-
-/// Wait until the parent has put us in the container's cgroup, then create the cgroup
-/// namespace (rooted there) if asked.
-fn join_cgroup(ch: &Channel, a: &InitArgs) -> Result<()> {
-    ch.expect(&Msg::Continue, "runtime")?;
-    if a.plan.creates(LinuxNamespaceType::Cgroup) {
-        sys::unshare(libc::CLONE_NEWCGROUP).ctx(|| "unshare cgroup namespace".into())?;
     }
     Ok(())
 }
@@ -165,28 +162,18 @@ fn init_until_ready(ch: &Channel, a: &InitArgs) -> Result<Waiting> {
         .as_ref()
         .ok_or_else(|| Error::Config("process is missing".into()))?;
     let userns = a.plan.creates(LinuxNamespaceType::User) || a.plan.joins(LinuxNamespaceType::User);
-    // The parent's cgroup.procs write can take a while (an RCU grace period on v1): mount
-    // everything up to the first cgroup mount meanwhile.
-    let mut cgroup_joined = false;
-    let mut before_cgroup_mount = || {
-        if !cgroup_joined {
-            cgroup_joined = true;
-            join_cgroup(ch, a)?;
-        }
-        Ok(())
-    };
-    rootfs::prepare(
-        &rootfs::Setup {
-            spec: a.spec,
-            rootfs: a.rootfs,
-            bundle: a.bundle,
-            placement: a.placement,
-            cgroupns: a.plan.creates(LinuxNamespaceType::Cgroup),
-            userns,
-        },
-        &mut before_cgroup_mount,
-    )?;
-    before_cgroup_mount()?;
+    // Born in the container's cgroups: a new cgroup namespace is rooted there.
+    if a.plan.creates(LinuxNamespaceType::Cgroup) {
+        sys::unshare(libc::CLONE_NEWCGROUP).ctx(|| "unshare cgroup namespace".into())?;
+    }
+    rootfs::prepare(&rootfs::Setup {
+        spec: a.spec,
+        rootfs: a.rootfs,
+        bundle: a.bundle,
+        placement: a.placement,
+        cgroupns: a.plan.creates(LinuxNamespaceType::Cgroup),
+        userns,
+    })?;
     Root::open(a.rootfs)?.create(process.cwd(), rootfs::resolve::Kind::Dir)?;
     let proc_fd_dir = open(
         "/proc/self/fd",

@@ -215,12 +215,13 @@ impl Store {
             .map_err(|e| Error::Container(format!("corrupt state file {}: {e}", path.display())))
     }
 
-    /// Write the state atomically (temp file, fsync, rename, fsync of the directory).
+    /// Write the state atomically (temp file + rename). Not fsynced: runtime state describes
+    /// live processes, which a power cut ends anyway, and it lives on tmpfs by default.
     pub fn save(&self, state: &ContainerState) -> Result<()> {
         let dir = self.dir(&state.id);
         let data = serde_json::to_vec(state)
             .map_err(|e| Error::Container(format!("serialize state of {}: {e}", state.id)))?;
-        write_atomic(&dir.join("state.json"), &data, 0o600)
+        write_atomic(&dir.join("state.json"), &data, 0o600, Durability::Atomic)
     }
 
     /// Ids of every container under the root (directories with a state file).
@@ -253,8 +254,18 @@ impl Store {
     }
 }
 
-/// Write `data` to `path` atomically: temp file in the same directory, fsync, rename, fsync dir.
-pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
+/// How hard [`write_atomic`] works to keep the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Readers see the old or the new content, never a mix (temp file + rename).
+    Atomic,
+    /// Also survives a power cut (fsync of the file and of its directory).
+    Durable,
+}
+
+/// Write `data` to `path` atomically: a temp file in the same directory renamed over it,
+/// fsynced (file and directory) when `durability` asks for it.
+pub fn write_atomic(path: &Path, data: &[u8], mode: u32, durability: Durability) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("/"));
     let name = path
         .file_name()
@@ -270,10 +281,15 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
             .open(&tmp)
             .ctx(|| at("create", &tmp))?;
         f.write_all(data).ctx(|| at("write", &tmp))?;
-        f.sync_all().ctx(|| at("fsync", &tmp))?;
+        if durability == Durability::Durable {
+            f.sync_all().ctx(|| at("fsync", &tmp))?;
+        }
         fs::rename(&tmp, path).ctx(|| format!("rename {} to {}", tmp.display(), path.display()))?;
-        let d = File::open(dir).ctx(|| at("open", dir))?;
-        d.sync_all().ctx(|| at("fsync", dir))
+        if durability == Durability::Durable {
+            let d = File::open(dir).ctx(|| at("open", dir))?;
+            d.sync_all().ctx(|| at("fsync", dir))?;
+        }
+        Ok(())
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -305,8 +321,8 @@ mod tests {
     fn atomic_write_replaces_content() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("f.json");
-        write_atomic(&p, b"one", 0o600).unwrap();
-        write_atomic(&p, b"two", 0o600).unwrap();
+        write_atomic(&p, b"one", 0o600, Durability::Durable).unwrap();
+        write_atomic(&p, b"two", 0o600, Durability::Atomic).unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
         assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1, "temp file left");
     }

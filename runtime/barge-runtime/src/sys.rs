@@ -3,7 +3,7 @@
 //! Everything else uses the safe wrappers below or nix's safe API.
 
 use std::ffi::CString;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 use nix::unistd::{ForkResult, Pid};
@@ -13,6 +13,55 @@ pub fn fork() -> nix::Result<ForkResult> {
     // SAFETY: the runtime is single-threaded (no tokio, no helper threads), so the child gets a
     // consistent copy of the address space and may allocate; it either execs or `_exit`s.
     unsafe { nix::unistd::fork() }
+}
+
+/// `struct clone_args` of clone3(2), up to CLONE_ARGS_SIZE_VER2.
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// fork(), with the child born in the cgroup2 directory open at `cgroup`
+/// (clone3 + CLONE_INTO_CGROUP): no migration, so no wait on the cgroup rwsem.
+///
+/// The child must stay simple and must not rely on glibc's cached thread id (clone3 bypasses
+/// glibc's fork bookkeeping): it forks again with [`fork`] before running anything complex.
+pub fn fork_into_cgroup(cgroup: BorrowedFd) -> nix::Result<ForkResult> {
+    let args = CloneArgs {
+        flags: CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup.as_raw_fd() as u64,
+        ..Default::default()
+    };
+    // SAFETY: like fork(): the runtime is single-threaded, no CLONE_VM or stack is passed so the
+    // child gets a copy of the address space; `args` outlives the call and its size is given.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match r {
+        -1 => Err(Errno::last()),
+        0 => Ok(ForkResult::Child),
+        pid => Ok(ForkResult::Parent {
+            child: Pid::from_raw(pid as i32),
+        }),
+    }
 }
 
 /// Leave the process immediately without running destructors or atexit handlers (for forked

@@ -33,7 +33,7 @@ pub struct Setup<'a> {
 }
 
 /// Everything before pivot_root: propagation, the rootfs bind, mounts and devices.
-pub fn prepare(s: &Setup, before_cgroup_mount: &mut dyn FnMut() -> Result<()>) -> Result<()> {
+pub fn prepare(s: &Setup) -> Result<()> {
     let linux = s.spec.linux().as_ref();
     let prop = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
         Some(p) => propagation_flag(p)?,
@@ -69,9 +69,6 @@ pub fn prepare(s: &Setup, before_cgroup_mount: &mut dyn FnMut() -> Result<()>) -
     };
     let spec_mounts = s.spec.mounts().as_deref().unwrap_or_default();
     for m in spec_mounts {
-        if matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2")) {
-            before_cgroup_mount()?;
-        }
         mounts::mount_entry(&ctx, m)?;
     }
     let dev_is_bound = spec_mounts.iter().any(|m| {
