@@ -2,7 +2,7 @@
 # Build barge and run a demo container from a busybox rootfs (run as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+. scripts/setup.sh
 cargo build --release --locked -p barge
 barge=target/release/barge
 

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Install what building and testing barge needs on Debian 12 (run as root). Idempotent.
+# Sourced by test.sh and demo.sh (so a freshly installed cargo is on their PATH).
 set -euo pipefail
 
 # Debian packages: busybox-static (test rootfs), strace (race regression test),
-# qemu-system-x86 + cpio (cgroup v2 VM tests), runc + time (benchmarks), pkg-config.
-PACKAGES=(busybox-static strace qemu-system-x86 cpio runc time pkg-config)
+# qemu-system-x86 + cpio (cgroup v2 VM tests), podman (drop-in test), runc + time
+# (benchmarks), pkg-config.
+PACKAGES=(busybox-static strace qemu-system-x86 cpio runc time pkg-config podman)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -22,9 +24,15 @@ if ((${#missing[@]})); then
     done
 fi
 
+if ! command -v cargo >/dev/null && [[ -x $HOME/.cargo/bin/cargo ]]; then
+    export PATH=$HOME/.cargo/bin:$PATH
+fi
 if ! command -v cargo >/dev/null; then
-    echo "setup: cargo not found; install Rust (https://rustup.rs) first" >&2
-    exit 1
+    # Debian 12's own cargo is too old for the dependencies: use rustup's stable toolchain.
+    echo "setup: installing Rust with rustup" >&2
+    apt-get install -y -qq curl ca-certificates >/dev/null
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c clippy,rustfmt
+    export PATH=$HOME/.cargo/bin:$PATH
 fi
 if ! cargo nextest --version >/dev/null 2>&1; then
     echo "setup: installing cargo-nextest" >&2

@@ -6,7 +6,7 @@ if [[ $(id -u) != 0 ]]; then
     echo "test: the runtime tests start real containers: run as root" >&2
     exit 1
 fi
-scripts/setup.sh
+. scripts/setup.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo nextest run --workspace --locked --no-fail-fast "$@"

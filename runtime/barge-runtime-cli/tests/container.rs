@@ -616,3 +616,36 @@ fn rootfs_files_are_owned_as_on_disk() {
     let b = Bundle::sh("stat -c %u /bin/busybox");
     assert_eq!(run_sh(&b, "owner").trim(), uid.to_string());
 }
+
+#[test]
+fn lsm_fields_are_not_silently_dropped() {
+    // This host has neither AppArmor nor SELinux enabled.
+    assert!(!std::path::Path::new("/sys/fs/selinux/enforce").exists());
+    assert!(
+        !std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+            .is_ok_and(|s| s.trim() == "Y")
+    );
+    let mut b = Bundle::sh("echo ran");
+    b.config["process"]["apparmorProfile"] = json!("docker-default");
+    b.write();
+    let r = rt();
+    let o = r.run(&b, "apparmor");
+    assert_eq!(stdout(&o), "ran\n");
+    assert!(
+        stderr(&o).contains("apparmorProfile \"docker-default\" ignored"),
+        "{}",
+        stderr(&o)
+    );
+    let mut b = Bundle::sh("echo ran");
+    b.config["process"]["selinuxLabel"] = json!("system_u:system_r:container_t:s0");
+    b.write();
+    let o = r.run(&b, "selinux");
+    assert!(!o.status.success());
+    assert_eq!(stdout(&o), "");
+    assert!(
+        stderr(&o).contains("SELinux is not enabled"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(r.leftovers().is_empty());
+}
