@@ -118,13 +118,8 @@ impl Drop for Spawned {
     }
 }
 
-/// Run a runtime command to completion (bounded), stdio in files.
-fn exec_files(rt: &Runtime, args: &[&str]) -> Output {
-    Spawned::new(rt.cmd(args)).finish(CMD_TIMEOUT)
-}
-
 fn create(rt: &Runtime, b: &Bundle, id: &str) -> Output {
-    exec_files(rt, &["create", "--bundle", &bundle_arg(b), id])
+    rt.exec(&["create", "--bundle", &bundle_arg(b), id])
 }
 
 #[track_caller]
@@ -446,17 +441,14 @@ fn create_leaves_init_waiting_and_reports_oci_state() {
     b.write();
     let id = cid("create");
     let pid_file = b.path().join("init.pid");
-    let out = exec_files(
-        &rt,
-        &[
-            "create",
-            "--bundle",
-            &bundle_arg(&b),
-            "--pid-file",
-            &path_str(&pid_file),
-            &id,
-        ],
-    );
+    let out = rt.exec(&[
+        "create",
+        "--bundle",
+        &bundle_arg(&b),
+        "--pid-file",
+        &path_str(&pid_file),
+        &id,
+    ]);
     ok(&out);
 
     let st = state(&rt, &id);
@@ -911,7 +903,7 @@ fn run_detached_returns_while_the_container_runs() {
     let id = cid("rund");
     let b = Bundle::sh(SLEEPER);
     let t0 = Instant::now();
-    let out = exec_files(&rt, &["run", "-d", "--bundle", &bundle_arg(&b), &id]);
+    let out = rt.exec(&["run", "-d", "--bundle", &bundle_arg(&b), &id]);
     ok(&out);
     assert!(
         t0.elapsed() < Duration::from_secs(20),
@@ -1148,7 +1140,7 @@ fn failed_run_leaves_nothing() {
     let mut b = Bundle::new();
     b.config["process"]["args"] = json!([]);
     b.write();
-    let out = exec_files(&rt, &["run", "--bundle", &bundle_arg(&b), &id]);
+    let out = rt.exec(&["run", "--bundle", &bundle_arg(&b), &id]);
     assert_fails_with(&out, &["process.args"]);
     assert_no_trace(&rt, &b, &id);
 }
@@ -1274,16 +1266,13 @@ fn systemd_cgroup_is_refused_clearly() {
 
     let b = Bundle::sh(SLEEPER);
     let id = cid("systemd");
-    let out = exec_files(
-        &rt,
-        &[
-            "--systemd-cgroup",
-            "create",
-            "--bundle",
-            &bundle_arg(&b),
-            &id,
-        ],
-    );
+    let out = rt.exec(&[
+        "--systemd-cgroup",
+        "create",
+        "--bundle",
+        &bundle_arg(&b),
+        &id,
+    ]);
     assert_fails_with(&out, &["not supported"]);
     assert_no_trace(&rt, &b, &id);
 }

@@ -389,13 +389,11 @@ pub fn start(store: &Store, id: &str) -> Result<ContainerState> {
     st.status = Status::Running;
     store.save(&st)?;
     let hooks = st.spec.hooks().as_ref();
-    if let Err(e) = hooks::run_all(
+    hooks::run_all_warn(
         hooks::Kind::Poststart,
         hooks.and_then(|h| h.poststart().as_ref()),
         &st.oci_state(Status::Running).to_string(),
-    ) {
-        tracing::warn!("{e}");
-    }
+    );
     Ok(st)
 }
 
@@ -489,13 +487,11 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
     store.remove(id)?;
     drop(lock);
     let hooks = st.spec.hooks().as_ref();
-    if let Err(e) = hooks::run_all(
+    hooks::run_all_warn(
         hooks::Kind::Poststop,
         hooks.and_then(|h| h.poststop().as_ref()),
         &st.oci_state(Status::Stopped).to_string(),
-    ) {
-        tracing::warn!("{e}");
-    }
+    );
     Ok(())
 }
 

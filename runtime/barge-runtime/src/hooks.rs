@@ -53,6 +53,13 @@ pub fn run_all(kind: Kind, hooks: Option<&Vec<Hook>>, state: &str) -> Result<()>
     Ok(())
 }
 
+/// Run a list whose failures the spec only wants logged (poststart, poststop).
+pub fn run_all_warn(kind: Kind, hooks: Option<&Vec<Hook>>, state: &str) {
+    if let Err(e) = run_all(kind, hooks, state) {
+        tracing::warn!("{e}");
+    }
+}
+
 /// Run one hook with `state` on its stdin.
 pub fn run(hook: &Hook, state: &str) -> std::result::Result<(), String> {
     let mut cmd = Command::new(hook.path());

@@ -49,15 +49,12 @@ pub fn mount_entry(ctx: &MountCtx, m: &Mount) -> Result<()> {
                 }) if typ == "sysfs" && ctx.userns => {
                     // A user namespace without its own network namespace may not mount sysfs:
                     // bind the host's read-only instead (as runc does for rootless containers).
-                    do_mount(
-                        Some(Path::new("/sys")),
-                        &target,
-                        None,
-                        MsFlags::MS_BIND | MsFlags::MS_REC,
-                        "",
-                    )?;
-                    let top = reopen(ctx, dest)?;
-                    remount(&top, opts.flags | MsFlags::MS_RDONLY | MsFlags::MS_BIND)
+                    rbind_remount(
+                        ctx,
+                        Path::new("/sys"),
+                        dest,
+                        opts.flags | MsFlags::MS_RDONLY | MsFlags::MS_BIND,
+                    )
                 }
                 r => {
                     r?;
@@ -233,14 +230,24 @@ fn bind_own(ctx: &MountCtx, dest: &Path, own: Option<&PathBuf>, flags: MsFlags) 
     let Some(own) = own else {
         return Ok(());
     };
+    rbind_remount(
+        ctx,
+        own,
+        dest,
+        (flags & MsFlags::MS_RDONLY) | MsFlags::MS_BIND,
+    )
+}
+
+/// Recursively bind the host's `src` on `dest`, then remount the new mount with `flags`.
+fn rbind_remount(ctx: &MountCtx, src: &Path, dest: &Path, flags: MsFlags) -> Result<()> {
     let target = reopen(ctx, dest)?;
     do_mount(
-        Some(own),
+        Some(src),
         &target,
         None,
         MsFlags::MS_BIND | MsFlags::MS_REC,
         "",
     )?;
     let top = reopen(ctx, dest)?;
-    remount(&top, (flags & MsFlags::MS_RDONLY) | MsFlags::MS_BIND)
+    remount(&top, flags)
 }
