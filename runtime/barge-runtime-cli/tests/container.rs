@@ -385,6 +385,20 @@ fn capabilities_all_five_sets_and_no_new_privs() {
     assert_eq!(get("NoNewPrivs"), "1");
 }
 
+/// Make `fd` the child's fd 3 (the first fd after stdio a runtime may pass on).
+fn pass_as_fd3(cmd: &mut std::process::Command, fd: std::os::fd::RawFd) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: dup2 in the child between fork and exec only touches fds.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(fd, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 #[test]
 fn preserve_fds_passes_exactly_the_given_fds() {
     use std::io::Read;
@@ -394,17 +408,7 @@ fn preserve_fds_passes_exactly_the_given_fds() {
     let r = rt();
     let p = b.path().to_string_lossy().into_owned();
     let mut cmd = r.cmd(&["run", "--preserve-fds", "1", "--bundle", &p, "fds"]);
-    let wfd = writer.as_raw_fd();
-    // SAFETY: dup2 in the child between fork and exec only touches fds.
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        cmd.pre_exec(move || {
-            if libc::dup2(wfd, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    pass_as_fd3(&mut cmd, writer.as_raw_fd());
     let out = cmd.output().unwrap();
     drop(writer);
     let listing = ok(&out);
@@ -430,18 +434,7 @@ fn listen_fds_are_passed_with_env() {
     let f = fs::File::open("/dev/null").unwrap();
     let mut cmd = r.cmd(&["run", "--bundle", &p, "listenfds"]);
     cmd.env("LISTEN_FDS", "1");
-    use std::os::fd::AsRawFd;
-    let fd = f.as_raw_fd();
-    // SAFETY: dup2 in the child between fork and exec only touches fds.
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        cmd.pre_exec(move || {
-            if libc::dup2(fd, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    pass_as_fd3(&mut cmd, std::os::fd::AsRawFd::as_raw_fd(&f));
     let out = ok(&cmd.output().unwrap());
     let mut lines = out.lines();
     assert_eq!(lines.next(), Some("1 1"));
