@@ -642,3 +642,52 @@ fn lsm_fields_are_not_silently_dropped() {
     );
     assert!(r.leftovers().is_empty());
 }
+
+#[test]
+fn pause_stops_a_counting_loop_and_resume_restarts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let counter = dir.path().join("n");
+    // Written via rename so a freeze never leaves a truncated file behind.
+    let mut b = Bundle::sh("i=0; while :; do i=$((i+1)); echo $i > /out/t; mv /out/t /out/n; done");
+    b.config["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/out", "type": "bind", "source": dir.path(), "options": ["bind"]
+    }));
+    b.write();
+    let r = rt();
+    let p = b.path().to_string_lossy().into_owned();
+    ok(&r.exec(&["run", "-d", "--bundle", &p, "counting"]));
+    let read = || -> u64 {
+        for _ in 0..200 {
+            if let Some(n) = fs::read_to_string(&counter)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+            {
+                return n;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        panic!("no counter value in {}", counter.display());
+    };
+    let wait = || std::thread::sleep(std::time::Duration::from_millis(300));
+    wait();
+    let a = read();
+    wait();
+    assert!(read() > a, "not counting before pause");
+    ok(&r.exec(&["pause", "counting"]));
+    let st = ok(&r.exec(&["state", "counting"]));
+    assert!(st.contains("\"status\": \"paused\""), "{st}");
+    let frozen = read();
+    wait();
+    assert_eq!(read(), frozen, "counted while paused");
+    let again = r.exec(&["pause", "counting"]);
+    assert!(!again.status.success() && stderr(&again).contains("paused"));
+    ok(&r.exec(&["resume", "counting"]));
+    wait();
+    assert!(read() > frozen, "not counting after resume");
+    let st = ok(&r.exec(&["state", "counting"]));
+    assert!(st.contains("\"status\": \"running\""), "{st}");
+    // A paused container can still be force-deleted.
+    ok(&r.exec(&["pause", "counting"]));
+    ok(&r.exec(&["delete", "--force", "counting"]));
+    assert!(r.leftovers().is_empty());
+}

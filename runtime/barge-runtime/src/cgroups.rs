@@ -319,6 +319,52 @@ impl Placement {
         }
     }
 
+    /// Freeze (`true`) or thaw the container's cgroup and wait until the kernel reports it done
+    /// (v1: freezer.state FREEZING → FROZEN; v2: `frozen 1` in cgroup.events).
+    pub fn set_frozen(&self, frozen: bool) -> Result<()> {
+        let dir = self.freezer.as_ref().ok_or_else(|| {
+            Error::Unsupported("no freezer: neither a v1 freezer hierarchy nor cgroup v2".into())
+        })?;
+        let (file, value) = match (self.mode, frozen) {
+            (Mode::V2, true) => ("cgroup.freeze", "1"),
+            (Mode::V2, false) => ("cgroup.freeze", "0"),
+            (_, true) => ("freezer.state", "FROZEN"),
+            (_, false) => ("freezer.state", "THAWED"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            fs::write(dir.join(file), value).ctx(|| at("write", &dir.join(file)))?;
+            if self.freezer_reports(frozen) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(Error::Container(format!(
+                    "cgroup {} did not {} within 10 s",
+                    dir.display(),
+                    if frozen { "freeze" } else { "thaw" }
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn freezer_reports(&self, frozen: bool) -> bool {
+        let Some(dir) = &self.freezer else {
+            return false;
+        };
+        match self.mode {
+            Mode::V2 => fs::read_to_string(dir.join("cgroup.events"))
+                .map(|s| {
+                    s.lines()
+                        .any(|l| l == if frozen { "frozen 1" } else { "frozen 0" })
+                })
+                .unwrap_or(false),
+            _ => fs::read_to_string(dir.join("freezer.state"))
+                .map(|s| s.trim() == if frozen { "FROZEN" } else { "THAWED" })
+                .unwrap_or(false),
+        }
+    }
+
     /// Remove the container's cgroups (leaf first), retrying while tasks are still exiting.
     pub fn remove(&self) -> Result<()> {
         let mut dirs: Vec<&PathBuf> = self.paths.iter().collect();

@@ -518,14 +518,39 @@ fn stop(st: &ContainerState) -> Result<()> {
 }
 
 fn thaw(p: &cgroups::Placement) -> Result<()> {
-    if let Some(dir) = &p.freezer {
-        let (file, val) = match p.mode {
-            cgroups::Mode::V2 => ("cgroup.freeze", "0"),
-            _ => ("freezer.state", "THAWED"),
-        };
-        std::fs::write(dir.join(file), val).ctx(|| at("thaw", dir))?;
+    p.set_frozen(false)
+}
+
+/// Freeze every process of a running container (`pause`).
+pub fn pause(store: &Store, id: &str) -> Result<()> {
+    let _lock = store.lock(id)?;
+    let st = store.load(id)?;
+    let status = st.live_status(&store.dir(id));
+    if status != Status::Running {
+        return Err(Error::BadState {
+            id: id.into(),
+            status: status.to_string(),
+            op: "pause",
+            allowed: "running",
+        });
     }
-    Ok(())
+    st.cgroup.set_frozen(true)
+}
+
+/// Thaw a paused container (`resume`).
+pub fn resume(store: &Store, id: &str) -> Result<()> {
+    let _lock = store.lock(id)?;
+    let st = store.load(id)?;
+    let status = st.live_status(&store.dir(id));
+    if status != Status::Paused {
+        return Err(Error::BadState {
+            id: id.into(),
+            status: status.to_string(),
+            op: "resume",
+            allowed: "paused",
+        });
+    }
+    st.cgroup.set_frozen(false)
 }
 
 /// The OCI state of one container.

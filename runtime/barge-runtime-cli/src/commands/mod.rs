@@ -5,6 +5,8 @@ mod delete;
 mod features;
 mod kill;
 mod list;
+mod pause;
+mod resume;
 mod run;
 mod spec;
 mod start;
@@ -32,6 +34,10 @@ pub enum Command {
     /// List containers.
     #[command(alias = "ps-all")]
     List(list::Args),
+    /// Freeze every process of a running container.
+    Pause(pause::Args),
+    /// Thaw a paused container.
+    Resume(resume::Args),
     /// Write a default config.json.
     Spec(spec::Args),
     /// Print the OCI features document of this runtime.
@@ -48,6 +54,8 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Kill(a) => kill::run(&store()?, a),
         Command::Delete(a) => delete::run(&store()?, a),
         Command::List(a) => list::run(&store()?, a),
+        Command::Pause(a) => pause::run(&store()?, a),
+        Command::Resume(a) => resume::run(&store()?, a),
         Command::Spec(a) => spec::run(a),
         Command::Features => features::run(),
     }
