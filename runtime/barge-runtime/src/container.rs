@@ -521,36 +521,26 @@ fn thaw(p: &cgroups::Placement) -> Result<()> {
     p.set_frozen(false)
 }
 
-/// Freeze every process of a running container (`pause`).
-pub fn pause(store: &Store, id: &str) -> Result<()> {
+/// Freeze every process of a running container (`pause`, `paused = true`) or thaw a paused
+/// one (`resume`).
+pub fn set_paused(store: &Store, id: &str, paused: bool) -> Result<()> {
     let _lock = store.lock(id)?;
     let st = store.load(id)?;
     let status = st.live_status(&store.dir(id));
-    if status != Status::Running {
+    let (want, op) = if paused {
+        (Status::Running, "pause")
+    } else {
+        (Status::Paused, "resume")
+    };
+    if status != want {
         return Err(Error::BadState {
             id: id.into(),
             status: status.to_string(),
-            op: "pause",
-            allowed: "running",
+            op,
+            allowed: if paused { "running" } else { "paused" },
         });
     }
-    st.cgroup.set_frozen(true)
-}
-
-/// Thaw a paused container (`resume`).
-pub fn resume(store: &Store, id: &str) -> Result<()> {
-    let _lock = store.lock(id)?;
-    let st = store.load(id)?;
-    let status = st.live_status(&store.dir(id));
-    if status != Status::Paused {
-        return Err(Error::BadState {
-            id: id.into(),
-            status: status.to_string(),
-            op: "resume",
-            allowed: "paused",
-        });
-    }
-    st.cgroup.set_frozen(false)
+    st.cgroup.set_frozen(paused)
 }
 
 /// The OCI state of one container.

@@ -7,6 +7,6 @@ pub struct Args {
 }
 
 pub fn run(store: &Store, a: &Args) -> Result<i32> {
-    container::pause(store, &a.id)?;
+    container::set_paused(store, &a.id, true)?;
     Ok(0)
 }

@@ -7,6 +7,6 @@ pub struct Args {
 }
 
 pub fn run(store: &Store, a: &Args) -> Result<i32> {
-    container::resume(store, &a.id)?;
+    container::set_paused(store, &a.id, false)?;
     Ok(0)
 }
