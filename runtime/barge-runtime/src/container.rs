@@ -327,24 +327,13 @@ impl Drop for Cleanup<'_> {
         }
         if let Some(pid) = self.pid {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            wait_gone(Pid::from_raw(pid), Duration::from_secs(5));
+            crate::process::wait_exit(Pid::from_raw(pid), Some(Duration::from_secs(5)));
         }
         if let Some(p) = &self.placement {
             let _ = p.remove();
         }
         let _ = self.store.remove(self.id);
     }
-}
-
-/// Wait (via pidfd) until `pid` has exited, at most `timeout`.
-pub fn wait_gone(pid: Pid, timeout: Duration) -> bool {
-    let Ok(fd) = sys::pidfd_open(pid) else {
-        return true;
-    };
-    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-    let t = PollTimeout::try_from(timeout.as_millis().min(i32::MAX as u128) as i32)
-        .unwrap_or(PollTimeout::MAX);
-    matches!(poll(&mut fds, t), Ok(n) if n > 0)
 }
 
 /// Start a created container: release init from the exec fifo and confirm the exec.
@@ -507,7 +496,7 @@ fn stop(st: &ContainerState) -> Result<()> {
     if st.pid > 0 && state::process_alive(st.pid, st.pid_start_time) {
         let pid = Pid::from_raw(st.pid);
         let _ = kill(pid, Signal::SIGKILL);
-        if !wait_gone(pid, Duration::from_secs(10)) {
+        if !crate::process::wait_exit(pid, Some(Duration::from_secs(10))) {
             return Err(Error::Container(format!(
                 "container {}: init {} did not exit after SIGKILL",
                 st.id, st.pid

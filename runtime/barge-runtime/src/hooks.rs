@@ -3,12 +3,10 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::memfd::MFdFlags;
 use nix::unistd::Pid;
 use oci_spec::runtime::Hook;
@@ -92,7 +90,7 @@ pub fn run(hook: &Hook, state: &str) -> std::result::Result<(), String> {
         .filter(|t| *t > 0)
         .map(|t| Duration::from_secs(t as u64));
     let pid = Pid::from_raw(child.id() as i32);
-    let exited = wait_exit(pid, timeout);
+    let exited = crate::process::wait_exit(pid, timeout);
     if !exited {
         let _ = child.kill();
         let _ = child.wait();
@@ -113,31 +111,4 @@ pub fn run(hook: &Hook, state: &str) -> std::result::Result<(), String> {
         "{status}{}{out}",
         if out.is_empty() { "" } else { ": " }
     ))
-}
-
-/// Wait until `pid` exits (true) or `timeout` passes (false), via a pidfd.
-fn wait_exit(pid: Pid, timeout: Option<Duration>) -> bool {
-    let Ok(pidfd) = crate::sys::pidfd_open(pid) else {
-        return true; // already gone
-    };
-    let deadline = timeout.map(|t| Instant::now() + t);
-    loop {
-        let ms = match deadline {
-            None => PollTimeout::NONE,
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return false;
-                }
-                PollTimeout::try_from(left.as_millis().min(60_000) as i32)
-                    .unwrap_or(PollTimeout::MAX)
-            }
-        };
-        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, ms) {
-            Ok(n) if n > 0 => return true,
-            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => return true,
-        }
-    }
 }

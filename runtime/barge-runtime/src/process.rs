@@ -7,9 +7,13 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
 use caps::{CapSet, Capability as Cap};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::stat::{umask, Mode};
-use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
+use nix::unistd::{setgroups, setresgid, setresuid, Gid, Pid, Uid};
 use oci_spec::runtime::{Capabilities, PosixRlimitType, Process};
 
 use crate::error::{Context, Error, Result};
@@ -248,5 +252,32 @@ pub fn exec(path: &Path, argv: &[CString], envp: &[CString]) -> Error {
     match nix::unistd::execve(&cpath, argv, envp) {
         Err(e) => Error::Container(format!("exec {}: {e}", path.display())),
         Ok(never) => match never {},
+    }
+}
+
+/// Wait until `pid` exits (true) or `timeout` passes (false), via a pidfd.
+pub fn wait_exit(pid: Pid, timeout: Option<Duration>) -> bool {
+    let Ok(pidfd) = crate::sys::pidfd_open(pid) else {
+        return true; // already gone
+    };
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        let ms = match deadline {
+            None => PollTimeout::NONE,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return false;
+                }
+                PollTimeout::try_from(left.as_millis().min(60_000) as i32)
+                    .unwrap_or(PollTimeout::MAX)
+            }
+        };
+        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, ms) {
+            Ok(n) if n > 0 => return true,
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return true,
+        }
     }
 }
