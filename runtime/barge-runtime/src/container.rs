@@ -67,6 +67,10 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<ContainerState> {
         ));
     }
     let (preserve, extra_env) = passed_fds(opts.preserve_fds);
+    let no_resources = Default::default();
+    let resources = linux.resources().as_ref().unwrap_or(&no_resources);
+    let devices = linux.devices().as_deref().unwrap_or_default();
+    cgroups::resources::validate(resources)?;
 
     let dir = store.create_dir(&opts.id)?;
     let mut guard = Cleanup {
@@ -79,6 +83,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<ContainerState> {
     let _lock = store.lock(&opts.id)?;
     let placement = cgroups::create(linux.cgroups_path().as_deref(), &opts.id)?;
     guard.placement = Some(placement.clone());
+    placement.apply(resources, devices, cgroups::resources::Phase::Create)?;
     let mut st = ContainerState {
         id: opts.id.clone(),
         pid: 0,

@@ -10,6 +10,7 @@ pub mod console;
 pub mod container;
 pub mod default_spec;
 pub mod error;
+pub mod events;
 pub mod features;
 pub mod hooks;
 mod init;

@@ -2,15 +2,18 @@
 
 mod create;
 mod delete;
+mod events;
 mod features;
 mod kill;
 mod list;
 mod pause;
+mod ps;
 mod resume;
 mod run;
 mod spec;
 mod start;
 mod state;
+mod update;
 
 use barge_runtime::{Result, Store};
 use clap::Subcommand;
@@ -38,6 +41,12 @@ pub enum Command {
     Pause(pause::Args),
     /// Thaw a paused container.
     Resume(resume::Args),
+    /// Change the resource limits of a container.
+    Update(update::Args),
+    /// Stream OOM notifications and usage statistics of a container (JSON lines).
+    Events(events::Args),
+    /// List the processes of a container.
+    Ps(ps::Args),
     /// Write a default config.json.
     Spec(spec::Args),
     /// Print the OCI features document of this runtime.
@@ -56,6 +65,9 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         Command::List(a) => list::run(&store()?, a),
         Command::Pause(a) => pause::run(&store()?, a),
         Command::Resume(a) => resume::run(&store()?, a),
+        Command::Update(a) => update::run(&store()?, a),
+        Command::Events(a) => events::run(&store()?, a),
+        Command::Ps(a) => ps::run(&store()?, a),
         Command::Spec(a) => spec::run(a),
         Command::Features => features::run(),
     }

@@ -1,9 +1,24 @@
-//! Placing the container in cgroups on v1, hybrid (v1 + unified) and v2 hosts.
+//! Cgroups on v1, hybrid (v1 + unified) and v2 hosts.
 //!
-//! Resource limits come with the cgroups issue; this module finds the hierarchies, computes the
-//! container's directory in each (relative paths under the runtime's own cgroup), creates them
-//! with rollback, moves the init process in, and removes them on delete.
+//! This module finds the hierarchies, computes the container's directory in each (relative
+//! paths under the runtime's own cgroup), creates them with rollback, moves the init process
+//! in, freezes and removes them. The [`Placement`] is the one interface the rest of the runtime
+//! uses; [`Placement::dir_for`] picks the driver per controller: a v1 hierarchy when the host
+//! has one for it, else the unified tree (v2 hosts, and v2-only controllers on hybrid hosts).
+//!
+//! - `resources`: validating and applying `linux.resources` (v1 files in `v1`, v2 in `v2`).
+//! - `devices`: the device allow/deny list (v1 controller files; v2 eBPF program in `bpf`).
+//! - `stats`: runc-compatible usage statistics; `oom`: OOM notifications.
 
+mod bpf;
+pub mod devices;
+pub mod oom;
+pub mod resources;
+pub mod stats;
+mod v1;
+mod v2;
+
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -58,6 +73,21 @@ pub struct Placement {
     /// The directory in the unified (v2) hierarchy, on hybrid and v2 hosts.
     #[serde(default)]
     pub unified: Option<PathBuf>,
+    /// v1 controller name (`memory`, `cpu`, `name=systemd`, ...) → the container's directory.
+    #[serde(default)]
+    pub controllers: BTreeMap<String, PathBuf>,
+    /// The highest unified-tree directory whose `cgroup.subtree_control` the runtime may write
+    /// to deliver v2 controllers down to the container: its own cgroup for paths under it, the
+    /// mount point for absolute paths outside it.
+    #[serde(default)]
+    pub delegate_from: Option<PathBuf>,
+}
+
+/// Which interface files a controller directory speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    V1,
+    V2,
 }
 
 /// Detect the cgroup layout and hierarchies from /proc/self/mountinfo and /proc/self/cgroup.
@@ -223,6 +253,14 @@ pub fn create(cgroups_path: Option<&Path>, id: &str) -> Result<Placement> {
             }
             if h.is_unified() {
                 placement.unified = Some(dir.clone());
+                placement.delegate_from = Some(if rel.starts_with(&h.own) {
+                    h.mount_point.join(&h.own)
+                } else {
+                    h.mount_point.clone()
+                });
+            }
+            for c in &h.controllers {
+                placement.controllers.insert(c.clone(), dir.clone());
             }
             placement.paths.push(dir);
         }
@@ -267,6 +305,22 @@ fn inherit_cpuset(parent: &Path, dir: &Path) -> Result<()> {
 }
 
 impl Placement {
+    /// The directory serving `controller` (v1 name: `memory`, `cpu`, `blkio`, `hugetlb`, ...)
+    /// and which file interface it speaks. On hybrid hosts a controller without a v1 hierarchy
+    /// is served by the unified tree if the kernel offers it there.
+    pub fn dir_for(&self, controller: &str) -> Option<(Driver, &Path)> {
+        if let Some(dir) = self.controllers.get(controller) {
+            return Some((Driver::V1, dir));
+        }
+        let unified = self.unified.as_deref()?;
+        let name = v2::controller_name(controller)?;
+        match self.mode {
+            Mode::V2 => Some((Driver::V2, unified)),
+            Mode::Hybrid if v2::offered(unified, name) => Some((Driver::V2, unified)),
+            _ => None,
+        }
+    }
+
     /// Move the calling (single-threaded) process into every v1 hierarchy of the container.
     ///
     /// Writing "0" to a v1 `tasks` file moves the caller's thread without taking the kernel's
@@ -383,6 +437,35 @@ impl Placement {
         }
         first_err.map_or(Ok(()), Err)
     }
+}
+
+/// Write `value` to a cgroup interface file, naming the file and value on error.
+pub(crate) fn write(dir: &Path, file: &str, value: impl AsRef<str>) -> Result<()> {
+    let path = dir.join(file);
+    let value = value.as_ref();
+    fs::write(&path, value).ctx(|| format!("set {} to {value:?}", path.display()))
+}
+
+/// Read a cgroup interface file, trimmed.
+pub(crate) fn read(dir: &Path, file: &str) -> Result<String> {
+    let path = dir.join(file);
+    fs::read_to_string(&path)
+        .map(|s| s.trim().to_string())
+        .ctx(|| at("read", &path))
+}
+
+/// Read a file holding one unsigned number ("max" reads as u64::MAX).
+pub(crate) fn read_u64(dir: &Path, file: &str) -> Result<u64> {
+    let s = read(dir, file)?;
+    if s == "max" {
+        return Ok(u64::MAX);
+    }
+    s.parse().map_err(|_| {
+        Error::Container(format!(
+            "{}: {s:?} is not a number",
+            dir.join(file).display()
+        ))
+    })
 }
 
 fn rmdir_retry(dir: &Path) -> Result<()> {

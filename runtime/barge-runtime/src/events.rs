@@ -1,0 +1,1 @@
+//! `events`: a container's OOM notifications and usage statistics as runc prints them.
