@@ -1018,6 +1018,67 @@ fn bad_missing_rootfs() {
     create_fails_cleanly(&b, &cid("norootfs"), &["root.path", &path_str(&missing)]);
 }
 
+/// Bad `linux.resources` values: refused with the field named; the ones only the kernel can
+/// judge (a cpu list beyond the machine) fail after the cgroups exist and are rolled back.
+#[test]
+fn bad_resources_name_the_field_and_leave_no_cgroup() {
+    let cases: [(&str, Value, &[&str]); 7] = [
+        (
+            "devtype",
+            json!({"devices": [{"allow": true, "type": "x"}]}),
+            &["linux.resources.devices[0].type", "`x`"],
+        ),
+        (
+            "devtypeu",
+            json!({"devices": [{"allow": true, "type": "u"}]}),
+            &["linux.resources.devices[0].type", "\"u\""],
+        ),
+        (
+            "negative",
+            json!({"memory": {"limit": -2}}),
+            &["linux.resources.memory.limit", "-2"],
+        ),
+        (
+            "overflow",
+            json!({"memory": {"limit": u64::MAX}}),
+            &["linux.resources.memory.limit", "18446744073709551615"],
+        ),
+        (
+            "shares",
+            json!({"cpu": {"shares": 300000}}),
+            &["linux.resources.cpu.shares", "300000"],
+        ),
+        (
+            "devmajor",
+            json!({"devices": [{"allow": true, "type": "c", "major": -4}]}),
+            &["linux.resources.devices[0].major", "-4"],
+        ),
+        (
+            "cpus",
+            json!({"cpu": {"cpus": "0-4095"}}),
+            &["cpuset.cpus", "0-4095"],
+        ),
+    ];
+    for (name, resources, needles) in cases {
+        let mut b = Bundle::new();
+        b.config["linux"]["resources"] = resources;
+        b.write();
+        create_fails_cleanly(&b, &cid(name), needles);
+    }
+}
+
+#[test]
+fn bad_cgroups_path_escaping_with_dotdot() {
+    let mut b = Bundle::new();
+    b.config["linux"]["cgroupsPath"] = json!("../../escape");
+    b.write();
+    create_fails_cleanly(&b, &cid("dotdot"), &["cgroupsPath", "'..'"]);
+    assert!(
+        !Path::new("/sys/fs/cgroup/memory/escape").exists(),
+        "a cgroup was made outside"
+    );
+}
+
 #[test]
 fn bad_relative_missing_rootfs() {
     let mut b = Bundle::new();

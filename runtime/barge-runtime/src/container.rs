@@ -434,13 +434,25 @@ pub fn kill_container(store: &Store, id: &str, sig: Signal, all: bool) -> Result
         });
     }
     if all {
-        for p in st.cgroup.pids()? {
-            let _ = kill(Pid::from_raw(p), sig);
-        }
-        return Ok(());
+        return kill_all(&st, sig, status == Status::Paused);
     }
     kill(Pid::from_raw(st.pid), sig)
         .ctx(|| format!("send {sig} to container {id} (pid {})", st.pid))
+}
+
+/// Signal every process in the container's cgroup. The cgroup is frozen meanwhile so no process
+/// can fork a child that escapes the signal; a paused container stays paused unless the signal
+/// is SIGKILL (frozen tasks only die once thawed).
+fn kill_all(st: &ContainerState, sig: Signal, paused: bool) -> Result<()> {
+    let froze = !paused && st.cgroup.freezer.is_some() && st.cgroup.set_frozen(true).is_ok();
+    let pids = st.cgroup.pids();
+    for p in pids.as_deref().unwrap_or_default() {
+        let _ = kill(Pid::from_raw(*p), sig);
+    }
+    if froze || (paused && sig == Signal::SIGKILL) {
+        thaw(&st.cgroup)?;
+    }
+    pids.map(drop)
 }
 
 /// Delete a container: stopped (or created) ones always, running ones only with `force`.

@@ -25,6 +25,7 @@ mod sync;
 mod sys;
 pub mod time;
 mod tty_proxy;
+pub mod update;
 
 pub use container::CreateOptions;
 pub use error::{Error, Result};

@@ -22,8 +22,11 @@ pub fn load_bundle(dir: &Path) -> Result<Bundle> {
     let path = dir.join("config.json");
     let text = std::fs::read_to_string(&path)
         .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
-    let spec: Spec = serde_json::from_str(&text)
-        .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+    // The error names the field (e.g. linux.resources.devices[0].type), not only a column.
+    let spec: Spec = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(
+        &text,
+    ))
+    .map_err(|e| Error::Config(format!("{}: {}: {}", path.display(), e.path(), e.inner())))?;
     let root = spec
         .root()
         .as_ref()

@@ -42,7 +42,7 @@ pub enum Command {
     /// Thaw a paused container.
     Resume(resume::Args),
     /// Change the resource limits of a container.
-    Update(update::Args),
+    Update(Box<update::Args>),
     /// Stream OOM notifications and usage statistics of a container (JSON lines).
     Events(events::Args),
     /// List the processes of a container.

@@ -109,14 +109,14 @@ const DEFAULT_ALLOWED: [Rule; 10] = [
         minor: None,
         access: ACC_MKNOD,
     },
-    Rule::allow_char(1, Some(3)),   // /dev/null
-    Rule::allow_char(1, Some(5)),   // /dev/zero
-    Rule::allow_char(1, Some(7)),   // /dev/full
-    Rule::allow_char(1, Some(8)),   // /dev/random
-    Rule::allow_char(1, Some(9)),   // /dev/urandom
-    Rule::allow_char(5, Some(0)),   // /dev/tty
-    Rule::allow_char(5, Some(2)),   // /dev/ptmx
-    Rule::allow_char(136, None),    // /dev/pts/*
+    Rule::allow_char(1, Some(3)), // /dev/null
+    Rule::allow_char(1, Some(5)), // /dev/zero
+    Rule::allow_char(1, Some(7)), // /dev/full
+    Rule::allow_char(1, Some(8)), // /dev/random
+    Rule::allow_char(1, Some(9)), // /dev/urandom
+    Rule::allow_char(5, Some(0)), // /dev/tty
+    Rule::allow_char(5, Some(2)), // /dev/ptmx
+    Rule::allow_char(136, None),  // /dev/pts/*
 ];
 
 /// The complete rule list for a container: deny-all, the configured rules in order, then the
@@ -235,8 +235,13 @@ mod tests {
 
     #[test]
     fn rules_start_denied_and_end_with_the_standard_devices() {
-        let r = rules(&[cg(r#"{"allow":true,"type":"b","major":8,"minor":0,"access":"r"}"#)], &[])
-            .unwrap();
+        let r = rules(
+            &[cg(
+                r#"{"allow":true,"type":"b","major":8,"minor":0,"access":"r"}"#,
+            )],
+            &[],
+        )
+        .unwrap();
         assert_eq!(r[0].v1_line(), "a *:* rwm");
         assert!(!r[0].allow);
         assert_eq!(r[1].v1_line(), "b 8:0 r");
@@ -272,8 +277,13 @@ mod tests {
         for f in ["devices.allow", "devices.deny"] {
             fs::write(dir.path().join(f), "").unwrap();
         }
-        let r = rules(&[cg(r#"{"allow":false,"type":"c","major":1,"minor":3,"access":"w"}"#)], &[])
-            .unwrap();
+        let r = rules(
+            &[cg(
+                r#"{"allow":false,"type":"c","major":1,"minor":3,"access":"w"}"#,
+            )],
+            &[],
+        )
+        .unwrap();
         apply_v1(dir.path(), &r[..2]).unwrap();
         // A regular file keeps only the last write; the kernel's file takes each line.
         assert_eq!(

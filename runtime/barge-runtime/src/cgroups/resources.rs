@@ -75,8 +75,7 @@ pub(crate) fn page_size(s: &str) -> Option<(u64, &str)> {
 
 /// A plain file name for `unified` keys and interface names: no `/`, not `.`/`..`.
 fn plain_name(field: &str, s: &str) -> Result<()> {
-    if s.is_empty() || s == "." || s == ".." || s.contains('/') || s.contains(char::is_whitespace)
-    {
+    if s.is_empty() || s == "." || s == ".." || s.contains('/') || s.contains(char::is_whitespace) {
         return Err(bad(field, format!("{s:?} is not a plain name")));
     }
     Ok(())
@@ -102,7 +101,10 @@ pub fn validate(r: &LinuxResources) -> Result<()> {
         }
         if let Some(s) = m.swappiness() {
             if s > 100 {
-                return Err(bad("memory.swappiness", format!("{s} is out of range 0..=100")));
+                return Err(bad(
+                    "memory.swappiness",
+                    format!("{s} is out of range 0..=100"),
+                ));
             }
         }
     }
@@ -123,7 +125,10 @@ pub fn validate(r: &LinuxResources) -> Result<()> {
         }
         if let Some(p) = c.period() {
             if p != 0 && !(1000..=1_000_000).contains(&p) {
-                return Err(bad("cpu.period", format!("{p} is out of range 1000..=1000000 µs")));
+                return Err(bad(
+                    "cpu.period",
+                    format!("{p} is out of range 1000..=1000000 µs"),
+                ));
             }
         }
         limit("cpu.realtimeRuntime", c.realtime_runtime())?;
@@ -162,7 +167,10 @@ pub fn validate(r: &LinuxResources) -> Result<()> {
             ));
         }
         if h.limit() < 0 {
-            return Err(bad(&format!("{f}.limit"), format!("{} is negative", h.limit())));
+            return Err(bad(
+                &format!("{f}.limit"),
+                format!("{} is negative", h.limit()),
+            ));
         }
     }
     if let Some(n) = r.network() {
@@ -182,7 +190,9 @@ pub fn validate(r: &LinuxResources) -> Result<()> {
 pub(crate) fn throttles(
     b: &oci_spec::runtime::LinuxBlockIo,
 ) -> [(&'static str, &[oci_spec::runtime::LinuxThrottleDevice]); 4] {
-    fn l(v: &Option<Vec<oci_spec::runtime::LinuxThrottleDevice>>) -> &[oci_spec::runtime::LinuxThrottleDevice] {
+    fn l(
+        v: &Option<Vec<oci_spec::runtime::LinuxThrottleDevice>>,
+    ) -> &[oci_spec::runtime::LinuxThrottleDevice] {
         v.as_deref().unwrap_or_default()
     }
     [

@@ -31,13 +31,11 @@ pub fn memory(dir: &Path, m: &LinuxMemory, phase: Phase) -> Result<()> {
             }
         }
     }
-    if swap.is_some() && !has_memsw {
-        if swap != Some(-1) {
-            return Err(Error::Unsupported(format!(
-                "linux.resources.memory.swap: {} has no {MEMSW} (swap accounting is off)",
-                dir.display()
-            )));
-        }
+    if swap.is_some_and(|s| s != -1) && !has_memsw {
+        return Err(Error::Unsupported(format!(
+            "linux.resources.memory.swap: {} has no {MEMSW} (swap accounting is off)",
+            dir.display()
+        )));
     }
     match (m.limit(), swap.filter(|_| has_memsw)) {
         (Some(l), Some(s)) => {
@@ -169,7 +167,11 @@ pub fn blkio(dir: &Path, b: &LinuxBlockIo) -> Result<()> {
     ];
     for ((_, list), file) in throttles(b).into_iter().zip(files) {
         for d in list {
-            write(dir, file, format!("{}:{} {}", d.major(), d.minor(), d.rate()))?;
+            write(
+                dir,
+                file,
+                format!("{}:{} {}", d.major(), d.minor(), d.rate()),
+            )?;
         }
     }
     Ok(())

@@ -38,7 +38,9 @@ fn words(dir: &Path, file: &str) -> Vec<String> {
 /// Whether the unified tree can deliver `controller` to the container (hybrid hosts).
 pub fn offered(unified: &Path, controller: &str) -> bool {
     let from = unified.parent().unwrap_or(unified);
-    words(from, "cgroup.controllers").iter().any(|c| c == controller)
+    words(from, "cgroup.controllers")
+        .iter()
+        .any(|c| c == controller)
 }
 
 /// Controllers to enable for the container: on v2 hosts every one the kernel offers (stats need
@@ -216,8 +218,7 @@ pub fn memory(dir: &Path, m: &LinuxMemory, phase: Phase) -> Result<()> {
 }
 
 pub fn cpu(dir: &Path, c: &LinuxCpu) -> Result<()> {
-    if c.realtime_runtime().is_some_and(|r| r != 0) || c.realtime_period().is_some_and(|p| p != 0)
-    {
+    if c.realtime_runtime().is_some_and(|r| r != 0) || c.realtime_period().is_some_and(|p| p != 0) {
         return Err(Error::Unsupported(
             "linux.resources.cpu.realtimeRuntime/realtimePeriod: cgroup v2 has no realtime \
              bandwidth control"
@@ -270,7 +271,11 @@ pub fn io(dir: &Path, b: &LinuxBlockIo) -> Result<()> {
     }
     for d in b.weight_device().iter().flatten() {
         if let Some(w) = d.weight() {
-            write(dir, file, format!("{}:{} {}", d.major(), d.minor(), conv(w)))?;
+            write(
+                dir,
+                file,
+                format!("{}:{} {}", d.major(), d.minor(), conv(w)),
+            )?;
         }
     }
     for ((_, list), key) in throttles(b)
@@ -355,7 +360,10 @@ mod tests {
         assert_eq!(blkio_to_io_weight(10), 1);
         assert_eq!(blkio_to_io_weight(500), 4950);
         assert_eq!(blkio_to_io_weight(1000), 10_000);
-        assert_eq!(swap_max(Some(100), Some(300)).unwrap().as_deref(), Some("200"));
+        assert_eq!(
+            swap_max(Some(100), Some(300)).unwrap().as_deref(),
+            Some("200")
+        );
         assert_eq!(swap_max(Some(-1), None).unwrap().as_deref(), Some("max"));
         assert_eq!(swap_max(Some(100), None).unwrap(), None);
         assert!(swap_max(None, Some(300)).is_err());
@@ -372,8 +380,7 @@ mod tests {
         assert_eq!(get(d.path(), "memory.swap.max"), "2097152");
         assert_eq!(get(d.path(), "memory.low"), "max");
         let c: LinuxCpu =
-            serde_json::from_str(r#"{"shares":1024,"quota":50000,"burst":1000,"idle":1}"#)
-                .unwrap();
+            serde_json::from_str(r#"{"shares":1024,"quota":50000,"burst":1000,"idle":1}"#).unwrap();
         cpu(d.path(), &c).unwrap();
         assert_eq!(get(d.path(), "cpu.weight"), "39");
         assert_eq!(get(d.path(), "cpu.max"), "50000 100000");
@@ -408,7 +415,11 @@ mod tests {
     fn fake_v2() -> (tempfile::TempDir, Placement) {
         let t = tempfile::tempdir().unwrap();
         let root = t.path();
-        fs::write(root.join("cgroup.controllers"), "cpu io memory pids hugetlb").unwrap();
+        fs::write(
+            root.join("cgroup.controllers"),
+            "cpu io memory pids hugetlb",
+        )
+        .unwrap();
         fs::write(root.join("cgroup.subtree_control"), "").unwrap();
         for d in ["a", "a/b", "a/b/ctr"] {
             fs::create_dir(root.join(d)).unwrap();
@@ -429,13 +440,22 @@ mod tests {
         let (t, p) = fake_v2();
         enable(&p, &["memory".to_string()]).unwrap();
         // A regular file keeps the last write: memory was the last of the offered ones.
-        assert_eq!(get(&t.path().join("a"), "cgroup.subtree_control"), "+memory");
-        assert_eq!(get(&t.path().join("a/b"), "cgroup.subtree_control"), "+memory");
+        assert_eq!(
+            get(&t.path().join("a"), "cgroup.subtree_control"),
+            "+memory"
+        );
+        assert_eq!(
+            get(&t.path().join("a/b"), "cgroup.subtree_control"),
+            "+memory"
+        );
         // Never above the delegation point, never in the container's own directory.
         assert_eq!(get(t.path(), "cgroup.subtree_control"), "");
         assert_eq!(get(&t.path().join("a/b/ctr"), "cgroup.subtree_control"), "");
         let e = enable(&p, &["pids".to_string()]).unwrap_err();
-        assert!(e.to_string().contains("controller pids is not available"), "{e}");
+        assert!(
+            e.to_string().contains("controller pids is not available"),
+            "{e}"
+        );
     }
 
     #[test]
