@@ -8,6 +8,8 @@
 #   sleep    sleep 30
 #   relpath  sleep 30, linux.cgroupsPath "mygroup/c1"
 #   exit7    sh -c 'exit 7'
+#   oom      dd of 64 MiB under a 16 MiB memory limit
+#   pids, cpu, memory, devices, hugetlb   print their cgroup files (and effects) from inside
 
 T=30
 CG=/sys/fs/cgroup
@@ -111,3 +113,68 @@ else
     fail exit-code "rc=$rc (want 7)$left output=[$(flat </tmp/exit.out)]"
 fi
 rt delete --force exit7 >/dev/null 2>&1
+
+# --- resource checks: each bundle prints what it sees; compare with the expected text -------
+# expect NAME BUNDLE WANT: run the bundle, its stdout flattened must equal WANT.
+expect() {
+    rt run -b "/bundles/$2" "$2" </dev/null >/tmp/$2.out 2>/tmp/$2.err
+    rc=$?
+    out=$(flat </tmp/$2.out)
+    if [ "$out" = "$3" ]; then
+        pass "$1" "[$out]"
+    else
+        fail "$1" "rc=$rc got=[$out] want=[$3] stderr=[$(flat </tmp/$2.err)]"
+    fi
+    rt delete --force "$2" >/dev/null 2>&1
+}
+
+# --- 6. oom-kill: a process past memory.max is killed: run exits 128+9 ----------------------
+rt run -b /bundles/oom oom </dev/null >/tmp/oom.out 2>&1
+rc=$?
+if [ "$rc" = 137 ]; then pass oom-kill "rc=137"; else fail oom-kill "rc=$rc (want 137) output=[$(flat </tmp/oom.out)]"; fi
+rt delete --force oom >/dev/null 2>&1
+
+# --- 7-11. limits land in the v2 files (conversions: shares 512 -> weight 20; swap is
+# memory+swap in the spec, swap alone in memory.swap.max) and act --------------------------
+expect pids pids "current=5 max=6"
+cpu_out=$(rt run -b /bundles/cpu cpu </dev/null 2>/tmp/cpu.err | flat)
+case "$cpu_out" in
+"10000 100000 20 0 nr_throttled 0") fail cpu "never throttled: [$cpu_out]" ;;
+"10000 100000 20 0 nr_throttled "*) pass cpu "[$cpu_out]" ;;
+*) fail cpu "got=[$cpu_out] stderr=[$(flat </tmp/cpu.err)]" ;;
+esac
+rt delete --force cpu >/dev/null 2>&1
+expect memory memory "67108864 67108864 33554432"
+# The eBPF device program: 5:1 readable only; 4:64 not listed; /dev/null always allowed.
+expect devices devices "/dev/xcon<ok /dev/xcon>denied /dev/xtty<denied /dev/null>ok"
+expect hugetlb hugetlb "4194304 4194304"
+
+# --- 12. update: a running container's limits change ----------------------------------------
+rt run -d -b /bundles/sleep upd </dev/null >/tmp/upd.out 2>&1
+rt update --memory 64m --pids-limit 20 --cpu-quota 20000 upd >>/tmp/upd.out 2>&1
+rc=$?
+got="$(cat $CG/barge-upd/memory.max 2>&1) $(cat $CG/barge-upd/pids.max 2>&1) $(cat $CG/barge-upd/cpu.max 2>&1)"
+if [ "$rc" = 0 ] && [ "$got" = "67108864 20 20000 100000" ]; then
+    pass update "[$got]"
+else
+    fail update "rc=$rc got=[$got] output=[$(flat </tmp/upd.out)]"
+fi
+rt delete --force upd >/dev/null 2>&1
+
+# --- 13. pause: cgroup.freeze with the kernel's handshake; state says paused ----------------
+rt run -d -b /bundles/sleep pz </dev/null >/tmp/pz.out 2>&1
+rt pause pz >>/tmp/pz.out 2>&1
+p_rc=$?
+frozen=$(grep frozen $CG/barge-pz/cgroup.events 2>&1)
+st=$(rt state pz 2>&1 | sed -n 's/.*"status": *"\([a-z]*\)".*/\1/p')
+rt resume pz >>/tmp/pz.out 2>&1
+r_rc=$?
+thawed=$(grep frozen $CG/barge-pz/cgroup.events 2>&1)
+st2=$(rt state pz 2>&1 | sed -n 's/.*"status": *"\([a-z]*\)".*/\1/p')
+detail="pause=$p_rc [$frozen] $st; resume=$r_rc [$thawed] $st2"
+if [ "$frozen" = "frozen 1" ] && [ "$st" = paused ] && [ "$thawed" = "frozen 0" ] && [ "$st2" = running ]; then
+    pass pause "$detail"
+else
+    fail pause "$detail output=[$(flat </tmp/pz.out)]"
+fi
+rt delete --force pz >/dev/null 2>&1

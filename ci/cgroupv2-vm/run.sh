@@ -24,7 +24,7 @@ BARGE=${BARGE_RUNTIME:-$ROOT/target/debug/barge-runtime}
 LOG=${CGV2_LOG:-$CACHE/console.log}
 VM_TIMEOUT=${CGV2_TIMEOUT:-180}
 MEM=${CGV2_MEM:-1024}
-CHECKS=(detect placement relative-path delete exit-code)
+CHECKS=(detect placement relative-path delete exit-code oom-kill pids cpu memory devices hugetlb update pause)
 KERNEL_PKG=linux-image-cloud-amd64
 BUSYBOX=/bin/busybox
 
@@ -166,7 +166,7 @@ build_initramfs() {
     # One bundle per check, from barge's own default spec (`barge-runtime spec`).
     bin=$st/usr/local/bin/barge-runtime
     local b
-    for b in detect sleep relpath exit7; do
+    for b in detect sleep relpath exit7 oom pids cpu memory devices hugetlb; do
         mkdir -p "$st/bundles/$b"
         "$bin" spec --bundle "$st/bundles/$b"
     done
@@ -183,6 +183,36 @@ scripts = {
     "relpath": ["sleep", "30"],
     "exit7": ["sh", "-c", "exit 7"],
 }
+# Cgroup files seen from inside (the container's cgroup namespace root), one per line.
+cat = "cd /sys/fs/cgroup && cat "
+scripts.update({
+    "oom": ["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"],
+    # The loop runs in a child shell, which stops at the first failed fork.
+    "pids": ["sh", "-c",
+             "sh -c 'for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 30 & done'; "
+             "read n < /sys/fs/cgroup/pids.current; read m < /sys/fs/cgroup/pids.max; "
+             "echo current=$n max=$m"],
+    "cpu": ["sh", "-c",
+            cat + "cpu.max cpu.weight cpuset.cpus; "
+            "i=0; while [ $i -lt 3000 ]; do i=$((i+1)); done; grep nr_throttled cpu.stat"],
+    "memory": ["sh", "-c", cat + "memory.max memory.swap.max memory.low"],
+    "devices": ["sh", "-c",
+                "mknod /dev/xcon c 5 1; mknod /dev/xtty c 4 64; "
+                "for t in '/dev/xcon <' '/dev/xcon >' '/dev/xtty <' '/dev/null >'; do "
+                "set -- $t; if [ $2 = '<' ]; then (exec 3<$1) 2>/dev/null; "
+                "else (exec 3>$1) 2>/dev/null; fi && echo \"$1$2ok\" || echo \"$1$2denied\"; done"],
+    "hugetlb": ["sh", "-c", cat + "hugetlb.2MB.max hugetlb.2MB.rsvd.max"],
+})
+resources = {
+    "oom": {"memory": {"limit": 16 << 20}},
+    "pids": {"pids": {"limit": 6}},
+    "cpu": {"cpu": {"shares": 512, "quota": 10000, "period": 100000, "cpus": "0"}},
+    "memory": {"memory": {"limit": 64 << 20, "swap": 128 << 20, "reservation": 32 << 20}},
+    "devices": {"devices": [{"allow": False, "access": "rwm"},
+                            {"allow": True, "type": "c", "major": 5, "minor": 1,
+                             "access": "r"}]},
+    "hugetlb": {"hugepageLimits": [{"pageSize": "2MB", "limit": 4 << 20}]},
+}
 for name, args in scripts.items():
     path = os.path.join(bundles, name, "config.json")
     with open(path) as f:
@@ -192,6 +222,11 @@ for name, args in scripts.items():
     c["root"] = {"path": "/rootfs", "readonly": True}
     if name == "relpath":
         c["linux"]["cgroupsPath"] = "mygroup/c1"
+    if name in resources:
+        c["linux"]["resources"] = resources[name]
+    if name == "devices":
+        for s in ("bounding", "effective", "permitted"):
+            c["process"]["capabilities"][s].append("CAP_MKNOD")
     with open(path, "w") as f:
         json.dump(c, f, indent=2)
 EOF

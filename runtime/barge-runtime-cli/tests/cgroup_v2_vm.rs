@@ -12,14 +12,19 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The checks `ci/cgroupv2-vm/checks.sh` runs in the VM.
-const CHECKS: [&str; 5] = [
-    "detect",
-    "placement",
-    "relative-path",
-    "delete",
-    "exit-code",
-];
+/// The checks `ci/cgroupv2-vm/checks.sh` runs in the VM, from the `CHECKS=(...)` line of
+/// run.sh (one list for both).
+fn checks(run_sh: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(run_sh).expect("read run.sh");
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("CHECKS=("))
+        .and_then(|l| l.strip_suffix(')'))
+        .expect("CHECKS=(...) in run.sh");
+    let names: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+    assert!(names.len() >= 13, "too few checks in run.sh: {names:?}");
+    names
+}
 
 fn on_path(tool: &str) -> bool {
     std::env::var_os("PATH")
@@ -66,7 +71,7 @@ fn runtime_checks_pass_on_a_cgroup_v2_kernel() {
         String::from_utf8_lossy(&out.stderr),
     );
 
-    for check in CHECKS {
+    for check in checks(&script) {
         let prefix = format!("V2CHECK {check} ");
         let line = console.lines().find(|l| l.starts_with(&prefix));
         match line {

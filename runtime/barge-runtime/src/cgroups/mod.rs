@@ -562,6 +562,76 @@ mod tests {
         assert!(relative_path(Some(Path::new("/")), own, "c1").is_err());
     }
 
+    /// v2 freeze: write cgroup.freeze, then wait for the kernel's `frozen 1` in cgroup.events
+    /// (played here by a thread on a fake cgroupfs directory).
+    #[test]
+    fn v2_freeze_waits_for_the_kernel_handshake() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_path_buf();
+        fs::write(d.join("cgroup.freeze"), "0").unwrap();
+        fs::write(d.join("cgroup.events"), "populated 1\nfrozen 0\n").unwrap();
+        let p = Placement {
+            mode: Mode::V2,
+            freezer: Some(d.clone()),
+            unified: Some(d.clone()),
+            ..Default::default()
+        };
+        let kernel = std::thread::spawn(move || {
+            let start = Instant::now();
+            while fs::read_to_string(d.join("cgroup.freeze")).unwrap() != "1" {
+                assert!(
+                    start.elapsed() < Duration::from_secs(5),
+                    "freeze never written"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            fs::write(d.join("cgroup.events"), "populated 1\nfrozen 1\n").unwrap();
+            start.elapsed()
+        });
+        let t0 = Instant::now();
+        p.set_frozen(true).unwrap();
+        let waited = t0.elapsed();
+        let kernel_took = kernel.join().unwrap();
+        assert!(
+            waited >= Duration::from_millis(50),
+            "returned before the handshake: {waited:?}"
+        );
+        assert!(waited >= kernel_took.saturating_sub(Duration::from_millis(5)));
+        assert!(p.is_frozen());
+    }
+
+    #[test]
+    fn dir_for_picks_v1_first_then_the_unified_tree() {
+        let t = tempfile::tempdir().unwrap();
+        let uni = t.path().join("unified");
+        fs::create_dir_all(uni.join("ctr")).unwrap();
+        fs::write(uni.join("cgroup.controllers"), "hugetlb").unwrap();
+        let mut p = Placement {
+            mode: Mode::Hybrid,
+            unified: Some(uni.join("ctr")),
+            ..Default::default()
+        };
+        p.controllers
+            .insert("memory".into(), t.path().join("memory/ctr"));
+        assert_eq!(p.dir_for("memory").unwrap().0, Driver::V1);
+        assert_eq!(
+            p.dir_for("hugetlb").unwrap(),
+            (Driver::V2, uni.join("ctr").as_path())
+        );
+        assert!(
+            p.dir_for("pids").is_none(),
+            "hybrid: unified tree does not offer pids"
+        );
+        p.mode = Mode::V2;
+        p.controllers.clear();
+        assert_eq!(p.dir_for("pids").unwrap().0, Driver::V2);
+        assert!(
+            p.dir_for("devices").is_none(),
+            "v2 has no devices controller files"
+        );
+    }
+
     #[test]
     fn mountinfo_escapes_are_decoded() {
         assert_eq!(unescape("/a\\040b"), "/a b");
