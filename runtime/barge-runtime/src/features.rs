@@ -22,7 +22,7 @@ pub fn document() -> Value {
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": caps,
-            "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false },
+            "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": true },
             "seccomp": { "enabled": false },
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },

@@ -2,7 +2,7 @@
 //!
 //! Everything else uses the safe wrappers below or nix's safe API.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
@@ -191,4 +191,221 @@ pub fn personality(persona: libc::c_ulong) -> nix::Result<()> {
     // SAFETY: integer-only syscall.
     let r = unsafe { libc::personality(persona) };
     Errno::result(r).map(drop)
+}
+
+// bpf(2): loading and attaching the cgroup v2 device program (see `cgroups::bpf`).
+
+const BPF_PROG_LOAD: libc::c_int = 5;
+const BPF_PROG_ATTACH: libc::c_int = 8;
+const BPF_PROG_DETACH: libc::c_int = 9;
+const BPF_PROG_GET_FD_BY_ID: libc::c_int = 13;
+const BPF_PROG_QUERY: libc::c_int = 16;
+
+/// One eBPF instruction, `struct bpf_insn` of linux/bpf.h.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BpfInsn {
+    /// Opcode: class, operation and source (or size and mode) bits.
+    pub code: u8,
+    /// The C bitfields `dst_reg:4, src_reg:4`, in the order the C compiler lays them out.
+    regs: u8,
+    /// Jump offset (in instructions, from the next one) or memory offset.
+    pub off: i16,
+    pub imm: i32,
+}
+
+impl BpfInsn {
+    /// An instruction with registers `dst` and `src` (r0..r10).
+    pub const fn new(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Self {
+        let (dst, src) = (dst & 0xf, src & 0xf);
+        let regs = if cfg!(target_endian = "little") {
+            dst | src << 4
+        } else {
+            dst << 4 | src
+        };
+        BpfInsn {
+            code,
+            regs,
+            off,
+            imm,
+        }
+    }
+
+    /// `(dst_reg, src_reg)`.
+    #[cfg(test)]
+    pub fn regs(&self) -> (u8, u8) {
+        if cfg!(target_endian = "little") {
+            (self.regs & 0xf, self.regs >> 4)
+        } else {
+            (self.regs >> 4, self.regs & 0xf)
+        }
+    }
+}
+
+/// The `BPF_PROG_LOAD` part of `union bpf_attr`, up to `log_buf` (the kernel zero-fills the
+/// rest and writes nothing back for a size this short).
+#[repr(C)]
+#[derive(Default)]
+struct ProgLoadAttr {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+}
+
+/// The `BPF_PROG_ATTACH`/`BPF_PROG_DETACH` part of `union bpf_attr`, up to `attach_flags`.
+#[repr(C)]
+#[derive(Default)]
+struct ProgAttachAttr {
+    target_fd: u32,
+    attach_bpf_fd: u32,
+    attach_type: u32,
+    attach_flags: u32,
+}
+
+/// The `BPF_PROG_QUERY` part of `union bpf_attr`, up to `revision`: the kernel writes
+/// `attach_flags`, `prog_cnt` and (on recent kernels) `revision` back whatever size it is given,
+/// so the struct must cover them all.
+#[repr(C)]
+#[derive(Default)]
+struct ProgQueryAttr {
+    target_fd: u32,
+    attach_type: u32,
+    query_flags: u32,
+    attach_flags: u32,
+    prog_ids: u64,
+    prog_cnt: u32,
+    _pad: u32,
+    prog_attach_flags: u64,
+    link_ids: u64,
+    link_attach_flags: u64,
+    revision: u64,
+}
+
+/// The `BPF_PROG_GET_FD_BY_ID` part of `union bpf_attr`, up to `prog_id`.
+#[repr(C)]
+struct GetFdByIdAttr {
+    prog_id: u32,
+}
+
+/// The raw `bpf(cmd, attr, sizeof(*attr))` call.
+///
+/// # Safety
+/// `attr` must be the `#[repr(C)]` attr struct of `cmd` above, covering every field the kernel
+/// writes back for `cmd`, and every pointer in it must be 0 or valid for the reads and writes
+/// `cmd` does through it, with the lengths given next to it.
+unsafe fn bpf<T>(cmd: libc::c_int, attr: &mut T) -> nix::Result<libc::c_long> {
+    // SAFETY: the caller guarantees `attr` and its pointers are what `cmd` expects; `attr` is
+    // borrowed mutably for the call, so the kernel's write-back is seen by the caller.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr as *mut T,
+            std::mem::size_of::<T>() as libc::c_uint,
+        )
+    };
+    Errno::result(r)
+}
+
+/// `BPF_PROG_LOAD`: verify and load `insns` as a program of `prog_type`. A non-empty `log`
+/// receives the verifier's log (level 1, NUL-terminated); it must then be at least 128 bytes.
+pub fn bpf_prog_load(
+    prog_type: u32,
+    insns: &[BpfInsn],
+    license: &CStr,
+    log: &mut [u8],
+) -> nix::Result<OwnedFd> {
+    let mut attr = ProgLoadAttr {
+        prog_type,
+        insn_cnt: u32::try_from(insns.len()).map_err(|_| Errno::E2BIG)?,
+        insns: insns.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        ..Default::default()
+    };
+    // The kernel refuses a buffer without a level and a level without a buffer.
+    if !log.is_empty() {
+        attr.log_level = 1;
+        attr.log_size = u32::try_from(log.len()).map_err(|_| Errno::EINVAL)?;
+        attr.log_buf = log.as_mut_ptr() as u64;
+    }
+    // SAFETY: `attr` is the PROG_LOAD struct; `insns` (insn_cnt `#[repr(C)]` bpf_insn entries)
+    // and the NUL-terminated `license` are only read, `log` (log_size bytes) is only written,
+    // and all three borrows outlive the call.
+    let fd = unsafe { bpf(BPF_PROG_LOAD, &mut attr)? };
+    // SAFETY: on success the kernel returned a new program fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `BPF_PROG_ATTACH`: attach the program `prog` to `target` (a cgroup directory) at
+/// `attach_type`, with `BPF_F_*` `flags`.
+pub fn bpf_prog_attach(
+    target: BorrowedFd,
+    prog: BorrowedFd,
+    attach_type: u32,
+    flags: u32,
+) -> nix::Result<()> {
+    let mut attr = ProgAttachAttr {
+        target_fd: target.as_raw_fd() as u32,
+        attach_bpf_fd: prog.as_raw_fd() as u32,
+        attach_type,
+        attach_flags: flags,
+    };
+    // SAFETY: `attr` is the PROG_ATTACH struct; it holds no pointers.
+    unsafe { bpf(BPF_PROG_ATTACH, &mut attr) }.map(drop)
+}
+
+/// `BPF_PROG_DETACH`: detach the program `prog` attached to `target` at `attach_type`.
+pub fn bpf_prog_detach(target: BorrowedFd, prog: BorrowedFd, attach_type: u32) -> nix::Result<()> {
+    let mut attr = ProgAttachAttr {
+        target_fd: target.as_raw_fd() as u32,
+        attach_bpf_fd: prog.as_raw_fd() as u32,
+        attach_type,
+        attach_flags: 0,
+    };
+    // SAFETY: `attr` is the PROG_DETACH (= PROG_ATTACH) struct; it holds no pointers.
+    unsafe { bpf(BPF_PROG_DETACH, &mut attr) }.map(drop)
+}
+
+/// `BPF_PROG_QUERY`: the ids of the programs attached directly to `target` at `attach_type`.
+pub fn bpf_prog_query(target: BorrowedFd, attach_type: u32) -> nix::Result<Vec<u32>> {
+    // A cgroup holds at most 64 programs per attach type (BPF_CGROUP_MAX_PROGS); grow anyway if
+    // a kernel allows more.
+    let mut ids = vec![0u32; 64];
+    loop {
+        let mut attr = ProgQueryAttr {
+            target_fd: target.as_raw_fd() as u32,
+            attach_type,
+            prog_ids: ids.as_mut_ptr() as u64,
+            prog_cnt: u32::try_from(ids.len()).map_err(|_| Errno::E2BIG)?,
+            ..Default::default()
+        };
+        // SAFETY: `attr` is the PROG_QUERY struct, covering every field the kernel writes back;
+        // `prog_ids` points to `ids`, writable for prog_cnt u32s and alive across the call.
+        match unsafe { bpf(BPF_PROG_QUERY, &mut attr) } {
+            Ok(_) => {
+                // On success the kernel reports the number of ids it wrote.
+                ids.truncate(attr.prog_cnt as usize);
+                return Ok(ids);
+            }
+            // More programs than room: prog_cnt now holds how many there are.
+            Err(Errno::ENOSPC) => {
+                let want = (attr.prog_cnt as usize).max(ids.len() * 2);
+                ids.resize(want, 0);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `BPF_PROG_GET_FD_BY_ID`: a new fd for the loaded program `id`.
+pub fn bpf_prog_get_fd_by_id(id: u32) -> nix::Result<OwnedFd> {
+    let mut attr = GetFdByIdAttr { prog_id: id };
+    // SAFETY: `attr` is the GET_FD_BY_ID struct; it holds no pointers.
+    let fd = unsafe { bpf(BPF_PROG_GET_FD_BY_ID, &mut attr)? };
+    // SAFETY: on success the kernel returned a new program fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }

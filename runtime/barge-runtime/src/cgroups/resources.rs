@@ -295,10 +295,12 @@ impl Placement {
         }
         if phase == Phase::Create {
             let rules = devices::rules(r.devices().as_deref().unwrap_or_default(), devs)?;
-            match self.dir_for("devices") {
-                Some((Driver::V1, d)) => devices::apply_v1(d, &rules)?,
-                Some((Driver::V2, d)) => bpf::attach(d, &rules)?,
-                None => tracing::warn!(
+            // v2 has no devices controller files: an eBPF program on the unified directory
+            // does the job (also on hosts whose v1 tree lacks the devices controller).
+            match (self.controllers.get("devices"), &self.unified) {
+                (Some(d), _) => devices::apply_v1(d, &rules)?,
+                (None, Some(d)) => bpf::attach(d, &rules)?,
+                (None, None) => tracing::warn!(
                     "no devices cgroup controller: the device list of the config is not enforced"
                 ),
             }

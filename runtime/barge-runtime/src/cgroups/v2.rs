@@ -90,6 +90,10 @@ pub fn enable(p: &Placement, needed: &[String]) -> Result<()> {
     let (Some(dir), Some(top)) = (&p.unified, &p.delegate_from) else {
         return Ok(());
     };
+    let all = p.mode == Mode::V2;
+    if !all && needed.is_empty() {
+        return Ok(());
+    }
     let Ok(below) = dir.strip_prefix(top) else {
         return Ok(());
     };
@@ -100,7 +104,6 @@ pub fn enable(p: &Placement, needed: &[String]) -> Result<()> {
         chain.push(cur.clone());
     }
     chain.pop(); // the container's own directory gets no subtree_control writes
-    let all = p.mode == Mode::V2;
     for ancestor in &chain {
         let offered = words(ancestor, "cgroup.controllers");
         let on = words(ancestor, "cgroup.subtree_control");
@@ -118,16 +121,28 @@ pub fn enable(p: &Placement, needed: &[String]) -> Result<()> {
         } else {
             needed.iter().collect()
         };
+        // A non-root cgroup with processes of its own must not get controllers: domain ones
+        // fail with EBUSY, and threaded ones (cpuset, pids) succeed but turn its new children
+        // into "domain invalid" cgroups that can't take processes.
+        let has_procs = ancestor.join("cgroup.type").exists()
+            && !read(ancestor, "cgroup.procs")
+                .unwrap_or_default()
+                .is_empty();
+        if has_procs {
+            if let Some(c) = needed.iter().find(|c| !on.contains(c)) {
+                return Err(Error::Container(format!(
+                    "cannot enable cgroup v2 controller {c} in {}: it has processes of its \
+                     own (cgroup v2 allows controllers only in cgroups without them); give \
+                     linux.cgroupsPath an absolute path outside the runtime's cgroup",
+                    ancestor.display()
+                )));
+            }
+            continue;
+        }
         for c in candidates.into_iter().filter(|c| !on.contains(c)) {
             match write(ancestor, "cgroup.subtree_control", format!("+{c}")) {
                 Ok(()) => {}
-                Err(e) if needed.contains(c) => {
-                    return Err(Error::Container(format!(
-                        "{e} (cgroup v2 allows controllers only in cgroups without processes \
-                         of their own; give linux.cgroupsPath an absolute path outside the \
-                         runtime's cgroup)"
-                    )))
-                }
+                Err(e) if needed.contains(c) => return Err(e),
                 Err(e) => tracing::debug!("controller {c} not enabled: {e}"),
             }
         }
