@@ -178,3 +178,34 @@ else
     fail pause "$detail output=[$(flat </tmp/pz.out)]"
 fi
 rt delete --force pz >/dev/null 2>&1
+
+# --- 14. stats: `events --stats` reads the v2 files (runc's JSON) ----------------------------
+rt run -d -b /bundles/statbox sb </dev/null >/tmp/sb.out 2>&1
+rt events --stats sb >/tmp/sb.json 2>>/tmp/sb.out
+rc=$?
+js=$(cat /tmp/sb.json)
+case "$js" in
+*'"pids":{"current":2,"limit":20}'*'"usage":{"limit":67108864,"usage":'[1-9]*)
+    pass stats "rc=$rc $(echo "$js" | cut -c1-200)" ;;
+*'"usage":{"limit":67108864,"usage":'[1-9]*'"pids":{"current":2,"limit":20}'*)
+    pass stats "rc=$rc $(echo "$js" | cut -c1-200)" ;;
+*) fail stats "rc=$rc json=[$js] output=[$(flat </tmp/sb.out)]" ;;
+esac
+rt delete --force sb >/dev/null 2>&1
+
+# --- 15. oom-event: `events` streams {"type":"oom"} when the kernel OOM-kills in the cgroup --
+rt run -d -b /bundles/oomlate ol </dev/null >/tmp/ol.out 2>&1
+timeout 40 barge-runtime --root /run/barge events --interval 1s ol >/tmp/ol.ev 2>>/tmp/ol.out &
+evpid=$!
+i=0
+while [ $i -lt 60 ] && ! grep -q '"type":"oom"' /tmp/ol.ev; do
+    sleep 0.5
+    i=$((i + 1))
+done
+if grep -q '"type":"oom","id":"ol"' /tmp/ol.ev; then
+    pass oom-event "$(grep '"type":"oom"' /tmp/ol.ev | head -n 1)"
+else
+    fail oom-event "events=[$(cut -c1-120 /tmp/ol.ev | flat)] output=[$(flat </tmp/ol.out)]"
+fi
+rt delete --force ol >/dev/null 2>&1
+wait $evpid 2>/dev/null

@@ -24,7 +24,7 @@ BARGE=${BARGE_RUNTIME:-$ROOT/target/debug/barge-runtime}
 LOG=${CGV2_LOG:-$CACHE/console.log}
 VM_TIMEOUT=${CGV2_TIMEOUT:-180}
 MEM=${CGV2_MEM:-1024}
-CHECKS=(detect placement relative-path delete exit-code oom-kill pids cpu memory devices hugetlb update pause)
+CHECKS=(detect placement relative-path delete exit-code oom-kill pids cpu memory devices hugetlb update pause stats oom-event)
 KERNEL_PKG=linux-image-cloud-amd64
 BUSYBOX=/bin/busybox
 
@@ -166,7 +166,7 @@ build_initramfs() {
     # One bundle per check, from barge's own default spec (`barge-runtime spec`).
     bin=$st/usr/local/bin/barge-runtime
     local b
-    for b in detect sleep relpath exit7 oom pids cpu memory devices hugetlb; do
+    for b in detect sleep relpath exit7 oom pids cpu memory devices hugetlb statbox oomlate; do
         mkdir -p "$st/bundles/$b"
         "$bin" spec --bundle "$st/bundles/$b"
     done
@@ -202,6 +202,9 @@ scripts.update({
                 "set -- $t; if [ $2 = '<' ]; then (exec 3<$1) 2>/dev/null; "
                 "else (exec 3>$1) 2>/dev/null; fi && echo \"$1$2ok\" || echo \"$1$2denied\"; done"],
     "hugetlb": ["sh", "-c", cat + "hugetlb.2MB.max hugetlb.2MB.rsvd.max"],
+    "statbox": ["sh", "-c", "sleep 60 & sleep 60"],
+    # OOM only after `events` had time to start watching.
+    "oomlate": ["sh", "-c", "sleep 3; dd if=/dev/zero of=/dev/null bs=64M count=1; sleep 60"],
 })
 resources = {
     "oom": {"memory": {"limit": 16 << 20}},
@@ -212,6 +215,8 @@ resources = {
                             {"allow": True, "type": "c", "major": 5, "minor": 1,
                              "access": "r"}]},
     "hugetlb": {"hugepageLimits": [{"pageSize": "2MB", "limit": 4 << 20}]},
+    "statbox": {"memory": {"limit": 64 << 20}, "pids": {"limit": 20}},
+    "oomlate": {"memory": {"limit": 16 << 20}},
 }
 for name, args in scripts.items():
     path = os.path.join(bundles, name, "config.json")
