@@ -881,6 +881,49 @@ fn create_handshake_tolerates_a_slow_intermediate() {
     }
 }
 
+/// `start` must not lose a container that execs and exits at once: opening the exec fifo lets
+/// init run, and under a subreaper (podman's conmon) it can be reaped before `start` looks at
+/// it. strace delays the return of start's fifo open; the test process is the subreaper.
+#[test]
+fn start_tolerates_an_init_that_exits_and_is_reaped_at_once() {
+    let strace = ["/usr/bin/strace", "/bin/strace"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("strace not found: apt-get install strace");
+    nix::sys::prctl::set_child_subreaper(true).unwrap();
+    let rt = rt();
+    let id = cid("reaped");
+    let b = Bundle::new(); // runs `true`
+    let pid = create_ok(&rt, &b, &id);
+    let reaper = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        // init becomes our child once its parent, the intermediate, is gone.
+        loop {
+            match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None) {
+                Ok(_) => return true,
+                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
+                Err(_) => return false,
+            }
+        }
+    });
+    let fifo = rt.root().join(&id).join("exec.fifo");
+    let mut cmd = Command::new(strace);
+    cmd.args(["-f", "-o", "/dev/null", "-P"])
+        .arg(&fifo)
+        .args(["-e", "inject=openat:delay_exit=300000", BIN, "--root"])
+        .arg(rt.root())
+        .args(["start", &id]);
+    let out = Spawned::new(cmd).finish(CMD_TIMEOUT);
+    assert!(reaper.join().unwrap(), "init {pid} was never reaped");
+    assert!(
+        out.status.success(),
+        "start failed when init was reaped early: {}",
+        stderr(&out)
+    );
+    wait_status(&rt, &id, "stopped");
+    ok(&rt.exec(&["delete", &id]));
+}
+
 #[test]
 fn run_passes_container_output_through() {
     let rt = rt();

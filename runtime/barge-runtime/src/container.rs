@@ -355,6 +355,17 @@ pub fn start(store: &Store, id: &str) -> Result<ContainerState> {
             allowed: "created",
         });
     }
+    // The pidfd first: opening the fifo lets init exec, and a short-lived process can exit
+    // and be reaped (by its subreaper, e.g. conmon) before a later pidfd_open.
+    let pid = Pid::from_raw(st.pid);
+    let pidfd = match sys::pidfd_open(pid) {
+        Err(Errno::ESRCH) => {
+            return Err(Error::Container(format!(
+                "container {id}: init {pid} exited before starting"
+            )))
+        }
+        r => r.ctx(|| format!("pidfd_open {pid}"))?,
+    };
     let fifo_path = dir.join(EXEC_FIFO);
     let fifo = nix::fcntl::open(
         &fifo_path,
@@ -362,8 +373,6 @@ pub fn start(store: &Store, id: &str) -> Result<ContainerState> {
         Mode::empty(),
     )
     .ctx(|| at("open", &fifo_path))?;
-    let pid = Pid::from_raw(st.pid);
-    let pidfd = sys::pidfd_open(pid).ctx(|| format!("pidfd_open {pid}"))?;
     let msg = read_exec_fifo(&fifo, &pidfd)?;
     let _ = std::fs::remove_file(&fifo_path);
     match msg.as_slice() {
