@@ -14,6 +14,7 @@ pub mod events;
 pub mod features;
 pub mod hooks;
 mod init;
+mod json_path;
 pub mod namespaces;
 pub mod process;
 pub mod rootfs;

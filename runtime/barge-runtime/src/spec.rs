@@ -15,6 +15,15 @@ pub struct Bundle {
     pub rootfs: PathBuf,
 }
 
+/// Parse JSON whose errors name the field (`linux.resources.devices[0].type: unknown variant
+/// ...`), not only a line and column.
+///
+/// Every parse of a spec (config.json, state files, `update`) goes through here: one
+/// instantiation of the spec's large deserializer keeps the binary small.
+pub fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> std::result::Result<T, String> {
+    crate::json_path::parse(text)
+}
+
 /// Read `<bundle>/config.json`, parse it and check that it asks for something this runtime can do.
 pub fn load_bundle(dir: &Path) -> Result<Bundle> {
     let dir = std::fs::canonicalize(dir)
@@ -22,11 +31,8 @@ pub fn load_bundle(dir: &Path) -> Result<Bundle> {
     let path = dir.join("config.json");
     let text = std::fs::read_to_string(&path)
         .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
-    // The error names the field (e.g. linux.resources.devices[0].type), not only a column.
-    let spec: Spec = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(
-        &text,
-    ))
-    .map_err(|e| Error::Config(format!("{}: {}: {}", path.display(), e.path(), e.inner())))?;
+    let spec: Spec =
+        parse_json(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
     let root = spec
         .root()
         .as_ref()

@@ -211,7 +211,7 @@ impl Store {
             }
             Err(e) => return Err(e).ctx(|| at("read", &path)),
         };
-        serde_json::from_str(&text)
+        crate::spec::parse_json(&text)
             .map_err(|e| Error::Container(format!("corrupt state file {}: {e}", path.display())))
     }
 

@@ -33,16 +33,20 @@ fn merged(
     spec: &oci_spec::runtime::Spec,
     update: &LinuxResources,
 ) -> Result<oci_spec::runtime::Spec> {
+    // Through JSON text: the serializers and parsers used for state files anyway, rather than
+    // new (large) Value-based instantiations for the spec types.
     let enc = |e: serde_json::Error| Error::Container(format!("encode resources: {e}"));
-    let mut doc = serde_json::to_value(spec).map_err(enc)?;
-    let new = serde_json::to_value(update).map_err(enc)?;
+    let to_doc = |text: String| serde_json::from_str::<Value>(&text).map_err(enc);
+    let mut doc = to_doc(serde_json::to_string(spec).map_err(enc)?)?;
+    let new = to_doc(serde_json::to_string(update).map_err(enc)?)?;
     if let Some(linux) = doc.get_mut("linux").and_then(Value::as_object_mut) {
         let slot = linux
             .entry("resources")
             .or_insert_with(|| Value::Object(Default::default()));
         merge(slot, new);
     }
-    serde_json::from_value(doc).map_err(enc)
+    crate::spec::parse_json(&doc.to_string())
+        .map_err(|e| Error::Container(format!("merge resources: {e}")))
 }
 
 fn merge(into: &mut Value, from: Value) {

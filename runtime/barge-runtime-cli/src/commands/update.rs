@@ -79,7 +79,7 @@ pub fn run(store: &Store, a: &Args) -> Result<i32> {
         None => Value::Object(Map::new()),
     };
     overlay_flags(&mut doc, a)?;
-    let resources: LinuxResources = serde_json::from_value(doc)
+    let resources: LinuxResources = barge_runtime::spec::parse_json(&doc.to_string())
         .map_err(|e| Error::InvalidArgument(format!("resources: {e}")))?;
     update::update(store, &a.id, &resources)?;
     Ok(0)
