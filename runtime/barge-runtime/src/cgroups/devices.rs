@@ -211,9 +211,11 @@ fn parse_access(s: &str) -> Option<u8> {
     Some(bits)
 }
 
-/// Write the rules to a v1 `devices` cgroup directory, in order.
+/// Write the rules to a v1 `devices` cgroup directory, in order, from the last reset rule on
+/// (a reset clears everything written before it).
 pub fn apply_v1(dir: &Path, rules: &[Rule]) -> Result<()> {
-    for r in rules {
+    let from = rules.iter().rposition(Rule::is_reset).unwrap_or(0);
+    for r in &rules[from..] {
         let file = dir.join(if r.allow {
             "devices.allow"
         } else {
