@@ -5,8 +5,9 @@ set -euo pipefail
 
 # Debian packages: busybox-static (test rootfs), strace (race regression test),
 # qemu-system-x86 + cpio (cgroup v2 VM tests), podman (drop-in test), runc + time
-# (benchmarks), pkg-config.
-PACKAGES=(busybox-static strace qemu-system-x86 cpio runc time pkg-config podman)
+# (benchmarks), pkg-config + libseccomp-dev (the runtime's seccomp filters), uidmap
+# (newuidmap/newgidmap for rootless containers).
+PACKAGES=(busybox-static strace qemu-system-x86 cpio runc time pkg-config podman libseccomp-dev uidmap)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
