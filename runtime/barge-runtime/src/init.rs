@@ -97,6 +97,11 @@ fn intermediate_steps(ch: &Channel, a: &InitArgs) -> Result<()> {
         setresuid(root_uid, root_uid, root_uid)
             .ctx(|| "become uid 0 in the user namespace".into())?;
     }
+    // CVE-2019-5736: until the container's execve, these processes run the host's runtime
+    // binary. Non-dumpable, /proc/<pid>/exe and /proc/<pid>/mem can't be opened by a process
+    // without CAP_SYS_PTRACE (container processes, a later `exec`). Set after the id maps are
+    // written: a rootless parent needs a dumpable child for that. execve resets it.
+    nix::sys::prctl::set_dumpable(false).ctx(|| "set non-dumpable".into())?;
     let rest = a.plan.new & !(libc::CLONE_NEWUSER | libc::CLONE_NEWCGROUP);
     if rest != 0 {
         sys::unshare(rest).ctx(|| format!("unshare namespaces {rest:#x}"))?;
@@ -308,6 +313,7 @@ impl Waiting {
         if !early_chdir {
             chdir(cwd.as_path()).ctx(|| format!("chdir to {}", cwd.display()))?;
         }
+        check_cwd_inside(cwd)?;
         if let Some(c) = &self.caps {
             c.apply_rest()?;
         }
@@ -318,6 +324,20 @@ impl Waiting {
         sys::cloexec_from(3 + a.preserve).ctx(|| "mark fds close-on-exec".into())?;
         sys::reset_signal_dispositions();
         Err(process::exec(&self.exe, &argv, &envp))
+    }
+}
+
+/// CVE-2024-21626: a cwd reached through an fd the runtime still holds (`/proc/self/fd/N`) can
+/// lie outside the container's root. The kernel then reports it "(unreachable)", which glibc's
+/// getcwd turns into ENOENT. (Such a cwd is already refused when it is created in the rootfs;
+/// this catches whatever gets past that.)
+fn check_cwd_inside(cwd: &std::path::Path) -> Result<()> {
+    match std::env::current_dir() {
+        Ok(p) if p.is_absolute() => Ok(()),
+        _ => Err(Error::Container(format!(
+            "process.cwd {}: outside the container's root filesystem",
+            cwd.display()
+        ))),
     }
 }
 
