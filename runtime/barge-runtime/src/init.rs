@@ -317,6 +317,7 @@ impl Waiting {
         if let Some(c) = &self.caps {
             c.apply_rest()?;
         }
+        crate::lsm::apply_exec_labels(process)?;
         if process.no_new_privileges() == Some(true) {
             nix::sys::prctl::set_no_new_privs().ctx(|| "set no_new_privs".into())?;
         }

@@ -15,6 +15,7 @@ pub mod features;
 pub mod hooks;
 mod init;
 mod json_path;
+mod lsm;
 pub mod namespaces;
 pub mod process;
 pub mod rootfs;

@@ -51,7 +51,7 @@ pub fn load_bundle(dir: &Path) -> Result<Bundle> {
         )));
     }
     validate(&spec)?;
-    check_lsm(&spec)?;
+    crate::lsm::check(&spec)?;
     Ok(Bundle { dir, spec, rootfs })
 }
 
@@ -145,42 +145,6 @@ pub fn validate(spec: &Spec) -> Result<()> {
     }
     if let Some(p) = linux.rootfs_propagation() {
         crate::rootfs::propagation_flag(p)?;
-    }
-    Ok(())
-}
-
-/// AppArmor and SELinux fields: never silently dropped where the LSM would enforce them.
-///
-/// Without the LSM on the host an AppArmor profile can't be applied (warning, as runc); an
-/// SELinux label is an error (as runc). With the LSM present this build can't apply either yet.
-pub fn check_lsm(spec: &Spec) -> Result<()> {
-    let Some(p) = spec.process() else {
-        return Ok(());
-    };
-    if let Some(profile) = p.apparmor_profile().as_deref().filter(|s| !s.is_empty()) {
-        let enabled = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
-            .map(|s| s.trim() == "Y")
-            .unwrap_or(false);
-        if enabled {
-            return Err(Error::Unsupported(format!(
-                "process.apparmorProfile {profile:?}: applying AppArmor profiles is not supported yet"
-            )));
-        }
-        tracing::warn!(
-            "process.apparmorProfile {profile:?} ignored: AppArmor is not enabled on this host"
-        );
-    }
-    if let Some(label) = p.selinux_label().as_deref().filter(|s| !s.is_empty()) {
-        let enabled = Path::new("/sys/fs/selinux/enforce").exists();
-        return Err(if enabled {
-            Error::Unsupported(format!(
-                "process.selinuxLabel {label:?}: applying SELinux labels is not supported yet"
-            ))
-        } else {
-            Error::Config(format!(
-                "process.selinuxLabel {label:?} is set but SELinux is not enabled on this host"
-            ))
-        });
     }
     Ok(())
 }
