@@ -189,3 +189,69 @@ fn no_new_privileges_stops_setuid_gain_and_bounding_caps_stay_dropped() {
         "euid=0\nCapEff:\t0000000000000021\n"
     );
 }
+
+/// CVE-2021-30465 and friends: a mount target swapped with a symlink to a host directory while
+/// the runtime sets up the mounts. A host thread exchanges `/target` (a directory) and a
+/// symlink pointing outside the rootfs as fast as it can while containers start; the tmpfs and
+/// the bind mount must never land outside the rootfs, and nothing may be created there.
+#[test]
+fn mount_target_swapped_for_a_symlink_during_setup_stays_inside() {
+    use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let outside = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    fs::write(data.path().join("secret-of-the-volume"), "v").unwrap();
+    let mut b = Bundle::sh("echo x > /target/written-by-container 2>/dev/null; true");
+    let rootfs = b.own_rootfs();
+    fs::create_dir(rootfs.join("target")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), rootfs.join("swap")).unwrap();
+    b.config["root"]["readonly"] = json!(false);
+    b.config["mounts"].as_array_mut().unwrap().extend([
+        json!({"destination": "/target", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]}),
+        json!({"destination": "/target/vol", "type": "bind", "source": data.path(), "options": ["rbind"]}),
+    ]);
+    b.write();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let swapper = {
+        let stop = stop.clone();
+        let (a, z) = (rootfs.join("target"), rootfs.join("swap"));
+        std::thread::spawn(move || {
+            let mut swaps = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                if renameat2(AT_FDCWD, &a, AT_FDCWD, &z, RenameFlags::RENAME_EXCHANGE).is_ok() {
+                    swaps += 1;
+                }
+            }
+            swaps
+        })
+    };
+    let r = rt();
+    let (mut started, mut refused) = (0, 0);
+    for i in 0..40 {
+        let out = r.run(&b, &cid(&format!("swap{i}")));
+        if out.status.success() {
+            started += 1;
+        } else {
+            refused += 1;
+        }
+        let _ = r.exec(&["delete", "--force", &cid(&format!("swap{i}"))]);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let swaps = swapper.join().unwrap();
+    assert!(swaps > 100, "the swapper barely ran ({swaps} swaps)");
+    let left: Vec<_> = fs::read_dir(outside.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "created outside the rootfs: {left:?} ({started} started, {refused} refused)"
+    );
+    let host_mounts = barge_testutil::host_mounts_containing(&outside.path().to_string_lossy());
+    assert!(host_mounts.is_empty(), "{host_mounts:?}");
+    assert!(started + refused == 40);
+}
