@@ -81,7 +81,9 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<ContainerState> {
         armed: true,
     };
     let _lock = store.lock(&opts.id)?;
-    let placement = cgroups::create(linux.cgroups_path().as_deref(), &opts.id)?;
+    // Rootless without a writable cgroup tree: an empty placement, on which `apply` does
+    // nothing (no limits were asked for, and device rules need a devices cgroup).
+    let placement = cgroups::create(linux.cgroups_path().as_deref(), &opts.id, resources)?;
     guard.placement = Some(placement.clone());
     placement.apply(resources, devices, cgroups::resources::Phase::Create)?;
     let mut st = ContainerState {
@@ -211,7 +213,7 @@ fn drive_setup(
     };
     if plan.creates(LinuxNamespaceType::User) {
         ch.inter.expect(&Msg::WriteIdMaps, "container setup")?;
-        write_id_maps(inter, spec).map_err(fail)?;
+        crate::idmap::write_id_maps(inter, spec).map_err(fail)?;
         ch.inter.send(&Msg::Continue)?;
     }
     let pid = match ch.inter.recv("container setup")? {
@@ -260,30 +262,6 @@ fn init_error_or(ch: &sync::Channel, e: Error) -> Error {
         Ok(Msg::Error(msg)) => Error::Container(msg),
         _ => e,
     }
-}
-
-fn write_id_maps(pid: Pid, spec: &oci_spec::runtime::Spec) -> Result<()> {
-    let Some(linux) = spec.linux() else {
-        return Ok(());
-    };
-    let fmt = |m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
-        m.as_deref()
-            .unwrap_or_default()
-            .iter()
-            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-            .collect::<String>()
-    };
-    for (file, text) in [
-        ("uid_map", fmt(linux.uid_mappings())),
-        ("gid_map", fmt(linux.gid_mappings())),
-    ] {
-        if text.is_empty() {
-            continue;
-        }
-        let path = format!("/proc/{}/{file}", pid.as_raw());
-        std::fs::write(&path, &text).ctx(|| format!("write {path} ({})", text.trim()))?;
-    }
-    Ok(())
 }
 
 /// fds to keep: `--preserve-fds` plus systemd socket activation (LISTEN_FDS), as runc.

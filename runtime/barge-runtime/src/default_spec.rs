@@ -57,23 +57,32 @@ pub fn default_spec(rootless: bool) -> Value {
         "readonlyPaths": READONLY,
     });
     if rootless {
-        let uid = nix::unistd::getuid().as_raw();
-        let gid = nix::unistd::getgid().as_raw();
-        // No cgroups or network devices without privileges: sysfs is bound from the host,
-        // devpts has no gid=5 (unmapped), and the user namespace maps us to root.
-        mounts.retain(|m| m["type"] != "cgroup" && m["type"] != "sysfs");
-        mounts.push(
-            json!({"destination": "/sys", "type": "none", "source": "/sys",
-                           "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}),
-        );
-        if let Some(opts) = mounts[2]["options"].as_array_mut() {
-            opts.retain(|o| o != "gid=5");
+        // The kernel lets an unprivileged user map its own (effective) ids, one each; the
+        // runtime denies setgroups before writing the gid map, as the kernel requires.
+        let uid = nix::unistd::geteuid().as_raw();
+        let gid = nix::unistd::getegid().as_raw();
+        // Unlike runc's rootless spec the container keeps its network namespace (only `lo`).
+        // Created after the user namespace, it is owned by it, and so are the cgroup
+        // namespace and the mount namespace: sysfs (showing the container's own network
+        // devices, not the host's) and the cgroup hierarchies (read-only, rooted at the
+        // runtime's own cgroup) can be mounted as in the default spec. Without a network
+        // namespace of its own the runtime binds the host's /sys read-only instead.
+        // devpts: no gid=5, the host's tty group is not mapped.
+        for m in &mut mounts {
+            if m["type"] == "devpts" {
+                if let Some(opts) = m["options"].as_array_mut() {
+                    opts.retain(|o| o != "gid=5");
+                }
+            }
         }
-        namespaces.retain(|n| n["type"] != "network");
         namespaces.push(json!({"type": "user"}));
         linux["uidMappings"] = json!([{"containerID": 0, "hostID": uid, "size": 1}]);
         linux["gidMappings"] = json!([{"containerID": 0, "hostID": gid, "size": 1}]);
-        linux["resources"] = json!({});
+        // No cgroup limits or device rules: an unprivileged user usually can't write the
+        // cgroup tree, and the runtime then runs the container without cgroups.
+        if let Some(l) = linux.as_object_mut() {
+            l.remove("resources");
+        }
     }
     linux["namespaces"] = Value::Array(namespaces);
     json!({
@@ -114,14 +123,48 @@ mod tests {
     }
 
     #[test]
-    fn rootless_spec_maps_the_caller_and_has_no_netns() {
+    fn rootless_spec_maps_the_caller_and_keeps_its_netns() {
         let v = default_spec(true);
         let ns = v["linux"]["namespaces"].as_array().unwrap();
-        assert!(ns.iter().any(|n| n["type"] == "user"));
-        assert!(!ns.iter().any(|n| n["type"] == "network"));
+        for t in ["user", "network", "pid", "mount", "cgroup"] {
+            assert!(ns.iter().any(|n| n["type"] == t), "no {t} namespace");
+        }
+        for (field, id) in [
+            ("uidMappings", nix::unistd::geteuid().as_raw()),
+            ("gidMappings", nix::unistd::getegid().as_raw()),
+        ] {
+            assert_eq!(
+                v["linux"][field],
+                json!([{"containerID": 0, "hostID": id, "size": 1}])
+            );
+        }
+        assert!(v["linux"].get("resources").is_none());
+        let devpts = v["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["type"] == "devpts")
+            .unwrap();
+        assert!(!devpts["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o == "gid=5"));
         assert_eq!(
-            v["linux"]["uidMappings"][0]["hostID"],
-            nix::unistd::getuid().as_raw()
+            default_spec(false)["mounts"],
+            v["mounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| if m["type"] == "devpts" {
+                    let mut m = m.clone();
+                    m["options"].as_array_mut().unwrap().push(json!("gid=5"));
+                    m
+                } else {
+                    m.clone()
+                })
+                .collect::<Value>(),
+            "only devpts differs from the default mounts"
         );
     }
 }

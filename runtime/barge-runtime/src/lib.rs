@@ -13,6 +13,7 @@ pub mod error;
 pub mod events;
 pub mod features;
 pub mod hooks;
+mod idmap;
 mod init;
 mod json_path;
 mod lsm;

@@ -81,6 +81,10 @@ pub struct Placement {
     /// mount point for absolute paths outside it.
     #[serde(default)]
     pub delegate_from: Option<PathBuf>,
+    /// Why the container has no cgroups at all (a non-root runtime that may not write the
+    /// cgroup tree, and a config without limits); `None` when it was placed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 /// Which interface files a controller directory speaks.
@@ -232,16 +236,29 @@ pub fn relative_path(cgroups_path: Option<&Path>, own: &Path, id: &str) -> Resul
 }
 
 /// Create the container's cgroup in every hierarchy. On error, everything created is removed.
-pub fn create(cgroups_path: Option<&Path>, id: &str) -> Result<Placement> {
+///
+/// A runtime running as non-root (rootless) usually may not write the cgroup tree. As runc,
+/// when creating a directory fails for lack of permission (EACCES, EPERM, EROFS) and the
+/// config has no `cgroupsPath` and asks for no limits (`resources` absent or only device
+/// rules), the container runs without cgroups: the returned placement is empty, with
+/// [`Placement::skipped`] saying why, and a warning is logged. With limits (or an explicit
+/// `cgroupsPath`) that is an error naming the directory and what to do.
+pub fn create(
+    cgroups_path: Option<&Path>,
+    id: &str,
+    resources: &oci_spec::runtime::LinuxResources,
+) -> Result<Placement> {
     let (mode, hierarchies) = detect()?;
     let mut placement = Placement {
         mode,
         ..Default::default()
     };
+    let mut trying = None;
     let result = (|| {
         for h in &hierarchies {
             let rel = relative_path(cgroups_path, &h.own, id)?;
             let dir = h.mount_point.join(&rel);
+            trying = Some(dir.clone());
             mkdir_all(
                 &h.mount_point,
                 &rel,
@@ -268,9 +285,83 @@ pub fn create(cgroups_path: Option<&Path>, id: &str) -> Result<Placement> {
     })();
     if let Err(e) = result {
         let _ = placement.remove();
-        return Err(e);
+        let euid = nix::unistd::geteuid().as_raw();
+        return rootless_fallback(e, euid, mode, trying.as_deref(), cgroups_path, resources);
     }
     Ok(placement)
+}
+
+/// [`create`] failed with `e` (creating `dir`, run by `euid`): continue without cgroups if a
+/// rootless runtime may, else say why it may not.
+fn rootless_fallback(
+    e: Error,
+    euid: u32,
+    mode: Mode,
+    dir: Option<&Path>,
+    cgroups_path: Option<&Path>,
+    resources: &oci_spec::runtime::LinuxResources,
+) -> Result<Placement> {
+    let denied = match &e {
+        Error::Io { source, .. } => matches!(
+            source.raw_os_error(),
+            Some(libc::EACCES | libc::EPERM | libc::EROFS)
+        ),
+        _ => false,
+    };
+    if euid == 0 || !denied {
+        return Err(e);
+    }
+    // Everything created was removed again: the deepest directory still there is the one the
+    // runtime could not create a child in.
+    let dir = dir
+        .and_then(|d| d.ancestors().skip(1).find(|a| a.is_dir()))
+        .map_or_else(|| "the cgroup tree".into(), |d| d.display().to_string());
+    let why = format!("{dir} is not writable by uid {euid}");
+    if let Some(p) = cgroups_path {
+        return Err(Error::Unsupported(format!(
+            "linux.cgroupsPath {}: {why} ({e}); a rootless container runs without cgroups only \
+             when the config names no cgroupsPath and asks for no limits",
+            p.display()
+        )));
+    }
+    let limits = limits_asked(resources);
+    if !limits.is_empty() {
+        return Err(Error::Unsupported(format!(
+            "linux.resources asks for limits ({}) but {why} ({e}): a rootless container can \
+             only have limits in a cgroup delegated to its user; remove the limits or \
+             delegate a cgroup",
+            limits.join(", ")
+        )));
+    }
+    tracing::warn!("running without cgroups: {why}; delegate a cgroup to use limits");
+    Ok(Placement {
+        mode,
+        skipped: Some(why),
+        ..Default::default()
+    })
+}
+
+/// The `linux.resources` fields that ask for limits, i.e. everything set but `devices`
+/// (device rules need no cgroup of their own in a user namespace, which keeps devices out
+/// of reach anyway). Empty objects and lists ask for nothing.
+pub fn limits_asked(r: &oci_spec::runtime::LinuxResources) -> Vec<String> {
+    fn set(v: &serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::Null => false,
+            serde_json::Value::Object(m) => m.values().any(set),
+            serde_json::Value::Array(a) => a.iter().any(set),
+            _ => true,
+        }
+    }
+    match serde_json::to_value(r) {
+        Ok(serde_json::Value::Object(m)) => m
+            .iter()
+            .filter(|(k, v)| k.as_str() != "devices" && set(v))
+            .map(|(k, _)| format!("linux.resources.{k}"))
+            .collect(),
+        // Not representable as JSON: assume limits, so nothing is silently dropped.
+        _ => vec!["linux.resources".into()],
+    }
 }
 
 fn mkdir_all(base: &Path, rel: &Path, created: &mut Vec<PathBuf>, cpuset: bool) -> Result<()> {
@@ -350,6 +441,11 @@ impl Placement {
 
     /// Pids currently in the container's cgroup.
     pub fn pids(&self) -> Result<Vec<i32>> {
+        if let Some(why) = &self.skipped {
+            return Err(Error::Unsupported(format!(
+                "the container has no cgroup to list its processes: {why}"
+            )));
+        }
         let Some(dir) = self.freezer.as_ref().or(self.paths.first()) else {
             return Ok(Vec::new());
         };
@@ -376,6 +472,11 @@ impl Placement {
     /// Freeze (`true`) or thaw the container's cgroup and wait until the kernel reports it done
     /// (v1: freezer.state FREEZING → FROZEN; v2: `frozen 1` in cgroup.events).
     pub fn set_frozen(&self, frozen: bool) -> Result<()> {
+        if let Some(why) = &self.skipped {
+            return Err(Error::Unsupported(format!(
+                "the container has no cgroup to freeze: {why}"
+            )));
+        }
         let dir = self.freezer.as_ref().ok_or_else(|| {
             Error::Unsupported("no freezer: neither a v1 freezer hierarchy nor cgroup v2".into())
         })?;
@@ -630,6 +731,89 @@ mod tests {
             p.dir_for("devices").is_none(),
             "v2 has no devices controller files"
         );
+    }
+
+    fn resources(json: serde_json::Value) -> oci_spec::runtime::LinuxResources {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn limits_are_everything_but_device_rules() {
+        let none = resources(serde_json::json!({}));
+        assert!(limits_asked(&none).is_empty());
+        let devices = resources(serde_json::json!({
+            "devices": [{"allow": false, "access": "rwm"}],
+            "memory": {}
+        }));
+        assert!(limits_asked(&devices).is_empty());
+        let limits = resources(serde_json::json!({
+            "devices": [{"allow": false, "access": "rwm"}],
+            "memory": {"limit": 1048576},
+            "pids": {"limit": 10}
+        }));
+        assert_eq!(
+            limits_asked(&limits),
+            ["linux.resources.memory", "linux.resources.pids"]
+        );
+    }
+
+    /// A rootless runtime that may not create the cgroup continues without one, unless the
+    /// config asks for limits or names a cgroupsPath; root and other errors always fail.
+    #[test]
+    fn rootless_without_permission_runs_without_cgroups_only_without_limits() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("barge-c1");
+        let denied = || Error::Io {
+            context: format!("create cgroup {}", dir.display()),
+            source: std::io::Error::from_raw_os_error(libc::EACCES),
+        };
+        let none = resources(serde_json::json!({"devices": [{"allow": false}]}));
+        let p = rootless_fallback(denied(), 1000, Mode::V2, Some(&dir), None, &none).unwrap();
+        assert!(p.paths.is_empty() && p.unified.is_none() && p.freezer.is_none());
+        let why = p.skipped.as_deref().unwrap();
+        assert_eq!(
+            why,
+            format!("{} is not writable by uid 1000", t.path().display())
+        );
+        assert!(p.pids().is_err(), "no cgroup: no process list to trust");
+        assert!(p.set_frozen(true).is_err());
+        // apply() does nothing without limits (device rules are skipped) ...
+        p.apply(&none, &[], resources::Phase::Create).unwrap();
+        // ... and refuses limits (as `update` would ask) naming the field.
+        let mem = resources(serde_json::json!({"memory": {"limit": 1048576}}));
+        let e = p
+            .apply(&mem, &[], resources::Phase::Update)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("linux.resources.memory") && e.contains(why),
+            "{e}"
+        );
+
+        let e = rootless_fallback(denied(), 1000, Mode::V2, Some(&dir), None, &mem)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("linux.resources.memory") && e.contains("not writable by uid 1000"),
+            "{e}"
+        );
+        let e = rootless_fallback(
+            denied(),
+            1000,
+            Mode::V2,
+            Some(&dir),
+            Some(Path::new("/mine")),
+            &none,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("linux.cgroupsPath /mine"), "{e}");
+        assert!(rootless_fallback(denied(), 0, Mode::V2, Some(&dir), None, &none).is_err());
+        let other = Error::Io {
+            context: "create cgroup x".into(),
+            source: std::io::Error::from_raw_os_error(libc::ENOSPC),
+        };
+        assert!(rootless_fallback(other, 1000, Mode::V2, Some(&dir), None, &none).is_err());
     }
 
     #[test]

@@ -218,6 +218,18 @@ impl Placement {
     /// Apply `linux.resources` (plus the device list of `linux.devices` at creation).
     pub fn apply(&self, r: &LinuxResources, devs: &[LinuxDevice], phase: Phase) -> Result<()> {
         validate(r)?;
+        if let Some(why) = &self.skipped {
+            // No cgroups (rootless): no limits can be set, and device rules, which need a
+            // devices cgroup, are left to the user namespace.
+            let limits = super::limits_asked(r);
+            if limits.is_empty() {
+                return Ok(());
+            }
+            return Err(Error::Unsupported(format!(
+                "{}: the container runs without cgroups ({why})",
+                limits.join(", ")
+            )));
+        }
         if self.unified.is_some() {
             v2::enable(self, &v2::wanted(self, r))?;
         }
