@@ -409,3 +409,85 @@ pub fn bpf_prog_get_fd_by_id(id: u32) -> nix::Result<OwnedFd> {
     // SAFETY: on success the kernel returned a new program fd that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
+
+// The new mount API: open_tree(2), mount_setattr(2) and move_mount(2), for idmapped bind mounts
+// (see `rootfs::idmap`). libc has the syscall numbers but not these constants for Linux/glibc.
+
+/// `open_tree` flag: clone the tree into a new detached mount instead of opening it.
+pub const OPEN_TREE_CLONE: libc::c_uint = 1;
+/// `open_tree` flag: the returned fd is close-on-exec.
+pub const OPEN_TREE_CLOEXEC: libc::c_uint = libc::O_CLOEXEC as libc::c_uint;
+/// `open_tree` / `mount_setattr` flag: the whole tree, not only its top mount.
+pub const AT_RECURSIVE: libc::c_uint = libc::AT_RECURSIVE as libc::c_uint;
+/// `mount_attr.attr_set`: the mount carries the idmapping of `mount_attr.userns_fd`.
+pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+/// `move_mount` flag: the source is the fd itself (empty path).
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x04;
+/// `move_mount` flag: the target is the fd itself (empty path).
+const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+
+/// `struct mount_attr` of linux/mount.h (MOUNT_ATTR_SIZE_VER0, 32 bytes).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct MountAttr {
+    /// `MOUNT_ATTR_*` flags to set.
+    pub attr_set: u64,
+    /// `MOUNT_ATTR_*` flags to clear.
+    pub attr_clr: u64,
+    /// `MS_SHARED`, `MS_SLAVE`, `MS_PRIVATE` or `MS_UNBINDABLE`, or 0 to leave it.
+    pub propagation: u64,
+    /// With `MOUNT_ATTR_IDMAP`: an fd of the user namespace whose mappings the mount gets.
+    pub userns_fd: u64,
+}
+
+/// `open_tree(AT_FDCWD, path, flags)`: with [`OPEN_TREE_CLONE`], a detached copy of the mount
+/// (tree, with [`AT_RECURSIVE`]) at `path`, owned by the returned fd until it is moved.
+pub fn open_tree(path: &std::path::Path, flags: libc::c_uint) -> nix::Result<OwnedFd> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: `path` is a valid NUL-terminated string that outlives the call; the other
+    // arguments are integers.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: on success the kernel returned a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `mount_setattr(fd, "", AT_EMPTY_PATH | flags, attr, sizeof(*attr))`: change the attributes
+/// of the mount `fd` refers to (and, with [`AT_RECURSIVE`] in `flags`, of the mounts below it).
+pub fn mount_setattr(fd: BorrowedFd, flags: libc::c_uint, attr: &MountAttr) -> nix::Result<()> {
+    let flags = flags | libc::AT_EMPTY_PATH as libc::c_uint;
+    // SAFETY: the path is an empty NUL-terminated literal; `attr` is a `#[repr(C)]` mount_attr
+    // of the size passed, only read by the kernel and borrowed across the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// `move_mount(from, "", to, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)`: attach
+/// the (detached) mount `from` exactly on the file or directory `to` is open on (an O_PATH fd
+/// is enough), with no path lookup that a symlink could redirect.
+pub fn move_mount(from: BorrowedFd, to: BorrowedFd) -> nix::Result<()> {
+    // SAFETY: both paths are empty NUL-terminated literals; the rest are integers.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from.as_raw_fd(),
+            c"".as_ptr(),
+            to.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    Errno::result(r).map(drop)
+}

@@ -2,6 +2,7 @@
 //! read-only paths, sysctls.
 
 pub mod devices;
+pub mod idmap;
 pub mod mounts;
 pub mod options;
 pub mod pivot;
@@ -35,6 +36,8 @@ pub struct Setup<'a> {
 /// Everything before pivot_root: propagation, the rootfs bind, mounts and devices.
 pub fn prepare(s: &Setup) -> Result<()> {
     let linux = s.spec.linux().as_ref();
+    // Bad mappings (or idmapped mounts this process cannot make) fail before anything is mounted.
+    idmap::check_all(s.spec, s.userns)?;
     let prop = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
         Some(p) => propagation_flag(p)?,
         None => MsFlags::MS_SLAVE | MsFlags::MS_REC,
@@ -62,6 +65,7 @@ pub fn prepare(s: &Setup) -> Result<()> {
     let root = Root::open(s.rootfs)?;
     let ctx = mounts::MountCtx {
         root: &root,
+        spec: s.spec,
         bundle: s.bundle,
         placement: s.placement,
         cgroupns: s.cgroupns,

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::mount::{mount, MsFlags};
 use nix::sys::statvfs::{statvfs, FsFlags};
-use oci_spec::runtime::Mount;
+use oci_spec::runtime::{Mount, Spec};
 
+use super::idmap;
 use super::options::{self, MountOptions};
 use super::resolve::{fd_path, Kind, Root};
 use crate::cgroups::{self, Mode, Placement};
@@ -16,6 +17,8 @@ use crate::error::{Context, Error, Result};
 /// What mounting needs to know beyond the mount itself.
 pub struct MountCtx<'a> {
     pub root: &'a Root,
+    /// The whole spec (idmapped mounts may take the container's `linux.uidMappings`).
+    pub spec: &'a Spec,
     pub bundle: &'a Path,
     pub placement: &'a Placement,
     /// The container has its own cgroup namespace.
@@ -29,8 +32,10 @@ pub fn mount_entry(ctx: &MountCtx, m: &Mount) -> Result<()> {
     let opts = options::parse(m.options().as_deref().unwrap_or_default())?;
     let typ = m.typ().as_deref().unwrap_or("");
     let dest = m.destination();
+    // Also refuses mappings (or idmap/ridmap) on anything but a bind mount.
+    let idmapped = idmap::request(m, &opts, ctx.spec)?;
     if opts.bind || typ == "bind" {
-        return bind(ctx, m, &opts);
+        return bind(ctx, m, &opts, idmapped.as_ref());
     }
     match typ {
         "cgroup" | "cgroup2" => cgroup(ctx, dest, &opts),
@@ -65,7 +70,12 @@ pub fn mount_entry(ctx: &MountCtx, m: &Mount) -> Result<()> {
     }
 }
 
-fn bind(ctx: &MountCtx, m: &Mount, opts: &MountOptions) -> Result<()> {
+fn bind(
+    ctx: &MountCtx,
+    m: &Mount,
+    opts: &MountOptions,
+    idmapped: Option<&idmap::Request>,
+) -> Result<()> {
     let dest = m.destination();
     let src = m.source().as_ref().ok_or_else(|| {
         Error::Config(format!("bind mount {}: source is missing", dest.display()))
@@ -85,7 +95,13 @@ fn bind(ctx: &MountCtx, m: &Mount, opts: &MountOptions) -> Result<()> {
     let kind = if meta.is_dir() { Kind::Dir } else { Kind::File };
     let target = ctx.root.create(dest, kind)?;
     let base = MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC);
-    do_mount(Some(&src), &target, None, base, "")?;
+    match idmapped {
+        Some(req) => {
+            let rbind = base.contains(MsFlags::MS_REC);
+            idmap::bind(&src, &target, dest, rbind, req, ctx.userns)?
+        }
+        None => do_mount(Some(&src), &target, None, base, "")?,
+    }
     let extra = opts.flags - MsFlags::MS_BIND - MsFlags::MS_REC - MsFlags::MS_REMOUNT;
     if !extra.is_empty() {
         let top = reopen(ctx, dest)?;

@@ -15,6 +15,17 @@ pub struct MountOptions {
     pub data: String,
     /// `bind` or `rbind` was given.
     pub bind: bool,
+    /// `idmap` or `ridmap` was given (the last one wins).
+    pub idmap: Option<Idmap>,
+}
+
+/// The `idmap` / `ridmap` options: the bind mount gets an id mapping (see `rootfs::idmap`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idmap {
+    /// `idmap`: only the top mount of the bind is idmapped.
+    Top,
+    /// `ridmap`: every mount of the (r)bind tree is idmapped.
+    Recursive,
 }
 
 /// Option names the runtime understands (also listed by `features`).
@@ -27,6 +38,7 @@ pub const KNOWN: &[&str] = &[
     "diratime",
     "dirsync",
     "exec",
+    "idmap",
     "iversion",
     "lazytime",
     "loud",
@@ -46,6 +58,7 @@ pub const KNOWN: &[&str] = &[
     "rbind",
     "relatime",
     "remount",
+    "ridmap",
     "ro",
     "rprivate",
     "rshared",
@@ -69,6 +82,7 @@ pub fn parse(options: &[String]) -> Result<MountOptions> {
         propagation: Vec::new(),
         data: String::new(),
         bind: false,
+        idmap: None,
     };
     let mut data = Vec::new();
     for opt in options {
@@ -112,12 +126,26 @@ pub fn parse(options: &[String]) -> Result<MountOptions> {
                 o.bind = true;
                 (MsFlags::MS_BIND | MsFlags::MS_REC, MsFlags::empty())
             }
+            "idmap" => {
+                o.idmap = Some(Idmap::Top);
+                continue;
+            }
+            "ridmap" => {
+                o.idmap = Some(Idmap::Recursive);
+                continue;
+            }
             other => {
                 if let Some(p) = propagation(other) {
                     o.propagation.push(p);
-                } else if matches!(other, "tmpcopyup" | "idmap" | "ridmap" | "rro") {
+                } else if matches!(other, "tmpcopyup" | "rro") {
                     return Err(Error::Unsupported(format!(
                         "mount option {other:?} is not supported by this build"
+                    )));
+                } else if other.starts_with("idmap=") || other.starts_with("ridmap=") {
+                    // crun's inline syntax; it must not end up as ignored fs data.
+                    return Err(Error::Unsupported(format!(
+                        "mount option {other:?}: mappings inside the option are not supported \
+                         (give the mount uidMappings/gidMappings)"
                     )));
                 } else {
                     data.push(other.to_string());
@@ -181,6 +209,26 @@ mod tests {
 
     #[test]
     fn unsupported_extensions_are_refused() {
-        assert!(parse(&["idmap".to_string()]).is_err());
+        assert!(parse(&["tmpcopyup".to_string()]).is_err());
+        assert!(parse(&["rro".to_string()]).is_err());
+        let e = parse(&["idmap=uids=0-1000-1".to_string()]).unwrap_err();
+        assert!(e.to_string().contains("uidMappings"), "{e}");
+    }
+
+    #[test]
+    fn idmap_options() {
+        let o = p(&["bind", "ro"]);
+        assert_eq!(o.idmap, None);
+        let o = p(&["rbind", "idmap", "ro"]);
+        assert_eq!(o.idmap, Some(Idmap::Top));
+        // Neither is a mount(2) flag nor fs data.
+        assert_eq!(
+            o.flags,
+            MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY
+        );
+        assert_eq!(o.data, "");
+        assert_eq!(p(&["ridmap"]).idmap, Some(Idmap::Recursive));
+        assert_eq!(p(&["ridmap", "idmap"]).idmap, Some(Idmap::Top));
+        assert!(KNOWN.contains(&"idmap") && KNOWN.contains(&"ridmap"));
     }
 }
