@@ -71,6 +71,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<ContainerState> {
     let resources = linux.resources().as_ref().unwrap_or(&no_resources);
     let devices = linux.devices().as_deref().unwrap_or_default();
     cgroups::resources::validate(resources)?;
+    let seccomp = compile_seccomp(linux)?;
 
     let dir = store.create_dir(&opts.id)?;
     let mut guard = Cleanup {
@@ -126,6 +127,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<ContainerState> {
         preserve,
         extra_env: &extra_env,
         join_unified: false,
+        seccomp: seccomp.as_ref(),
     };
     let unified_fd = match &placement.unified {
         Some(dir) => Some(
@@ -253,7 +255,50 @@ fn drive_setup(
     ch.init
         .send(&Msg::State(state_json))
         .map_err(|e| init_error_or(ch.init, e))?;
-    ch.init.expect(&Msg::Ready, "container init")
+    match ch.init.recv_fd("container init")? {
+        (Msg::Ready, _) => Ok(()),
+        (Msg::SeccompFd, Some(fd)) => {
+            hand_seccomp_listener(spec, st, fd.as_fd())?;
+            drop(fd);
+            ch.init.expect(&Msg::Ready, "container init")
+        }
+        (Msg::Error(e), _) => Err(Error::Container(e)),
+        (other, _) => Err(Error::Container(format!(
+            "container init sent {other:?}, expected Ready"
+        ))),
+    }
+}
+
+/// `linux.seccomp`, compiled before anything exists so a bad profile leaves no trace.
+fn compile_seccomp(linux: &oci_spec::runtime::Linux) -> Result<Option<crate::seccomp::Filter>> {
+    let Some(s) = linux.seccomp() else {
+        return Ok(None);
+    };
+    let filter = crate::seccomp::Filter::compile(s)?;
+    if filter.uses_notify() && s.listener_path().is_none() {
+        return Err(Error::Config(
+            "linux.seccomp.listenerPath is required when a rule uses SCMP_ACT_NOTIFY".into(),
+        ));
+    }
+    Ok(Some(filter))
+}
+
+/// Pass the init's seccomp notify listener to the agent at `linux.seccomp.listenerPath`.
+fn hand_seccomp_listener(
+    spec: &oci_spec::runtime::Spec,
+    st: &ContainerState,
+    fd: std::os::fd::BorrowedFd,
+) -> Result<()> {
+    let s = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    let Some(path) = s.and_then(|s| s.listener_path().as_ref()) else {
+        return Err(Error::Config(
+            "linux.seccomp.listenerPath is required when a rule uses SCMP_ACT_NOTIFY".into(),
+        ));
+    };
+    let metadata = s
+        .and_then(|s| s.listener_metadata().as_deref())
+        .unwrap_or("");
+    crate::seccomp::send_to_listener(path, metadata, st.pid, &st.oci_state(Status::Creating), fd)
 }
 
 /// If the init already died and told us why, that is the error to report.

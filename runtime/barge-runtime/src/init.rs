@@ -44,6 +44,8 @@ pub struct InitArgs<'a> {
     /// The intermediate must join the unified cgroup itself (it wasn't cloned into it).
     pub join_unified: bool,
     pub extra_env: &'a [String],
+    /// `linux.seccomp`, compiled by the runtime before fork.
+    pub seccomp: Option<&'a crate::seccomp::Filter>,
 }
 
 /// Body of the intermediate process. Never returns.
@@ -252,6 +254,13 @@ fn init_until_ready(ch: &Channel, a: &InitArgs) -> Result<Waiting> {
     let setgroups_allowed = std::fs::read_to_string("/proc/self/setgroups")
         .map(|s| s.trim() != "deny")
         .unwrap_or(true);
+    // A NOTIFY filter goes in now, while the runtime can still hand its listener to the
+    // agent; the others as late as possible (see Waiting::run).
+    if let Some(f) = a.seccomp.filter(|f| f.uses_notify()) {
+        if let Some(fd) = f.load()? {
+            ch.send_fd(&Msg::SeccompFd, fd.as_fd())?;
+        }
+    }
     ch.send(&Msg::Ready)?;
     Ok(Waiting {
         proc_fd_dir,
@@ -304,6 +313,14 @@ impl Waiting {
         let (argv, envp) = process::exec_vectors(process, a.extra_env)?;
         let cwd = process.cwd();
         let early_chdir = chdir(cwd.as_path()).is_ok();
+        let nnp = process.no_new_privileges() == Some(true);
+        let late_seccomp = a.seccomp.filter(|f| !f.uses_notify());
+        if !nnp {
+            // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: before caps go.
+            if let Some(f) = late_seccomp {
+                f.load()?;
+            }
+        }
         if let Some(c) = &self.caps {
             c.apply_bounding()?;
         }
@@ -318,8 +335,12 @@ impl Waiting {
             c.apply_rest()?;
         }
         crate::lsm::apply_exec_labels(process)?;
-        if process.no_new_privileges() == Some(true) {
+        if nnp {
             nix::sys::prctl::set_no_new_privs().ctx(|| "set no_new_privs".into())?;
+            // As late as possible: the fewest of our own system calls go through the filter.
+            if let Some(f) = late_seccomp {
+                f.load()?;
+            }
         }
         process::set_umask(process);
         sys::cloexec_from(3 + a.preserve).ctx(|| "mark fds close-on-exec".into())?;

@@ -21,6 +21,7 @@ pub mod namespaces;
 pub mod process;
 pub mod rootfs;
 pub mod run;
+pub mod seccomp;
 pub mod signal;
 pub mod spec;
 pub mod state;

@@ -138,11 +138,6 @@ pub fn validate(spec: &Spec) -> Result<()> {
             )));
         }
     }
-    if linux.seccomp().is_some() {
-        return Err(Error::Unsupported(
-            "linux.seccomp: this build has no seccomp support yet".into(),
-        ));
-    }
     if let Some(p) = linux.rootfs_propagation() {
         crate::rootfs::propagation_flag(p)?;
     }

@@ -1,8 +1,12 @@
 //! Messages between the runtime and the processes it forks, over a SOCK_SEQPACKET pair.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
-use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+use nix::sys::socket::{
+    recv, recvmsg, send, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned,
+    MsgFlags, SockFlag, SockType,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Context, Error, Result};
@@ -20,6 +24,9 @@ pub enum Msg {
     RunCreateRuntimeHooks,
     /// Parent → init: the state document for createContainer hooks.
     State(String),
+    /// Init → parent: the seccomp notify listener fd rides along (SCM_RIGHTS); hand it to
+    /// `linux.seccomp.listenerPath`.
+    SeccompFd,
     /// Init → parent: setup complete, waiting on the exec fifo.
     Ready,
     /// Child → parent: setup failed.
@@ -50,6 +57,59 @@ impl Channel {
         send(self.fd.as_raw_fd(), &data, MsgFlags::MSG_NOSIGNAL)
             .ctx(|| "send sync message".into())?;
         Ok(())
+    }
+
+    /// Send a message with an fd attached.
+    pub fn send_fd(&self, msg: &Msg, fd: BorrowedFd) -> Result<()> {
+        let data = serde_json::to_vec(msg)
+            .map_err(|e| Error::Container(format!("encode sync message: {e}")))?;
+        let fds = [fd.as_raw_fd()];
+        sendmsg::<()>(
+            self.fd.as_raw_fd(),
+            &[IoSlice::new(&data)],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .ctx(|| "send sync message with fd".into())?;
+        Ok(())
+    }
+
+    /// Receive one message and the fd attached to it, if any.
+    pub fn recv_fd(&self, peer: &str) -> Result<(Msg, Option<OwnedFd>)> {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+        let (n, fd) = loop {
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            match recvmsg::<()>(
+                self.fd.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e).ctx(|| format!("receive from {peer}")),
+                Ok(m) => {
+                    let mut fd = None;
+                    for c in m.cmsgs().ctx(|| format!("read fds from {peer}"))? {
+                        if let ControlMessageOwned::ScmRights(fds) = c {
+                            fd = fds.first().copied();
+                        }
+                    }
+                    break (m.bytes, fd);
+                }
+            }
+        };
+        // The kernel just installed this fd in our table (SCM_RIGHTS); nothing else owns it.
+        let fd = fd.map(crate::sys::own_fd);
+        if n == 0 {
+            return Err(Error::Container(format!(
+                "{peer} exited before finishing setup"
+            )));
+        }
+        let msg = serde_json::from_slice(&buf[..n])
+            .map_err(|e| Error::Container(format!("bad sync message from {peer}: {e}")))?;
+        Ok((msg, fd))
     }
 
     /// Receive one message; a closed peer is an error naming `peer`.
