@@ -247,7 +247,10 @@ fn add_syscall(
         r.map_err(|e| {
             config(
                 format!("linux.seccomp.syscalls[{i}].names[{j}]"),
-                format!("{name} ({}): libseccomp refused the rule: {e}", call.action()),
+                format!(
+                    "{name} ({}): libseccomp refused the rule: {e}",
+                    call.action()
+                ),
             )
         })?;
         added = true;

@@ -512,7 +512,11 @@ fn arch_allowed() -> &'static [&'static str] {
     } else if cfg!(all(target_arch = "powerpc64", target_endian = "little")) {
         &["sync_file_range2", "swapcontext"]
     } else if cfg!(target_arch = "s390x") {
-        &["s390_pci_mmio_read", "s390_pci_mmio_write", "s390_runtime_instr"]
+        &[
+            "s390_pci_mmio_read",
+            "s390_pci_mmio_write",
+            "s390_runtime_instr",
+        ]
     } else if cfg!(target_arch = "riscv64") {
         &["riscv_flush_icache"]
     } else {
@@ -577,11 +581,7 @@ pub fn default_profile_for_caps(caps: &[&str]) -> LinuxSeccomp {
     }
     if !has("CAP_SYS_ADMIN") {
         // clone(flags, ...) without namespace flags; s390 passes the flags second.
-        let index = if cfg!(target_arch = "s390x") {
-            1
-        } else {
-            0
-        };
+        let index = if cfg!(target_arch = "s390x") { 1 } else { 0 };
         syscalls.push(with_arg(
             "clone",
             arg(
@@ -625,7 +625,12 @@ fn with_arg(name: &str, a: LinuxSeccompArg) -> LinuxSyscall {
     s
 }
 
-fn arg(index: usize, op: LinuxSeccompOperator, value: u64, value_two: Option<u64>) -> LinuxSeccompArg {
+fn arg(
+    index: usize,
+    op: LinuxSeccompOperator,
+    value: u64,
+    value_two: Option<u64>,
+) -> LinuxSeccompArg {
     let b = LinuxSeccompArgBuilder::default()
         .index(index)
         .op(op)
@@ -636,5 +641,6 @@ fn arg(index: usize, op: LinuxSeccompOperator, value: u64, value_two: Option<u64
     };
     // The builder has a default for every field (it has no setters otherwise): static data,
     // not input, cannot fail.
-    b.build().expect("LinuxSeccompArgBuilder defaults every field")
+    b.build()
+        .expect("LinuxSeccompArgBuilder defaults every field")
 }
