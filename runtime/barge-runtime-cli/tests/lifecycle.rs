@@ -1325,10 +1325,19 @@ fn features_document() {
     let sc = &v["linux"]["seccomp"];
     assert_eq!(sc["enabled"], true, "{sc}");
     for a in ["SCMP_ACT_NOTIFY", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_ERRNO"] {
-        assert!(sc["actions"].as_array().unwrap().contains(&json!(a)), "{sc}");
+        assert!(
+            sc["actions"].as_array().unwrap().contains(&json!(a)),
+            "{sc}"
+        );
     }
-    assert!(sc["operators"].as_array().unwrap().contains(&json!("SCMP_CMP_MASKED_EQ")));
-    assert_eq!(v["linux"]["mountExtensions"]["idmap"]["enabled"], true, "{v}");
+    assert!(sc["operators"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("SCMP_CMP_MASKED_EQ")));
+    assert_eq!(
+        v["linux"]["mountExtensions"]["idmap"]["enabled"], true,
+        "{v}"
+    );
     assert!(v["ociVersionMax"].is_string(), "{v}");
 }
 

@@ -270,11 +270,11 @@ fn drive_setup(
 }
 
 /// `linux.seccomp`, compiled before anything exists so a bad profile leaves no trace.
-fn compile_seccomp(linux: &oci_spec::runtime::Linux) -> Result<Option<crate::seccomp::Filter>> {
+fn compile_seccomp(linux: &oci_spec::runtime::Linux) -> Result<Option<crate::seccomp::Program>> {
     let Some(s) = linux.seccomp() else {
         return Ok(None);
     };
-    let filter = crate::seccomp::Filter::compile(s)?;
+    let filter = crate::seccomp::Program::build(s)?;
     if filter.uses_notify() && s.listener_path().is_none() {
         return Err(Error::Config(
             "linux.seccomp.listenerPath is required when a rule uses SCMP_ACT_NOTIFY".into(),

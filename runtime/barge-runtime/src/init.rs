@@ -45,7 +45,7 @@ pub struct InitArgs<'a> {
     pub join_unified: bool,
     pub extra_env: &'a [String],
     /// `linux.seccomp`, compiled by the runtime before fork.
-    pub seccomp: Option<&'a crate::seccomp::Filter>,
+    pub seccomp: Option<&'a crate::seccomp::Program>,
 }
 
 /// Body of the intermediate process. Never returns.

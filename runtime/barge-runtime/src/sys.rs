@@ -491,3 +491,44 @@ pub fn move_mount(from: BorrowedFd, to: BorrowedFd) -> nix::Result<()> {
     };
     Errno::result(r).map(drop)
 }
+
+// ---------------------------------------------------------------------------------------------
+// seccomp(2)
+// ---------------------------------------------------------------------------------------------
+
+/// Size of the kernel's `struct sock_filter` (one classic BPF instruction).
+pub const SOCK_FILTER_SIZE: usize = std::mem::size_of::<libc::sock_filter>();
+
+/// `seccomp(SECCOMP_SET_MODE_FILTER, flags, prog)` with the program given as the raw bytes of
+/// `struct sock_filter` entries (as libseccomp exports them). With
+/// `SECCOMP_FILTER_FLAG_NEW_LISTENER` the kernel returns the notify listener fd.
+pub fn seccomp_set_filter(bpf: &[u8], flags: libc::c_ulong) -> nix::Result<Option<OwnedFd>> {
+    let count = bpf.len() / SOCK_FILTER_SIZE;
+    if !bpf.len().is_multiple_of(SOCK_FILTER_SIZE) || count == 0 || count > usize::from(u16::MAX) {
+        return Err(nix::errno::Errno::EINVAL);
+    }
+    let prog = libc::sock_fprog {
+        len: count as libc::c_ushort,
+        // The kernel copies the instructions in (copy_from_user); this side never reads
+        // through the pointer, so the byte buffer's alignment doesn't matter.
+        filter: bpf.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: `prog` points to `count` complete sock_filter entries inside `bpf`, which
+    // outlives the call; the kernel only reads them.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER as libc::c_ulong,
+            flags,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    if r < 0 {
+        return Err(nix::errno::Errno::last());
+    }
+    if flags & libc::SECCOMP_FILTER_FLAG_NEW_LISTENER != 0 {
+        Ok(Some(own_fd(r as RawFd)))
+    } else {
+        Ok(None)
+    }
+}

@@ -127,6 +127,38 @@ impl Filter {
         Ok(Some(crate::sys::own_fd(fd)))
     }
 
+    /// The BPF program libseccomp generates for this filter, as raw `struct sock_filter`
+    /// bytes (what [`Filter::load`] would install).
+    pub fn bpf(&self) -> Result<Vec<u8>> {
+        use std::io::{Read, Seek};
+        use std::os::unix::fs::OpenOptionsExt;
+        // An anonymous file: libseccomp writes to an fd.
+        let open = |dir: &str| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(libc::O_TMPFILE)
+                .open(dir)
+        };
+        let mut f = open("/dev/shm")
+            .or_else(|_| open("/tmp"))
+            .map_err(|e| Error::Io {
+                context: "create a temporary file for the seccomp program".into(),
+                source: e,
+            })?;
+        self.ctx
+            .export_bpf(&f)
+            .map_err(|e| lib_error("generate the seccomp BPF program", e))?;
+        let mut bpf = Vec::new();
+        f.rewind()
+            .and_then(|_| f.read_to_end(&mut bpf))
+            .map_err(|e| Error::Io {
+                context: "read the seccomp BPF program".into(),
+                source: e,
+            })?;
+        Ok(bpf)
+    }
+
     /// The filter in libseccomp's pseudo-filter-code text form (tests and debugging).
     #[cfg(test)]
     pub(crate) fn pfc(&self) -> String {
@@ -388,7 +420,7 @@ fn scmp_arch(a: Arch) -> ScmpArch {
 }
 
 /// The linked libseccomp's version, for messages.
-fn lib_version() -> String {
+pub(crate) fn lib_version() -> String {
     libseccomp::ScmpVersion::current()
         .map(|v| v.to_string())
         .unwrap_or_else(|_| "(unknown version)".into())

@@ -15,10 +15,12 @@
 mod compile;
 mod default_profile;
 mod notify;
+mod program;
 
 pub use compile::Filter;
 pub use default_profile::{default_profile, default_profile_for_caps, DOCKER_DEFAULT_CAPS};
 pub use notify::{send_to_listener, CONTAINER_PROCESS_STATE_VERSION};
+pub use program::Program;
 
 #[cfg(test)]
 mod tests;
