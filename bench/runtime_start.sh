@@ -16,6 +16,8 @@
 #   BUSYBOX=...        static busybox for the rootfs (default: /bin/busybox)
 #   RUN_TIMEOUT=30     seconds one runtime invocation may take
 #   SAMPLES=file.csv   also write every timed run (runtime,index,ns) there
+#   SECCOMP=1          give the container Docker's default seccomp profile
+#                      (`barge-runtime spec --seccomp`), as docker and podman do
 #
 # Needs root, python3, runc and a static busybox
 # (Debian: apt-get install -y runc busybox-static).
@@ -29,6 +31,7 @@ WARMUP=${WARMUP:-3}
 RSS_RUNS=${RSS_RUNS:-5}
 RUN_TIMEOUT=${RUN_TIMEOUT:-30}
 BUSYBOX=${BUSYBOX:-/bin/busybox}
+SECCOMP=${SECCOMP:-0}
 
 log() { printf 'runtime_start: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -98,7 +101,11 @@ while read -r applet; do
     [[ -n $applet && $applet != busybox ]] || continue
     ln -sf busybox "$rootfs/bin/$applet"
 done < <("$BUSYBOX" --list)
-"$barge" spec --bundle "$bundle"
+if [[ $SECCOMP == 1 ]]; then
+    "$barge" spec --seccomp --bundle "$bundle"
+else
+    "$barge" spec --bundle "$bundle"
+fi
 python3 - "$bundle/config.json" <<'PY'
 import json, sys
 path = sys.argv[1]
@@ -135,7 +142,7 @@ log "timing $RUNS runs each (ABAB), after $WARMUP warm-up runs each"
 BARGE="$barge" RUNC="$RUNC" WORK="$work" BUNDLE="$bundle" RUNS="$RUNS" \
     WARMUP="$WARMUP" RSS_RUNS="$RSS_RUNS" RUN_TIMEOUT="$RUN_TIMEOUT" \
     MACHINE="nproc $(nproc), memory $mem, kernel $(uname -r), CPU $cpu, cgroups $cgroups" \
-    SAMPLES="${SAMPLES:-}" RUNC_VERSION="$runc_version" REV="$rev" TIME_BIN="$time_bin" BUSYBOX="$BUSYBOX" \
+    SAMPLES="${SAMPLES:-}" RUNC_VERSION="$runc_version" REV="$rev" TIME_BIN="$time_bin" BUSYBOX="$BUSYBOX" SECCOMP="$SECCOMP" \
     python3 - <<'PY'
 import math
 import os
@@ -293,7 +300,8 @@ out.append(f"**Machine:** {env['MACHINE']}  ")
 out.append(f"**runc:** {env['RUNC_VERSION']} ({env['RUNC']})  ")
 out.append(f"**barge:** {env['REV']} ({env['BARGE']})  ")
 out.append(f"**Runs:** {runs} per runtime, alternating ABAB after {warmup} warm-up "
-           f"runs each; `true` in a static-busybox rootfs, same bundle for both")
+           f"runs each; `true` in a static-busybox rootfs, same bundle for both"
+           + ("; Docker's default seccomp profile" if env.get('SECCOMP') == '1' else ""))
 out.append("")
 out.append("| metric | barge-runtime | runc | barge / runc | goal |")
 out.append("| --- | ---: | ---: | ---: | --- |")
