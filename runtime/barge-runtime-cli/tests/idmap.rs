@@ -419,19 +419,48 @@ fn bad_idmap_input_is_refused_cleanly() {
         d,
     );
 
-    // A container with its own user namespace: not supported by this build, said so.
-    let mut b = Bundle::new();
+    // Nothing was created in the source directory by any of them.
+    assert_eq!(fs::read_dir(d).unwrap().count(), 3);
+}
+
+/// In a container with its own user namespace (0 -> host 100000) the runtime makes the
+/// idmapped clone before fork (the init is not privileged over the host filesystem) and the
+/// init moves it in: a host file owned by 1000, shown as host 100000 through the mount, is the
+/// container's root's; without the mapping it is unmapped (65534).
+#[test]
+fn idmapped_mount_in_a_container_with_a_user_namespace() {
+    let host = host_dir();
+    let d = host.path();
+    populate(d);
+    let mut b = Bundle::sh(
+        "echo $(stat -c '%u' /mnt/mapped/user) $(stat -c '%u' /mnt/plain/user); \
+         touch /mnt/mapped/made-in-userns && echo made",
+    );
+    // Mapped root can't create mount points in a rootfs owned by host root: make them.
+    let rootfs = b.own_rootfs();
+    for m in ["mnt/mapped", "mnt/plain"] {
+        fs::create_dir_all(rootfs.join(m)).unwrap();
+    }
     b.config["linux"]["namespaces"]
         .as_array_mut()
         .unwrap()
         .push(json!({"type": "user"}));
     b.config["linux"]["uidMappings"] = ids(&[(0, 100000, 65536)]);
     b.config["linux"]["gidMappings"] = ids(&[(0, 100000, 65536)]);
-    add_mounts(&mut b, vec![bind("/mnt/u", d, &["bind"], Some(one))]);
-    refused(&b, "userns", &["mount /mnt/u", "user namespace"], d);
-
-    // Nothing was created in the source directory by any of them.
-    assert_eq!(fs::read_dir(d).unwrap().count(), 3);
+    add_mounts(
+        &mut b,
+        vec![
+            bind("/mnt/mapped", d, &["bind"], Some(&[(1000, 100000, 1)])),
+            bind("/mnt/plain", d, &["bind"], None),
+        ],
+    );
+    let r = rt();
+    let out = ok(&r.run(&b, &cid("userns")));
+    assert_eq!(out, "0 65534\nmade\n", "{out}");
+    let made = fs::metadata(d.join("made-in-userns")).expect("file made in the userns");
+    assert_eq!(made.uid(), 1000, "stored as the mapped disk id");
+    assert!(r.leftovers().is_empty(), "{:?}", r.leftovers());
+    assert!(host_mounts_containing(&path_str(d)).is_empty());
 }
 
 #[test]

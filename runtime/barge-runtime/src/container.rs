@@ -72,6 +72,8 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<ContainerState> {
     let devices = linux.devices().as_deref().unwrap_or_default();
     cgroups::resources::validate(resources)?;
     let seccomp = compile_seccomp(linux)?;
+    // Detached trees: nothing to undo if a later step fails (closing them dissolves them).
+    let idmapped = crate::rootfs::idmap::prepare_all(spec, &bundle.dir)?;
 
     let dir = store.create_dir(&opts.id)?;
     let mut guard = Cleanup {
@@ -128,6 +130,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<ContainerState> {
         extra_env: &extra_env,
         join_unified: false,
         seccomp: seccomp.as_ref(),
+        idmapped: &idmapped,
     };
     let unified_fd = match &placement.unified {
         Some(dir) => Some(

@@ -46,6 +46,8 @@ pub struct InitArgs<'a> {
     pub extra_env: &'a [String],
     /// `linux.seccomp`, compiled by the runtime before fork.
     pub seccomp: Option<&'a crate::seccomp::Program>,
+    /// Idmapped clones of mount sources (indexed like spec.mounts), made before fork.
+    pub idmapped: &'a [Option<OwnedFd>],
 }
 
 /// Body of the intermediate process. Never returns.
@@ -180,6 +182,7 @@ fn init_until_ready(ch: &Channel, a: &InitArgs) -> Result<Waiting> {
         placement: a.placement,
         cgroupns: a.plan.creates(LinuxNamespaceType::Cgroup),
         userns,
+        idmapped: a.idmapped,
     })?;
     Root::open(a.rootfs)?.create(process.cwd(), rootfs::resolve::Kind::Dir)?;
     let proc_fd_dir = open(

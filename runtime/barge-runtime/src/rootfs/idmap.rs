@@ -192,29 +192,37 @@ fn check_ranges(dest: &Path, field: &str, ranges: &[Range]) -> Result<()> {
     Ok(())
 }
 
-/// Check every mount of `spec` before anything is mounted: the mappings, and whether this
-/// process can make idmapped mounts at all.
-pub fn check_all(spec: &Spec, userns: bool) -> Result<()> {
+/// Idmapped clones of the sources of every idmapped mount in `spec` (indexed like
+/// `spec.mounts`), made by the runtime before it forks: only a process privileged over the
+/// source filesystem's user namespace (the host's) may set an idmapping, which a container
+/// init in its own user namespace never is. The init moves them onto their targets
+/// ([`attach`]). Bad mappings are refused here, naming the mount, before anything exists.
+pub fn prepare_all(spec: &Spec, bundle: &Path) -> Result<Vec<Option<OwnedFd>>> {
+    let mut out = Vec::new();
     for m in spec.mounts().as_deref().unwrap_or_default() {
         let opts = super::options::parse(m.options().as_deref().unwrap_or_default())?;
-        if request(m, &opts, spec)?.is_some() {
-            can_idmap(m.destination(), userns)?;
-        }
+        let Some(req) = request(m, &opts, spec)? else {
+            out.push(None);
+            continue;
+        };
+        let dest = m.destination();
+        can_idmap(dest)?;
+        let src = m.source().as_ref().ok_or_else(|| {
+            Error::Config(format!("bind mount {}: source is missing", dest.display()))
+        })?;
+        let src = if src.is_absolute() {
+            src.clone()
+        } else {
+            bundle.join(src)
+        };
+        let rbind = opts.flags.contains(nix::mount::MsFlags::MS_REC);
+        out.push(Some(clone_tree(&src, dest, rbind, &req)?));
     }
-    Ok(())
+    Ok(out)
 }
 
-/// Idmapped mounts are made here only as root in the initial user namespace.
-fn can_idmap(dest: &Path, userns: bool) -> Result<()> {
-    if userns {
-        return Err(Error::Unsupported(format!(
-            "mount {}: idmapped mounts are not supported yet in a container with its own user \
-             namespace (its mounts are made from inside that namespace, and the kernel lets only \
-             a process privileged over the source filesystem's user namespace, here the host's, \
-             set an idmapping)",
-            dest.display()
-        )));
-    }
+/// Idmapped mounts are made as root in the initial user namespace.
+fn can_idmap(dest: &Path) -> Result<()> {
     if !nix::unistd::geteuid().is_root() || !in_initial_userns() {
         return Err(Error::Unsupported(format!(
             "mount {}: idmapped mounts need the runtime to run as root in the initial user \
@@ -232,17 +240,9 @@ fn in_initial_userns() -> bool {
         .unwrap_or(false)
 }
 
-/// Bind `src` on `target` (the O_PATH fd of `dest` in the rootfs) with the idmapping `req`;
-/// `rbind` clones the whole mount tree under `src`.
-pub fn bind(
-    src: &Path,
-    target: &OwnedFd,
-    dest: &Path,
-    rbind: bool,
-    req: &Request,
-    userns: bool,
-) -> Result<()> {
-    can_idmap(dest, userns)?;
+/// A detached clone of `src` (the whole tree under it with `rbind`) carrying the idmapping
+/// `req`.
+fn clone_tree(src: &Path, dest: &Path, rbind: bool, req: &Request) -> Result<OwnedFd> {
     let ns = userns_fd(req, dest)?;
     let mut flags = sys::OPEN_TREE_CLONE | sys::OPEN_TREE_CLOEXEC;
     if rbind {
@@ -282,6 +282,12 @@ pub fn bind(
             source: e,
         });
     }
+    Ok(tree)
+}
+
+/// Move the idmapped clone `tree` of `src` onto `target` (the O_PATH fd of `dest` in the
+/// rootfs).
+pub fn attach(tree: &OwnedFd, target: &OwnedFd, dest: &Path, src: &Path) -> Result<()> {
     sys::move_mount(tree.as_fd(), target.as_fd()).ctx(|| {
         let tpath = fd_path(target);
         let shown = std::fs::read_link(&tpath).unwrap_or(tpath);
@@ -566,22 +572,12 @@ mod tests {
     }
 
     #[test]
-    fn check_all_refuses_before_mounting() {
+    fn prepare_all_refuses_before_mounting() {
         let s = spec(serde_json::json!({"mounts": [
             {"destination": "/ok", "type": "tmpfs", "source": "tmpfs"},
             {"destination": "/bad", "type": "proc", "source": "proc", "options": ["ridmap"]}
         ]}));
-        let e = check_all(&s, false).unwrap_err().to_string();
+        let e = prepare_all(&s, Path::new("/")).unwrap_err().to_string();
         assert!(e.contains("mount /bad:"), "{e}");
-        let s = spec(serde_json::json!({"mounts": [
-            {"destination": "/data", "source": "/srv", "options": ["bind"],
-             "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
-             "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}
-        ]}));
-        let e = check_all(&s, true).unwrap_err().to_string();
-        assert!(
-            e.contains("mount /data:") && e.contains("user namespace"),
-            "{e}"
-        );
     }
 }

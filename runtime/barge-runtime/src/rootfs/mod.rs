@@ -31,13 +31,13 @@ pub struct Setup<'a> {
     pub placement: &'a Placement,
     pub cgroupns: bool,
     pub userns: bool,
+    /// Idmapped clones of mount sources, from [`idmap::prepare_all`] in the runtime.
+    pub idmapped: &'a [Option<std::os::fd::OwnedFd>],
 }
 
 /// Everything before pivot_root: propagation, the rootfs bind, mounts and devices.
 pub fn prepare(s: &Setup) -> Result<()> {
     let linux = s.spec.linux().as_ref();
-    // Bad mappings (or idmapped mounts this process cannot make) fail before anything is mounted.
-    idmap::check_all(s.spec, s.userns)?;
     let prop = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
         Some(p) => propagation_flag(p)?,
         None => MsFlags::MS_SLAVE | MsFlags::MS_REC,
@@ -66,14 +66,15 @@ pub fn prepare(s: &Setup) -> Result<()> {
     let ctx = mounts::MountCtx {
         root: &root,
         spec: s.spec,
+        idmapped: s.idmapped,
         bundle: s.bundle,
         placement: s.placement,
         cgroupns: s.cgroupns,
         userns: s.userns,
     };
     let spec_mounts = s.spec.mounts().as_deref().unwrap_or_default();
-    for m in spec_mounts {
-        mounts::mount_entry(&ctx, m)?;
+    for (i, m) in spec_mounts.iter().enumerate() {
+        mounts::mount_entry(&ctx, i, m)?;
     }
     let dev_is_bound = spec_mounts.iter().any(|m| {
         m.destination() == Path::new("/dev")

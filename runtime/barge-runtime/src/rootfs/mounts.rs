@@ -19,6 +19,8 @@ pub struct MountCtx<'a> {
     pub root: &'a Root,
     /// The whole spec (idmapped mounts may take the container's `linux.uidMappings`).
     pub spec: &'a Spec,
+    /// Idmapped clones of the mounts' sources, made by the runtime (indexed like spec.mounts).
+    pub idmapped: &'a [Option<OwnedFd>],
     pub bundle: &'a Path,
     pub placement: &'a Placement,
     /// The container has its own cgroup namespace.
@@ -28,14 +30,15 @@ pub struct MountCtx<'a> {
 }
 
 /// Mount one `mounts[]` entry.
-pub fn mount_entry(ctx: &MountCtx, m: &Mount) -> Result<()> {
+pub fn mount_entry(ctx: &MountCtx, index: usize, m: &Mount) -> Result<()> {
     let opts = options::parse(m.options().as_deref().unwrap_or_default())?;
     let typ = m.typ().as_deref().unwrap_or("");
     let dest = m.destination();
     // Also refuses mappings (or idmap/ridmap) on anything but a bind mount.
     let idmapped = idmap::request(m, &opts, ctx.spec)?;
     if opts.bind || typ == "bind" {
-        return bind(ctx, m, &opts, idmapped.as_ref());
+        let tree = idmapped.map(|_| ctx.idmapped.get(index).and_then(Option::as_ref));
+        return bind(ctx, m, &opts, tree);
     }
     match typ {
         "cgroup" | "cgroup2" => cgroup(ctx, dest, &opts),
@@ -74,7 +77,7 @@ fn bind(
     ctx: &MountCtx,
     m: &Mount,
     opts: &MountOptions,
-    idmapped: Option<&idmap::Request>,
+    idmapped: Option<Option<&OwnedFd>>,
 ) -> Result<()> {
     let dest = m.destination();
     let src = m.source().as_ref().ok_or_else(|| {
@@ -96,9 +99,12 @@ fn bind(
     let target = ctx.root.create(dest, kind)?;
     let base = MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC);
     match idmapped {
-        Some(req) => {
-            let rbind = base.contains(MsFlags::MS_REC);
-            idmap::bind(&src, &target, dest, rbind, req, ctx.userns)?
+        Some(Some(tree)) => idmap::attach(tree, &target, dest, &src)?,
+        Some(None) => {
+            return Err(Error::Container(format!(
+                "mount {}: the runtime prepared no idmapped mount for it",
+                dest.display()
+            )))
         }
         None => do_mount(Some(&src), &target, None, base, "")?,
     }
