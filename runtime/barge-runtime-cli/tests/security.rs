@@ -56,13 +56,14 @@ fn runtime_binary_is_not_reachable_through_proc_exe() {
             ])
             .arg(format!(
                 "(exec 3<{exe}) 2>/dev/null && echo opened || echo refused; \
-                 (exec 4</proc/{pid}/mem) 2>/dev/null && echo mem-opened || echo mem-refused"
+                 (exec 4</proc/{pid}/mem) 2>/dev/null && echo mem-opened || echo mem-refused; \
+                 (exec 5>>{exe}) 2>/dev/null && echo write-opened || echo write-refused"
             ))
             .output()
             .unwrap();
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
-    assert_eq!(try_open(), "refused\nmem-refused\n");
+    assert_eq!(try_open(), "refused\nmem-refused\nwrite-refused\n");
     // After start the init is the container's own program and dumpable again: the same
     // check succeeds, so the refusal above is the runtime's doing.
     ok(&r.exec(&["start", &id]));
@@ -71,7 +72,8 @@ fn runtime_binary_is_not_reachable_through_proc_exe() {
         assert!(std::time::Instant::now() < deadline, "init never exec'd");
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    assert_eq!(try_open(), "opened\nmem-opened\n");
+    // (Writing stays refused: the container's program is running, ETXTBSY.)
+    assert_eq!(try_open(), "opened\nmem-opened\nwrite-refused\n");
     ok(&r.exec(&["delete", "--force", &id]));
 }
 
