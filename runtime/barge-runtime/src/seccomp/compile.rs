@@ -1,7 +1,5 @@
 //! `linux.seccomp` compiled into a libseccomp filter context, and loading it.
 
-use std::os::fd::OwnedFd;
-
 use libseccomp::error::SeccompError;
 use libseccomp::{
     ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
@@ -93,42 +91,13 @@ impl Filter {
         Ok(Filter { ctx, notify })
     }
 
-    /// Whether a rule is `SCMP_ACT_NOTIFY` (the default action cannot be): the init must then
-    /// load the filter before reporting Ready and hand the listener fd from [`Filter::load`]
-    /// to the runtime, which passes it to `linux.seccomp.listenerPath`.
+    /// Whether a rule is `SCMP_ACT_NOTIFY` (the default action cannot be).
     pub fn uses_notify(&self) -> bool {
         self.notify
     }
 
-    /// Load the filter into the calling thread (the container's init, after fork; it is
-    /// single-threaded, so no TSYNC). Needs `no_new_privs` set or `CAP_SYS_ADMIN` in the
-    /// caller's user namespace. Returns the notify listener fd if [`Filter::uses_notify`].
-    ///
-    /// libseccomp generates the BPF program here, so this allocates; call it at most once per
-    /// process (libseccomp keeps one listener per process).
-    pub fn load(&self) -> Result<Option<OwnedFd>> {
-        self.ctx
-            .load()
-            .map_err(|e| lib_error("load seccomp filter", e))?;
-        if !self.notify {
-            return Ok(None);
-        }
-        let fd = self
-            .ctx
-            .get_notify_fd()
-            .map_err(|e| lib_error("get seccomp notify listener fd", e))?;
-        if fd < 0 {
-            return Err(Error::Container(
-                "seccomp filter loaded but libseccomp returned no notify listener".into(),
-            ));
-        }
-        // libseccomp hands over the listener it got from seccomp(2); it only remembers the
-        // number (closing it on a global seccomp_reset, which this crate never calls).
-        Ok(Some(crate::sys::own_fd(fd)))
-    }
-
     /// The BPF program libseccomp generates for this filter, as raw `struct sock_filter`
-    /// bytes (what [`Filter::load`] would install).
+    /// bytes (what [`super::Program::load`] installs).
     pub fn bpf(&self) -> Result<Vec<u8>> {
         use std::io::{Read, Seek};
         use std::os::unix::fs::OpenOptionsExt;

@@ -2,14 +2,15 @@
 //! with the `SCMP_ACT_NOTIFY` listener handed to `linux.seccomp.listenerPath`, and Docker's
 //! default profile.
 //!
-//! The flow, as runc's:
-//! 1. `create` calls [`Filter::compile`] in the runtime process before anything exists, so a
-//!    bad profile fails early and names its field (`linux.seccomp.syscalls[3].errnoRet: ...`).
-//! 2. The init (after fork) calls [`Filter::load`]. Loading needs `no_new_privs` or
-//!    `CAP_SYS_ADMIN` in the init's user namespace: the filter never sets `no_new_privs`
-//!    itself (that stays `process.noNewPrivileges`' job), so load it while the init still
-//!    holds its capabilities, or after setting `no_new_privs`.
-//! 3. If [`Filter::uses_notify`], `load` returns the listener fd; the init passes it to the
+//! The flow:
+//! 1. `create` calls [`Program::build`] in the runtime process before anything exists: it
+//!    takes the BPF program from the cache, or compiles the profile ([`Filter::compile`], so a
+//!    bad profile fails early and names its field, `linux.seccomp.syscalls[3].errnoRet: ...`).
+//! 2. The init (after fork) calls [`Program::load`], one seccomp(2). Loading needs
+//!    `no_new_privs` or `CAP_SYS_ADMIN` in the init's user namespace: the filter never sets
+//!    `no_new_privs` itself (that stays `process.noNewPrivileges`' job), so load it while the
+//!    init still holds its capabilities, or after setting `no_new_privs`.
+//! 3. If [`Program::uses_notify`], `load` returns the listener fd; the init passes it to the
 //!    runtime, which calls [`send_to_listener`] before `create` returns.
 
 mod compile;

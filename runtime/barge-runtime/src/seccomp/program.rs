@@ -39,18 +39,13 @@ impl Program {
         if let Some(bpf) = cache.as_deref().and_then(|p| read_cached(p, &key)) {
             return Ok(Program { bpf, flags, notify });
         }
-        let filter = Filter::compile(s)?;
-        let bpf = filter.bpf()?;
+        let bpf = Filter::compile(s)?.bpf()?;
         if let Some(p) = cache {
             if let Err(e) = write_cached(&p, &key, &bpf) {
                 tracing::debug!("seccomp cache not written: {e}");
             }
         }
-        Ok(Program {
-            bpf,
-            flags,
-            notify: filter.uses_notify(),
-        })
+        Ok(Program { bpf, flags, notify })
     }
 
     /// Whether a rule notifies (the listener must reach `listenerPath`).

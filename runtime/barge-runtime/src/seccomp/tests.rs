@@ -824,11 +824,12 @@ mod child {
         load_profile(&profile(v))
     }
 
+    /// Through the runtime's own path: the (cached) program, installed with seccomp(2).
     fn load_profile(p: &LinuxSeccomp) -> Option<OwnedFd> {
-        let f = Filter::compile(p).unwrap();
+        let prog = crate::seccomp::Program::build(p).unwrap();
         // Loading needs no_new_privs or CAP_SYS_ADMIN; set it so the tests need no root.
         nix::sys::prctl::set_no_new_privs().unwrap();
-        f.load().unwrap()
+        prog.load().unwrap()
     }
 
     pub fn run(scenario: &str) {
