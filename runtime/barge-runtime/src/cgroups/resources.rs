@@ -216,8 +216,9 @@ impl Placement {
     }
 
     /// Apply `linux.resources` (plus the device list of `linux.devices` at creation).
+    ///
+    /// Callers [`validate`] first, before they create anything (`create`, `update`).
     pub fn apply(&self, r: &LinuxResources, devs: &[LinuxDevice], phase: Phase) -> Result<()> {
-        validate(r)?;
         if let Some(why) = &self.skipped {
             // No cgroups (rootless): no limits can be set, and device rules, which need a
             // devices cgroup, are left to the user namespace.
