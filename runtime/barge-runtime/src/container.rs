@@ -458,16 +458,7 @@ fn read_exec_fifo(fifo: &OwnedFd, pidfd: &OwnedFd) -> Result<Vec<u8>> {
 
 /// Send `sig` to the container's init, or with `all` to every process in its cgroup.
 pub fn kill_container(store: &Store, id: &str, sig: Signal, all: bool) -> Result<()> {
-    let st = store.load(id)?;
-    let status = st.live_status(&store.dir(id));
-    if matches!(status, Status::Stopped | Status::Creating) {
-        return Err(Error::BadState {
-            id: id.into(),
-            status: status.to_string(),
-            op: "kill",
-            allowed: "created, running or paused",
-        });
-    }
+    let (st, status) = store.load_live(id, "kill")?;
     if all {
         return kill_all(&st, sig, status == Status::Paused);
     }

@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::cgroups::oom::OomWatcher;
 use crate::cgroups::stats::{self, Stats};
 use crate::error::{Context, Error, Result};
-use crate::state::{self, ContainerState, Status, Store};
+use crate::state::{self, Store};
 use crate::sys;
 
 /// One event line (runc's `types.Event`).
@@ -66,24 +66,9 @@ impl Event {
     }
 }
 
-/// Load a container that has processes to report on: created, running or paused.
-fn load_live(store: &Store, id: &str) -> Result<ContainerState> {
-    let st = store.load(id)?;
-    let status = st.live_status(&store.dir(id));
-    if matches!(status, Status::Stopped | Status::Creating) {
-        return Err(Error::BadState {
-            id: id.into(),
-            status: status.to_string(),
-            op: "report events",
-            allowed: "created, running or paused",
-        });
-    }
-    Ok(st)
-}
-
 /// The current statistics of container `id`, as the event `events --stats` prints.
 pub fn stats_once(store: &Store, id: &str) -> Result<Event> {
-    let st = load_live(store, id)?;
+    let (st, _) = store.load_live(id, "report events")?;
     let data = stats::read(&st.cgroup)?;
     Ok(Event::stats(id, data))
 }
@@ -96,7 +81,7 @@ pub fn stream(store: &Store, id: &str, interval: Duration, out: &mut dyn Write) 
             "events: the interval must be greater than 0".into(),
         ));
     }
-    let st = load_live(store, id)?;
+    let (st, _) = store.load_live(id, "report events")?;
     let pid = Pid::from_raw(st.pid);
     let pidfd = match sys::pidfd_open(pid) {
         Ok(fd) => fd,

@@ -215,6 +215,22 @@ impl Store {
             .map_err(|e| Error::Container(format!("corrupt state file {}: {e}", path.display())))
     }
 
+    /// Load container `id` for `op` on a live container (created, running or paused): its
+    /// state and current status, or an error naming the status it is in.
+    pub fn load_live(&self, id: &str, op: &'static str) -> Result<(ContainerState, Status)> {
+        let st = self.load(id)?;
+        let status = st.live_status(&self.dir(id));
+        if matches!(status, Status::Stopped | Status::Creating) {
+            return Err(Error::BadState {
+                id: id.into(),
+                status: status.to_string(),
+                op,
+                allowed: "created, running or paused",
+            });
+        }
+        Ok((st, status))
+    }
+
     /// Write the state atomically (temp file + rename). Not fsynced: runtime state describes
     /// live processes, which a power cut ends anyway, and it lives on tmpfs by default.
     pub fn save(&self, state: &ContainerState) -> Result<()> {

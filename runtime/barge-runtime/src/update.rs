@@ -5,23 +5,14 @@ use serde_json::Value;
 
 use crate::cgroups::resources::{validate, Phase};
 use crate::error::{Error, Result};
-use crate::state::{Status, Store};
+use crate::state::Store;
 
 /// Apply `resources` to container `id` (created, running or paused). Fields left out keep
 /// their current values. Device rules are not changed by `update`, as in runc.
 pub fn update(store: &Store, id: &str, resources: &LinuxResources) -> Result<()> {
     validate(resources)?;
     let _lock = store.lock(id)?;
-    let mut st = store.load(id)?;
-    let status = st.live_status(&store.dir(id));
-    if !matches!(status, Status::Created | Status::Running | Status::Paused) {
-        return Err(Error::BadState {
-            id: id.into(),
-            status: status.to_string(),
-            op: "update",
-            allowed: "created, running or paused",
-        });
-    }
+    let (mut st, _) = store.load_live(id, "update")?;
     st.cgroup.apply(resources, &[], Phase::Update)?;
     st.spec = merged(&st.spec, resources)?;
     store.save(&st)
