@@ -207,14 +207,7 @@ pub fn prepare_all(spec: &Spec, bundle: &Path) -> Result<Vec<Option<OwnedFd>>> {
         };
         let dest = m.destination();
         can_idmap(dest)?;
-        let src = m.source().as_ref().ok_or_else(|| {
-            Error::Config(format!("bind mount {}: source is missing", dest.display()))
-        })?;
-        let src = if src.is_absolute() {
-            src.clone()
-        } else {
-            bundle.join(src)
-        };
+        let src = super::mounts::bind_source(m, bundle)?;
         let rbind = opts.flags.contains(nix::mount::MsFlags::MS_REC);
         out.push(Some(clone_tree(&src, dest, rbind, &req)?));
     }

@@ -80,14 +80,7 @@ fn bind(
     idmapped: Option<Option<&OwnedFd>>,
 ) -> Result<()> {
     let dest = m.destination();
-    let src = m.source().as_ref().ok_or_else(|| {
-        Error::Config(format!("bind mount {}: source is missing", dest.display()))
-    })?;
-    let src = if src.is_absolute() {
-        src.clone()
-    } else {
-        ctx.bundle.join(src)
-    };
+    let src = bind_source(m, ctx.bundle)?;
     let meta = std::fs::metadata(&src).map_err(|e| {
         Error::Config(format!(
             "bind mount {}: source {}: {e}",
@@ -114,6 +107,21 @@ fn bind(
         remount(&top, extra | MsFlags::MS_BIND)?;
     }
     propagate(ctx, dest, opts)
+}
+
+/// A bind mount's source: absolute, or relative to the bundle directory.
+pub(super) fn bind_source(m: &Mount, bundle: &Path) -> Result<PathBuf> {
+    let src = m.source().as_ref().ok_or_else(|| {
+        Error::Config(format!(
+            "bind mount {}: source is missing",
+            m.destination().display()
+        ))
+    })?;
+    Ok(if src.is_absolute() {
+        src.clone()
+    } else {
+        bundle.join(src)
+    })
 }
 
 /// The fd of whatever is mounted at `dest` now (the lookup sees the top mount).
