@@ -73,6 +73,13 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
     }
 }
 
+/// `--format` of `list` and `ps`, as runc spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
 /// Print JSON to stdout.
 fn print_json(v: &impl serde::Serialize) -> Result<()> {
     let s = serde_json::to_string_pretty(v)

@@ -4,11 +4,7 @@ use std::process::Command;
 
 use barge_runtime::{Error, Result, Store};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Table,
-    Json,
-}
+use super::Format;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
