@@ -585,6 +585,26 @@ fn rmdir_retry(dir: &Path) -> Result<()> {
     }
 }
 
+/// A fake cgroupfs directory for the drivers' unit tests.
+#[cfg(test)]
+pub(crate) mod fake {
+    use std::path::Path;
+
+    /// A temporary directory holding `files` (name, content).
+    pub fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        for (f, v) in files {
+            std::fs::write(d.path().join(f), v).unwrap();
+        }
+        d
+    }
+
+    /// The content of `f` in `d`.
+    pub fn get(d: &Path, f: &str) -> String {
+        std::fs::read_to_string(d.join(f)).unwrap()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

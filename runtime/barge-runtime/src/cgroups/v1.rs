@@ -216,20 +216,8 @@ pub fn rdma(dir: &Path, devices: &HashMap<String, LinuxRdma>) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::fake::{get, tree};
     use super::*;
-    use std::fs;
-
-    fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
-        let d = tempfile::tempdir().unwrap();
-        for (f, v) in files {
-            fs::write(d.path().join(f), v).unwrap();
-        }
-        d
-    }
-
-    fn get(d: &tempfile::TempDir, f: &str) -> String {
-        fs::read_to_string(d.path().join(f)).unwrap()
-    }
 
     #[test]
     fn memory_and_swap_are_written_in_a_safe_order() {
@@ -244,10 +232,10 @@ mod tests {
         )
         .unwrap();
         memory(d.path(), &m, Phase::Create).unwrap();
-        assert_eq!(get(&d, LIMIT), "1048576");
-        assert_eq!(get(&d, MEMSW), "2097152");
-        assert_eq!(get(&d, "memory.swappiness"), "10");
-        assert_eq!(get(&d, "memory.oom_control"), "1");
+        assert_eq!(get(d.path(), LIMIT), "1048576");
+        assert_eq!(get(d.path(), MEMSW), "2097152");
+        assert_eq!(get(d.path(), "memory.swappiness"), "10");
+        assert_eq!(get(d.path(), "memory.oom_control"), "1");
     }
 
     #[test]
@@ -257,7 +245,7 @@ mod tests {
             serde_json::from_str(r#"{"limit":1000000,"checkBeforeUpdate":true}"#).unwrap();
         let e = memory(d.path(), &m, Phase::Update).unwrap_err();
         assert!(e.to_string().contains("current usage 5000000"), "{e}");
-        assert_eq!(get(&d, LIMIT), "100000000");
+        assert_eq!(get(d.path(), LIMIT), "100000000");
     }
 
     #[test]
@@ -278,9 +266,9 @@ mod tests {
         let c: LinuxCpu =
             serde_json::from_str(r#"{"shares":512,"quota":50000,"period":200000}"#).unwrap();
         cpu(d.path(), &c).unwrap();
-        assert_eq!(get(&d, "cpu.shares"), "512");
-        assert_eq!(get(&d, "cpu.cfs_quota_us"), "50000");
-        assert_eq!(get(&d, "cpu.cfs_period_us"), "200000");
+        assert_eq!(get(d.path(), "cpu.shares"), "512");
+        assert_eq!(get(d.path(), "cpu.cfs_quota_us"), "50000");
+        assert_eq!(get(d.path(), "cpu.cfs_period_us"), "200000");
     }
 
     #[test]
@@ -294,8 +282,11 @@ mod tests {
         )
         .unwrap();
         blkio(d.path(), &b).unwrap();
-        assert_eq!(get(&d, "blkio.bfq.weight"), "300");
-        assert_eq!(get(&d, "blkio.throttle.read_bps_device"), "8:0 1048576");
+        assert_eq!(get(d.path(), "blkio.bfq.weight"), "300");
+        assert_eq!(
+            get(d.path(), "blkio.throttle.read_bps_device"),
+            "8:0 1048576"
+        );
         let none = tree(&[]);
         let e = blkio(none.path(), &b).unwrap_err();
         assert!(e.to_string().contains("bfq"), "{e}");

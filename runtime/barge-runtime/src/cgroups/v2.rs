@@ -352,20 +352,9 @@ pub fn unified(p: &Placement, kv: &HashMap<String, String>) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::fake::{get, tree};
     use super::*;
     use std::fs;
-
-    fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
-        let d = tempfile::tempdir().unwrap();
-        for (f, v) in files {
-            fs::write(d.path().join(f), v).unwrap();
-        }
-        d
-    }
-
-    fn get(d: &Path, f: &str) -> String {
-        fs::read_to_string(d.join(f)).unwrap()
-    }
 
     #[test]
     fn conversions_match_runc() {
