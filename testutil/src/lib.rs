@@ -316,3 +316,47 @@ pub fn host_mounts_containing(needle: &str) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+/// Direct children of `pid` (host pids), from /proc/PID/task/*/children.
+pub fn children(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    if let Ok(rd) = fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in rd.flatten() {
+            let text = fs::read_to_string(t.path().join("children")).unwrap_or_default();
+            out.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok()),
+            );
+        }
+    }
+    out
+}
+
+/// Receive one message on `conn` (up to 64 KiB) and the fd sent with it (SCM_RIGHTS), as a
+/// runtime sends a console master or a seccomp listener.
+pub fn recv_with_fd(
+    conn: &std::os::unix::net::UnixStream,
+) -> (Vec<u8>, Option<std::os::fd::OwnedFd>) {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let msg = nix::sys::socket::recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        nix::sys::socket::MsgFlags::empty(),
+    )
+    .expect("recvmsg");
+    let mut fd = None;
+    for c in msg.cmsgs().expect("control messages") {
+        if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
+            fd = fds.first().copied();
+        }
+    }
+    let n = msg.bytes;
+    // SAFETY: the kernel just installed this fd for us (SCM_RIGHTS); nothing else owns it.
+    let fd = fd.map(|f| unsafe { OwnedFd::from_raw_fd(f) });
+    buf.truncate(n);
+    (buf, fd)
+}

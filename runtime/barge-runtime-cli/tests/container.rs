@@ -535,7 +535,6 @@ fn hooks_run_in_order_with_state_on_stdin() {
 #[test]
 fn terminal_is_sent_over_the_console_socket() {
     use std::io::Read;
-    use std::os::fd::{FromRawFd, OwnedFd};
     use std::os::unix::net::UnixListener;
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("console.sock");
@@ -549,24 +548,8 @@ fn terminal_is_sent_over_the_console_socket() {
     let s = sock.to_string_lossy().into_owned();
     let accept = std::thread::spawn(move || {
         let (conn, _) = listener.accept().unwrap();
-        let mut buf = [0u8; 256];
-        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-        let msg = nix::sys::socket::recvmsg::<()>(
-            std::os::fd::AsRawFd::as_raw_fd(&conn),
-            &mut iov,
-            Some(&mut cmsg),
-            nix::sys::socket::MsgFlags::empty(),
-        )
-        .unwrap();
-        let mut fd = None;
-        for c in msg.cmsgs().unwrap() {
-            if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
-                fd = Some(fds[0]);
-            }
-        }
-        // SAFETY: the fd was just received with SCM_RIGHTS and is ours.
-        unsafe { OwnedFd::from_raw_fd(fd.expect("no fd received")) }
+        let (_, fd) = barge_testutil::recv_with_fd(&conn);
+        fd.expect("no fd received")
     });
     ok(&r.exec(&["create", "--console-socket", &s, "--bundle", &p, "tty"]));
     let master = accept.join().unwrap();

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use barge_testutil::{ok, stderr, stdout, Bundle, Runtime};
+use barge_testutil::{children, ok, stderr, stdout, Bundle, Runtime};
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_barge-runtime");
@@ -71,20 +71,6 @@ fn proc_stat_fields(pid: i32) -> Option<Vec<String>> {
 
 fn alive(pid: i32) -> bool {
     matches!(proc_stat_fields(pid), Some(f) if f[0] != "Z" && f[0] != "X")
-}
-
-fn children(pid: i32) -> Vec<i32> {
-    let mut out = Vec::new();
-    if let Ok(rd) = fs::read_dir(format!("/proc/{pid}/task")) {
-        for t in rd.flatten() {
-            let text = fs::read_to_string(t.path().join("children")).unwrap_or_default();
-            out.extend(
-                text.split_whitespace()
-                    .filter_map(|p| p.parse::<i32>().ok()),
-            );
-        }
-    }
-    out
 }
 
 /// `pid` and all its descendants.

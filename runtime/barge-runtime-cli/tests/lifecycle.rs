@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use barge_testutil::{busybox_rootfs, host_mounts_containing, ok, stderr, stdout, Bundle, Runtime};
+use barge_testutil::{
+    busybox_rootfs, children, host_mounts_containing, ok, stderr, stdout, Bundle, Runtime,
+};
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_barge-runtime");
@@ -232,21 +234,6 @@ fn wait_gone(pid: i32, timeout: Duration) -> bool {
         std::thread::sleep(Duration::from_millis(10));
     }
     true
-}
-
-/// Direct children of `pid` (host pids).
-fn children(pid: i32) -> Vec<i32> {
-    let mut out = Vec::new();
-    if let Ok(rd) = fs::read_dir(format!("/proc/{pid}/task")) {
-        for t in rd.flatten() {
-            let text = fs::read_to_string(t.path().join("children")).unwrap_or_default();
-            out.extend(
-                text.split_whitespace()
-                    .filter_map(|p| p.parse::<i32>().ok()),
-            );
-        }
-    }
-    out
 }
 
 fn comm(pid: i32) -> String {

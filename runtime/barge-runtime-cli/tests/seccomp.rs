@@ -1,8 +1,7 @@
 //! `linux.seccomp` in real containers: verdicts seen from inside, and a NOTIFY agent run by
 //! the test.
 
-use std::io::IoSliceMut;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::time::Duration;
 
@@ -136,30 +135,12 @@ fn receive_state(listener: &UnixListener) -> (Value, OwnedFd) {
     let (conn, _) = listener.accept().unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut cmsg = nix::cmsg_space!([RawFd; 1]);
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let msg = nix::sys::socket::recvmsg::<()>(
-        conn.as_raw_fd(),
-        &mut iov,
-        Some(&mut cmsg),
-        nix::sys::socket::MsgFlags::empty(),
-    )
-    .unwrap();
-    let mut fd = None;
-    for c in msg.cmsgs().unwrap() {
-        if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
-            fd = fds.first().copied();
-        }
-    }
-    let n = msg.bytes;
-    let mut text = buf[..n].to_vec();
+    let (mut text, fd) = barge_testutil::recv_with_fd(&conn);
     // The rest of a long state, if the stream split it.
     use std::io::Read;
     let mut conn = conn;
     let _ = conn.read_to_end(&mut text);
-    // SAFETY: the fd was just received with SCM_RIGHTS and is owned by nothing else.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd.expect("no fd with the state")) };
+    let fd = fd.expect("no fd with the state");
     (serde_json::from_slice(&text).unwrap(), fd)
 }
 
