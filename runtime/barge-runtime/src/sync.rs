@@ -4,7 +4,7 @@ use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use nix::sys::socket::{
-    recvmsg, send, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned,
+    recv, recvmsg, send, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned,
     MsgFlags, SockFlag, SockType,
 };
 use serde::{Deserialize, Serialize};
@@ -114,8 +114,20 @@ impl Channel {
 
     /// Receive one message; a closed peer is an error naming `peer`.
     pub fn recv(&self, peer: &str) -> Result<Msg> {
-        // An fd nobody asked for is closed when dropped.
-        self.recv_fd(peer).map(|(msg, _)| msg)
+        let mut buf = vec![0u8; 64 * 1024];
+        let n = loop {
+            match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                r => break r.ctx(|| format!("receive from {peer}"))?,
+            }
+        };
+        if n == 0 {
+            return Err(Error::Container(format!(
+                "{peer} exited before finishing setup"
+            )));
+        }
+        serde_json::from_slice(&buf[..n])
+            .map_err(|e| Error::Container(format!("bad sync message from {peer}: {e}")))
     }
 
     /// Receive and require a specific message; an `Error` from the peer is passed through.
