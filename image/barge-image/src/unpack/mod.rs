@@ -1,0 +1,1 @@
+//! Layer extraction (in progress).
