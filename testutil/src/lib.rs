@@ -3,6 +3,14 @@
 //!
 //! The rootfs is built once per busybox binary (keyed by its size and mtime) into a temp dir
 //! and renamed into place, so parallel test processes never see a half-built tree.
+//!
+//! For image tests: [`registry`] (a real local `docker-registry`, plain/basic-auth/TLS, plus
+//! skopeo and a tiny HTTP client), [`token_proxy`] (Bearer-token auth in front of it) and
+//! [`oci_image`] (deterministic OCI/Docker images written as OCI layouts and pushed).
+
+pub mod oci_image;
+pub mod registry;
+pub mod token_proxy;
 
 use std::fs;
 use std::io::{Read, Seek, SeekFrom};

@@ -45,6 +45,13 @@ pub enum Error {
         #[source]
         source: rusqlite::Error,
     },
+    /// Something failed while handling one layer.
+    #[error("layer {layer}: {source}")]
+    Layer {
+        layer: String,
+        #[source]
+        source: Box<Error>,
+    },
     /// An object is in use and can't be removed.
     #[error("{what} {name} is in use: {by}")]
     InUse {

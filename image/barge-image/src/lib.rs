@@ -1,7 +1,24 @@
 //! barge images: a content-addressed blob store, image metadata, registry pull, docker/OCI
 //! archives and an overlayfs snapshotter whose mounts are returned as data.
 
+pub mod apply;
+pub mod config;
+pub mod content;
+pub mod digest;
 pub mod error;
+pub mod gc;
+pub mod login;
+pub mod manifest;
+pub mod meta;
+pub mod mount;
+pub mod platform;
+pub mod progress;
+pub mod pull;
+pub mod reference;
+pub mod snapshot;
+pub mod store;
+mod sys;
 pub mod unpack;
 
+pub use digest::Digest;
 pub use error::{Error, Result};

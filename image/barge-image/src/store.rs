@@ -1,0 +1,297 @@
+//! The image store: content, metadata and snapshots under one root (default /var/lib/barge),
+//! and the image-level operations on them (resolve, tag, remove, list).
+
+use std::fs::{self, File};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use oci_spec::image::{ImageConfiguration, ImageManifest};
+
+use crate::content::ContentStore;
+use crate::digest::Digest;
+use crate::error::{Error, IoContext, Result};
+use crate::manifest::{self, Parsed};
+use crate::meta::{Db, ImageRecord};
+use crate::reference::ImageRef;
+use crate::snapshot::{chain_ids, Snapshotter};
+
+pub struct Store {
+    root: PathBuf,
+    pub content: ContentStore,
+    pub db: Arc<Db>,
+    pub snapshots: Snapshotter,
+}
+
+/// An image with its manifest and config read and verified.
+pub struct Image {
+    pub record: ImageRecord,
+    pub manifest: ImageManifest,
+    pub config: ImageConfiguration,
+    pub diff_ids: Vec<Digest>,
+    /// Chain IDs of the layers, bottom first; the last is the snapshot a container builds on.
+    pub chain: Vec<Digest>,
+}
+
+impl Image {
+    /// The chain ID of the top layer: the parent of a container's snapshot.
+    pub fn top(&self) -> Option<&Digest> {
+        self.chain.last()
+    }
+}
+
+/// While held (shared), garbage collection (exclusive) waits: it protects blobs and snapshots
+/// that a pull or load has written but not yet named.
+pub struct StoreLease {
+    _file: File,
+}
+
+impl Store {
+    /// Open or create the store. The root is 0700: layers hold setuid binaries and device nodes
+    /// that must stay out of reach of the host's unprivileged users.
+    pub fn open(root: &Path) -> Result<Store> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root)
+            .ctx("create store root", root)?;
+        let db = Arc::new(Db::open(&root.join("barge.db"))?);
+        Ok(Store {
+            root: root.to_path_buf(),
+            content: ContentStore::open(&root.join("content"))?,
+            snapshots: Snapshotter::open(&root.join("snapshots"), db.clone())?,
+            db,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn lock_file(&self) -> Result<File> {
+        let path = self.root.join("gc.lock");
+        File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .ctx("open", path)
+    }
+
+    /// A lease that keeps garbage collection away while new content is being written.
+    pub fn lease(&self) -> Result<StoreLease> {
+        let file = self.lock_file()?;
+        file.lock_shared().ctx("lock", self.root.join("gc.lock"))?;
+        Ok(StoreLease { _file: file })
+    }
+
+    /// The exclusive lock garbage collection runs under; `None` if leases are held and
+    /// `wait` is false.
+    pub(crate) fn gc_lock(&self, wait: bool) -> Result<Option<File>> {
+        let file = self.lock_file()?;
+        if wait {
+            file.lock().ctx("lock", self.root.join("gc.lock"))?;
+        } else if file.try_lock().is_err() {
+            return Ok(None);
+        }
+        Ok(Some(file))
+    }
+
+    /// Find an image by name (`busybox`, `busybox:1`, `reg/x@sha256:…`), by full ID
+    /// (`sha256:<config>`), or by an unambiguous ID prefix (at least 4 hex characters).
+    pub fn resolve(&self, name: &str) -> Result<ImageRecord> {
+        if let Ok(r) = ImageRef::parse(name) {
+            if let Some(rec) = self.db.image(&r.canonical())? {
+                return Ok(rec);
+            }
+            // `name@digest` may also mean "the image with this manifest digest".
+            if let Some(d) = r.digest() {
+                if let Some(rec) = self
+                    .db
+                    .images()?
+                    .into_iter()
+                    .find(|i| i.repo() == r.repo_name() && (i.target == d || i.manifest == d))
+                {
+                    return Ok(rec);
+                }
+            }
+        }
+        let hex = name.strip_prefix("sha256:").unwrap_or(name);
+        if hex.len() >= 4 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let hex = hex.to_ascii_lowercase();
+            let mut found: Vec<ImageRecord> = self
+                .db
+                .images()?
+                .into_iter()
+                .filter(|i| i.config.hex().starts_with(&hex))
+                .collect();
+            found.sort_by(|a, b| a.config.cmp(&b.config));
+            let ids: std::collections::BTreeSet<&Digest> =
+                found.iter().map(|i| &i.config).collect();
+            if ids.len() > 1 {
+                return Err(Error::invalid(
+                    format!("image ID {name:?}"),
+                    "ambiguous: it prefixes several image IDs",
+                ));
+            }
+            if let Some(rec) = found.into_iter().next() {
+                return Ok(rec);
+            }
+        }
+        Err(Error::NotFound {
+            what: "image",
+            name: name.to_string(),
+        })
+    }
+
+    /// Read and verify an image's manifest and config.
+    pub fn image(&self, record: &ImageRecord) -> Result<Image> {
+        let bytes = self.content.read(&record.manifest)?;
+        let Parsed::Manifest(manifest) = manifest::parse(&bytes, None, record.manifest.as_str())?
+        else {
+            return Err(Error::invalid(
+                format!("image {}", record.name),
+                "its manifest is an index",
+            ));
+        };
+        let config_bytes = self.content.read(&record.config)?;
+        let config: ImageConfiguration = serde_json::from_slice(&config_bytes).map_err(|e| {
+            Error::invalid(format!("image config {}", record.config), e.to_string())
+        })?;
+        let diff_ids = config
+            .rootfs()
+            .diff_ids()
+            .iter()
+            .map(|d| Digest::parse(d))
+            .collect::<Result<Vec<_>>>()?;
+        let chain = chain_ids(&diff_ids);
+        Ok(Image {
+            record: record.clone(),
+            manifest: *manifest,
+            config,
+            diff_ids,
+            chain,
+        })
+    }
+
+    /// Every name pointing at the image with config `id`.
+    pub fn names_of(&self, id: &Digest) -> Result<Vec<ImageRecord>> {
+        Ok(self
+            .db
+            .images()?
+            .into_iter()
+            .filter(|i| &i.config == id)
+            .collect())
+    }
+
+    /// Give the image `source` the extra name `target` (docker tag).
+    pub fn tag(&self, source: &str, target: &str) -> Result<ImageRecord> {
+        let src = self.resolve(source)?;
+        let r = ImageRef::parse(target)?;
+        if r.digest().is_some() {
+            return Err(Error::invalid(
+                format!("tag {target:?}"),
+                "a tag can't contain a digest",
+            ));
+        }
+        let rec = ImageRecord {
+            name: r.canonical(),
+            tagged: crate::meta::now(),
+            ..src
+        };
+        self.db.put_image(&rec)?;
+        Ok(rec)
+    }
+
+    /// Is the top layer of an image used by a writable snapshot (a container)?
+    pub fn users_of(&self, image: &Image) -> Result<Vec<String>> {
+        let Some(top) = image.top() else {
+            return Ok(Vec::new());
+        };
+        Ok(self
+            .db
+            .snapshots()?
+            .into_iter()
+            .filter(|s| {
+                s.kind == crate::meta::SnapshotKind::Active
+                    && s.parent.as_deref() == Some(top.as_str())
+            })
+            .map(|s| s.key)
+            .collect())
+    }
+
+    /// Total size of an image: the bytes of its unpacked layers.
+    pub fn size(&self, image: &Image) -> Result<u64> {
+        let mut total = 0;
+        for c in &image.chain {
+            if let Some(s) = self.db.snapshot(c.as_str())? {
+                total += s.size;
+            }
+        }
+        Ok(total)
+    }
+}
+
+impl ImageRecord {
+    /// `registry/repo` of the name.
+    pub fn repo(&self) -> &str {
+        crate::reference::split_stored(&self.name).0
+    }
+}
+
+/// What `remove` did, in docker's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removed {
+    Untagged(String),
+    Deleted(Digest),
+}
+
+impl Store {
+    /// docker rmi: a name is untagged; an ID untags all its names (several only with `force`).
+    /// When no name is left the image is deleted, unless a container uses it (then an error,
+    /// or with `force` the names go and the layers stay until the container does).
+    pub fn remove(&self, name: &str, force: bool) -> Result<Vec<Removed>> {
+        let rec = self.resolve(name)?;
+        let by_name =
+            ImageRef::parse(name).is_ok_and(|r| r.canonical() == rec.name || r.digest().is_some());
+        let names = self.names_of(&rec.config)?;
+        let to_untag: Vec<ImageRecord> = if by_name {
+            vec![rec.clone()]
+        } else {
+            let repos: std::collections::BTreeSet<&str> = names.iter().map(|n| n.repo()).collect();
+            if repos.len() > 1 && !force {
+                return Err(Error::InUse {
+                    what: "image",
+                    name: rec.config.short().to_string(),
+                    by: format!("it is referenced in multiple repositories ({}); remove them by name or use --force", names.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ")),
+                });
+            }
+            names.clone()
+        };
+        let last = to_untag.len() == names.len();
+        if last && !force {
+            let image = self.image(&rec)?;
+            let users = self.users_of(&image)?;
+            if !users.is_empty() {
+                return Err(Error::InUse {
+                    what: "image",
+                    name: name.to_string(),
+                    by: format!(
+                        "used by container snapshot(s) {}; remove them first or use --force",
+                        users.join(", ")
+                    ),
+                });
+            }
+        }
+        let mut out = Vec::new();
+        for r in &to_untag {
+            self.db.delete_image(&r.name)?;
+            out.push(Removed::Untagged(r.name.clone()));
+        }
+        if last {
+            out.push(Removed::Deleted(rec.config.clone()));
+            crate::gc::collect(self, false)?;
+        }
+        Ok(out)
+    }
+}
