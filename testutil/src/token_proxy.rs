@@ -5,6 +5,9 @@
 //!
 //! One thread per connection, `Connection: close` everywhere. The `Host` header is forwarded
 //! unchanged, so upload `Location`s made by the registry point back at the proxy.
+//!
+//! [`ProxyOptions`] can also turn auth off, throttle forwarded response bodies and cut blob
+//! downloads short (a simulated network cut), for resume/retry tests.
 
 use std::collections::HashSet;
 use std::io::{self, Read, Write};
@@ -12,7 +15,7 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
@@ -24,6 +27,32 @@ pub const SERVICE: &str = "barge-test";
 /// How long the proxy waits on a silent peer (request headers, upstream, client writes).
 const IO_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// What a [`TokenProxy`] does besides forwarding.
+#[derive(Clone, Debug, Default)]
+pub struct ProxyOptions {
+    /// Require Bearer tokens (the [`TokenProxy::start`] behaviour). `false` = forward every
+    /// `/v2/...` request without auth (`/token` still answers).
+    pub require_token: bool,
+    /// Credentials `/token` wants (`Authorization: Basic`); `None` = tokens for anyone.
+    pub creds: Option<(String, String)>,
+    /// Throttle every forwarded response body to about this many bytes per second
+    /// (sleep-based pacing in 16 KiB chunks). The header block isn't throttled.
+    pub bytes_per_sec: Option<u64>,
+    /// Simulate a network cut: for the first [`Self::cut_times`] blob GET responses
+    /// (`GET /v2/<name>/blobs/<digest>` answered 200 or 206), forward the header block intact
+    /// (Content-Length included) and then only `cut_after` bytes of the body, then shut the
+    /// client connection down (the client sees a truncated body, then EOF).
+    pub cut_after: Option<u64>,
+    /// How many blob GET responses to cut (with `cut_after`).
+    pub cut_times: usize,
+}
+
+/// (path, `Range`) of the forwarded blob GETs.
+type BlobLog = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
+/// A response body goes out in steps of this size when throttled.
+const THROTTLE_CHUNK: usize = 16 * 1024;
+
 /// A token-auth front for a registry; stops listening on drop.
 pub struct TokenProxy {
     /// `127.0.0.1:PORT`.
@@ -34,6 +63,7 @@ pub struct TokenProxy {
     pub token_queries: Arc<Mutex<Vec<String>>>,
     /// One line per request: `METHOD TARGET -> 401|forwarded|token|token-refused|404`.
     pub log: Arc<Mutex<Vec<String>>>,
+    blob_log: BlobLog,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -41,7 +71,10 @@ pub struct TokenProxy {
 struct Shared {
     addr: String,
     upstream: String,
-    creds: Option<(String, String)>,
+    opts: ProxyOptions,
+    /// Cuts still to do (starts at `opts.cut_times`).
+    cuts_left: AtomicUsize,
+    blob_log: BlobLog,
     tokens: Mutex<HashSet<String>>,
     token_requests: Arc<AtomicUsize>,
     token_queries: Arc<Mutex<Vec<String>>>,
@@ -53,16 +86,32 @@ impl TokenProxy {
     /// With `creds`, `/token` wants `Authorization: Basic base64(user:pass)`; without, it
     /// hands tokens to anyone (anonymous pull, like Docker Hub's).
     pub fn start(upstream_addr: &str, creds: Option<(String, String)>) -> TokenProxy {
+        TokenProxy::start_with(
+            upstream_addr,
+            ProxyOptions {
+                require_token: true,
+                creds,
+                ..Default::default()
+            },
+        )
+    }
+
+    /// Listen on 127.0.0.1:free port in front of `upstream_addr` (`HOST:PORT`, plain HTTP),
+    /// behaving as `opts` says.
+    pub fn start_with(upstream_addr: &str, opts: ProxyOptions) -> TokenProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind token proxy");
         let addr = listener.local_addr().expect("token proxy addr").to_string();
         let token_requests = Arc::new(AtomicUsize::new(0));
         let token_queries = Arc::new(Mutex::new(Vec::new()));
         let log = Arc::new(Mutex::new(Vec::new()));
+        let blob_log = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
             addr: addr.clone(),
             upstream: upstream_addr.to_string(),
-            creds,
+            cuts_left: AtomicUsize::new(opts.cut_times),
+            opts,
+            blob_log: blob_log.clone(),
             tokens: Mutex::new(HashSet::new()),
             token_requests: token_requests.clone(),
             token_queries: token_queries.clone(),
@@ -86,6 +135,7 @@ impl TokenProxy {
             token_requests,
             token_queries,
             log,
+            blob_log,
             stop,
             thread: Some(thread),
         }
@@ -109,6 +159,12 @@ impl TokenProxy {
     /// A copy of the request log so far.
     pub fn requests(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
+    }
+
+    /// The blob GETs forwarded so far, in order: (path without query, `Range` header value).
+    /// Requests refused with 401 aren't listed.
+    pub fn blob_requests(&self) -> Vec<(String, Option<String>)> {
+        self.blob_log.lock().unwrap().clone()
     }
 }
 
@@ -223,7 +279,7 @@ fn handle(sh: &Shared, mut client: TcpStream) -> io::Result<()> {
         sh.token_requests.fetch_add(1, Ordering::SeqCst);
         let query = req.target.split_once('?').map(|(_, q)| q).unwrap_or("");
         sh.token_queries.lock().unwrap().push(query.to_string());
-        if let Some((user, pass)) = &sh.creds {
+        if let Some((user, pass)) = &sh.opts.creds {
             let given = req
                 .header("authorization")
                 .and_then(|a| a.strip_prefix("Basic "))
@@ -265,10 +321,11 @@ fn handle(sh: &Shared, mut client: TcpStream) -> io::Result<()> {
         return respond(&mut client, "404 Not Found", &[], b"not found\n");
     }
 
-    let authorized = req
-        .header("authorization")
-        .and_then(|a| a.strip_prefix("Bearer "))
-        .is_some_and(|t| sh.tokens.lock().unwrap().contains(t.trim()));
+    let authorized = !sh.opts.require_token
+        || req
+            .header("authorization")
+            .and_then(|a| a.strip_prefix("Bearer "))
+            .is_some_and(|t| sh.tokens.lock().unwrap().contains(t.trim()));
     if !authorized {
         log("401");
         let mut challenge = format!(
@@ -297,12 +354,18 @@ fn handle(sh: &Shared, mut client: TcpStream) -> io::Result<()> {
     }
 
     log("forwarded");
-    forward(sh, req, client)
+    let blob_get = req.method == "GET" && is_blob_path(&path);
+    if blob_get {
+        let range = req.header("range").map(str::to_string);
+        sh.blob_log.lock().unwrap().push((path, range));
+    }
+    forward(sh, req, client, blob_get)
 }
 
 /// Send `req` (minus Authorization, with `Connection: close`) and the rest of the client's
-/// bytes to the upstream; stream its answer back verbatim until EOF.
-fn forward(sh: &Shared, req: Request, mut client: TcpStream) -> io::Result<()> {
+/// bytes to the upstream; stream its answer back verbatim until EOF (throttled and cut short
+/// as the options say).
+fn forward(sh: &Shared, req: Request, mut client: TcpStream, blob_get: bool) -> io::Result<()> {
     let up_addr = sh
         .upstream
         .parse()
@@ -346,12 +409,105 @@ fn forward(sh: &Shared, req: Request, mut client: TcpStream) -> io::Result<()> {
     let pump = std::thread::spawn(move || {
         let _ = io::copy(&mut client_r, &mut up_w);
     });
-    let res = io::copy(&mut up, &mut client).map(|_| ());
+    let res = relay_response(sh, &mut up, &mut client, blob_get);
     let _ = client.flush();
     let _ = client.shutdown(Shutdown::Both);
     let _ = up.shutdown(Shutdown::Both);
     let _ = pump.join();
     res
+}
+
+/// Copy the upstream's answer to the client: the header block(s) verbatim, then the body with
+/// pacing and the cut applied.
+fn relay_response(
+    sh: &Shared,
+    up: &mut TcpStream,
+    client: &mut TcpStream,
+    blob_get: bool,
+) -> io::Result<()> {
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    // Header blocks: skip past interim 1xx answers to the final one.
+    let status = loop {
+        let Some(end) = find(&buf, b"\r\n\r\n") else {
+            let n = up.read(&mut chunk)?;
+            if n == 0 {
+                // Upstream hung up mid-headers: pass on what there is.
+                return client.write_all(&buf);
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            continue;
+        };
+        let block: Vec<u8> = buf.drain(..end + 4).collect();
+        client.write_all(&block)?;
+        let status: u16 = String::from_utf8_lossy(&block)
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        if !(100..200).contains(&status) {
+            break status;
+        }
+    };
+
+    // Body: `buf` holds its first bytes.
+    let cut = blob_get
+        && matches!(status, 200 | 206)
+        && sh.opts.cut_after.is_some()
+        && sh
+            .cuts_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+    let mut budget = if cut { sh.opts.cut_after } else { None };
+    let rate = sh.opts.bytes_per_sec.map(|r| r.max(1));
+    let step = if rate.is_some() {
+        THROTTLE_CHUNK
+    } else {
+        chunk.len()
+    };
+    let started = Instant::now();
+    let mut sent: u64 = 0;
+    loop {
+        if buf.is_empty() {
+            let n = up.read(&mut chunk[..step])?;
+            if n == 0 {
+                return Ok(());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        let mut take = buf.len().min(step);
+        if let Some(left) = budget {
+            take = take.min(usize::try_from(left).unwrap_or(usize::MAX));
+        }
+        if let Some(rate) = rate {
+            // Don't get ahead of `rate`: this piece goes out at sent / rate seconds.
+            let due = Duration::from_secs_f64(sent as f64 / rate as f64);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        client.write_all(&buf[..take])?;
+        buf.drain(..take);
+        sent += take as u64;
+        if let Some(left) = &mut budget {
+            *left -= take as u64;
+            if *left == 0 {
+                // The cut: everything so far reaches the client, then the connection ends.
+                client.flush()?;
+                let _ = client.shutdown(Shutdown::Both);
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// `GET /v2/<name>/blobs/<digest>` (not `.../blobs/uploads/...`).
+fn is_blob_path(path: &str) -> bool {
+    path.starts_with("/v2/")
+        && repo_name(path).is_some()
+        && path
+            .rsplit_once("/blobs/")
+            .is_some_and(|(_, d)| d.contains(':') && !d.contains('/'))
 }
 
 /// `/v2/<name>/(manifests|blobs|tags)/...` -> `<name>`; `None` for `/v2/` and `/v2/_catalog`.
@@ -375,7 +531,7 @@ fn random_token() -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::repo_name;
+    use super::{is_blob_path, repo_name};
 
     #[test]
     fn names_from_paths() {
@@ -388,5 +544,14 @@ mod tests {
         assert_eq!(repo_name("/v2/a/tags/list").as_deref(), Some("a"));
         assert_eq!(repo_name("/v2/"), None);
         assert_eq!(repo_name("/v2/_catalog"), None);
+    }
+
+    #[test]
+    fn blob_paths() {
+        assert!(is_blob_path("/v2/a/b/blobs/sha256:00ff"));
+        assert!(!is_blob_path("/v2/a/blobs/uploads/"));
+        assert!(!is_blob_path("/v2/a/blobs/uploads/x:y"));
+        assert!(!is_blob_path("/v2/a/manifests/sha256:00"));
+        assert!(!is_blob_path("/v2/blobs/sha256:00"));
     }
 }

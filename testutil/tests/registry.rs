@@ -1,11 +1,11 @@
 //! The registry fixtures against the real thing: docker-registry, skopeo, the token proxy.
 
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use barge_testutil::oci_image::*;
 use barge_testutil::registry::{base64_encode, http_get, HttpResponse, Registry};
-use barge_testutil::token_proxy::TokenProxy;
+use barge_testutil::token_proxy::{ProxyOptions, TokenProxy};
 use barge_testutil::{exec_bounded, ok, stderr};
 
 fn small_layer(comp: Comp, name: &str) -> Layer {
@@ -396,4 +396,99 @@ fn token_proxy() {
     );
     assert_eq!(r.status, 200);
     assert!(anon.requests().iter().any(|l| l.ends_with("-> forwarded")));
+}
+
+/// A registry holding one 1 MiB random blob in `test/big`: (registry, blob path, bytes).
+fn big_blob() -> (Registry, String, Vec<u8>) {
+    let reg = Registry::start();
+    let mut data = vec![0u8; 1 << 20];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom").unwrap(), &mut data)
+        .unwrap();
+    let digest = upload_blob(&reg, "test/big", &data);
+    (reg, format!("/v2/test/big/blobs/{digest}"), data)
+}
+
+#[test]
+fn proxy_cuts_blob_downloads() {
+    let (reg, path, data) = big_blob();
+    let proxy = TokenProxy::start_with(
+        &reg.addr,
+        ProxyOptions {
+            require_token: false,
+            cut_after: Some(100_000),
+            cut_times: 1,
+            ..Default::default()
+        },
+    );
+    // Cut: intact headers announcing the whole blob, 100000 body bytes, EOF.
+    let r = http_get(&proxy.addr, &path, &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Content-Length"), Some("1048576"));
+    assert_eq!(r.body.len(), 100_000);
+    assert_eq!(r.body, data[..100_000]);
+    // Resume with a range: not cut any more.
+    let rest = http_get(&proxy.addr, &path, &[("Range", "bytes=100000-")]);
+    assert_eq!(rest.status, 206, "{:?}", rest.headers);
+    let mut whole = r.body.clone();
+    whole.extend_from_slice(&rest.body);
+    assert!(whole == data, "resumed blob differs");
+    // cut_times is used up: whole downloads go through.
+    let again = http_get(&proxy.addr, &path, &[]);
+    assert_eq!(again.status, 200);
+    assert!(again.body == data);
+    // Other requests aren't touched (and need no token here).
+    assert_eq!(http_get(&proxy.addr, "/v2/", &[]).status, 200);
+    assert_eq!(
+        proxy.blob_requests(),
+        vec![
+            (path.clone(), None),
+            (path.clone(), Some("bytes=100000-".to_string())),
+            (path.clone(), None),
+        ]
+    );
+    assert_eq!(proxy.token_count(), 0);
+}
+
+#[test]
+fn proxy_throttles_bodies() {
+    let (reg, path, data) = big_blob();
+    let proxy = TokenProxy::start_with(
+        &reg.addr,
+        ProxyOptions {
+            require_token: false,
+            bytes_per_sec: Some(2 << 20),
+            ..Default::default()
+        },
+    );
+    let t = Instant::now();
+    let r = http_get(&proxy.addr, &path, &[]);
+    let took = t.elapsed();
+    assert_eq!(r.status, 200);
+    assert!(r.body == data);
+    assert!(took >= Duration::from_millis(400), "{took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}
+
+#[test]
+fn proxy_options_with_tokens() {
+    // Tokens plus a cut: unauthenticated blob GETs are refused and not listed.
+    let (reg, path, data) = big_blob();
+    let proxy = TokenProxy::start_with(
+        &reg.addr,
+        ProxyOptions {
+            require_token: true,
+            cut_after: Some(1000),
+            cut_times: 1,
+            ..Default::default()
+        },
+    );
+    assert_eq!(http_get(&proxy.addr, &path, &[]).status, 401);
+    assert!(proxy.blob_requests().is_empty());
+    let token = bearer(&proxy, None);
+    let r = http_get(&proxy.addr, &path, &[("Authorization", &token)]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, data[..1000]);
+    let r = http_get(&proxy.addr, &path, &[("Authorization", &token)]);
+    assert!(r.body == data);
+    assert_eq!(proxy.blob_requests().len(), 2);
 }

@@ -304,6 +304,13 @@ impl Ingest {
     /// Verify size and digest, fsync, and move the blob into place. On a mismatch the partial
     /// file is removed (its bytes are wrong, resuming it would never succeed).
     pub fn commit(self) -> Result<Digest> {
+        if let Some(size) = self.size.filter(|s| self.written < *s) {
+            // Incomplete: keep the bytes, a later attempt continues from them.
+            return Err(Error::invalid(
+                format!("blob {}", self.name()),
+                format!("incomplete: {} of {size} bytes", self.written),
+            ));
+        }
         let digest = self.hasher.clone().finish();
         let mismatch = match (&self.expected, self.size) {
             (Some(expected), _) if expected != &digest => Some(Error::DigestMismatch {

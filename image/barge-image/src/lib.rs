@@ -2,6 +2,7 @@
 //! archives and an overlayfs snapshotter whose mounts are returned as data.
 
 pub mod apply;
+pub mod archive;
 pub mod config;
 pub mod content;
 pub mod digest;

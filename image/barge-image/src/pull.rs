@@ -60,11 +60,13 @@ pub fn client_for(
     insecure: bool,
 ) -> Result<(Client, RegistryAuth)> {
     let registry = reference.registry();
+    let cas = config.ca_certs(registry)?;
+    // Loopback registries speak plain HTTP (as docker allows), unless a CA is configured for
+    // them in certs.d: then they are expected to speak TLS.
     let http = insecure
-        || is_loopback_registry(registry)
+        || (is_loopback_registry(registry) && cas.is_empty())
         || config.insecure_registries.iter().any(|r| r == registry);
-    let extra_root_certificates = config
-        .ca_certs(registry)?
+    let extra_root_certificates = cas
         .into_iter()
         .map(|data| Certificate {
             encoding: CertificateEncoding::Pem,
@@ -370,17 +372,23 @@ fn extract(ctx: &Ctx, job: &LayerJob, compression: Compression, reader: impl Rea
 }
 
 /// Reads the chunks the network task sends; an `Err` item is the network failing.
+/// The failure is sticky: once the network failed, every later read fails too (a reader
+/// that saw EOF after the error would take a truncated blob for a whole one).
 struct ChannelReader {
     rx: mpsc::Receiver<std::io::Result<bytes::Bytes>>,
     current: bytes::Bytes,
+    failed: Option<String>,
 }
 
 impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.current.is_empty() {
+            if let Some(msg) = &self.failed {
+                return Err(std::io::Error::other(msg.clone()));
+            }
             match self.rx.blocking_recv() {
                 Some(Ok(b)) => self.current = b,
-                Some(Err(e)) => return Err(e),
+                Some(Err(e)) => self.failed = Some(e.to_string()),
                 None => return Ok(0),
             }
         }
@@ -458,25 +466,32 @@ async fn download(
             ingest.restart()?;
         }
         let existing = ingest.existing()?;
-        {
+        let unpacked = {
             let net = ChannelReader {
                 rx,
                 current: bytes::Bytes::new(),
+                failed: None,
             };
             let mut reader = existing.chain(TeeToIngest {
                 inner: net,
                 ingest: &mut ingest,
             });
-            if unpack_it {
-                extract(&ctx2, &job2, compression, &mut reader)?;
-            }
+            let unpacked = if unpack_it {
+                extract(&ctx2, &job2, compression, &mut reader)
+            } else {
+                Ok(())
+            };
+            // Read what is left, also after a failed unpack: with the whole blob on disk its
+            // digest decides whether the bytes were wrong (then that is the error) or the
+            // layer itself is bad.
             std::io::copy(&mut reader, &mut std::io::sink()).map_err(|e| Error::Registry {
                 registry: ctx2.reference.registry().to_string(),
                 reason: format!("layer {}: {e}", job2.digest),
             })?;
-        }
+            unpacked
+        };
         ingest.commit()?;
-        Ok(())
+        unpacked
     });
 
     let mut net_error = None;

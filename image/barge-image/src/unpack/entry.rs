@@ -339,9 +339,9 @@ impl Extractor {
                 format!("truncated: {written} of {want} bytes"),
             ));
         }
-        self.xattrs(&f, meta, name)?;
-        fchmod(&f, meta.mode).map_err(os).ctx("chmod file", name)?;
         self.chown(fchown(&f, Some(meta.uid), Some(meta.gid)), name)?;
+        fchmod(&f, meta.mode).map_err(os).ctx("chmod file", name)?;
+        self.xattrs(&f, meta, name)?;
         futimens(&f, &meta.mtime, &meta.mtime)
             .map_err(os)
             .ctx("set file times", name)
