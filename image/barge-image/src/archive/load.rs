@@ -47,6 +47,8 @@ impl Planned {
 struct PlannedLayer {
     digest: Digest,
     compression: Compression,
+    /// The file in a docker archive (its name says nothing about the digest).
+    path: Option<String>,
 }
 
 /// One image of a docker archive's `manifest.json`.
@@ -183,7 +185,7 @@ fn oci_images(store: &Store, contents: &Contents) -> Result<Vec<Planned>> {
                     let bytes = archive_blob(store, contents, &digest, &what)?;
                     match manifest::parse(
                         &bytes,
-                        Some(&chosen.media_type().to_string()),
+                        Some(chosen.media_type().as_ref()),
                         digest.as_str(),
                     )? {
                         Parsed::Manifest(m) => (digest, m),
@@ -203,8 +205,8 @@ fn oci_images(store: &Store, contents: &Contents) -> Result<Vec<Planned>> {
         for l in image_manifest.layers() {
             let digest = manifest::digest_of(l)?;
             contents.oci_blob(&digest, &by)?;
-            let compression = Compression::from_media_type(&l.media_type().to_string())
-                .ok_or_else(|| {
+            let compression =
+                Compression::from_media_type(l.media_type().as_ref()).ok_or_else(|| {
                     Error::invalid(
                         format!("image archive: layer {digest} of {by}"),
                         format!("media type {}", l.media_type()),
@@ -395,7 +397,10 @@ fn apply(store: &Store, config: &Config, image: &Planned, progress: &dyn Progres
             continue;
         }
         event(LayerState::Extracting);
-        let layer_what = format!("{} of {what}", layer.digest);
+        let layer_what = match &layer.path {
+            Some(path) => format!("{} ({path:?} in the archive) of {what}", layer.digest),
+            None => format!("{} of {what}", layer.digest),
+        };
         let target = LayerTarget {
             what: &layer_what,
             diff_id: &diff_ids[i],

@@ -117,9 +117,9 @@ fn index(saved: &[Saved]) -> Value {
             "digest": s.record.manifest,
             "size": s.manifest_size,
         });
-        if let Some((repo, tag)) = &s.tag {
+        if let Some((_, tag)) = &s.tag {
             let mut annotations = Map::new();
-            annotations.insert(CONTAINERD_NAME.into(), json!(format!("{repo}:{tag}")));
+            annotations.insert(CONTAINERD_NAME.into(), json!(s.record.name));
             annotations.insert(REF_NAME.into(), json!(tag));
             desc["annotations"] = Value::Object(annotations);
         }

@@ -1,0 +1,77 @@
+//! `barge image prune [-a] [-f]`: remove untagged images (with `-a`, every image no container
+//! uses), then everything no image or container reaches.
+
+use std::io::{BufRead, IsTerminal};
+
+use anyhow::Result;
+use barge_image::store::Removed;
+
+use super::Ctx;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Remove all images not used by a container, not just untagged ones.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Don't ask for confirmation.
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
+    if !args.force {
+        let what = if args.all {
+            "all images without at least one container associated to them"
+        } else {
+            "all dangling images"
+        };
+        eprint!("WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ");
+        let mut line = String::new();
+        let stdin = std::io::stdin();
+        if !stdin.is_terminal() && stdin.lock().read_line(&mut line)? == 0 {
+            anyhow::bail!("no confirmation on stdin; use --force");
+        } else if stdin.is_terminal() {
+            stdin.lock().read_line(&mut line)?;
+        }
+        if !matches!(line.trim(), "y" | "Y" | "yes") {
+            return Ok(());
+        }
+    }
+    let store = ctx.store()?;
+    let mut removed = Vec::new();
+    for rec in store.db.images()? {
+        let dangling = rec.name.starts_with("<none>");
+        if !(dangling || args.all) {
+            continue;
+        }
+        if let Ok(img) = store.image(&rec) {
+            if !store.users_of(&img)?.is_empty() {
+                continue;
+            }
+        }
+        store.db.delete_image(&rec.name)?;
+        removed.push(Removed::Untagged(rec.name.clone()));
+        if store.names_of(&rec.config)?.is_empty() {
+            removed.push(Removed::Deleted(rec.config.clone()));
+        }
+    }
+    let report = barge_image::gc::collect(&store, true)?.unwrap_or_default();
+    if !removed.is_empty() {
+        println!("Deleted Images:");
+        for r in removed {
+            match r {
+                Removed::Untagged(n) => println!("untagged: {}", super::display_name(&n)),
+                Removed::Deleted(d) => println!("deleted: {d}"),
+            }
+        }
+        println!();
+    }
+    println!(
+        "Total reclaimed space: {} ({} blobs, {} snapshots, {} partial downloads)",
+        crate::format::size(report.bytes),
+        report.blobs,
+        report.snapshots,
+        report.ingests
+    );
+    Ok(())
+}
