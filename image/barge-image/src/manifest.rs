@@ -26,7 +26,7 @@ pub const ACCEPTED: &[&str] = &[OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MAN
 #[derive(Debug)]
 pub enum Parsed {
     Manifest(Box<ImageManifest>),
-    Index(ImageIndex),
+    Index(Box<ImageIndex>),
 }
 
 /// Parse manifest bytes. The `mediaType` field decides, then the HTTP Content-Type, then the
@@ -52,7 +52,7 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>, what: &str) -> Result<Par
     if is_index {
         let index: ImageIndex = serde_json::from_value(value)
             .map_err(|e| Error::invalid(format!("image index {what}"), e.to_string()))?;
-        Ok(Parsed::Index(index))
+        Ok(Parsed::Index(Box::new(index)))
     } else {
         let manifest: ImageManifest = serde_json::from_value(value)
             .map_err(|e| Error::invalid(format!("image manifest {what}"), e.to_string()))?;

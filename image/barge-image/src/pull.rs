@@ -317,7 +317,7 @@ async fn layer(ctx: &Arc<Ctx>, auth: &RegistryAuth, job: LayerJob) -> Result<()>
         return Ok(());
     }
     let compression =
-        Compression::from_media_type(&job.desc.media_type().to_string()).ok_or_else(|| {
+        Compression::from_media_type(job.desc.media_type().as_ref()).ok_or_else(|| {
             Error::invalid(
                 format!("layer {}", job.digest),
                 format!("media type {}", job.desc.media_type()),
@@ -422,17 +422,17 @@ async fn download(
     compression: Compression,
     unpack_it: bool,
 ) -> Result<()> {
-    let size = u64::try_from(job.desc.size()).ok();
+    let size = job.desc.size();
     let (ctx2, job2) = (ctx.clone(), job.clone());
     let mut ingest =
-        tokio::task::spawn_blocking(move || ctx2.store.content.ingest(&job2.digest, size))
+        tokio::task::spawn_blocking(move || ctx2.store.content.ingest(&job2.digest, Some(size)))
             .await
             .map_err(|e| Error::invalid("ingest task", e.to_string()))??;
     let offset = ingest.offset();
     ctx.client
         .store_auth_if_needed(ctx.reference.registry(), auth)
         .await;
-    let response = if size == Some(offset) && offset > 0 {
+    let response = if size == offset && offset > 0 {
         None
     } else {
         Some(
@@ -496,7 +496,7 @@ async fn download(
 
     let mut net_error = None;
     if let Some(mut stream) = stream {
-        let total = size.unwrap_or(0);
+        let total = size;
         let mut done = start;
         let mut last_report = 0u64;
         while let Some(item) = stream.next().await {

@@ -251,6 +251,24 @@ fn load_skopeo_oci_archive_zstd_and_untagged() {
         e.store.resolve(rec.config.short()).unwrap().config,
         rec.config
     );
+    // Named by a later load: the placeholder goes.
+    let named = e.dir.path().join("named.tar");
+    skopeo_to(
+        &l,
+        "v1",
+        &format!("oci-archive:{}:example.com/z2:v1", named.display()),
+    );
+    load_file(&e, &named).unwrap();
+    let mut names: Vec<String> = e
+        .store
+        .db
+        .images()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    names.sort();
+    assert_eq!(names, ["example.com/z2:v1", "example.com/z:v1"]);
 }
 
 #[test]

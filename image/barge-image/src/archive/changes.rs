@@ -278,7 +278,7 @@ mod tests {
             r#"CMD [1, 2]"#,
         ] {
             let err = run(&[bad]).unwrap_err().to_string();
-            assert!(err.contains(bad), "{bad}: {err}");
+            assert!(err.contains(&format!("{bad:?}")), "{bad}: {err}");
         }
     }
 }

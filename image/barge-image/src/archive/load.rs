@@ -103,9 +103,10 @@ fn load_locked(
     let now = crate::meta::now();
     let mut records: BTreeMap<String, ImageRecord> = BTreeMap::new();
     for image in &images {
-        let names = match image.names.is_empty() {
-            true => vec![untagged_name(&image.manifest)],
-            false => image.names.clone(),
+        let names = if image.names.is_empty() {
+            vec![untagged_name(&image.manifest)]
+        } else {
+            image.names.clone()
         };
         for name in names {
             let rec = ImageRecord {
@@ -120,6 +121,10 @@ fn load_locked(
     }
     let records: Vec<ImageRecord> = records.into_values().collect();
     let moved = record_names(store, &records)?;
+    // An image untagged by an earlier load has a name now: the placeholder goes.
+    for image in images.iter().filter(|i| !i.names.is_empty()) {
+        store.db.delete_image(&untagged_name(&image.manifest))?;
+    }
     for rec in &records {
         progress.event(Event::Done {
             reference: rec.name.clone(),
@@ -215,6 +220,7 @@ fn oci_images(store: &Store, contents: &Contents) -> Result<Vec<Planned>> {
             layers.push(PlannedLayer {
                 digest,
                 compression,
+                path: None,
             });
         }
         let names = oci_names(desc, &target, docker_tags.get(&config))?;
@@ -328,6 +334,7 @@ fn docker_images(store: &Store, contents: &Contents) -> Result<Vec<Planned>> {
             layers.push(PlannedLayer {
                 digest,
                 compression,
+                path: Some(path.clone()),
             });
         }
         let bytes = oci_manifest(&config, store.content.size(&config)?, &descs)?;
