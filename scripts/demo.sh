@@ -23,3 +23,11 @@ sed -i -e 's/"terminal": true/"terminal": false/' \
     -e 's|"sh"$|"sh", "-c", "echo hello from $(hostname), pid $$; id; grep -E ^CapEff /proc/self/status; ls /"|' \
     "$bundle/config.json"
 "$barge" runtime run --bundle "$bundle" "demo-$$"
+
+# Images: the same rootfs as a one-layer image in a throwaway store (a registry pull works the
+# same way: `barge pull REGISTRY/NAME:TAG`).
+store=$(mktemp -d /tmp/barge-demo-store.XXXXXX)
+trap 'rm -rf "$bundle" "$store"' EXIT
+tar -C "$bundle/rootfs" -czf "$store/rootfs.tar.gz" .
+"$barge" --root "$store/root" --config "$store/etc" import -c 'CMD ["sh"]' "$store/rootfs.tar.gz" demo/busybox:latest
+"$barge" --root "$store/root" --config "$store/etc" images

@@ -6,8 +6,10 @@ set -euo pipefail
 # Debian packages: busybox-static (test rootfs), strace (race regression test),
 # qemu-system-x86 + cpio (cgroup v2 VM tests), podman (drop-in test), runc + time
 # (benchmarks), pkg-config + libseccomp-dev (the runtime's seccomp filters), uidmap
-# (newuidmap/newgidmap for rootless containers).
-PACKAGES=(busybox-static strace qemu-system-x86 cpio runc time pkg-config podman libseccomp-dev uidmap)
+# (newuidmap/newgidmap for rootless containers), docker-registry + skopeo + umoci + openssl +
+# apache2-utils (htpasswd) (a local registry seeded with test images; TLS and basic auth).
+PACKAGES=(busybox-static strace qemu-system-x86 cpio runc time pkg-config podman libseccomp-dev uidmap
+    docker-registry skopeo umoci openssl apache2-utils)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -8,7 +8,7 @@ use std::time::Duration;
 use barge_testutil::oci_image::{push_image, Comp, Entry, Image, Layer};
 use barge_testutil::registry::{skopeo_copy_with, Registry};
 use barge_testutil::token_proxy::{ProxyOptions, TokenProxy};
-use barge_testutil::{exec_bounded, ok, stderr, stdout, CMD_TIMEOUT};
+use barge_testutil::{exec_bounded, ok, stderr, CMD_TIMEOUT};
 
 struct Barge {
     dir: tempfile::TempDir,
