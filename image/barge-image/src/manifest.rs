@@ -70,6 +70,22 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>, what: &str) -> Result<Par
     }
 }
 
+/// Parse an image config and its layers' diffIDs (`what` names it in errors).
+pub fn parse_config(
+    bytes: &[u8],
+    what: &str,
+) -> Result<(oci_spec::image::ImageConfiguration, Vec<Digest>)> {
+    let config: oci_spec::image::ImageConfiguration = serde_json::from_slice(bytes)
+        .map_err(|e| Error::invalid(format!("image config {what}"), e.to_string()))?;
+    let diff_ids = config
+        .rootfs()
+        .diff_ids()
+        .iter()
+        .map(|d| Digest::parse(d))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((config, diff_ids))
+}
+
 /// The descriptor's digest, validated.
 pub fn digest_of(desc: &Descriptor) -> Result<Digest> {
     Digest::parse(desc.digest().as_ref())

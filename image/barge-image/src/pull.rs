@@ -224,14 +224,7 @@ async fn pull_inner(
         store.content.write(&data, Some(&config_digest))?;
     }
     let config_bytes = store.content.read(&config_digest)?;
-    let config: oci_spec::image::ImageConfiguration = serde_json::from_slice(&config_bytes)
-        .map_err(|e| Error::invalid(format!("image config {config_digest}"), e.to_string()))?;
-    let diff_ids = config
-        .rootfs()
-        .diff_ids()
-        .iter()
-        .map(|d| Digest::parse(d))
-        .collect::<Result<Vec<_>>>()?;
+    let (_, diff_ids) = manifest::parse_config(&config_bytes, config_digest.as_str())?;
     let layers = image_manifest.layers();
     if diff_ids.len() != layers.len() {
         return Err(Error::invalid(

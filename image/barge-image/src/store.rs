@@ -155,15 +155,7 @@ impl Store {
             ));
         };
         let config_bytes = self.content.read(&record.config)?;
-        let config: ImageConfiguration = serde_json::from_slice(&config_bytes).map_err(|e| {
-            Error::invalid(format!("image config {}", record.config), e.to_string())
-        })?;
-        let diff_ids = config
-            .rootfs()
-            .diff_ids()
-            .iter()
-            .map(|d| Digest::parse(d))
-            .collect::<Result<Vec<_>>>()?;
+        let (config, diff_ids) = manifest::parse_config(&config_bytes, record.config.as_str())?;
         let chain = chain_ids(&diff_ids);
         Ok(Image {
             record: record.clone(),

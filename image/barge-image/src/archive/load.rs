@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 
-use oci_spec::image::{Descriptor, ImageConfiguration};
+use oci_spec::image::Descriptor;
 use serde::Deserialize;
 
 use super::scan::{self, Contents};
@@ -369,18 +369,7 @@ fn sniff_blob(store: &Store, digest: &Digest) -> Result<Compression> {
 fn apply(store: &Store, config: &Config, image: &Planned, progress: &dyn Progress) -> Result<()> {
     let what = image.what();
     let bytes = store.content.read(&image.config)?;
-    let image_config: ImageConfiguration = serde_json::from_slice(&bytes).map_err(|e| {
-        Error::invalid(
-            format!("image config {} of {what}", image.config),
-            e.to_string(),
-        )
-    })?;
-    let diff_ids = image_config
-        .rootfs()
-        .diff_ids()
-        .iter()
-        .map(|d| Digest::parse(d))
-        .collect::<Result<Vec<_>>>()?;
+    let (_, diff_ids) = manifest::parse_config(&bytes, &format!("{} of {what}", image.config))?;
     if diff_ids.len() != image.layers.len() {
         return Err(Error::invalid(
             what,
