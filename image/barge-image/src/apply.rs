@@ -49,13 +49,3 @@ pub fn apply_layer(
         .snapshots
         .commit_extract(ex, target.chain, target.parent, stats.bytes)
 }
-
-/// Is layer `chain` unpacked and its directory present?
-pub fn layer_present(store: &Store, chain: &Digest) -> Result<bool> {
-    Ok(match store.db.snapshot(chain.as_str())? {
-        Some(s) => {
-            s.kind == crate::meta::SnapshotKind::Committed && store.snapshots.fs_dir(s.id).is_dir()
-        }
-        None => false,
-    })
-}

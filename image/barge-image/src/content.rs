@@ -255,9 +255,7 @@ impl Ingest {
 
     /// A reader over the bytes already present, from the start (to feed the unpacker again).
     pub fn existing(&self) -> Result<impl Read> {
-        let mut f = File::open(&self.path).ctx("open partial blob", &self.path)?;
-        f.seek(SeekFrom::Start(0))
-            .ctx("seek partial blob", &self.path)?;
+        let f = File::open(&self.path).ctx("open partial blob", &self.path)?;
         Ok(f.take(self.written))
     }
 

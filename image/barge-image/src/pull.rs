@@ -16,7 +16,7 @@ use oci_client::Client;
 use oci_spec::image::Descriptor;
 use tokio::sync::{mpsc, Semaphore};
 
-use crate::apply::{apply_layer, layer_present, LayerTarget};
+use crate::apply::{apply_layer, LayerTarget};
 use crate::config::Config;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
@@ -118,30 +118,21 @@ pub async fn pull(
         limits: config.limits.clone(),
         progress,
     });
-    let result = pull_inner(&ctx, &auth, opts, config.max_concurrent_downloads).await;
-    drop(lease);
-    match result {
-        Ok(rec) => {
-            let replaced = store.db.put_image(&rec)?;
-            ctx.progress.event(Event::Done {
-                reference: reference.canonical(),
-                digest: rec.target.clone(),
-            });
-            if replaced.is_some_and(|old| old.config != rec.config) {
-                // The name moved: what only the old image used can go.
-                crate::gc::collect(&store, false)?;
-            }
-            Ok(rec)
-        }
-        Err(e) => {
-            // Verified blobs of a failed pull stay only if something else uses them; partial
-            // downloads stay so that the next pull resumes them.
-            if let Err(gc) = crate::gc::collect(&store, false) {
-                tracing::warn!("cleaning up after the failed pull: {gc}");
-            }
-            Err(e)
-        }
-    }
+    // The name is recorded while the lease is held, so garbage collection can't run between
+    // the last layer and the name. A failed pull's verified blobs are collected unless
+    // something else uses them; partial downloads stay so that the next pull resumes them.
+    let result = pull_inner(&ctx, &auth, opts, config.max_concurrent_downloads)
+        .await
+        .and_then(|rec| {
+            let moved = store.record_names(std::slice::from_ref(&rec))?;
+            Ok((rec, moved))
+        });
+    let rec = store.finish_writing(lease, result, "the pull")?;
+    ctx.progress.event(Event::Done {
+        reference: reference.canonical(),
+        digest: rec.target.clone(),
+    });
+    Ok(rec)
 }
 
 async fn fetch_manifest(
@@ -300,7 +291,7 @@ fn is_transient(e: &Error) -> bool {
 
 async fn layer(ctx: &Arc<Ctx>, auth: &RegistryAuth, job: LayerJob) -> Result<()> {
     let store = &ctx.store;
-    let committed = layer_present(store, &job.chain)?;
+    let committed = store.snapshots.committed(job.chain.as_str())?;
     let have_blob = store.content.exists(&job.digest);
     if committed && have_blob {
         ctx.progress.event(Event::Layer {

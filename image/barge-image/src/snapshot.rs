@@ -43,7 +43,8 @@ pub struct Extraction<'a> {
     snapshotter: &'a Snapshotter,
     key: String,
     id: i64,
-    _lock: File,
+    /// Held from the moment the directory exists until the extraction ends.
+    _lock: Option<File>,
     done: bool,
 }
 
@@ -91,12 +92,13 @@ impl Snapshotter {
         self.dir.join(id.to_string()).join("lock")
     }
 
-    /// Is there a committed snapshot `key`?
+    /// Is there a committed snapshot `key` with its directory in place (a layer that is
+    /// unpacked and usable)?
     pub fn committed(&self, key: &str) -> Result<bool> {
         Ok(self
             .db
             .snapshot(key)?
-            .is_some_and(|s| s.kind == SnapshotKind::Committed))
+            .is_some_and(|s| s.kind == SnapshotKind::Committed && self.fs_dir(s.id).is_dir()))
     }
 
     pub fn get(&self, key: &str) -> Result<SnapshotRecord> {
@@ -138,14 +140,14 @@ impl Snapshotter {
             snapshotter: self,
             key,
             id: rec.id,
-            _lock: File::open("/dev/null").ctx("open", "/dev/null")?,
+            _lock: None,
             done: false,
         };
         self.make_dirs(rec.id, false)?;
         let lock_path = self.lock_path(rec.id);
         let lock = File::create(&lock_path).ctx("create lock", &lock_path)?;
         lock.lock().ctx("lock", &lock_path)?;
-        ex._lock = lock;
+        ex._lock = Some(lock);
         Ok(ex)
     }
 

@@ -7,8 +7,8 @@ use std::io::{self, Read, Write};
 use serde_json::{json, Map, Value};
 
 use super::changes::apply_changes;
-use super::{finish, oci_manifest, record_names, sniffed, LayerDesc};
-use crate::apply::{apply_layer, layer_present, LayerTarget};
+use super::{oci_manifest, sniffed, LayerDesc};
+use crate::apply::{apply_layer, LayerTarget};
 use crate::config::Config;
 use crate::content::Ingest;
 use crate::digest::HashReader;
@@ -58,7 +58,7 @@ pub fn import(
     apply_changes(&mut container_config, &opts.changes)?;
     let lease = store.lease()?;
     let result = import_locked(store, config, reader, &reference, opts, container_config);
-    finish(store, lease, result, "the failed import")
+    store.finish_writing(lease, result, "the failed import")
 }
 
 fn import_locked(
@@ -110,7 +110,7 @@ fn import_locked(
     let manifest = store.content.write(&manifest_bytes, None)?;
 
     // One layer: its chain ID is its diffID. apply_layer checks the diffID again.
-    if !layer_present(store, &diff_id)? {
+    if !store.snapshots.committed(diff_id.as_str())? {
         let what = format!("{layer} of {}", reference.canonical());
         let target = LayerTarget {
             what: &what,
@@ -133,7 +133,7 @@ fn import_locked(
         config: config_digest,
         tagged: crate::meta::now(),
     };
-    let moved = record_names(store, std::slice::from_ref(&record))?;
+    let moved = store.record_names(std::slice::from_ref(&record))?;
     Ok((record, moved))
 }
 

@@ -9,10 +9,9 @@ use serde::Deserialize;
 
 use super::scan::{self, Contents};
 use super::{
-    finish, oci_layer_type, oci_manifest, record_names, sniffed, untagged_name, LayerDesc,
-    CONTAINERD_NAME, REF_NAME,
+    oci_layer_type, oci_manifest, sniffed, untagged_name, LayerDesc, CONTAINERD_NAME, REF_NAME,
 };
-use crate::apply::{apply_layer, layer_present, LayerTarget};
+use crate::apply::{apply_layer, LayerTarget};
 use crate::config::Config;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
@@ -73,7 +72,7 @@ pub fn load(
 ) -> Result<Vec<ImageRecord>> {
     let lease = store.lease()?;
     let result = load_locked(store, config, reader, progress);
-    finish(store, lease, result, "the failed load")
+    store.finish_writing(lease, result, "the failed load")
 }
 
 fn load_locked(
@@ -120,7 +119,7 @@ fn load_locked(
         }
     }
     let records: Vec<ImageRecord> = records.into_values().collect();
-    let moved = record_names(store, &records)?;
+    let moved = store.record_names(&records)?;
     // An image untagged by an earlier load has a name now: the placeholder goes.
     for image in images.iter().filter(|i| !i.names.is_empty()) {
         store.db.delete_image(&untagged_name(&image.manifest))?;
@@ -388,7 +387,7 @@ fn apply(store: &Store, config: &Config, image: &Planned, progress: &dyn Progres
                 state,
             })
         };
-        if layer_present(store, &chain[i])? {
+        if store.snapshots.committed(chain[i].as_str())? {
             event(LayerState::Exists);
             continue;
         }

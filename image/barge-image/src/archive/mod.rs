@@ -17,8 +17,6 @@ use serde_json::json;
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::meta::ImageRecord;
-use crate::store::{Store, StoreLease};
 use crate::unpack::{decompress, Compression};
 
 pub use import::{import, ImportOptions};
@@ -101,56 +99,4 @@ pub(crate) fn oci_manifest(
 /// The name an image without one is recorded under: `<none>@<manifest digest>`.
 pub(crate) fn untagged_name(manifest: &Digest) -> String {
     format!("{UNTAGGED}@{manifest}")
-}
-
-/// Record `records` (the caller still holds its lease: no garbage collection can run between
-/// the last layer and the names). On a failure the names set so far are put back as they were.
-/// Returns whether a name moved away from another image (whose content may now be garbage).
-pub(crate) fn record_names(store: &Store, records: &[ImageRecord]) -> Result<bool> {
-    let mut done: Vec<(&ImageRecord, Option<ImageRecord>)> = Vec::new();
-    for rec in records {
-        match store.db.put_image(rec) {
-            Ok(old) => done.push((rec, old)),
-            Err(e) => {
-                for (rec, old) in done.into_iter().rev() {
-                    let undo = match old {
-                        Some(old) => store.db.put_image(&old).map(|_| ()),
-                        None => store.db.delete_image(&rec.name).map(|_| ()),
-                    };
-                    if let Err(u) = undo {
-                        tracing::warn!(
-                            "restoring image name {} after a failed load: {u}",
-                            rec.name
-                        );
-                    }
-                }
-                return Err(e);
-            }
-        }
-    }
-    Ok(done
-        .iter()
-        .any(|(rec, old)| old.as_ref().is_some_and(|o| o.config != rec.config)))
-}
-
-/// End a load or import: release the lease, then collect garbage when `result` failed (what
-/// was written for it) or when `collect` asks for it (names moved, unused files stored). The
-/// result is returned unchanged.
-pub(crate) fn finish<T>(
-    store: &Store,
-    lease: StoreLease,
-    result: Result<(T, bool)>,
-    what: &str,
-) -> Result<T> {
-    drop(lease);
-    let collect = match &result {
-        Ok((_, collect)) => *collect,
-        Err(_) => true,
-    };
-    if collect {
-        if let Err(e) = crate::gc::collect(store, false) {
-            tracing::warn!("cleaning up after {what}: {e}");
-        }
-    }
-    result.map(|(value, _)| value)
 }

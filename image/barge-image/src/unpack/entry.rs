@@ -347,6 +347,20 @@ impl Extractor {
             .ctx("set file times", name)
     }
 
+    /// Owner of `dir/leaf` itself, never what it points to.
+    fn chown_at(&mut self, dir: &OwnedFd, leaf: &OsStr, meta: &Meta, name: &str) -> Result<()> {
+        self.chown(
+            fchownat(
+                dir,
+                leaf,
+                Some(meta.uid),
+                Some(meta.gid),
+                AtFlags::AT_SYMLINK_NOFOLLOW,
+            ),
+            name,
+        )
+    }
+
     fn symlink(
         &mut self,
         dir: &OwnedFd,
@@ -361,31 +375,8 @@ impl Extractor {
         symlinkat(target, dir, leaf)
             .map_err(os)
             .ctx("create symlink", name)?;
-        self.chown(
-            fchownat(
-                dir,
-                leaf,
-                Some(meta.uid),
-                Some(meta.gid),
-                AtFlags::AT_SYMLINK_NOFOLLOW,
-            ),
-            name,
-        )?;
-        if !meta.pax.xattrs.is_empty() {
-            tracing::debug!(
-                entry = name,
-                "layer: extended attributes on a symlink skipped"
-            );
-        }
-        utimensat(
-            dir,
-            leaf,
-            &meta.mtime,
-            &meta.mtime,
-            UtimensatFlags::NoFollowSymlink,
-        )
-        .map_err(os)
-        .ctx("set symlink times", name)
+        self.chown_at(dir, leaf, meta, name)?;
+        finish_at(dir, leaf, meta, name, ("symlink", "set symlink times"))
     }
 
     /// A hard link to `target`, an entry path that must already exist in this layer (found by
@@ -458,34 +449,17 @@ impl Extractor {
             }
             Err(e) => return Err(Error::io("create device node", name, e.into())),
         }
-        self.chown(
-            fchownat(
-                dir,
-                leaf,
-                Some(meta.uid),
-                Some(meta.gid),
-                AtFlags::AT_SYMLINK_NOFOLLOW,
-            ),
-            name,
-        )?;
+        self.chown_at(dir, leaf, meta, name)?;
         chmod_node(dir, leaf, meta.mode)
             .map_err(os)
             .ctx("chmod device node", name)?;
-        if !meta.pax.xattrs.is_empty() {
-            tracing::debug!(
-                entry = name,
-                "layer: extended attributes on a device node skipped"
-            );
-        }
-        utimensat(
+        finish_at(
             dir,
             leaf,
-            &meta.mtime,
-            &meta.mtime,
-            UtimensatFlags::NoFollowSymlink,
+            meta,
+            name,
+            ("device node", "set device node times"),
         )
-        .map_err(os)
-        .ctx("set device node times", name)
     }
 
     /// `dir/.wh.hidden`: an overlayfs whiteout `dir/hidden` (char device 0:0).
@@ -586,4 +560,30 @@ fn chmod_node(dir: &OwnedFd, leaf: &OsStr, mode: Mode) -> nix::Result<()> {
         }
         r => r,
     }
+}
+
+/// The last step for a symlink or device node (`what`): their xattrs are skipped (no safe
+/// fd-based call on old kernels), their times set without following.
+fn finish_at(
+    dir: &OwnedFd,
+    leaf: &OsStr,
+    meta: &Meta,
+    name: &str,
+    (what, op): (&str, &'static str),
+) -> Result<()> {
+    if !meta.pax.xattrs.is_empty() {
+        tracing::debug!(
+            entry = name,
+            "layer: extended attributes on a {what} skipped"
+        );
+    }
+    utimensat(
+        dir,
+        leaf,
+        &meta.mtime,
+        &meta.mtime,
+        UtimensatFlags::NoFollowSymlink,
+    )
+    .map_err(os)
+    .ctx(op, name)
 }
