@@ -322,15 +322,7 @@ fn login_logout_basic_auth() {
 fn pull_killed_at_any_moment_resumes() {
     let reg = Registry::start();
     let mut big = Layer::new(Comp::None, vec![]);
-    let mut x: u64 = 99;
-    let data: Vec<u8> = (0..(4 << 20))
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect();
+    let data = barge_testutil::noise(4 << 20, 99);
     big.entries.push(Entry::file("blob", data.clone(), 0o644));
     let built = push_image(
         &reg,

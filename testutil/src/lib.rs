@@ -368,3 +368,16 @@ pub fn recv_with_fd(
     buf.truncate(n);
     (buf, fd)
 }
+
+/// `len` incompressible bytes (xorshift), the same for the same `seed`.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}

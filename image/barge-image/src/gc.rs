@@ -36,8 +36,12 @@ pub fn collect(store: &Store, wait: bool) -> Result<Option<GcReport>> {
 
     for rec in store.db.images()? {
         live_blobs.extend([rec.target.clone(), rec.manifest.clone(), rec.config.clone()]);
-        // An index keeps the platform manifests pulled from it.
-        if let Ok(bytes) = store.content.read(&rec.target) {
+        // An index keeps the platform manifests pulled from it (a plain manifest is read
+        // below, with the config).
+        let index = (rec.target != rec.manifest)
+            .then(|| store.content.read(&rec.target).ok())
+            .flatten();
+        if let Some(bytes) = index {
             if let Ok(Parsed::Index(index)) = manifest::parse(&bytes, None, rec.target.as_str()) {
                 for d in index.manifests() {
                     if let Ok(d) = manifest::digest_of(d) {

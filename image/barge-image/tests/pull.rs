@@ -565,24 +565,11 @@ fn diff_id_mismatch_is_rejected() {
     e.assert_empty();
 }
 
-/// Incompressible test data.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 #[test]
 fn cut_downloads_resume_with_range() {
     use barge_testutil::token_proxy::{ProxyOptions, TokenProxy};
     let reg = Registry::start();
-    let data = noise(3 << 20, 7);
+    let data = barge_testutil::noise(3 << 20, 7);
     let mut layer = Layer::busybox(Comp::None);
     layer.entries.push(Entry::file("big", data.clone(), 0o644));
     let built = push_image(&reg, "cut", "1", &Image::new(vec![layer]));
