@@ -8,7 +8,7 @@ set -euo pipefail
 # (benchmarks), pkg-config + libseccomp-dev (the runtime's seccomp filters), uidmap
 # (newuidmap/newgidmap for rootless containers), docker-registry + skopeo + umoci + openssl +
 # apache2-utils (htpasswd) (a local registry seeded with test images; TLS and basic auth).
-PACKAGES=(busybox-static strace qemu-system-x86 cpio runc time pkg-config podman libseccomp-dev uidmap
+PACKAGES=(busybox-static tini strace qemu-system-x86 cpio runc time pkg-config podman libseccomp-dev uidmap
     docker-registry skopeo umoci openssl apache2-utils)
 
 missing=()

@@ -1,7 +1,8 @@
-//! `barge`: the main command line. It carries the OCI runtime (`barge runtime ...`) and the
-//! image commands (`pull`, `images`, `load`, ...); containers and the daemon come in later
-//! layers.
+//! `barge`: the main command line, with docker's habits: containers (`run`, `ps`, `logs`,
+//! ...), images (`pull`, `images`, `load`, ...), volumes, `system`, and the OCI runtime
+//! (`barge runtime ...`).
 
+mod container;
 mod format;
 mod image;
 mod progress;
@@ -23,6 +24,9 @@ struct Cli {
     /// Configuration directory: config.json, certs.d/, auth.json.
     #[arg(long, env = "BARGE_CONFIG", default_value = barge_image::config::DEFAULT_DIR)]
     config: PathBuf,
+    /// Where barge keeps volatile state (shim sockets, runtime state); a tmpfs.
+    #[arg(long, env = "BARGE_RUNROOT", default_value = "/run/barge")]
+    runroot: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
@@ -52,17 +56,95 @@ enum Command {
     /// Manage images.
     #[command(subcommand)]
     Image(image::ImageCommand),
+    /// Create and run a container from an image.
+    Run(Box<container::run::Args>),
+    /// Create a container without starting it.
+    Create(Box<container::create::Args>),
+    /// Start one or more stopped containers.
+    Start(container::lifecycle::StartArgs),
+    /// Stop one or more running containers.
+    Stop(container::lifecycle::StopArgs),
+    /// Kill one or more running containers.
+    Kill(container::lifecycle::KillArgs),
+    /// Restart one or more containers.
+    Restart(container::lifecycle::StopArgs),
+    /// Remove one or more containers.
+    Rm(container::lifecycle::RmArgs),
+    /// List containers.
+    Ps(container::ps::Args),
+    /// Fetch the logs of a container.
+    Logs(container::logs::Args),
+    /// Execute a command in a running container.
+    Exec(container::exec::Args),
+    /// Attach local standard input, output, and error streams to a running container.
+    Attach(container::attach::Args),
+    /// Display detailed information on one or more containers.
+    Inspect(container::inspect::Args),
+    /// Block until one or more containers stop, then print their exit codes.
+    Wait(container::lifecycle::NamesArgs),
+    /// Display the running processes of a container.
+    Top(container::top::Args),
+    /// Display a live stream of container resource usage statistics.
+    Stats(container::stats::Args),
+    /// Pause all processes within one or more containers.
+    Pause(container::lifecycle::NamesArgs),
+    /// Unpause all processes within one or more containers.
+    Unpause(container::lifecycle::NamesArgs),
+    /// Manage volumes.
+    #[command(subcommand)]
+    Volume(container::volume::VolumeCommand),
+    /// Manage barge: disk usage, prune, check and repair, boot.
+    #[command(subcommand)]
+    System(container::system::SystemCommand),
+}
+
+/// Run a container command; failures print `barge: ...` and exit with `fail_code`.
+fn container_cmd(f: impl FnOnce() -> anyhow::Result<i32>, fail_code: i32) -> i32 {
+    match f() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("barge: {}", format::error_chain(&e));
+            fail_code
+        }
+    }
 }
 
 fn main() {
     let cli = Cli::parse();
+    let ctx = image::Ctx {
+        root: cli.root,
+        config: cli.config,
+    };
+    let cctx = container::Ctx {
+        image: image::Ctx {
+            root: ctx.root.clone(),
+            config: ctx.config.clone(),
+        },
+        runroot: cli.runroot,
+    };
+    use container::ENGINE_FAILED;
     let code = match cli.command {
         Command::Runtime(rt) => barge_runtime_cli::run(rt),
+        Command::Run(a) => container_cmd(|| container::run::run(&cctx, *a), ENGINE_FAILED),
+        Command::Create(a) => container_cmd(|| container::create::run(&cctx, *a), ENGINE_FAILED),
+        Command::Start(a) => container_cmd(|| container::lifecycle::start(&cctx, a), 1),
+        Command::Stop(a) => container_cmd(|| container::lifecycle::stop(&cctx, a), 1),
+        Command::Kill(a) => container_cmd(|| container::lifecycle::kill(&cctx, a), 1),
+        Command::Restart(a) => container_cmd(|| container::lifecycle::restart(&cctx, a), 1),
+        Command::Rm(a) => container_cmd(|| container::lifecycle::rm(&cctx, a), 1),
+        Command::Ps(a) => container_cmd(|| container::ps::run(&cctx, a), 1),
+        Command::Logs(a) => container_cmd(|| container::logs::run(&cctx, a), 1),
+        Command::Exec(a) => container_cmd(|| container::exec::run(&cctx, a), 126),
+        Command::Attach(a) => container_cmd(|| container::attach::run(&cctx, a), 1),
+        Command::Inspect(a) => container_cmd(|| container::inspect::run(&cctx, a), 1),
+        Command::Wait(a) => container_cmd(|| container::lifecycle::wait(&cctx, a), 1),
+        Command::Top(a) => container_cmd(|| container::top::run(&cctx, a), 1),
+        Command::Stats(a) => container_cmd(|| container::stats::run(&cctx, a), 1),
+        Command::Pause(a) => container_cmd(|| container::lifecycle::pause(&cctx, a, true), 1),
+        Command::Unpause(a) => container_cmd(|| container::lifecycle::pause(&cctx, a, false), 1),
+        Command::Volume(c) => container_cmd(|| container::volume::run(&cctx, c), 1),
+        Command::System(c) => container_cmd(|| container::system::run(&cctx, c), 1),
         other => {
-            let ctx = image::Ctx {
-                root: cli.root,
-                config: cli.config,
-            };
             let result = match other {
                 Command::Pull(a) => image::pull::run(&ctx, a),
                 Command::Images(a) => image::list::run(&ctx, a),
@@ -74,7 +156,7 @@ fn main() {
                 Command::Login(a) => image::login::login(&ctx, a),
                 Command::Logout(a) => image::login::logout(&ctx, a),
                 Command::Image(c) => image::dispatch(&ctx, c),
-                Command::Runtime(_) => unreachable!("handled above"),
+                _ => Ok(()),
             };
             match result {
                 Ok(()) => 0,

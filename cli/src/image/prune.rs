@@ -25,15 +25,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
         } else {
             "all dangling images"
         };
-        eprint!("WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ");
-        let mut line = String::new();
-        let stdin = std::io::stdin();
-        if !stdin.is_terminal() && stdin.lock().read_line(&mut line)? == 0 {
-            anyhow::bail!("no confirmation on stdin; use --force");
-        } else if stdin.is_terminal() {
-            stdin.lock().read_line(&mut line)?;
-        }
-        if !matches!(line.trim(), "y" | "Y" | "yes") {
+        if !confirm(&format!("This will remove {what}."))? {
             return Ok(());
         }
     }
@@ -74,4 +66,15 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
         report.ingests
     );
     Ok(())
+}
+
+/// Ask "Are you sure?" on stdin; a non-terminal stdin must answer too (else use --force).
+pub fn confirm(warning: &str) -> Result<bool> {
+    eprint!("WARNING! {warning}\nAre you sure you want to continue? [y/N] ");
+    let mut line = String::new();
+    let stdin = std::io::stdin();
+    if stdin.lock().read_line(&mut line)? == 0 && !stdin.is_terminal() {
+        anyhow::bail!("no confirmation on stdin; use --force");
+    }
+    Ok(matches!(line.trim(), "y" | "Y" | "yes"))
 }

@@ -23,6 +23,11 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
+    pull_to(ctx, args, false)
+}
+
+/// Pull; the summary goes to stderr with `to_stderr` (`run` keeps stdout for the container).
+pub fn pull_to(ctx: &Ctx, args: Args, to_stderr: bool) -> Result<()> {
     let reference = ImageRef::parse(&args.image)?;
     let opts = PullOptions {
         platform: match &args.platform {
@@ -39,13 +44,23 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
         super::runtime()?.block_on(pull(store, &config, &reference, &opts, progress.clone()))?;
     progress.finish();
     if !args.quiet {
-        println!("Digest: {}", rec.target);
+        let say = |line: String| {
+            if to_stderr {
+                eprintln!("{line}")
+            } else {
+                println!("{line}")
+            }
+        };
+        say(format!("Digest: {}", rec.target));
         let status = match had {
             Some(old) if old.config == rec.config => "Image is up to date for",
             _ => "Downloaded newer image for",
         };
-        println!("Status: {status} {}", super::display_name(&rec.name));
-        println!("{}", rec.name);
+        say(format!(
+            "Status: {status} {}",
+            super::display_name(&rec.name)
+        ));
+        say(rec.name.to_string());
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ pub mod container;
 pub mod default_spec;
 pub mod error;
 pub mod events;
+pub mod exec;
 pub mod features;
 pub mod hooks;
 mod idmap;
@@ -28,7 +29,7 @@ pub mod state;
 mod sync;
 mod sys;
 pub mod time;
-mod tty_proxy;
+pub mod tty_proxy;
 pub mod update;
 
 pub use container::CreateOptions;

@@ -147,3 +147,13 @@ pub fn pump(
         }
     }
 }
+
+/// The size (rows, columns) of the terminal on our stdin, if it is one.
+pub fn terminal_size() -> Option<(u16, u16)> {
+    sys::get_winsize(0).ok()
+}
+
+/// Set the size of the terminal `fd` (a pty master: the container's side follows).
+pub fn set_terminal_size(fd: &OwnedFd, rows: u16, cols: u16) -> Result<()> {
+    sys::set_winsize(fd.as_raw_fd(), rows, cols).ctx(|| "set the terminal size".into())
+}

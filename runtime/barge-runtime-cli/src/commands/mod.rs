@@ -3,6 +3,7 @@
 mod create;
 mod delete;
 mod events;
+mod exec;
 mod features;
 mod kill;
 mod list;
@@ -32,6 +33,8 @@ pub enum Command {
     State(state::Args),
     /// Send a signal to a container's init (or all its processes).
     Kill(kill::Args),
+    /// Run another process in a running container.
+    Exec(Box<exec::Args>),
     /// Delete a container and everything the runtime made for it.
     Delete(delete::Args),
     /// List containers.
@@ -61,6 +64,7 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Run(a) => run::run(&store()?, a),
         Command::State(a) => state::run(&store()?, a),
         Command::Kill(a) => kill::run(&store()?, a),
+        Command::Exec(a) => exec::run(&store()?, a),
         Command::Delete(a) => delete::run(&store()?, a),
         Command::List(a) => list::run(&store()?, a),
         Command::Pause(a) => pause::run(&store()?, a),

@@ -1,0 +1,263 @@
+//! `barge create`: the flags shared with `run`, and making the container (pulling its image
+//! first when needed).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use barge_engine::config::{self, ContainerConfig, MountSpec};
+use barge_engine::create::CreateOptions;
+use barge_engine::db::ContainerRecord;
+use barge_engine::Engine;
+use barge_shim::config::RestartPolicy;
+
+use super::Ctx;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct CreateArgs {
+    /// Assign a name to the container.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Keep STDIN open even if not attached.
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY.
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Set environment variables (KEY=VALUE, or KEY to take ours).
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Read environment variables from a file.
+    #[arg(long = "env-file")]
+    pub env_file: Vec<PathBuf>,
+    /// Bind mount (/host:/ctr[:ro]) or volume (name:/ctr, or /ctr for an anonymous one).
+    #[arg(short, long = "volume")]
+    pub volume: Vec<String>,
+    /// Working directory inside the container.
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>]).
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Overwrite the default ENTRYPOINT of the image.
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Container host name.
+    #[arg(long, short = 'h')]
+    pub hostname: Option<String>,
+    /// Set metadata on the container (KEY=VALUE).
+    #[arg(short, long = "label")]
+    pub label: Vec<String>,
+    /// Restart policy: no, on-failure[:max-retries], always, unless-stopped.
+    #[arg(long, default_value = "no")]
+    pub restart: String,
+    /// Memory limit (e.g. 512m).
+    #[arg(short, long)]
+    pub memory: Option<String>,
+    /// Number of CPUs.
+    #[arg(long)]
+    pub cpus: Option<String>,
+    /// Tune the container's pids limit (-1 for unlimited).
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Mount the container's root filesystem as read only.
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+    /// Add Linux capabilities.
+    #[arg(long = "cap-add")]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities.
+    #[arg(long = "cap-drop")]
+    pub cap_drop: Vec<String>,
+    /// Give extended privileges to this container.
+    #[arg(long)]
+    pub privileged: bool,
+    /// Security options: seccomp=unconfined|PROFILE.json, no-new-privileges[=true|false].
+    #[arg(long = "security-opt")]
+    pub security_opt: Vec<String>,
+    /// Run an init inside the container that forwards signals and reaps processes.
+    #[arg(long)]
+    pub init: bool,
+    /// Network: none or host.
+    #[arg(long, alias = "net", default_value = "none")]
+    pub network: String,
+    /// Pull image before creating: missing, always, never.
+    #[arg(long, default_value = "missing")]
+    pub pull: String,
+    /// Signal to stop the container.
+    #[arg(long = "stop-signal")]
+    pub stop_signal: Option<String>,
+    /// Timeout (in seconds) to stop a container.
+    #[arg(long = "stop-timeout")]
+    pub stop_timeout: Option<u32>,
+    /// Log driver options: max-size=10m, max-file=3.
+    #[arg(long = "log-opt")]
+    pub log_opt: Vec<String>,
+    /// Platform of the image to pull.
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// The image to run.
+    pub image: String,
+    /// Command and arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+impl CreateArgs {
+    /// Check and convert the flags; every bad value is named.
+    pub fn options(&self, autoremove: bool) -> Result<CreateOptions> {
+        let mut env = Vec::new();
+        for f in &self.env_file {
+            env.extend(config::parse_env_file(f)?);
+        }
+        for e in &self.env {
+            env.push(config::expand_env(e).map_err(|m| anyhow::anyhow!("-e: {m}"))?);
+        }
+        let mut labels = BTreeMap::new();
+        for l in &self.label {
+            let (k, v) = l.split_once('=').unwrap_or((l, ""));
+            if k.is_empty() {
+                bail!("--label {l:?}: expected KEY=VALUE");
+            }
+            labels.insert(k.to_string(), v.to_string());
+        }
+        let mut seccomp = None;
+        let mut no_new_privileges = false;
+        for o in &self.security_opt {
+            let (k, v) = o.split_once(['=', ':']).unwrap_or((o, ""));
+            match (k, v) {
+                ("seccomp", "") => bail!("--security-opt {o:?}: seccomp needs a value"),
+                ("seccomp", p) => seccomp = Some(p.to_string()),
+                ("no-new-privileges", "" | "true") => no_new_privileges = true,
+                ("no-new-privileges", "false") => no_new_privileges = false,
+                ("apparmor" | "label", _) => {}
+                _ => bail!("--security-opt {o:?}: unknown option (seccomp=…, no-new-privileges)"),
+            }
+        }
+        let (mut log_max_size, mut log_max_files) = (None, 1);
+        for o in &self.log_opt {
+            match o.split_once('=') {
+                Some(("max-size", v)) => {
+                    log_max_size = Some(
+                        barge_shim::logs::parse_size(v)
+                            .map_err(|e| anyhow::anyhow!("--log-opt {o}: {e}"))?,
+                    )
+                }
+                Some(("max-file", v)) => {
+                    log_max_files =
+                        v.parse::<u32>().ok().filter(|n| *n >= 1).with_context(|| {
+                            format!("--log-opt {o}: max-file must be a positive number")
+                        })?
+                }
+                _ => bail!("--log-opt {o:?}: unknown option (max-size, max-file)"),
+            }
+        }
+        let restart = RestartPolicy::parse(&self.restart).map_err(anyhow::Error::msg)?;
+        if autoremove && restart != RestartPolicy::No {
+            bail!("conflicting options: cannot specify both --restart and --rm");
+        }
+        if !matches!(self.pull.as_str(), "missing" | "always" | "never") {
+            bail!("--pull {:?}: use missing, always or never", self.pull);
+        }
+        let entrypoint = self.entrypoint.as_ref().map(|e| {
+            if e.is_empty() {
+                Vec::new()
+            } else {
+                vec![e.clone()]
+            }
+        });
+        let config = ContainerConfig {
+            image: self.image.clone(),
+            env,
+            working_dir: self.workdir.clone().unwrap_or_default(),
+            user: self.user.clone().unwrap_or_default(),
+            hostname: self.hostname.clone().unwrap_or_default(),
+            labels,
+            tty: self.tty,
+            open_stdin: self.interactive,
+            restart,
+            autoremove,
+            mounts: self
+                .volume
+                .iter()
+                .map(|v| MountSpec::parse(v))
+                .collect::<Result<_, _>>()?,
+            memory: self
+                .memory
+                .as_deref()
+                .map(|m| config::parse_bytes("--memory", m))
+                .transpose()?,
+            cpus: self.cpus.as_deref().map(config::parse_cpus).transpose()?,
+            pids_limit: self.pids_limit.filter(|p| *p > 0),
+            read_only: self.read_only,
+            cap_add: self.cap_add.clone(),
+            cap_drop: self.cap_drop.clone(),
+            privileged: self.privileged,
+            seccomp,
+            no_new_privileges,
+            init: self.init,
+            network: self.network.clone(),
+            stop_signal: self.stop_signal.clone().unwrap_or_default(),
+            stop_timeout: self.stop_timeout,
+            log_max_size,
+            log_max_files,
+            ..Default::default()
+        };
+        Ok(CreateOptions {
+            name: self.name.clone(),
+            entrypoint,
+            cmd: self.command.clone(),
+            config,
+        })
+    }
+}
+
+/// Pull the image if `--pull` says so, then create the container.
+pub fn create(
+    ctx: &Ctx,
+    engine: &Arc<Engine>,
+    args: &CreateArgs,
+    opts: CreateOptions,
+) -> Result<ContainerRecord> {
+    let have = engine.images.resolve(&args.image).is_ok();
+    let need = match args.pull.as_str() {
+        "always" => true,
+        "never" => false,
+        _ => !have,
+    };
+    if need {
+        if !have {
+            eprintln!("Unable to find image '{}' locally", args.image);
+        }
+        let pull = crate::image::pull::Args {
+            platform: args.platform.clone(),
+            insecure: false,
+            quiet: false,
+            image: args.image.clone(),
+        };
+        crate::image::pull::pull_to(&ctx.image, pull, true)
+            .with_context(|| format!("pull {}", args.image))?;
+    } else if !have {
+        bail!("No such image: {} (--pull never)", args.image);
+    }
+    Ok(engine.create(opts)?)
+}
+
+#[derive(Debug, clap::Args)]
+#[command(disable_help_flag = true)]
+pub struct Args {
+    /// Print help (-h is --hostname, as in docker).
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+    #[command(flatten)]
+    pub create: CreateArgs,
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
+    let engine = ctx.engine()?;
+    let opts = args.create.options(false)?;
+    let rec = create(ctx, &engine, &args.create, opts)?;
+    println!("{}", rec.id);
+    Ok(0)
+}

@@ -1,0 +1,58 @@
+//! Container commands, over `barge_engine`.
+
+pub mod attach;
+pub mod create;
+pub mod exec;
+pub mod inspect;
+pub mod lifecycle;
+pub mod logs;
+pub mod ps;
+pub mod run;
+pub mod stats;
+pub mod stream;
+pub mod system;
+pub mod top;
+pub mod volume;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use barge_engine::{Engine, EngineOptions};
+
+/// Exit code of `run`/`create`/`start` when barge itself failed (docker's 125).
+pub const ENGINE_FAILED: i32 = 125;
+
+/// Where things are, for container commands.
+pub struct Ctx {
+    pub image: crate::image::Ctx,
+    pub runroot: PathBuf,
+}
+
+impl Ctx {
+    pub fn engine(&self) -> Result<Arc<Engine>> {
+        let exe = std::env::current_exe().context("locate the barge binary")?;
+        let shim = match std::env::var_os("BARGE_SHIM") {
+            Some(p) => PathBuf::from(p),
+            None => exe.with_file_name("barge-shim"),
+        };
+        let init = std::env::var_os("BARGE_INIT")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/usr/bin/tini-static"));
+        Ok(Arc::new(
+            Engine::open(EngineOptions {
+                root: self.image.root.clone(),
+                runroot: self.runroot.clone(),
+                shim,
+                exe,
+                init,
+            })
+            .with_context(|| format!("opening the store at {}", self.image.root.display()))?,
+        ))
+    }
+}
+
+/// The first 12 characters of an id, as docker shows it.
+pub fn short(id: &str) -> &str {
+    &id[..12.min(id.len())]
+}

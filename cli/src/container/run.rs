@@ -1,0 +1,83 @@
+//! `barge run`: create, start, and (unless `-d`) attach until the container exits, with its
+//! exit code passed through.
+
+use anyhow::Result;
+use barge_engine::container::Streams;
+
+use super::create::{create, CreateArgs};
+use super::stream::{pump, Ended, Options};
+use super::Ctx;
+
+#[derive(Debug, clap::Args)]
+#[command(disable_help_flag = true)]
+pub struct Args {
+    /// Print help (-h is --hostname, as in docker).
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+    /// Run in the background and print the container ID.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Remove the container when it exits.
+    #[arg(long)]
+    pub rm: bool,
+    /// Proxy received signals to the container (non-TTY mode).
+    #[arg(long = "sig-proxy", default_value_t = true, action = clap::ArgAction::Set)]
+    pub sig_proxy: bool,
+    #[command(flatten)]
+    pub create: CreateArgs,
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
+    let engine = ctx.engine()?;
+    let opts = args.create.options(args.rm)?;
+    let rec = create(ctx, &engine, &args.create, opts)?;
+    let attach = (!args.detach).then_some(Streams {
+        stdin: args.create.interactive,
+        stdout: true,
+        stderr: true,
+    });
+    let sock = match engine.start(&rec.id, attach) {
+        Ok((_, sock)) => sock,
+        Err(e) => {
+            if args.rm {
+                let _ = engine.remove(&rec.id, true, true);
+            }
+            return Err(e.into());
+        }
+    };
+    let Some(sock) = sock else {
+        println!("{}", rec.id);
+        return Ok(0);
+    };
+    let ended = pump(
+        engine.clone(),
+        sock,
+        Options {
+            id: rec.id.clone(),
+            tty: args.create.tty,
+            stdin: args.create.interactive,
+            sig_proxy: args.sig_proxy && !args.create.tty,
+        },
+    );
+    match ended {
+        Ended::Exited(code) => {
+            if args.rm {
+                engine.remove(&rec.id, true, true)?;
+            }
+            Ok(code)
+        }
+        Ended::Detached => {
+            // Detached with ^P^Q, or the shim went away: report the exit if there is one.
+            let st = engine.status(&rec);
+            if st.state.is_active() {
+                Ok(0)
+            } else {
+                let code = st.exit_code.unwrap_or(0);
+                if args.rm {
+                    engine.remove(&rec.id, true, true)?;
+                }
+                Ok(code)
+            }
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! `barge volume create|ls|rm|inspect|prune`.
+
+use anyhow::Result;
+use clap::Subcommand;
+use serde_json::json;
+
+use super::Ctx;
+
+#[derive(Debug, Subcommand)]
+pub enum VolumeCommand {
+    /// Create a volume.
+    Create {
+        /// Set metadata for a volume (KEY=VALUE).
+        #[arg(short, long = "label")]
+        label: Vec<String>,
+        name: Option<String>,
+    },
+    /// List volumes.
+    #[command(visible_alias = "list")]
+    Ls {
+        /// Only display volume names.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Remove one or more volumes.
+    #[command(visible_alias = "remove")]
+    Rm {
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Display detailed information on one or more volumes.
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove unused anonymous volumes (all unused ones with -a).
+    Prune {
+        #[arg(short, long)]
+        all: bool,
+        #[arg(short, long)]
+        force: bool,
+    },
+}
+
+pub fn run(ctx: &Ctx, cmd: VolumeCommand) -> Result<i32> {
+    let engine = ctx.engine()?;
+    match cmd {
+        VolumeCommand::Create { label, name } => {
+            let labels = label
+                .iter()
+                .map(|l| {
+                    let (k, v) = l.split_once('=').unwrap_or((l, ""));
+                    (k.to_string(), v.to_string())
+                })
+                .collect();
+            let anonymous = name.is_none();
+            let name = match name {
+                Some(n) => n,
+                None => barge_engine::names::new_id()?,
+            };
+            let v = engine.volume_create(&name, labels, anonymous)?;
+            println!("{}", v.name);
+        }
+        VolumeCommand::Ls { quiet } => {
+            let vols = engine.db.volumes()?;
+            if quiet {
+                for v in vols {
+                    println!("{}", v.name);
+                }
+            } else {
+                let mut t = vec![vec!["DRIVER".to_string(), "VOLUME NAME".into()]];
+                t.extend(vols.into_iter().map(|v| vec!["local".to_string(), v.name]));
+                crate::image::list::print_table(&t);
+            }
+        }
+        VolumeCommand::Rm { names, .. } => {
+            let mut code = 0;
+            for n in names {
+                match engine.volume_remove(&n) {
+                    Ok(()) => println!("{n}"),
+                    Err(e) => {
+                        eprintln!("barge: {e}");
+                        code = 1;
+                    }
+                }
+            }
+            return Ok(code);
+        }
+        VolumeCommand::Inspect { names } => {
+            let mut out = Vec::new();
+            for n in names {
+                let v = engine.db.volume(&n)?;
+                out.push(json!({
+                    "Name": v.name, "Driver": "local", "Scope": "local",
+                    "Mountpoint": engine.volume_path(&v.name),
+                    "CreatedAt": barge_runtime::time::format_rfc3339(v.created, 0),
+                    "Labels": v.labels,
+                }));
+            }
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        VolumeCommand::Prune { all, .. } => {
+            let removed = engine.volume_prune(all)?;
+            if !removed.is_empty() {
+                println!("Deleted Volumes:");
+                for n in &removed {
+                    println!("{n}");
+                }
+            }
+            println!("Total reclaimed volumes: {}", removed.len());
+        }
+    }
+    Ok(0)
+}

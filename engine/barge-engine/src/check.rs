@@ -1,0 +1,146 @@
+//! `barge system check`: find what crashed or killed barge processes left behind, and repair
+//! it: half-created or half-removed containers, directories and snapshots without a
+//! container, containers whose shim died, runtime state and sockets nobody owns.
+
+use std::collections::HashSet;
+
+use barge_shim::state::{self, Status as ShimStatus};
+
+use crate::error::Result;
+use crate::lock::ContainerLock;
+use crate::Engine;
+
+#[derive(Debug, Clone)]
+pub struct Finding {
+    pub what: String,
+    pub repaired: bool,
+}
+
+fn is_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+impl Engine {
+    pub fn check(&self, repair: bool) -> Result<Vec<Finding>> {
+        let mut out = Vec::new();
+        let mut note = |what: String, fix: &mut dyn FnMut()| {
+            if repair {
+                fix();
+            }
+            out.push(Finding {
+                what,
+                repaired: repair,
+            });
+        };
+        let rows = self.db.all()?;
+        let ids: HashSet<String> = rows.iter().map(|r| r.id.clone()).collect();
+        for rec in &rows {
+            let dir = self.paths.container(&rec.id);
+            if !dir.is_dir() {
+                note(
+                    format!(
+                        "container {} ({}): directory missing (half removed)",
+                        rec.id, rec.name
+                    ),
+                    &mut || self.discard(&rec.id),
+                );
+                continue;
+            }
+            let Some(_lock) = ContainerLock::try_acquire(&self.paths.lock(&rec.id)) else {
+                continue; // someone works on it right now
+            };
+            if !rec.ready {
+                note(
+                    format!(
+                        "container {} ({}): creation did not finish",
+                        rec.id, rec.name
+                    ),
+                    &mut || self.discard(&rec.id),
+                );
+                continue;
+            }
+            let path = self.paths.shim_state(&rec.id);
+            let Ok(Some(mut st)) = state::load(&path) else {
+                continue;
+            };
+            if st.status == ShimStatus::Exited || st.shim_alive() {
+                continue;
+            }
+            let alive = self
+                .runtime_status(&rec.id)
+                .is_some_and(|s| s == "running" || s == "paused");
+            let what = if alive {
+                format!(
+                    "container {} ({}): running without its shim (killed)",
+                    rec.id, rec.name
+                )
+            } else {
+                format!(
+                    "container {} ({}): shim gone, exit not recorded",
+                    rec.id, rec.name
+                )
+            };
+            note(what, &mut || {
+                if let Ok(store) = self.runtime() {
+                    let _ = barge_runtime::container::delete(&store, &rec.id, true);
+                }
+                crate::container::unmount_rootfs(&self.paths.rootfs(&rec.id));
+                st.status = ShimStatus::Exited;
+                st.pid = 0;
+                st.exit_code = Some(st.exit_code.unwrap_or(255));
+                st.finished_at = Some(barge_runtime::time::now_rfc3339());
+                let _ = state::save(&path, &st);
+                let _ = std::fs::remove_file(self.paths.socket(&rec.id));
+            });
+        }
+        // Directories without a row.
+        if let Ok(rd) = std::fs::read_dir(self.paths.containers()) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if !is_id(&name) || ids.contains(&name) {
+                    continue;
+                }
+                if ContainerLock::try_acquire(&self.paths.lock(&name)).is_none()
+                    && self.paths.lock(&name).exists()
+                {
+                    continue;
+                }
+                note(
+                    format!("directory {} belongs to no container", e.path().display()),
+                    &mut || self.discard(&name),
+                );
+            }
+        }
+        // Container snapshots without a row (a create killed before its row was written
+        // can't have one: the row comes first; this catches rows removed by hand).
+        let rows_now: HashSet<String> = self.db.all()?.into_iter().map(|r| r.id).collect();
+        for s in self.images.snapshots.list()? {
+            if s.kind == barge_image::meta::SnapshotKind::Active
+                && is_id(&s.key)
+                && !rows_now.contains(&s.key)
+                && !self.paths.container(&s.key).exists()
+            {
+                note(
+                    format!("snapshot {} belongs to no container", s.key),
+                    &mut || {
+                        let _ = self.images.snapshots.remove(&s.key);
+                    },
+                );
+            }
+        }
+        // Runtime state nobody owns.
+        if let Ok(store) = self.runtime() {
+            for id in store.ids().unwrap_or_default() {
+                if is_id(&id) && !rows_now.contains(&id) {
+                    note(
+                        format!("runtime container {id} belongs to no container"),
+                        &mut || {
+                            let _ = barge_runtime::container::delete(&store, &id, true);
+                        },
+                    );
+                }
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,204 @@
+//! A container's configuration as the user asked for it (docker's `run` flags, resolved
+//! against the image), stored in the metadata database.
+
+use std::collections::BTreeMap;
+
+use barge_shim::config::RestartPolicy;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ContainerConfig {
+    /// The image as the user named it, and its ID (config digest).
+    pub image: String,
+    pub image_id: String,
+    /// The process: entrypoint + cmd (image defaults already applied).
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    pub env: Vec<String>,
+    pub working_dir: String,
+    pub user: String,
+    pub hostname: String,
+    pub labels: BTreeMap<String, String>,
+    pub tty: bool,
+    pub open_stdin: bool,
+    pub restart: RestartPolicy,
+    pub autoremove: bool,
+    pub mounts: Vec<MountSpec>,
+    /// Bytes.
+    pub memory: Option<i64>,
+    /// CPUs, as `--cpus` (1.5 = one and a half).
+    pub cpus: Option<f64>,
+    pub pids_limit: Option<i64>,
+    pub read_only: bool,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub privileged: bool,
+    /// `unconfined`, or the path of a profile (docker or OCI format); None: the default.
+    pub seccomp: Option<String>,
+    pub no_new_privileges: bool,
+    pub init: bool,
+    /// `none` or `host`.
+    pub network: String,
+    pub stop_signal: String,
+    pub stop_timeout: Option<u32>,
+    pub log_max_size: Option<u64>,
+    pub log_max_files: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountSpec {
+    /// `bind` or `volume`.
+    pub kind: String,
+    /// Host path (bind) or volume name (volume).
+    pub source: String,
+    pub destination: String,
+    pub readonly: bool,
+}
+
+impl MountSpec {
+    /// Parse `-v SRC:DST[:ro|rw]` (SRC absolute: a bind mount; otherwise a named volume) or
+    /// `-v DST` (an anonymous volume, named later).
+    pub fn parse(s: &str) -> Result<MountSpec> {
+        let bad = |why: &str| Error::Invalid(format!("-v {s:?}: {why}"));
+        let parts: Vec<&str> = s.split(':').collect();
+        let (source, dest, mode) = match parts.as_slice() {
+            [d] => ("", *d, ""),
+            [src, d] => (*src, *d, ""),
+            [src, d, m] => (*src, *d, *m),
+            _ => return Err(bad("expected [SOURCE:]DESTINATION[:ro|rw]")),
+        };
+        if !dest.starts_with('/') {
+            return Err(bad("the destination must be an absolute path"));
+        }
+        if dest.split('/').any(|c| c == "..") {
+            return Err(bad("the destination must not contain \"..\""));
+        }
+        let mut readonly = false;
+        for m in mode.split(',').filter(|m| !m.is_empty()) {
+            match m {
+                "ro" => readonly = true,
+                "rw" => readonly = false,
+                "z" | "Z" | "rprivate" | "private" | "rslave" | "slave" => {}
+                other => return Err(bad(&format!("unknown mode {other:?}"))),
+            }
+        }
+        let kind = if source.starts_with('/') {
+            "bind"
+        } else {
+            if !source.is_empty() {
+                crate::volumes::validate_name(source)?;
+            }
+            "volume"
+        };
+        Ok(MountSpec {
+            kind: kind.into(),
+            source: source.into(),
+            destination: dest.into(),
+            readonly,
+        })
+    }
+}
+
+/// Parse a size like docker's `--memory`: `512m`, `1g`, `1024k`, `1000000` (bytes).
+pub fn parse_bytes(flag: &str, s: &str) -> Result<i64> {
+    barge_shim::logs::parse_size(s)
+        .ok()
+        .and_then(|n| i64::try_from(n).ok())
+        .filter(|n| *n > 0)
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "{flag} {s:?}: expected a positive size such as 512m or 1g"
+            ))
+        })
+}
+
+/// Parse `--cpus`: a positive decimal number of CPUs.
+pub fn parse_cpus(s: &str) -> Result<f64> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 1024.0 => Ok(v),
+        _ => Err(Error::Invalid(format!(
+            "--cpus {s:?}: expected a positive number such as 0.5 or 2"
+        ))),
+    }
+}
+
+/// Parse an `--env-file`: `KEY=VALUE` lines, `KEY` alone takes the value from our
+/// environment, `#` comments and blank lines are skipped.
+pub fn parse_env_file(path: &std::path::Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+        what: "read env file",
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        out.push(
+            expand_env(line)
+                .map_err(|e| Error::Invalid(format!("{} line {}: {e}", path.display(), n + 1)))?,
+        );
+    }
+    Ok(out)
+}
+
+/// `KEY=VALUE` as given; `KEY` alone takes our value (and is dropped if we have none).
+pub fn expand_env(s: &str) -> std::result::Result<String, String> {
+    let key = s.split('=').next().unwrap_or_default();
+    if key.is_empty() || key.contains(char::is_whitespace) {
+        return Err(format!("invalid environment variable {s:?}"));
+    }
+    if s.contains('=') {
+        Ok(s.to_string())
+    } else {
+        Ok(match std::env::var(key) {
+            Ok(v) => format!("{key}={v}"),
+            Err(_) => String::new(),
+        })
+    }
+}
+
+/// Merge environment lists: later entries replace earlier ones with the same key.
+pub fn merge_env(base: &[String], over: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for e in base.iter().chain(over).filter(|e| !e.is_empty()) {
+        let key = e.split('=').next().unwrap_or_default();
+        out.retain(|x| x.split('=').next() != Some(key));
+        out.push(e.clone());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_volumes() {
+        let m = MountSpec::parse("/host:/ctr:ro").unwrap();
+        assert_eq!((m.kind.as_str(), m.readonly), ("bind", true));
+        assert_eq!(MountSpec::parse("data:/d").unwrap().kind, "volume");
+        assert_eq!(MountSpec::parse("/anon").unwrap().source, "");
+        assert!(MountSpec::parse("/a:rel").is_err());
+        assert!(MountSpec::parse("/a:/b:xx").is_err());
+        assert!(MountSpec::parse("/a:/b/../c").is_err());
+    }
+
+    #[test]
+    fn parses_limits_and_env() {
+        assert_eq!(parse_bytes("--memory", "64m").unwrap(), 64 << 20);
+        assert!(parse_bytes("--memory", "lots").is_err());
+        assert!(parse_cpus("0").is_err());
+        assert_eq!(parse_cpus("1.5").unwrap(), 1.5);
+        assert_eq!(
+            merge_env(&["A=1".into(), "B=2".into()], &["A=3".into()]),
+            vec!["B=2".to_string(), "A=3".to_string()]
+        );
+        assert!(expand_env("=x").is_err());
+    }
+}

@@ -1,0 +1,446 @@
+//! Operations on existing containers: start (through a new shim), stop, kill, restart,
+//! remove, wait, attach, pause.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use barge_shim::config::ShimConfig;
+use barge_shim::protocol::Request;
+use nix::sys::signal::Signal;
+
+use crate::db::ContainerRecord;
+use crate::error::{Error, IoContext, Result};
+use crate::lock::ContainerLock;
+use crate::status::State;
+use crate::Engine;
+
+/// Streams to attach when starting.
+#[derive(Debug, Clone, Copy)]
+pub struct Streams {
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+}
+
+impl Engine {
+    fn lock(&self, id: &str) -> Result<ContainerLock> {
+        if !self.paths.container(id).is_dir() {
+            return Err(Error::NoSuchContainer(id.into()));
+        }
+        ContainerLock::acquire(&self.paths.lock(id))
+    }
+
+    /// Start a created or exited container under a new shim. With `attach`, the returned
+    /// socket carries the container's output from its first byte (see
+    /// `barge_shim::protocol`). Starting a running container does nothing.
+    pub fn start(
+        &self,
+        key: &str,
+        attach: Option<Streams>,
+    ) -> Result<(ContainerRecord, Option<UnixStream>)> {
+        let rec = self.db.find(key)?;
+        let _lock = self.lock(&rec.id)?;
+        let st = self.status(&rec);
+        match st.state {
+            State::Created | State::Exited => {}
+            State::Dead => {
+                return Err(Error::BadState {
+                    id: rec.id.clone(),
+                    state: "dead".into(),
+                    hint: "run `barge system check` to repair or remove it".into(),
+                })
+            }
+            _ => {
+                let sock = match attach {
+                    Some(s) => Some(self.attach_socket(&rec.id, s)?),
+                    None => None,
+                };
+                return Ok((rec, sock));
+            }
+        }
+        let marker = self.paths.stop_marker(&rec.id);
+        match std::fs::remove_file(&marker) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).ctx("remove stop marker", &marker)
+            }
+            _ => {}
+        }
+        self.mount_rootfs(&rec.id)?;
+        let cfg = self.shim_config(&rec);
+        let path = self.paths.container(&rec.id).join(ShimConfig::FILE);
+        let data = serde_json::to_vec(&cfg)
+            .map_err(|e| Error::Other(format!("encode shim config: {e}")))?;
+        barge_runtime::state::write_atomic(
+            &path,
+            &data,
+            0o600,
+            barge_runtime::state::Durability::Durable,
+        )?;
+        let (ours, theirs) = match attach {
+            Some(s) => {
+                let (mut a, b) =
+                    UnixStream::pair().map_err(|e| Error::Other(format!("socketpair: {e}")))?;
+                a.write_all(
+                    Request::Attach {
+                        stdin: s.stdin,
+                        stdout: s.stdout,
+                        stderr: s.stderr,
+                    }
+                    .line()
+                    .as_bytes(),
+                )
+                .map_err(|e| Error::Other(format!("attach: {e}")))?;
+                (Some(a), Stdio::from(std::os::fd::OwnedFd::from(b)))
+            }
+            None => (None, Stdio::null()),
+        };
+        let mut cmd = Command::new(&self.opts.shim);
+        cmd.arg(&path);
+        if ours.is_some() {
+            cmd.args(["--attach-fd", "0"]);
+        }
+        let mut child = cmd
+            .stdin(theirs)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .ctx("run shim", &self.opts.shim)?;
+        let mut line = String::new();
+        let read = child
+            .stdout
+            .take()
+            .map(|o| BufReader::new(o).read_line(&mut line));
+        let _ = child.wait();
+        let shim_err = |msg: String| Error::Shim {
+            id: rec.id.clone(),
+            msg,
+        };
+        match read {
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(shim_err(format!("read its answer: {e}"))),
+            None => return Err(shim_err("no stdout".into())),
+        }
+        let line = line.trim_end();
+        match line.split_once(' ') {
+            Some(("ok", _)) => Ok((rec, ours)),
+            Some(("err", msg)) => Err(Error::Other(format!(
+                "start container {}: {msg}",
+                &rec.id[..12]
+            ))),
+            _ => Err(shim_err(format!("unexpected answer {line:?}"))),
+        }
+    }
+
+    fn shim_config(&self, rec: &ContainerRecord) -> ShimConfig {
+        let id = &rec.id;
+        let mut exit_command = Vec::new();
+        if rec.config.autoremove {
+            exit_command = vec![
+                self.opts.exe.display().to_string(),
+                "--root".into(),
+                self.paths.root.display().to_string(),
+                "--runroot".into(),
+                self.paths.runroot.display().to_string(),
+                "rm".into(),
+                "-f".into(),
+                "-v".into(),
+                id.clone(),
+            ];
+        }
+        ShimConfig {
+            id: id.clone(),
+            bundle: self.paths.container(id),
+            runtime_root: self.paths.runtime_root(),
+            socket: self.paths.socket(id),
+            state: self.paths.shim_state(id),
+            log: self.paths.log(id),
+            log_max_size: rec.config.log_max_size,
+            log_max_files: rec.config.log_max_files.max(1),
+            terminal: rec.config.tty,
+            stdin: rec.config.open_stdin,
+            restart: rec.config.restart,
+            stop_marker: self.paths.stop_marker(id),
+            exit_command,
+        }
+    }
+
+    /// Mount the container's rootfs unless it is mounted.
+    pub fn mount_rootfs(&self, id: &str) -> Result<()> {
+        let rootfs = self.paths.rootfs(id);
+        if is_mounted(&rootfs) {
+            return Ok(());
+        }
+        let mounts = self.images.snapshots.mounts(id)?;
+        std::fs::create_dir_all(&rootfs).ctx("create rootfs directory", &rootfs)?;
+        barge_image::mount::mount_all(&mounts, &rootfs)?;
+        Ok(())
+    }
+
+    /// Connect to a running container's shim and attach.
+    pub fn attach_socket(&self, id: &str, s: Streams) -> Result<UnixStream> {
+        let mut sock = self.connect(id)?;
+        sock.write_all(
+            Request::Attach {
+                stdin: s.stdin,
+                stdout: s.stdout,
+                stderr: s.stderr,
+            }
+            .line()
+            .as_bytes(),
+        )
+        .map_err(|e| Error::Other(format!("attach to {id}: {e}")))?;
+        Ok(sock)
+    }
+
+    fn connect(&self, id: &str) -> Result<UnixStream> {
+        let p = self.paths.socket(id);
+        UnixStream::connect(&p).map_err(|e| Error::Shim {
+            id: id.into(),
+            msg: format!("connect to {}: {e}", p.display()),
+        })
+    }
+
+    fn request(&self, id: &str, req: Request, timeout: Option<Duration>) -> Result<String> {
+        let mut sock = self.connect(id)?;
+        sock.set_read_timeout(timeout).ok();
+        sock.write_all(req.line().as_bytes())
+            .map_err(|e| Error::Other(format!("shim of {id}: {e}")))?;
+        let mut out = String::new();
+        sock.read_to_string(&mut out)
+            .map_err(|e| Error::Other(format!("shim of {id}: {e}")))?;
+        Ok(out)
+    }
+
+    /// Set the terminal size of a container started with `-t`.
+    pub fn resize(&self, key: &str, rows: u16, cols: u16) -> Result<()> {
+        let rec = self.db.find(key)?;
+        self.request(
+            &rec.id,
+            Request::Resize { rows, cols },
+            Some(Duration::from_secs(5)),
+        )
+        .map(drop)
+    }
+
+    /// Wait until the container is not running; its exit code.
+    pub fn wait(&self, key: &str) -> Result<i32> {
+        let rec = self.db.find(key)?;
+        loop {
+            let st = self.status(&rec);
+            if !st.state.is_active() {
+                return Ok(st.exit_code.unwrap_or(0));
+            }
+            match self.request(&rec.id, Request::Wait, None) {
+                Ok(s) => {
+                    if let Ok(code) = s.trim().parse() {
+                        return Ok(code);
+                    }
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+            if self.db.find(&rec.id).is_err() {
+                return Err(Error::NoSuchContainer(key.into()));
+            }
+        }
+    }
+
+    /// Wait for the container to stop being active, up to `timeout`.
+    fn wait_inactive(&self, rec: &ContainerRecord, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if !self.status(rec).state.is_active() {
+                return true;
+            }
+            let left = end.saturating_duration_since(Instant::now());
+            let _ = self.request(
+                &rec.id,
+                Request::Wait,
+                Some(left.min(Duration::from_millis(500))),
+            );
+        }
+        !self.status(rec).state.is_active()
+    }
+
+    /// Mark the container as stopped by the user (no restart; `unless-stopped` stays down
+    /// after a reboot) and cancel a pending restart.
+    fn mark_stopped(&self, id: &str) -> Result<()> {
+        let marker = self.paths.stop_marker(id);
+        barge_runtime::state::write_atomic(
+            &marker,
+            b"",
+            0o600,
+            barge_runtime::state::Durability::Durable,
+        )?;
+        let _ = self.request(id, Request::Wake, Some(Duration::from_secs(2)));
+        Ok(())
+    }
+
+    /// docker stop: the stop signal, then SIGKILL after `timeout` seconds.
+    pub fn stop(&self, key: &str, timeout: Option<u32>) -> Result<ContainerRecord> {
+        let rec = self.db.find(key)?;
+        let _lock = self.lock(&rec.id)?;
+        self.stop_locked(&rec, timeout)?;
+        Ok(rec)
+    }
+
+    fn stop_locked(&self, rec: &ContainerRecord, timeout: Option<u32>) -> Result<()> {
+        let st = self.status(rec);
+        if !st.state.is_active() {
+            return Ok(());
+        }
+        self.mark_stopped(&rec.id)?;
+        let secs = timeout.or(rec.config.stop_timeout).unwrap_or(10);
+        let store = self.runtime()?;
+        if st.state != State::Restarting {
+            let sig =
+                barge_runtime::signal::parse(&rec.config.stop_signal).unwrap_or(Signal::SIGTERM);
+            if st.state == State::Paused {
+                let _ = barge_runtime::container::set_paused(&store, &rec.id, false);
+            }
+            let _ = barge_runtime::container::kill_container(&store, &rec.id, sig, false);
+            if self.wait_inactive(rec, Duration::from_secs(secs as u64)) {
+                return Ok(());
+            }
+            let _ =
+                barge_runtime::container::kill_container(&store, &rec.id, Signal::SIGKILL, true);
+        }
+        if self.wait_inactive(rec, Duration::from_secs(10)) {
+            Ok(())
+        } else {
+            Err(Error::Other(format!("container {} did not stop", rec.id)))
+        }
+    }
+
+    /// docker kill: send a signal to the container's init. SIGKILL and the stop signal count
+    /// as a user stop (no restart).
+    pub fn kill(&self, key: &str, signal: &str) -> Result<ContainerRecord> {
+        let rec = self.db.find(key)?;
+        let sig = barge_runtime::signal::parse(signal)
+            .map_err(|_| Error::Invalid(format!("invalid signal {signal:?}")))?;
+        let st = self.status(&rec);
+        if !matches!(st.state, State::Running | State::Paused) {
+            return Err(Error::BadState {
+                id: rec.id.clone(),
+                state: st.state.as_str().into(),
+                hint: "cannot kill a container that is not running".into(),
+            });
+        }
+        let stop_sig = barge_runtime::signal::parse(&rec.config.stop_signal).ok();
+        if sig == Signal::SIGKILL || Some(sig) == stop_sig {
+            self.mark_stopped(&rec.id)?;
+        }
+        let store = self.runtime()?;
+        barge_runtime::container::kill_container(&store, &rec.id, sig, false)?;
+        Ok(rec)
+    }
+
+    pub fn restart(&self, key: &str, timeout: Option<u32>) -> Result<ContainerRecord> {
+        let rec = self.stop(key, timeout)?;
+        self.start(&rec.id, None)?;
+        Ok(rec)
+    }
+
+    pub fn pause(&self, key: &str, paused: bool) -> Result<ContainerRecord> {
+        let rec = self.db.find(key)?;
+        let store = self.runtime()?;
+        barge_runtime::container::set_paused(&store, &rec.id, paused)?;
+        Ok(rec)
+    }
+
+    /// docker rm: a running container only with `force` (killed first); `volumes` also
+    /// removes its anonymous volumes.
+    pub fn remove(&self, key: &str, force: bool, volumes: bool) -> Result<ContainerRecord> {
+        let rec = self.db.find(key)?;
+        let _lock = match self.lock(&rec.id) {
+            Ok(l) => Some(l),
+            // A row without a directory: a half-removed container.
+            Err(Error::NoSuchContainer(_)) => None,
+            Err(e) => return Err(e),
+        };
+        let st = self.status(&rec);
+        if st.state.is_active() {
+            if !force {
+                return Err(Error::Conflict(format!(
+                    "cannot remove container \"/{}\": container is {}: stop the container before removing or force remove",
+                    rec.name,
+                    st.state.as_str()
+                )));
+            }
+            self.mark_stopped(&rec.id)?;
+            let store = self.runtime()?;
+            if st.state == State::Paused {
+                let _ = barge_runtime::container::set_paused(&store, &rec.id, false);
+            }
+            let _ =
+                barge_runtime::container::kill_container(&store, &rec.id, Signal::SIGKILL, true);
+            self.wait_inactive(&rec, Duration::from_secs(10));
+        }
+        self.discard(&rec.id);
+        if volumes {
+            for m in &rec.config.mounts {
+                if m.kind == "volume" {
+                    if let Ok(v) = self.db.volume(&m.source) {
+                        if v.anonymous {
+                            let _ = self.volume_remove(&v.name);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(rec)
+    }
+
+    /// Containers, newest first; without `all` only running ones.
+    pub fn list(&self, all: bool) -> Result<Vec<(ContainerRecord, crate::status::Status)>> {
+        let mut out = Vec::new();
+        for rec in self.db.all()? {
+            if !rec.ready
+                && ContainerLock::try_acquire(&self.paths.lock(&rec.id)).is_none()
+                && self.paths.container(&rec.id).is_dir()
+            {
+                // Being created right now.
+                continue;
+            }
+            let st = self.status(&rec);
+            if all || st.state.is_active() {
+                out.push((rec, st));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Whether `path` is a mount point: its device differs from its parent's, or (a bind mount
+/// from the same file system) it is listed in /proc/self/mountinfo.
+pub fn is_mounted(path: &Path) -> bool {
+    let (Ok(a), Some(Ok(b))) = (
+        std::fs::symlink_metadata(path),
+        path.parent().map(std::fs::symlink_metadata),
+    ) else {
+        return false;
+    };
+    if a.dev() != b.dev() {
+        return true;
+    }
+    let want = path.to_string_lossy();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(&*want))
+}
+
+/// Unmount a container's rootfs (all stacked mounts).
+pub fn unmount_rootfs(path: &Path) {
+    for _ in 0..8 {
+        if !is_mounted(path) {
+            return;
+        }
+        if nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH).is_err() {
+            return;
+        }
+    }
+}

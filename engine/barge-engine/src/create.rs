@@ -1,0 +1,229 @@
+//! `create`: a container from an image. The order makes a crash at any point repairable:
+//! directory and lock first, then the row (not ready), the snapshot, the rootfs mount, the
+//! spec and files, and last the row marked ready. `system check` removes whatever a killed
+//! create left (an unlocked, not-ready row, a directory without a row, an orphan snapshot).
+
+use std::path::PathBuf;
+
+use barge_image::store::Image;
+
+use crate::config::{ContainerConfig, MountSpec};
+use crate::db::ContainerRecord;
+use crate::error::{Error, IoContext, Result};
+use crate::lock::ContainerLock;
+use crate::spec::{self, SpecInput};
+use crate::Engine;
+
+/// What the user asked for; image defaults fill the gaps.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub name: Option<String>,
+    /// `--entrypoint` (Some(vec![]) clears the image's).
+    pub entrypoint: Option<Vec<String>>,
+    /// The command after the image name (empty: the image's Cmd).
+    pub cmd: Vec<String>,
+    /// Everything else; `image`, `entrypoint`, `cmd` are filled in here.
+    pub config: ContainerConfig,
+}
+
+impl Engine {
+    /// Create a container from a local image (the caller pulls missing ones first).
+    pub fn create(&self, opts: CreateOptions) -> Result<ContainerRecord> {
+        let image_rec = self.images.resolve(&opts.config.image)?;
+        let image = self.images.image(&image_rec)?;
+        let id = crate::names::new_id()?;
+        let name = match &opts.name {
+            Some(n) => {
+                let n = n.strip_prefix('/').unwrap_or(n);
+                crate::names::validate(n)?;
+                n.to_string()
+            }
+            None => crate::names::random_name()?,
+        };
+        let config = merge_image(opts, &image, &id)?;
+        let dir = self.paths.container(&id);
+        std::fs::create_dir_all(&dir).ctx("create container directory", &dir)?;
+        let _lock = match ContainerLock::acquire(&self.paths.lock(&id)) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        };
+        let mut rec = ContainerRecord {
+            id: id.clone(),
+            name,
+            created: barge_image::meta::now_nanos() as i64,
+            config,
+            ready: false,
+        };
+        if let Err(e) = self.db.insert(&rec) {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+        match self.make(&mut rec, &image) {
+            Ok(()) => {
+                rec.ready = true;
+                Ok(rec)
+            }
+            Err(e) => {
+                self.discard(&id);
+                Err(e)
+            }
+        }
+    }
+
+    fn make(&self, rec: &mut ContainerRecord, image: &Image) -> Result<()> {
+        let id = rec.id.clone();
+        let dir = self.paths.container(&id);
+        let parent = image.top().map(|d| d.to_string());
+        let mounts = self.images.snapshots.prepare(&id, parent.as_deref())?;
+        let rootfs = self.paths.rootfs(&id);
+        std::fs::create_dir_all(&rootfs).ctx("create rootfs directory", &rootfs)?;
+        barge_image::mount::mount_all(&mounts, &rootfs)?;
+        // Volumes: named ones are created on first use; the image's VOLUMEs not covered by a
+        // -v become anonymous volumes.
+        let mut sources = Vec::new();
+        for m in rec.config.mounts.iter_mut() {
+            if m.kind == "volume" {
+                let anonymous = m.source.is_empty();
+                if anonymous {
+                    m.source = crate::names::new_id()?;
+                }
+                self.volume_create(&m.source, Default::default(), anonymous)?;
+                sources.push(self.volume_path(&m.source));
+            } else {
+                let p = PathBuf::from(&m.source);
+                if !p.exists() {
+                    return Err(Error::Invalid(format!(
+                        "-v {}:{}: bind source path does not exist",
+                        m.source, m.destination
+                    )));
+                }
+                sources.push(p);
+            }
+        }
+        self.write_etc_files(rec, &dir)?;
+        let spec = spec::build(&SpecInput {
+            id: &id,
+            config: &rec.config,
+            rootfs: &rootfs,
+            dir: &dir,
+            mount_sources: &sources,
+            init_path: &self.opts.init,
+        })?;
+        if rec.config.init && !self.opts.init.is_file() {
+            return Err(Error::Invalid(format!(
+                "--init: {} not found (install Debian's tini package)",
+                self.opts.init.display()
+            )));
+        }
+        let path = dir.join("config.json");
+        let data = serde_json::to_vec_pretty(&spec)
+            .map_err(|e| Error::Other(format!("encode spec: {e}")))?;
+        barge_runtime::state::write_atomic(
+            &path,
+            &data,
+            0o600,
+            barge_runtime::state::Durability::Durable,
+        )?;
+        self.db.update_config(&id, &rec.config)?;
+        self.db.set_ready(&id)
+    }
+
+    fn write_etc_files(&self, rec: &ContainerRecord, dir: &std::path::Path) -> Result<()> {
+        let hostname = &rec.config.hostname;
+        let hosts = if rec.config.network == "host" {
+            std::fs::read_to_string("/etc/hosts").unwrap_or_default()
+        } else {
+            format!(
+                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
+            )
+        };
+        let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        for (file, content) in [
+            ("hostname", format!("{hostname}\n")),
+            ("hosts", hosts),
+            ("resolv.conf", resolv),
+        ] {
+            let p = dir.join(file);
+            std::fs::write(&p, content).ctx("write", &p)?;
+        }
+        Ok(())
+    }
+
+    /// Remove everything a container has on disk and in the database, whatever state it is
+    /// in (used for failed creates, `rm` and `system check`). The caller holds the lock or
+    /// knows nobody does.
+    pub(crate) fn discard(&self, id: &str) {
+        let rootfs = self.paths.rootfs(id);
+        crate::container::unmount_rootfs(&rootfs);
+        if let Ok(store) = self.runtime() {
+            let _ = barge_runtime::container::delete(&store, id, true);
+        }
+        let _ = self.images.snapshots.remove(id);
+        let _ = std::fs::remove_file(self.paths.socket(id));
+        let _ = std::fs::remove_dir_all(self.paths.container(id));
+        let _ = self.db.delete(id);
+    }
+}
+
+/// The image's defaults under the user's flags, as docker merges them.
+fn merge_image(opts: CreateOptions, image: &Image, id: &str) -> Result<ContainerConfig> {
+    let mut c = opts.config;
+    let ic = image.config.config().clone().unwrap_or_default();
+    c.image_id = image.record.config.to_string();
+    c.entrypoint = match opts.entrypoint {
+        Some(e) => e,
+        None => ic.entrypoint().clone().unwrap_or_default(),
+    };
+    c.cmd = if !opts.cmd.is_empty() {
+        opts.cmd
+    } else if c.entrypoint.is_empty() || ic.entrypoint().is_some() {
+        // docker: --entrypoint resets the image's Cmd.
+        ic.cmd().clone().unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    c.env = crate::config::merge_env(ic.env().as_deref().unwrap_or_default(), &c.env);
+    if c.working_dir.is_empty() {
+        c.working_dir = ic.working_dir().clone().unwrap_or_default();
+    }
+    if c.user.is_empty() {
+        c.user = ic.user().clone().unwrap_or_default();
+    }
+    if c.hostname.is_empty() {
+        c.hostname = id[..12].to_string();
+    }
+    let mut labels = ic.labels().clone().unwrap_or_default();
+    labels.extend(std::mem::take(&mut c.labels));
+    c.labels = labels.into_iter().collect();
+    if c.stop_signal.is_empty() {
+        c.stop_signal = ic.stop_signal().clone().unwrap_or_else(|| "SIGTERM".into());
+    }
+    barge_runtime::signal::parse(&c.stop_signal)
+        .map_err(|_| Error::Invalid(format!("stop signal {:?} is not a signal", c.stop_signal)))?;
+    if c.network.is_empty() {
+        c.network = "none".into();
+    }
+    if !matches!(c.network.as_str(), "none" | "host") {
+        return Err(Error::Invalid(format!(
+            "--network {:?}: only none and host are supported (bridge networking comes with CNI)",
+            c.network
+        )));
+    }
+    for v in ic.volumes().as_deref().unwrap_or_default() {
+        if !c.mounts.iter().any(|m| &m.destination == v) {
+            c.mounts.push(MountSpec {
+                kind: "volume".into(),
+                source: String::new(),
+                destination: v.clone(),
+                readonly: false,
+            });
+        }
+    }
+    if c.log_max_files == 0 {
+        c.log_max_files = 1;
+    }
+    Ok(c)
+}

@@ -1,0 +1,54 @@
+//! The engine's errors: each says what failed and on what (container, image, path, flag).
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("No such container: {0}")]
+    NoSuchContainer(String),
+    #[error("No such volume: {0}")]
+    NoSuchVolume(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("invalid argument: {0}")]
+    Invalid(String),
+    #[error("container {id} is {state}: {hint}")]
+    BadState {
+        id: String,
+        state: String,
+        hint: String,
+    },
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("container metadata: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Image(#[from] barge_image::Error),
+    #[error(transparent)]
+    Runtime(#[from] barge_runtime::Error),
+    #[error("shim of container {id}: {msg}")]
+    Shim { id: String, msg: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Attach the operation and path to an I/O error.
+pub trait IoContext<T> {
+    fn ctx(self, what: &'static str, path: &Path) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn ctx(self, what: &'static str, path: &Path) -> Result<T> {
+        self.map_err(|source| Error::Io {
+            what,
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}

@@ -1,0 +1,76 @@
+//! barge's container engine: containers from images, their metadata, their shims, volumes.
+//! A library over one store (podman's model: no daemon needed); the `barge` CLI uses it
+//! directly and the API daemon will serve the same library.
+
+pub mod boot;
+pub mod check;
+pub mod config;
+pub mod container;
+pub mod create;
+pub mod db;
+pub mod error;
+pub mod lock;
+pub mod names;
+pub mod paths;
+pub mod seccomp;
+pub mod spec;
+pub mod status;
+pub mod user;
+pub mod volumes;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use error::{Error, Result};
+
+use crate::db::Db;
+use crate::paths::Paths;
+
+/// Where things are and which helper binaries to use.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    pub root: PathBuf,
+    pub runroot: PathBuf,
+    /// The `barge-shim` binary.
+    pub shim: PathBuf,
+    /// The `barge` binary, run by shims for `--rm` clean-up.
+    pub exe: PathBuf,
+    /// A static init for `--init` (docker uses tini).
+    pub init: PathBuf,
+}
+
+pub struct Engine {
+    pub paths: Paths,
+    pub images: Arc<barge_image::store::Store>,
+    pub db: Db,
+    pub opts: EngineOptions,
+}
+
+impl Engine {
+    pub fn open(opts: EngineOptions) -> Result<Engine> {
+        let images = Arc::new(barge_image::store::Store::open(&opts.root)?);
+        let db = Db::open(&opts.root.join("barge.db"))?;
+        let paths = Paths {
+            root: opts.root.clone(),
+            runroot: opts.runroot.clone(),
+        };
+        for d in [paths.containers(), paths.runroot.clone()] {
+            std::fs::create_dir_all(&d).map_err(|e| Error::Io {
+                what: "create directory",
+                path: d.clone(),
+                source: e,
+            })?;
+        }
+        Ok(Engine {
+            paths,
+            images,
+            db,
+            opts,
+        })
+    }
+
+    /// The runtime's state store (under the run root).
+    pub fn runtime(&self) -> Result<barge_runtime::Store> {
+        Ok(barge_runtime::Store::open(&self.paths.runtime_root())?)
+    }
+}

@@ -1,0 +1,263 @@
+//! The OCI spec of a container, made like docker makes it: docker's capabilities, seccomp
+//! profile, masked and read-only paths, /etc/hosts, /etc/hostname, /etc/resolv.conf, and the
+//! user's flags on top.
+
+use std::path::{Path, PathBuf};
+
+use barge_runtime::default_spec::default_spec;
+use barge_runtime::seccomp::{default_profile_for_caps, DOCKER_DEFAULT_CAPS};
+use serde_json::{json, Value};
+
+use crate::config::ContainerConfig;
+use crate::error::{Error, Result};
+use crate::user;
+
+/// Everything besides the config that goes into a spec.
+pub struct SpecInput<'a> {
+    pub id: &'a str,
+    pub config: &'a ContainerConfig,
+    /// The mounted rootfs (to look up users and groups).
+    pub rootfs: &'a Path,
+    /// The container's directory (hosts, hostname, resolv.conf live there).
+    pub dir: &'a Path,
+    /// Host paths of the `-v` mounts, in the config's order.
+    pub mount_sources: &'a [PathBuf],
+    /// tini (docker-init) for `--init`.
+    pub init_path: &'a Path,
+}
+
+/// Where `--init` puts its init inside the container (as docker does).
+const INIT_DEST: &str = "/sbin/docker-init";
+
+pub fn build(input: &SpecInput) -> Result<Value> {
+    let c = input.config;
+    let mut spec = default_spec(false);
+    let caps = capabilities(c)?;
+    // Process.
+    let mut args: Vec<String> = c.entrypoint.iter().chain(&c.cmd).cloned().collect();
+    if args.is_empty() {
+        return Err(Error::Invalid(format!(
+            "image {}: no command given and the image has no Cmd or Entrypoint",
+            c.image
+        )));
+    }
+    if c.init {
+        args.splice(0..0, [INIT_DEST.to_string(), "--".into()]);
+    }
+    let mut env = vec![
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+        format!("HOSTNAME={}", c.hostname),
+    ];
+    if c.tty {
+        env.push("TERM=xterm".into());
+    }
+    let env = crate::config::merge_env(&env, &c.env);
+    let u = user::resolve(input.rootfs, &c.user)?;
+    let p = &mut spec["process"];
+    p["terminal"] = json!(c.tty);
+    p["args"] = json!(args);
+    p["env"] = json!(env);
+    p["cwd"] = json!(if c.working_dir.is_empty() {
+        "/"
+    } else {
+        &c.working_dir
+    });
+    p["user"] = json!({"uid": u.uid, "gid": u.gid, "additionalGids": u.additional_gids});
+    p["capabilities"] = json!({
+        "bounding": caps, "effective": caps, "permitted": caps,
+    });
+    p["noNewPrivileges"] = json!(c.no_new_privileges);
+    if let Some(o) = p.as_object_mut() {
+        o.remove("rlimits");
+    }
+    spec["root"] = json!({"path": "rootfs", "readonly": c.read_only});
+    spec["hostname"] = json!(c.hostname);
+    // Mounts.
+    let mounts = spec["mounts"].as_array_mut().ok_or_else(no_mounts)?;
+    for (name, file) in [
+        ("/etc/resolv.conf", "resolv.conf"),
+        ("/etc/hostname", "hostname"),
+        ("/etc/hosts", "hosts"),
+    ] {
+        mounts.push(json!({"destination": name, "type": "bind",
+            "source": input.dir.join(file), "options": ["rbind", "rprivate"]}));
+    }
+    for (m, src) in c.mounts.iter().zip(input.mount_sources) {
+        let mut opts = vec!["rbind", "rprivate"];
+        if m.readonly {
+            opts.push("ro");
+        }
+        mounts.push(json!({"destination": m.destination, "type": "bind",
+            "source": src, "options": opts}));
+    }
+    if c.init {
+        mounts.push(json!({"destination": INIT_DEST, "type": "bind",
+            "source": input.init_path, "options": ["bind", "ro", "rprivate"]}));
+    }
+    // Namespaces.
+    let linux = &mut spec["linux"];
+    if c.network == "host" {
+        if let Some(ns) = linux["namespaces"].as_array_mut() {
+            ns.retain(|n| n["type"] != "network");
+        }
+    }
+    linux["cgroupsPath"] = json!(format!("barge/{}", input.id));
+    // Resources.
+    let mut res = json!({"devices": [{"allow": false, "access": "rwm"}]});
+    if let Some(m) = c.memory {
+        res["memory"] = json!({"limit": m});
+    }
+    if let Some(cpus) = c.cpus {
+        res["cpu"] = json!({"quota": (cpus * 100_000.0).round() as i64, "period": 100_000});
+    }
+    if let Some(p) = c.pids_limit {
+        res["pids"] = json!({"limit": p});
+    }
+    // Security.
+    if c.privileged {
+        res["devices"] = json!([{"allow": true, "access": "rwm"}]);
+        linux["devices"] = json!(host_devices());
+        linux["maskedPaths"] = json!([]);
+        linux["readonlyPaths"] = json!([]);
+        if let Some(ms) = spec["mounts"].as_array_mut() {
+            for m in ms.iter_mut() {
+                if m["type"] == "sysfs" || m["type"] == "cgroup" {
+                    if let Some(o) = m["options"].as_array_mut() {
+                        o.retain(|x| x != "ro");
+                        o.push(json!("rw"));
+                    }
+                }
+            }
+        }
+    } else {
+        let seccomp = match c.seccomp.as_deref() {
+            Some("unconfined") => None,
+            Some(path) => Some(crate::seccomp::load_profile(Path::new(path), &caps)?),
+            None => {
+                let names: Vec<&str> = caps.iter().map(String::as_str).collect();
+                Some(
+                    serde_json::to_value(default_profile_for_caps(&names))
+                        .map_err(|e| Error::Other(format!("encode seccomp profile: {e}")))?,
+                )
+            }
+        };
+        if let Some(s) = seccomp {
+            spec["linux"]["seccomp"] = s;
+        }
+    }
+    spec["linux"]["resources"] = res;
+    let mut ann = serde_json::Map::new();
+    for (k, v) in &c.labels {
+        ann.insert(k.clone(), json!(v));
+    }
+    spec["annotations"] = Value::Object(ann);
+    // The result must be a valid spec for the runtime.
+    let parsed: oci_spec::runtime::Spec = serde_json::from_value(spec.clone())
+        .map_err(|e| Error::Other(format!("container spec: {e}")))?;
+    barge_runtime::spec::validate(&parsed)?;
+    Ok(spec)
+}
+
+fn no_mounts() -> Error {
+    Error::Other("default spec has no mounts".into())
+}
+
+/// Docker's default capabilities with `--cap-add`/`--cap-drop` applied (`ALL` allowed in
+/// both); every capability with `--privileged`.
+pub fn capabilities(c: &ContainerConfig) -> Result<Vec<String>> {
+    let all: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
+    if c.privileged {
+        let mut v = all;
+        v.sort();
+        return Ok(v);
+    }
+    let norm = |s: &str| -> Result<String> {
+        let up = s.to_ascii_uppercase();
+        if up == "ALL" {
+            return Ok(up);
+        }
+        let full = if up.starts_with("CAP_") {
+            up
+        } else {
+            format!("CAP_{up}")
+        };
+        if all.contains(&full) {
+            Ok(full)
+        } else {
+            Err(Error::Invalid(format!("unknown capability {s:?}")))
+        }
+    };
+    let add: Vec<String> = c.cap_add.iter().map(|s| norm(s)).collect::<Result<_>>()?;
+    let drop: Vec<String> = c.cap_drop.iter().map(|s| norm(s)).collect::<Result<_>>()?;
+    let mut set: Vec<String> = if drop.iter().any(|d| d == "ALL") {
+        Vec::new()
+    } else {
+        DOCKER_DEFAULT_CAPS
+            .iter()
+            .map(|s| s.to_string())
+            .filter(|s| !drop.contains(s))
+            .collect()
+    };
+    if add.iter().any(|a| a == "ALL") {
+        set = all.into_iter().filter(|s| !drop.contains(s)).collect();
+    } else {
+        for a in add {
+            if !set.contains(&a) {
+                set.push(a);
+            }
+        }
+    }
+    set.sort();
+    Ok(set)
+}
+
+/// Every character and block device directly under the host's /dev (`--privileged`).
+fn host_devices() -> Vec<Value> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/dev") else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let Ok(md) = std::fs::symlink_metadata(e.path()) else {
+            continue;
+        };
+        let ft = md.file_type();
+        let kind = if ft.is_char_device() {
+            "c"
+        } else if ft.is_block_device() {
+            "b"
+        } else {
+            continue;
+        };
+        let rdev = md.rdev();
+        out.push(json!({
+            "path": e.path(), "type": kind,
+            "major": nix::sys::stat::major(rdev), "minor": nix::sys::stat::minor(rdev),
+            "fileMode": md.mode() & 0o777, "uid": md.uid(), "gid": md.gid(),
+        }));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_follow_docker() {
+        let mut c = ContainerConfig::default();
+        let d = capabilities(&c).unwrap();
+        assert_eq!(d.len(), DOCKER_DEFAULT_CAPS.len());
+        c.cap_add = vec!["sys_admin".into()];
+        c.cap_drop = vec!["CAP_CHOWN".into()];
+        let v = capabilities(&c).unwrap();
+        assert!(v.contains(&"CAP_SYS_ADMIN".to_string()));
+        assert!(!v.contains(&"CAP_CHOWN".to_string()));
+        c.cap_drop = vec!["ALL".into()];
+        c.cap_add = vec!["NET_RAW".into()];
+        assert_eq!(capabilities(&c).unwrap(), vec!["CAP_NET_RAW".to_string()]);
+        c.cap_add = vec!["NOPE".into()];
+        assert!(capabilities(&c).is_err());
+    }
+}

@@ -1,0 +1,123 @@
+//! A container's state, as docker shows it, from its shim's state file and liveness.
+
+use serde::Serialize;
+
+use barge_shim::state::{self, Status as ShimStatus};
+
+use crate::db::ContainerRecord;
+use crate::Engine;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Exited,
+    /// Half made or half removed; `barge system check` repairs it.
+    Dead,
+}
+
+impl State {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            State::Created => "created",
+            State::Running => "running",
+            State::Paused => "paused",
+            State::Restarting => "restarting",
+            State::Exited => "exited",
+            State::Dead => "dead",
+        }
+    }
+
+    /// The container has a live process (or is about to).
+    pub fn is_active(&self) -> bool {
+        matches!(self, State::Running | State::Paused | State::Restarting)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub state: State,
+    pub pid: i32,
+    pub exit_code: Option<i32>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub restart_count: u32,
+    pub error: Option<String>,
+    pub shim_pid: i32,
+}
+
+impl Engine {
+    pub fn status(&self, rec: &ContainerRecord) -> Status {
+        let mut s = Status {
+            state: State::Created,
+            pid: 0,
+            exit_code: None,
+            started_at: None,
+            finished_at: None,
+            restart_count: 0,
+            error: None,
+            shim_pid: 0,
+        };
+        let dir = self.paths.container(&rec.id);
+        if !rec.ready || !dir.is_dir() {
+            s.state = State::Dead;
+            return s;
+        }
+        let st = match state::load(&self.paths.shim_state(&rec.id)) {
+            Ok(Some(st)) => st,
+            Ok(None) => return s,
+            Err(e) => {
+                s.state = State::Dead;
+                s.error = Some(e);
+                return s;
+            }
+        };
+        s.started_at = st.started_at.clone();
+        s.finished_at = st.finished_at.clone();
+        s.restart_count = st.restart_count;
+        s.error = st.error.clone();
+        s.exit_code = st.exit_code;
+        s.shim_pid = st.shim_pid;
+        let alive = st.shim_alive();
+        s.state = match st.status {
+            ShimStatus::Exited => State::Exited,
+            ShimStatus::Restarting if alive => State::Restarting,
+            ShimStatus::Starting | ShimStatus::Running if alive => State::Running,
+            // The shim is gone (killed, or the host rebooted). The container may still run
+            // (orphaned: `system check` deals with it); otherwise it ended unrecorded.
+            _ if st.pid > 0 && self.runtime_alive(&rec.id) => State::Running,
+            _ => {
+                s.exit_code = Some(
+                    s.exit_code
+                        .filter(|_| st.status == ShimStatus::Exited)
+                        .unwrap_or(255),
+                );
+                State::Exited
+            }
+        };
+        if s.state == State::Running {
+            s.pid = st.pid;
+            if self.runtime_status(&rec.id).as_deref() == Some("paused") {
+                s.state = State::Paused;
+            }
+        }
+        s
+    }
+
+    /// The runtime's view of the container (`running`, `paused`, `stopped`, ...).
+    pub fn runtime_status(&self, id: &str) -> Option<String> {
+        let store = self.runtime().ok()?;
+        let v = barge_runtime::container::state(&store, id).ok()?;
+        v["status"].as_str().map(str::to_string)
+    }
+
+    fn runtime_alive(&self, id: &str) -> bool {
+        matches!(
+            self.runtime_status(id).as_deref(),
+            Some("running" | "paused")
+        )
+    }
+}

@@ -1,0 +1,103 @@
+//! The shim's socket protocol. A client sends one request line:
+//!
+//! - `attach STDIN STDOUT STDERR` (each `0` or `1`): the shim then sends the container's output
+//!   as frames (docker's stdcopy format: `[stream, 0, 0, 0, len as u32 big-endian]` + bytes;
+//!   stream 1 stdout, 2 stderr) and, when the container exits and its output is drained, an
+//!   `EXIT` frame with the exit code as decimal text. With STDIN, bytes the client writes after
+//!   the request line go to the container's stdin; the client shutting down its write side
+//!   closes that stdin.
+//! - `resize ROWS COLS`: set the terminal size; answered `ok`.
+//! - `wait`: answered with the exit code (decimal text and newline) when the container exits.
+//! - `wake`: the shim re-reads the stop marker (a user stop during a restart delay); `ok`.
+
+/// Frame stream ids.
+pub const STDOUT: u8 = 1;
+pub const STDERR: u8 = 2;
+pub const EXIT: u8 = 3;
+
+/// The 8-byte header of a frame.
+pub fn frame_header(stream: u8, len: usize) -> [u8; 8] {
+    let n = (len as u32).to_be_bytes();
+    [stream, 0, 0, 0, n[0], n[1], n[2], n[3]]
+}
+
+/// Parse a frame header: `(stream, length)`.
+pub fn parse_header(h: &[u8; 8]) -> (u8, usize) {
+    (h[0], u32::from_be_bytes([h[4], h[5], h[6], h[7]]) as usize)
+}
+
+/// A parsed request line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    Attach {
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+    },
+    Resize {
+        rows: u16,
+        cols: u16,
+    },
+    Wait,
+    Wake,
+}
+
+impl Request {
+    pub fn parse(line: &str) -> Option<Request> {
+        let mut words = line.split_whitespace();
+        let flag = |w: Option<&str>| w == Some("1");
+        match words.next()? {
+            "attach" => Some(Request::Attach {
+                stdin: flag(words.next()),
+                stdout: flag(words.next()),
+                stderr: flag(words.next()),
+            }),
+            "resize" => Some(Request::Resize {
+                rows: words.next()?.parse().ok()?,
+                cols: words.next()?.parse().ok()?,
+            }),
+            "wait" => Some(Request::Wait),
+            "wake" => Some(Request::Wake),
+            _ => None,
+        }
+    }
+
+    pub fn line(&self) -> String {
+        let b = |x: bool| if x { '1' } else { '0' };
+        match self {
+            Request::Attach {
+                stdin,
+                stdout,
+                stderr,
+            } => format!("attach {} {} {}\n", b(*stdin), b(*stdout), b(*stderr)),
+            Request::Resize { rows, cols } => format!("resize {rows} {cols}\n"),
+            Request::Wait => "wait\n".into(),
+            Request::Wake => "wake\n".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip() {
+        for r in [
+            Request::Attach {
+                stdin: true,
+                stdout: true,
+                stderr: false,
+            },
+            Request::Resize { rows: 24, cols: 80 },
+            Request::Wait,
+            Request::Wake,
+        ] {
+            assert_eq!(Request::parse(&r.line()), Some(r));
+        }
+        assert_eq!(Request::parse("resize x 3"), None);
+        assert_eq!(Request::parse("bogus"), None);
+        let h = frame_header(STDERR, 70000);
+        assert_eq!(parse_header(&h), (STDERR, 70000));
+    }
+}

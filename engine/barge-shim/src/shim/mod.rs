@@ -1,0 +1,282 @@
+//! The `barge-shim` process: detach from the caller, start the container, serve it until it is
+//! finished for good, then clean up after it.
+//!
+//! Usage: `barge-shim SHIM_JSON [--attach-fd N]`. The caller reads one line from the shim's
+//! stdout: `ok PID` once the container runs, or `err MESSAGE`; the shim then closes its stdout.
+//! With `--attach-fd`, descriptor N is a connected socket served like any client of the
+//! shim's socket (the caller has already written its request line into it).
+
+mod clients;
+mod launch;
+mod supervisor;
+mod sys;
+
+use std::io::Write;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::unistd::ForkResult;
+
+use crate::config::ShimConfig;
+use crate::logs::{LogConfig, LogWriter};
+use crate::state::{ShimState, Status};
+use supervisor::Supervisor;
+
+/// First restart delay, doubled after each restart up to [`MAX_DELAY`]; back to the first
+/// after a run of at least [`RESET_AFTER`] (docker's values).
+const FIRST_DELAY: Duration = Duration::from_millis(100);
+const MAX_DELAY: Duration = Duration::from_secs(60);
+const RESET_AFTER: Duration = Duration::from_secs(10);
+
+pub fn main() -> i32 {
+    let args: Vec<String> = std::env::args().collect();
+    let Some(path) = args.get(1) else {
+        eprintln!("usage: barge-shim SHIM_JSON [--attach-fd N]");
+        return 2;
+    };
+    let cfg = match ShimConfig::load(Path::new(path)) {
+        Ok(c) => c,
+        Err(e) => {
+            println!("err {e}");
+            return 1;
+        }
+    };
+    let attach = match (args.get(2).map(String::as_str), args.get(3)) {
+        (Some("--attach-fd"), Some(n)) => match n.parse::<i32>() {
+            Ok(fd) if fd >= 0 && sys::fd_is_open(fd) => match take_fd(fd) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    println!("err --attach-fd {n}: {e}");
+                    return 2;
+                }
+            },
+            _ => {
+                println!("err --attach-fd {n}: not an open descriptor");
+                return 2;
+            }
+        },
+        _ => None,
+    };
+    // Detach: the caller's child exits at once; the grandchild is the shim.
+    match sys::fork() {
+        Ok(ForkResult::Parent { .. }) => return 0,
+        Ok(ForkResult::Child) => {}
+        Err(e) => {
+            println!("err fork the shim: {e}");
+            return 1;
+        }
+    }
+    let _ = nix::unistd::setsid();
+    let _ = std::env::set_current_dir("/");
+    match setup(&cfg) {
+        Ok((listener, sfd)) => serve(cfg, listener, sfd, attach),
+        Err(e) => {
+            println!("err {e}");
+            1
+        }
+    }
+}
+
+/// Move an inherited descriptor (possibly stdin) to a close-on-exec one; a standard
+/// descriptor is pointed at /dev/null instead.
+fn take_fd(fd: i32) -> Result<UnixStream, String> {
+    let owned = sys::adopt_fd(fd);
+    let moved = nix::fcntl::fcntl(&owned, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))
+        .map_err(|e| format!("dup: {e}"))?;
+    let moved = sys::adopt_fd(moved);
+    if fd <= 2 {
+        let null = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+            .map_err(|e| format!("open /dev/null: {e}"))?;
+        let mut owned = owned;
+        nix::unistd::dup2(&null, &mut owned).map_err(|e| format!("dup2: {e}"))?;
+        std::mem::forget(owned);
+    }
+    Ok(UnixStream::from(moved))
+}
+
+fn setup(cfg: &ShimConfig) -> Result<(UnixListener, SignalFd), String> {
+    nix::sys::prctl::set_child_subreaper(true).map_err(|e| format!("become subreaper: {e}"))?;
+    let mut mask = SigSet::empty();
+    for s in [
+        Signal::SIGCHLD,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+    ] {
+        mask.add(s);
+    }
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)
+        .map_err(|e| format!("block signals: {e}"))?;
+    let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| format!("signalfd: {e}"))?;
+    if let Some(dir) = cfg.socket.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    }
+    let _ = std::fs::remove_file(&cfg.socket);
+    let listener = UnixListener::bind(&cfg.socket)
+        .map_err(|e| format!("listen on {}: {e}", cfg.socket.display()))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| format!("listen on {}: {e}", cfg.socket.display()))?;
+    Ok((listener, sfd))
+}
+
+fn serve(
+    cfg: ShimConfig,
+    listener: UnixListener,
+    sfd: SignalFd,
+    attach: Option<UnixStream>,
+) -> i32 {
+    let log_cfg = LogConfig {
+        max_size: cfg.log_max_size,
+        max_files: cfg.log_max_files.max(1),
+    };
+    let log = match LogWriter::open(&cfg.log, log_cfg) {
+        Ok(l) => l,
+        Err(e) => {
+            println!("err open log {}: {e}", cfg.log.display());
+            return 1;
+        }
+    };
+    let me = std::process::id() as i32;
+    let state = ShimState {
+        status: Status::Starting,
+        shim_pid: me,
+        shim_start: barge_runtime::state::proc_stat(me)
+            .map(|s| s.0)
+            .unwrap_or(0),
+        ..Default::default()
+    };
+    let mut sup = Supervisor::new(cfg, listener, sfd, log, state);
+    if let Some(sock) = attach {
+        sup.adopt(sock);
+    }
+    sup.save_state();
+    let mut reported = false;
+    let mut delay = FIRST_DELAY;
+    loop {
+        let started = Instant::now();
+        let code = match launch::launch(&sup.cfg) {
+            Ok((pid, stdio)) => {
+                sup.state.status = Status::Running;
+                sup.state.pid = pid;
+                sup.state.started_at = Some(barge_runtime::time::now_rfc3339());
+                sup.state.error = None;
+                sup.save_state();
+                if !reported {
+                    report(&format!("ok {pid}"));
+                    reported = true;
+                }
+                let code = sup.serve(pid, stdio);
+                delete_runtime_container(&sup.cfg);
+                code
+            }
+            Err(e) => {
+                sup.state.error = Some(e.clone());
+                if !reported {
+                    // The caller sees the error; no restart for a container that never ran.
+                    report(&format!("err {e}"));
+                    sup.state.status = Status::Exited;
+                    sup.state.exit_code = Some(127);
+                    sup.state.finished_at = Some(barge_runtime::time::now_rfc3339());
+                    sup.save_state();
+                    sup.announce_exit(127);
+                    break;
+                }
+                127
+            }
+        };
+        let stopped = sup.cfg.stop_marker.exists();
+        let again = sup
+            .cfg
+            .restart
+            .should_restart(code, sup.state.restart_count, stopped);
+        sup.state.pid = 0;
+        sup.state.exit_code = Some(code);
+        sup.state.finished_at = Some(barge_runtime::time::now_rfc3339());
+        sup.state.status = if again {
+            Status::Restarting
+        } else {
+            Status::Exited
+        };
+        sup.save_state();
+        sup.announce_exit(code);
+        if !again {
+            break;
+        }
+        if started.elapsed() >= RESET_AFTER {
+            delay = FIRST_DELAY;
+        }
+        sup.idle(delay);
+        delay = (delay * 2).min(MAX_DELAY);
+        if sup.cfg.stop_marker.exists() {
+            sup.state.status = Status::Exited;
+            sup.save_state();
+            break;
+        }
+        sup.state.restart_count += 1;
+    }
+    sup.close_all();
+    finish(&sup.cfg);
+    0
+}
+
+/// Write the caller's one line and let go of its pipe.
+fn report(line: &str) {
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        let _ = nix::unistd::dup2_stdout(&null);
+        let _ = nix::unistd::dup2_stderr(&null);
+    }
+}
+
+/// Remove the runtime's record of the finished container (in a child, like create).
+fn delete_runtime_container(cfg: &ShimConfig) {
+    match sys::fork() {
+        Ok(ForkResult::Child) => {
+            let ok = barge_runtime::Store::open(&cfg.runtime_root)
+                .and_then(|s| barge_runtime::container::delete(&s, &cfg.id, true))
+                .is_ok();
+            sys::exit_now(if ok { 0 } else { 1 });
+        }
+        Ok(ForkResult::Parent { child }) => {
+            let _ = nix::sys::wait::waitpid(child, None);
+        }
+        Err(_) => {}
+    }
+}
+
+/// The container is finished for good: release its rootfs, the socket, run the exit command.
+fn finish(cfg: &ShimConfig) {
+    let rootfs = cfg.bundle.join("rootfs");
+    let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
+    let _ = std::fs::remove_file(&cfg.socket);
+    if let Some((prog, args)) = cfg.exit_command.split_first() {
+        let child = std::process::Command::new(prog)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        if let Ok(mut child) = child {
+            let end = Instant::now() + Duration::from_secs(60);
+            while Instant::now() < end {
+                match child.try_wait() {
+                    Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                    _ => return,
+                }
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

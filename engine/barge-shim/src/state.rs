@@ -1,0 +1,65 @@
+//! What a shim records about its container: `state.json`, replaced atomically and fsynced, so
+//! a power cut leaves the old or the new state, never a mix.
+
+use std::path::Path;
+
+use barge_runtime::state::{write_atomic, Durability};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// The shim is creating the container.
+    #[default]
+    Starting,
+    Running,
+    /// Exited; waiting out the restart delay.
+    Restarting,
+    /// Finished for good (or until started again).
+    Exited,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ShimState {
+    pub status: Status,
+    /// Host pid of the container's init (0 when none).
+    pub pid: i32,
+    /// The shim process, with its start time (so a reused pid is not mistaken for it).
+    pub shim_pid: i32,
+    pub shim_start: u64,
+    #[serde(default)]
+    pub started_at: Option<String>,
+    #[serde(default)]
+    pub finished_at: Option<String>,
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub restart_count: u32,
+    /// Why the container could not start, if it could not.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+impl ShimState {
+    /// Whether the shim that wrote this is still alive.
+    pub fn shim_alive(&self) -> bool {
+        self.shim_pid > 0 && barge_runtime::state::process_alive(self.shim_pid, self.shim_start)
+    }
+}
+
+/// Read a state file; `Ok(None)` when there is none.
+pub fn load(path: &Path) -> Result<Option<ShimState>, String> {
+    match std::fs::read(path) {
+        Ok(data) => serde_json::from_slice(&data)
+            .map(Some)
+            .map_err(|e| format!("parse {}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("read {}: {e}", path.display())),
+    }
+}
+
+/// Replace the state file (temp file, fsync, rename, fsync of the directory).
+pub fn save(path: &Path, st: &ShimState) -> Result<(), String> {
+    let data = serde_json::to_vec(st).map_err(|e| format!("encode state: {e}"))?;
+    write_atomic(path, &data, 0o600, Durability::Durable).map_err(|e| e.to_string())
+}
