@@ -8,6 +8,7 @@
 //! skopeo and a tiny HTTP client), [`token_proxy`] (Bearer-token auth in front of it) and
 //! [`oci_image`] (deterministic OCI/Docker images written as OCI layouts and pushed).
 
+pub mod engine;
 pub mod oci_image;
 pub mod registry;
 pub mod token_proxy;

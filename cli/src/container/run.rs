@@ -62,7 +62,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     match ended {
         Ended::Exited(code) => {
             if args.rm {
-                engine.remove(&rec.id, true, true)?;
+                remove_after(&engine, &rec.id)?;
             }
             Ok(code)
         }
@@ -74,10 +74,19 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
             } else {
                 let code = st.exit_code.unwrap_or(0);
                 if args.rm {
-                    engine.remove(&rec.id, true, true)?;
+                    remove_after(&engine, &rec.id)?;
                 }
                 Ok(code)
             }
         }
+    }
+}
+
+/// `--rm`: the shim removes the container too (so it goes even if we are killed); whoever
+/// comes second finds it gone.
+fn remove_after(engine: &barge_engine::Engine, id: &str) -> Result<()> {
+    match engine.remove(id, true, true) {
+        Ok(_) | Err(barge_engine::Error::NoSuchContainer(_)) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }

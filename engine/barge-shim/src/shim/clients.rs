@@ -63,7 +63,7 @@ impl Client {
 
     /// A client whose socket stays blocking until [`Client::read_request`].
     pub fn new_blocking(sock: UnixStream) -> std::io::Result<Client> {
-        let mut c = Client::new(sock)?;
+        let c = Client::new(sock)?;
         c.sock.set_nonblocking(false)?;
         Ok(c)
     }
