@@ -9,7 +9,14 @@ fn env() -> BargeEnv {
 #[test]
 fn run_passes_output_and_exit_code() {
     let b = env();
-    let out = b.run(&["run", "--rm", "bb", "sh", "-c", "echo out; echo err >&2; exit 7"]);
+    let out = b.run(&[
+        "run",
+        "--rm",
+        "bb",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 7",
+    ]);
     assert_eq!(out.status.code(), Some(7));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");

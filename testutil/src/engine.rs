@@ -35,7 +35,13 @@ impl BargeEnv {
             .status()
             .expect("tar");
         assert!(st.success(), "tar busybox rootfs");
-        ok(&env.run(&["import", "-c", "CMD [\"sh\"]", tar.to_str().unwrap(), "bb:latest"]));
+        ok(&env.run(&[
+            "import",
+            "-c",
+            "CMD [\"sh\"]",
+            tar.to_str().unwrap(),
+            "bb:latest",
+        ]));
         env
     }
 
@@ -69,7 +75,9 @@ impl BargeEnv {
 
     /// `inspect -f TEMPLATE NAME`, trimmed.
     pub fn inspect(&self, name: &str, template: &str) -> String {
-        self.ok(&["inspect", "-f", template, name]).trim().to_string()
+        self.ok(&["inspect", "-f", template, name])
+            .trim()
+            .to_string()
     }
 
     /// Poll `f` every 50 ms until it is true or `timeout` passes.

@@ -67,6 +67,71 @@ impl ImageRef {
     }
 }
 
+/// The stored name of a plain `[host/]path[:tag]` reference, without oci-spec's regex-based
+/// parser (which costs tens of milliseconds to build on first use: too slow for every
+/// `barge run`). `None` for anything unusual (digests, upper case, odd characters): the caller
+/// then uses [`ImageRef::parse`]. Where it answers, it answers as `parse(..).canonical()`.
+pub fn fast_canonical(s: &str) -> Option<String> {
+    if s.is_empty() || s.len() > 255 || s.contains('@') {
+        return None;
+    }
+    let (path, tag) = match s.rsplit_once(':') {
+        Some((p, t)) if !t.contains('/') => (p, Some(t)),
+        _ => (s, None),
+    };
+    if let Some(t) = tag {
+        let ok = !t.is_empty()
+            && t.len() <= 128
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+            && t.as_bytes()[0] != b'.'
+            && t.as_bytes()[0] != b'-';
+        if !ok {
+            return None;
+        }
+    }
+    let mut parts: Vec<&str> = path.split('/').collect();
+    let first = parts[0];
+    let has_host = parts.len() > 1
+        && (first.contains('.')
+            || first == "localhost"
+            || first.bytes().any(|b| b.is_ascii_uppercase()));
+    if has_host {
+        // A host (possibly with a port — but then the `:` was taken as a tag separator
+        // above only if no `/` follows, so it is not here): leave it to the full parser
+        // unless it is a plain lower-case host.
+        if !first
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.".contains(&b))
+        {
+            return None;
+        }
+    }
+    let host = if has_host {
+        parts.remove(0)
+    } else {
+        "docker.io"
+    };
+    // Path components: lower-case alphanumerics separated by `.`, `_`, `__` or `-`.
+    for c in &parts {
+        let b = c.as_bytes();
+        let ok = !b.is_empty()
+            && b[0].is_ascii_alphanumeric()
+            && b[b.len() - 1].is_ascii_alphanumeric()
+            && b.iter()
+                .all(|x| x.is_ascii_lowercase() || x.is_ascii_digit() || b"._-".contains(x))
+            && !c.contains("..");
+        if !ok {
+            return None;
+        }
+    }
+    let mut repo = parts.join("/");
+    if host == "docker.io" && parts.len() == 1 {
+        repo = format!("library/{repo}");
+    }
+    Some(format!("{host}/{repo}:{}", tag.unwrap_or("latest")))
+}
+
 /// The short name docker shows: `docker.io/library/busybox` → `busybox`,
 /// `docker.io/foo/bar` → `foo/bar`; other registries keep theirs.
 pub fn familiar(repo_name: &str) -> &str {
@@ -107,6 +172,37 @@ pub fn is_loopback_registry(registry: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fast_canonical_agrees_with_the_parser() {
+        for s in [
+            "busybox",
+            "busybox:1.36",
+            "library/busybox:latest",
+            "foo/bar",
+            "foo/bar-baz_x.y:v1.2-rc",
+            "quay.io/org/app:1",
+            "localhost/x",
+            "registry.example.com/a/b/c:tag",
+            "docker.io/library/busybox",
+            "a__b/c",
+        ] {
+            let fast = fast_canonical(s);
+            let slow = ImageRef::parse(s).unwrap().canonical();
+            assert_eq!(fast.as_deref(), Some(slow.as_str()), "{s}");
+        }
+        for s in [
+            "Busybox",
+            "x@sha256:00",
+            "127.0.0.1:5000/x",
+            "a/-b",
+            "x:",
+            "x:.t",
+            "",
+        ] {
+            assert_eq!(fast_canonical(s), None, "{s}");
+        }
+    }
 
     #[test]
     fn normalises_like_docker() {
