@@ -76,8 +76,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         argv.extend(["--cwd".into(), w.clone()]);
     }
     if args.privileged {
-        for c in caps::all() {
-            argv.extend(["--cap".into(), c.to_string()]);
+        for c in barge_engine::spec::grantable_capabilities() {
+            argv.extend(["--cap".into(), c]);
         }
     }
     argv.push(rec.id.clone());

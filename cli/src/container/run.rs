@@ -42,6 +42,11 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
             if args.rm {
                 let _ = engine.remove(&rec.id, true, true);
             }
+            let code = start_failure_code(&e.to_string());
+            if code != super::ENGINE_FAILED {
+                eprintln!("barge: {e}");
+                return Ok(code);
+            }
             return Err(e.into());
         }
     };
@@ -88,5 +93,18 @@ fn remove_after(engine: &barge_engine::Engine, id: &str) -> Result<()> {
     match engine.remove(id, true, true) {
         Ok(_) | Err(barge_engine::Error::NoSuchContainer(_)) => Ok(()),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// docker run's exit code when the container's process could not be started: 127 when
+/// the command does not exist, 126 when it can't be invoked, else 125.
+fn start_failure_code(msg: &str) -> i32 {
+    let msg = msg.to_ascii_lowercase();
+    if msg.contains("executable file not found") || msg.contains("no such file or directory") {
+        127
+    } else if msg.contains("permission denied") || msg.contains("is a directory") {
+        126
+    } else {
+        super::ENGINE_FAILED
     }
 }

@@ -162,15 +162,23 @@ fn no_mounts() -> Error {
     Error::Other("default spec has no mounts".into())
 }
 
+/// Every capability barge can give a container: the known ones in our bounding set (as
+/// docker does; a capability we lack can't be granted, and asking for it fails the start).
+pub fn grantable_capabilities() -> Vec<String> {
+    let all = caps::all();
+    let bounding = caps::read(None, caps::CapSet::Bounding).unwrap_or_else(|_| all.clone());
+    let mut v: Vec<String> = all.intersection(&bounding).map(|c| c.to_string()).collect();
+    v.sort();
+    v
+}
+
 /// Docker's default capabilities with `--cap-add`/`--cap-drop` applied (`ALL` allowed in
-/// both); every capability with `--privileged`.
+/// both); every grantable capability with `--privileged`.
 pub fn capabilities(c: &ContainerConfig) -> Result<Vec<String>> {
-    let all: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
     if c.privileged {
-        let mut v = all;
-        v.sort();
-        return Ok(v);
+        return Ok(grantable_capabilities());
     }
+    let all: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
     let norm = |s: &str| -> Result<String> {
         let up = s.to_ascii_uppercase();
         if up == "ALL" {
@@ -199,7 +207,10 @@ pub fn capabilities(c: &ContainerConfig) -> Result<Vec<String>> {
             .collect()
     };
     if add.iter().any(|a| a == "ALL") {
-        set = all.into_iter().filter(|s| !drop.contains(s)).collect();
+        set = grantable_capabilities()
+            .into_iter()
+            .filter(|s| !drop.contains(s))
+            .collect();
     } else {
         for a in add {
             if !set.contains(&a) {
