@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
-cargo build --release --locked -p barge
+cargo build --release --locked -p barge -p barge-shim
 barge=target/release/barge
 
 bundle=$(mktemp -d /tmp/barge-demo.XXXXXX)
@@ -24,10 +24,22 @@ sed -i -e 's/"terminal": true/"terminal": false/' \
     "$bundle/config.json"
 "$barge" runtime run --bundle "$bundle" "demo-$$"
 
-# Images: the same rootfs as a one-layer image in a throwaway store (a registry pull works the
-# same way: `barge pull REGISTRY/NAME:TAG`).
+# Images and containers: the same rootfs as a one-layer image in a throwaway store (a
+# registry pull works the same way: `barge pull REGISTRY/NAME:TAG`), then containers from it.
 store=$(mktemp -d /tmp/barge-demo-store.XXXXXX)
-trap 'rm -rf "$bundle" "$store"' EXIT
+export BARGE_ROOT=$store/root BARGE_RUNROOT=$store/run BARGE_CONFIG=$store/etc
+cleanup() {
+    "$barge" ps -aq --no-trunc 2>/dev/null | xargs -r "$barge" rm -f >/dev/null 2>&1 || true
+    rm -rf "$bundle" "$store"
+}
+trap cleanup EXIT
 tar -C "$bundle/rootfs" -czf "$store/rootfs.tar.gz" .
-"$barge" --root "$store/root" --config "$store/etc" import -c 'CMD ["sh"]' "$store/rootfs.tar.gz" demo/busybox:latest
-"$barge" --root "$store/root" --config "$store/etc" images
+"$barge" import -c 'CMD ["sh"]' "$store/rootfs.tar.gz" demo/busybox:latest
+"$barge" images
+"$barge" run --rm demo/busybox sh -c 'echo hello from container $(hostname); grep -E "^(CapEff|Seccomp):" /proc/self/status'
+"$barge" run -d --name ticker --restart always demo/busybox sh -c 'while true; do date; sleep 1; done'
+sleep 2
+"$barge" ps
+"$barge" logs --tail 2 ticker
+"$barge" exec ticker ps
+"$barge" rm -f ticker
