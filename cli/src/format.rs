@@ -105,6 +105,29 @@ pub fn error_chain(e: &anyhow::Error) -> String {
     out
 }
 
+/// docker's human duration ("5 seconds", "About a minute", "3 hours"), for `Up …`.
+pub fn human_duration(secs: i64) -> String {
+    let s = secs.max(0);
+    match s {
+        0 => "Less than a second".into(),
+        1 => "1 second".into(),
+        2..=59 => format!("{s} seconds"),
+        60..=119 => "About a minute".into(),
+        120..=3599 => format!("{} minutes", s / 60),
+        3600..=7199 => "About an hour".into(),
+        7200..=172_799 => format!("{} hours", s / 3600),
+        172_800..=1_209_599 => format!("{} days", s / 86400),
+        1_209_600..=5_183_999 => format!("{} weeks", s / 604_800),
+        5_184_000..=63_071_999 => format!("{} months", s / 2_592_000),
+        _ => format!("{} years", s / 31_536_000),
+    }
+}
+
+/// Seconds since the epoch, now.
+pub fn now() -> i64 {
+    barge_image::meta::now()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,27 +153,4 @@ mod tests {
         );
         assert_eq!(parse_rfc3339("garbage"), None);
     }
-}
-
-/// docker's human duration ("5 seconds", "About a minute", "3 hours"), for `Up …`.
-pub fn human_duration(secs: i64) -> String {
-    let s = secs.max(0);
-    match s {
-        0 => "Less than a second".into(),
-        1 => "1 second".into(),
-        2..=59 => format!("{s} seconds"),
-        60..=119 => "About a minute".into(),
-        120..=3599 => format!("{} minutes", s / 60),
-        3600..=7199 => "About an hour".into(),
-        7200..=172_799 => format!("{} hours", s / 3600),
-        172_800..=1_209_599 => format!("{} days", s / 86400),
-        1_209_600..=5_183_999 => format!("{} weeks", s / 604_800),
-        5_184_000..=63_071_999 => format!("{} months", s / 2_592_000),
-        _ => format!("{} years", s / 31_536_000),
-    }
-}
-
-/// Seconds since the epoch, now.
-pub fn now() -> i64 {
-    barge_image::meta::now()
 }

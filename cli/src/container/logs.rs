@@ -85,7 +85,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     let mut done = || {
         // Follow until the container is finished for good (checked every few polls).
         checks += 1;
-        if checks % 5 != 0 {
+        if !checks.is_multiple_of(5) {
             return false;
         }
         match engine.db.find(&rec.id) {

@@ -106,12 +106,9 @@ pub fn run(ctx: &Ctx, cmd: SystemCommand) -> Result<i32> {
                     vol_active += 1;
                 }
             }
-            let pct = |r: u64, t: u64| {
-                if t == 0 {
-                    "0B".to_string()
-                } else {
-                    format!("{} ({}%)", format::size(r), r * 100 / t)
-                }
+            let pct = |r: u64, t: u64| match (r * 100).checked_div(t) {
+                Some(p) => format!("{} ({p}%)", format::size(r)),
+                None => "0B".to_string(),
             };
             let table = vec![
                 vec![
