@@ -9,7 +9,6 @@ use barge_engine::Engine;
 use serde_json::json;
 
 use super::{short, Ctx};
-use crate::format;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -105,7 +104,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
                 println!(
                     "{}",
                     json!({"ID": short(&r.id), "Name": r.name, "CPUPerc": format!("{cpu:.2}%"),
-                    "MemUsage": format!("{} / {}", format::size(mem), format::size(limit)),
+                    "MemUsage": format!("{} / {}", binary_size(mem), binary_size(limit)),
                     "MemPerc": format!("{mem_pct:.2}%"), "PIDs": pids.to_string()})
                 );
             }
@@ -113,7 +112,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
                 short(&r.id).to_string(),
                 r.name.clone(),
                 format!("{cpu:.2}%"),
-                format!("{} / {}", format::size(mem), format::size(limit)),
+                format!("{} / {}", binary_size(mem), binary_size(limit)),
                 format!("{mem_pct:.2}%"),
                 pids.to_string(),
             ]);
@@ -143,4 +142,41 @@ fn host_memory() -> u64 {
         })
         .map(|k| k * 1024)
         .unwrap_or(0)
+}
+
+/// docker's memory sizes in `stats`: binary units, four significant digits (Go's
+/// `units.BytesSize`: 64MiB, 1.5GiB, 372.7KiB).
+fn binary_size(bytes: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    let digits = if v >= 1000.0 {
+        0
+    } else if v >= 100.0 {
+        1
+    } else if v >= 10.0 {
+        2
+    } else {
+        3
+    };
+    let mut s = format!("{v:.digits$}");
+    if s.contains('.') {
+        s = s.trim_end_matches('0').trim_end_matches('.').to_string();
+    }
+    format!("{s}{}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn binary_sizes_like_docker() {
+        assert_eq!(super::binary_size(64 << 20), "64MiB");
+        assert_eq!(super::binary_size(381_644), "372.7KiB");
+        assert_eq!(super::binary_size(512), "512B");
+        assert_eq!(super::binary_size(3 << 29), "1.5GiB");
+    }
 }

@@ -46,8 +46,21 @@ impl Engine {
                 );
                 continue;
             }
-            let Some(_lock) = ContainerLock::try_acquire(&self.paths.lock(&rec.id)) else {
-                continue; // someone works on it right now
+            let lock_path = self.paths.lock(&rec.id);
+            let Some(_lock) = ContainerLock::try_acquire(&lock_path) else {
+                if lock_path.exists() {
+                    continue; // someone works on it right now
+                }
+                // Nobody can hold a lock file that is gone: a removal (which deletes the
+                // directory's files, the lock among them) was killed before it finished.
+                note(
+                    format!(
+                        "container {} ({}): removal did not finish",
+                        rec.id, rec.name
+                    ),
+                    &mut || self.discard(&rec.id),
+                );
+                continue;
             };
             if !rec.ready {
                 note(
@@ -63,7 +76,39 @@ impl Engine {
             let Ok(Some(mut st)) = state::load(&path) else {
                 continue;
             };
-            if st.status == ShimStatus::Exited || st.shim_alive() {
+            if st.status == ShimStatus::Exited {
+                // The shim deletes the runtime's record before it records the exit; one still
+                // there (its delete failed) makes every later start fail ("already exists").
+                if self
+                    .runtime_status(&rec.id)
+                    .is_some_and(|s| s == "stopped" || s == "created")
+                {
+                    note(
+                        format!(
+                            "container {} ({}): exited, but its runtime state is left",
+                            rec.id, rec.name
+                        ),
+                        &mut || {
+                            if let Ok(store) = self.runtime() {
+                                let _ = barge_runtime::container::delete(&store, &rec.id, true);
+                            }
+                        },
+                    );
+                }
+                // The shim unmounts the rootfs after recording the exit: killed in between.
+                let rootfs = self.paths.rootfs(&rec.id);
+                if !st.shim_alive() && crate::container::is_mounted(&rootfs) {
+                    note(
+                        format!(
+                            "container {} ({}): exited, but its rootfs is still mounted",
+                            rec.id, rec.name
+                        ),
+                        &mut || crate::container::unmount_rootfs(&rootfs),
+                    );
+                }
+                continue;
+            }
+            if st.shim_alive() {
                 continue;
             }
             let alive = self

@@ -44,10 +44,12 @@ impl Engine {
     ) -> Result<(ContainerRecord, Option<UnixStream>)> {
         let rec = self.db.find(key)?;
         let _lock = self.lock(&rec.id)?;
+        // Read again under the lock: a create may have finished (or died) meanwhile.
+        let rec = self.db.find(&rec.id)?;
         let st = self.status(&rec);
         match st.state {
-            State::Created | State::Exited => {}
-            State::Dead => {
+            State::Created | State::Exited if rec.ready => {}
+            State::Dead | State::Created | State::Exited => {
                 return Err(Error::BadState {
                     id: rec.id.clone(),
                     state: "dead".into(),
@@ -69,6 +71,9 @@ impl Engine {
             }
             _ => {}
         }
+        // The previous run's shim may still be finishing (telling clients, unmounting the
+        // rootfs, removing its socket): its clean-up must not hit the new run.
+        self.wait_shim_gone(&rec.id, Duration::from_secs(10))?;
         self.mount_rootfs(&rec.id)?;
         let cfg = self.shim_config(&rec);
         let path = self.paths.container(&rec.id).join(ShimConfig::FILE);
@@ -127,11 +132,50 @@ impl Engine {
         let line = line.trim_end();
         match line.split_once(' ') {
             Some(("ok", _)) => Ok((rec, ours)),
-            Some(("err", msg)) => Err(Error::Other(format!(
-                "start container {}: {msg}",
-                &rec.id[..12]
-            ))),
+            Some(("err", msg)) => {
+                // The shim records the failed start just after answering: wait for it, so
+                // that what follows (`run --rm` removing it) sees an exited container.
+                self.wait_exit_recorded(&rec.id, Duration::from_secs(2));
+                Err(Error::Other(format!(
+                    "start container {}: {msg}",
+                    &rec.id[..12]
+                )))
+            }
             _ => Err(shim_err(format!("unexpected answer {line:?}"))),
+        }
+    }
+
+    /// Wait until the container's state says exited (or its shim is gone), up to `timeout`.
+    fn wait_exit_recorded(&self, id: &str, timeout: Duration) {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            match barge_shim::state::load(&self.paths.shim_state(id)) {
+                Ok(Some(st))
+                    if st.status != barge_shim::state::Status::Exited && st.shim_alive() => {}
+                _ => return,
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Wait until the shim recorded in the container's state has exited.
+    fn wait_shim_gone(&self, id: &str, timeout: Duration) -> Result<()> {
+        let end = Instant::now() + timeout;
+        loop {
+            let alive = matches!(
+                barge_shim::state::load(&self.paths.shim_state(id)),
+                Ok(Some(st)) if st.shim_alive()
+            );
+            if !alive {
+                return Ok(());
+            }
+            if Instant::now() >= end {
+                return Err(Error::Shim {
+                    id: id.into(),
+                    msg: format!("the shim of its last run is still finishing after {timeout:?}"),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 
@@ -346,6 +390,27 @@ impl Engine {
 
     pub fn pause(&self, key: &str, paused: bool) -> Result<ContainerRecord> {
         let rec = self.db.find(key)?;
+        // Check the state first: a container that never ran (or is gone) has no runtime
+        // state, and the runtime would say it "does not exist".
+        let (want, hint) = if paused {
+            (
+                State::Running,
+                "cannot pause a container that is not running",
+            )
+        } else {
+            (
+                State::Paused,
+                "cannot unpause a container that is not paused",
+            )
+        };
+        let st = self.status(&rec);
+        if st.state != want {
+            return Err(Error::BadState {
+                id: rec.id.clone(),
+                state: st.state.as_str().into(),
+                hint: hint.into(),
+            });
+        }
         let store = self.runtime()?;
         barge_runtime::container::set_paused(&store, &rec.id, paused)?;
         Ok(rec)

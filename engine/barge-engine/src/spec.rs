@@ -26,6 +26,9 @@ pub struct SpecInput<'a> {
     pub init_path: &'a Path,
 }
 
+/// Present when the v1 memory controller accounts swap.
+const V1_MEMSW: &str = "/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes";
+
 /// Where `--init` puts its init inside the container (as docker does).
 const INIT_DEST: &str = "/sbin/docker-init";
 
@@ -106,6 +109,11 @@ pub fn build(input: &SpecInput) -> Result<Value> {
     let mut res = json!({"devices": [{"allow": false, "access": "rwm"}]});
     if let Some(m) = c.memory {
         res["memory"] = json!({"limit": m});
+        // docker: without --memory-swap, as much swap as memory (memory + swap = 2 × limit),
+        // where the kernel accounts swap.
+        if Path::new(V1_MEMSW).exists() {
+            res["memory"]["swap"] = json!(m.saturating_mul(2));
+        }
     }
     if let Some(cpus) = c.cpus {
         res["cpu"] = json!({"quota": (cpus * 100_000.0).round() as i64, "period": 100_000});

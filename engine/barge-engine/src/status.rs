@@ -63,7 +63,14 @@ impl Engine {
         };
         let dir = self.paths.container(&rec.id);
         if !rec.ready || !dir.is_dir() {
-            s.state = State::Dead;
+            // A create in progress holds the container's lock: created (in a moment). A
+            // create that died left it unlocked: half made.
+            let creating = !rec.ready
+                && dir.is_dir()
+                && crate::lock::ContainerLock::try_acquire(&self.paths.lock(&rec.id)).is_none();
+            if !creating {
+                s.state = State::Dead;
+            }
             return s;
         }
         let st = match state::load(&self.paths.shim_state(&rec.id)) {
@@ -85,7 +92,9 @@ impl Engine {
         s.state = match st.status {
             ShimStatus::Exited => State::Exited,
             ShimStatus::Restarting if alive => State::Restarting,
-            ShimStatus::Starting | ShimStatus::Running if alive => State::Running,
+            // Not running until the shim has its pid (docker: created until started).
+            ShimStatus::Starting if alive => State::Created,
+            ShimStatus::Running if alive => State::Running,
             // The shim is gone (killed, or the host rebooted). The container may still run
             // (orphaned: `system check` deals with it); otherwise it ended unrecorded.
             _ if st.pid > 0 && self.runtime_alive(&rec.id) => State::Running,

@@ -142,7 +142,9 @@ impl Db {
     /// Set `rec.name`; returns the record it replaced.
     pub fn put_image(&self, rec: &ImageRecord) -> Result<Option<ImageRecord>> {
         let mut conn = self.conn();
-        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| self.err(e))?;
         let old = get_image(&tx, &rec.name).map_err(|e| self.err(e))?;
         tx.execute(
             "INSERT OR REPLACE INTO images (name, target, manifest, config, tagged) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -198,7 +200,9 @@ impl Db {
         kind: SnapshotKind,
     ) -> Result<SnapshotRecord> {
         let mut conn = self.conn();
-        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| self.err(e))?;
         if get_snapshot(&tx, key).map_err(|e| self.err(e))?.is_some() {
             return Err(Error::invalid(format!("snapshot {key}"), "already exists"));
         }
@@ -243,7 +247,9 @@ impl Db {
         size: u64,
     ) -> Result<bool> {
         let mut conn = self.conn();
-        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| self.err(e))?;
         if get_snapshot(&tx, to).map_err(|e| self.err(e))?.is_some() {
             return Ok(false);
         }
