@@ -9,4 +9,7 @@ fi
 . scripts/setup.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The container tests run `barge`, which starts `barge-shim` from next to itself: nextest only
+# builds the binaries of packages that have integration tests, so build it here.
+cargo build --locked -p barge-shim
 cargo nextest run --workspace --locked --no-fail-fast "$@"

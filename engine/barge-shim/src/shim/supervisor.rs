@@ -354,6 +354,12 @@ impl Supervisor {
             }
             c.flush();
         }
+        // Hung up: the peer closed its socket (a client that only shut down its writing
+        // side still reads and gets no POLLHUP). Nothing can reach it any more, and poll
+        // reports POLLHUP whatever events are asked for: keeping it would spin the shim.
+        if rev.intersects(PollFlags::POLLHUP | PollFlags::POLLERR) {
+            c.dead = true;
+        }
     }
 }
 

@@ -522,19 +522,23 @@ impl Placement {
 
     /// Remove the container's cgroups (leaf first), retrying while tasks are still exiting.
     pub fn remove(&self) -> Result<()> {
-        let mut dirs: Vec<&PathBuf> = self.paths.iter().collect();
-        for c in self.created.iter().rev() {
-            if !dirs.contains(&c) {
-                dirs.push(c);
-            }
-        }
-        // Leaves before their parents: deepest paths first.
-        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
         let mut first_err = None;
-        for d in dirs {
+        // The container's own directories must go (retried while its last tasks exit).
+        for d in &self.paths {
             if let Err(e) = rmdir_retry(d) {
                 first_err.get_or_insert(e);
             }
+        }
+        // Parents this container created may be shared by containers made since (e.g. the
+        // engine's `barge/` under its own cgroup): one try each, deepest first; busy is fine.
+        let mut parents: Vec<&PathBuf> = self
+            .created
+            .iter()
+            .filter(|c| !self.paths.contains(c))
+            .collect();
+        parents.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        for d in parents {
+            let _ = fs::remove_dir(d);
         }
         first_err.map_or(Ok(()), Err)
     }
