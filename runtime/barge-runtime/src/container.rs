@@ -261,7 +261,7 @@ fn drive_setup(
     match ch.init.recv_fd("container init")? {
         (Msg::Ready, _) => Ok(()),
         (Msg::SeccompFd, Some(fd)) => {
-            hand_seccomp_listener(spec, st, fd.as_fd())?;
+            hand_seccomp_listener(spec, st.pid, &st.oci_state(Status::Creating), fd.as_fd())?;
             drop(fd);
             ch.init.expect(&Msg::Ready, "container init")
         }
@@ -273,7 +273,9 @@ fn drive_setup(
 }
 
 /// `linux.seccomp`, compiled before anything exists so a bad profile leaves no trace.
-fn compile_seccomp(linux: &oci_spec::runtime::Linux) -> Result<Option<crate::seccomp::Program>> {
+pub(crate) fn compile_seccomp(
+    linux: &oci_spec::runtime::Linux,
+) -> Result<Option<crate::seccomp::Program>> {
     let Some(s) = linux.seccomp() else {
         return Ok(None);
     };
@@ -287,9 +289,12 @@ fn compile_seccomp(linux: &oci_spec::runtime::Linux) -> Result<Option<crate::sec
 }
 
 /// Pass the init's seccomp notify listener to the agent at `linux.seccomp.listenerPath`.
-fn hand_seccomp_listener(
+/// `pid` and `state` are those of the process whose listener it is (the init, or an exec'd
+/// process).
+pub(crate) fn hand_seccomp_listener(
     spec: &oci_spec::runtime::Spec,
-    st: &ContainerState,
+    pid: i32,
+    state: &serde_json::Value,
     fd: std::os::fd::BorrowedFd,
 ) -> Result<()> {
     let s = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
@@ -301,7 +306,7 @@ fn hand_seccomp_listener(
     let metadata = s
         .and_then(|s| s.listener_metadata().as_deref())
         .unwrap_or("");
-    crate::seccomp::send_to_listener(path, metadata, st.pid, &st.oci_state(Status::Creating), fd)
+    crate::seccomp::send_to_listener(path, metadata, pid, state, fd)
 }
 
 /// If the init already died and told us why, that is the error to report.

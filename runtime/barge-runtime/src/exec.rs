@@ -43,15 +43,15 @@ use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
 use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
 use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use nix::sys::stat::Mode;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{chdir, setresgid, setresuid, ForkResult, Gid, Pid, Uid};
-use oci_spec::runtime::{LinuxNamespaceType, LinuxPersonality, LinuxPersonalityDomain, Process};
+use oci_spec::runtime::{LinuxNamespaceType, LinuxPersonality, Process};
 
 use crate::cgroups::Placement;
 use crate::error::{at, Context, Error, Result};
+use crate::foreground::Signals;
 use crate::namespaces;
 use crate::process::{self, CapPlan};
 use crate::state::{self, ContainerState, Status, Store};
@@ -77,19 +77,6 @@ pub struct ExecOptions {
     pub preserve_fds: u32,
 }
 
-/// Signals the foreground [`exec_and_wait`] forwards to the process (as `run` does).
-const FORWARDED: &[Signal] = &[
-    Signal::SIGHUP,
-    Signal::SIGINT,
-    Signal::SIGQUIT,
-    Signal::SIGTERM,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-    Signal::SIGWINCH,
-    Signal::SIGCONT,
-    Signal::SIGALRM,
-];
-
 /// Start a process inside a running container; returns its host pid once it has exec'd.
 ///
 /// The process is a child of the caller (see the module documentation), which must reap it.
@@ -108,7 +95,7 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
         .linux()
         .as_ref()
         .ok_or_else(|| Error::Config("the container's spec has no linux section".into()))?;
-    let seccomp = compile_seccomp(linux)?;
+    let seccomp = crate::container::compile_seccomp(linux)?;
     let console: Option<Arc<OwnedFd>> = match (&opts.console_fd, &opts.console_socket) {
         (Some(fd), _) => Some(fd.clone()),
         (None, Some(path)) => Some(Arc::new(
@@ -208,17 +195,7 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
 /// `process.terminal` is set and no console socket was given (as `run` does), wait for it and
 /// return its exit code (128+N if killed by signal N).
 pub fn exec_and_wait(store: &Store, opts: &ExecOptions) -> Result<i32> {
-    let mut mask = SigSet::empty();
-    mask.add(Signal::SIGCHLD);
-    for s in FORWARDED {
-        mask.add(*s);
-    }
-    let mut old = SigSet::empty();
-    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), Some(&mut old))
-        .ctx(|| "block signals".into())?;
-    let _restore = RestoreMask(old);
-    let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-        .ctx(|| "signalfd".into())?;
+    let signals = Signals::block()?;
 
     let mut opts = opts.clone();
     let proxy = opts.process.terminal() == Some(true)
@@ -247,26 +224,10 @@ pub fn exec_and_wait(store: &Store, opts: &ExecOptions) -> Result<i32> {
             return Err(e);
         }
     };
-    let code = match (&master, &raw) {
-        (Some(m), Some(raw)) => {
-            tty_proxy::sync_size(m);
-            let mut code = None;
-            tty_proxy::pump(
-                m,
-                sfd.as_fd(),
-                raw.is_tty(),
-                || forward_pending(&sfd, pid, Some(m)),
-                || {
-                    if code.is_none() {
-                        code = reap(pid);
-                    }
-                    code.is_some()
-                },
-            );
-            code.unwrap_or_else(|| wait_forwarding(&sfd, pid))
-        }
-        _ => wait_forwarding(&sfd, pid),
-    };
+    if let Some(m) = &master {
+        tty_proxy::sync_size(m);
+    }
+    let code = signals.wait(pid, master.as_ref().zip(raw.as_ref()), reap);
     drop(raw);
     Ok(code)
 }
@@ -322,20 +283,6 @@ fn check_lsm(st: &ContainerState, p: &Process) -> Result<()> {
     let mut spec = st.spec.clone();
     spec.set_process(Some(p.clone()));
     crate::lsm::check(&spec)
-}
-
-/// The container's `linux.seccomp`, compiled (or taken from the cache) before anything forks.
-fn compile_seccomp(linux: &oci_spec::runtime::Linux) -> Result<Option<crate::seccomp::Program>> {
-    let Some(s) = linux.seccomp() else {
-        return Ok(None);
-    };
-    let filter = crate::seccomp::Program::build(s)?;
-    if filter.uses_notify() && s.listener_path().is_none() {
-        return Err(Error::Config(
-            "linux.seccomp.listenerPath is required when a rule uses SCMP_ACT_NOTIFY".into(),
-        ));
-    }
-    Ok(Some(filter))
 }
 
 /// The name of a namespace type under /proc/PID/ns.
@@ -408,14 +355,6 @@ impl Drop for Subreaper {
 }
 
 /// Restores the signal mask on drop.
-struct RestoreMask(SigSet);
-
-impl Drop for RestoreMask {
-    fn drop(&mut self) {
-        let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.0), None);
-    }
-}
-
 /// Reap `pid` (a child of ours), ignoring how it ended.
 fn wait_for(pid: Pid) {
     loop {
@@ -432,7 +371,12 @@ fn confirm_exec(ch: &Channel, st: &ContainerState, pid: Pid) -> Result<()> {
     let peer = "exec process";
     loop {
         match ch.recv_fd(peer) {
-            Ok((Msg::SeccompFd, Some(fd))) => hand_seccomp_listener(st, pid, &fd)?,
+            Ok((Msg::SeccompFd, Some(fd))) => crate::container::hand_seccomp_listener(
+                &st.spec,
+                pid.as_raw(),
+                &st.oci_state(Status::Running),
+                fd.as_fd(),
+            )?,
             Ok((Msg::Ready, _)) => break,
             Ok((Msg::Error(e), _)) => return Err(Error::Container(e)),
             Ok((other, _)) => {
@@ -464,26 +408,6 @@ fn ended_early(pid: Pid, e: Error) -> Error {
         }
     };
     Error::Container(format!("{e}{how}"))
-}
-
-/// Pass the exec process's seccomp notify listener to `linux.seccomp.listenerPath`.
-fn hand_seccomp_listener(st: &ContainerState, pid: Pid, fd: &OwnedFd) -> Result<()> {
-    let s = st.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
-    let Some(path) = s.and_then(|s| s.listener_path().as_ref()) else {
-        return Err(Error::Config(
-            "linux.seccomp.listenerPath is required when a rule uses SCMP_ACT_NOTIFY".into(),
-        ));
-    };
-    let metadata = s
-        .and_then(|s| s.listener_metadata().as_deref())
-        .unwrap_or("");
-    crate::seccomp::send_to_listener(
-        path,
-        metadata,
-        pid.as_raw(),
-        &st.oci_state(Status::Running),
-        fd.as_fd(),
-    )
 }
 
 /// Body of the joiner. Never returns.
@@ -583,7 +507,7 @@ fn process_steps(ch: &Channel, c: &Ctx) -> Result<std::convert::Infallible> {
     // EPERM/ENOSYS (keyrings disabled or not permitted) are not fatal, as in runc.
     let _ = sys::join_session_keyring(&format!("_ses.{}", c.id));
     process::set_rlimits(p)?;
-    set_personality(c.personality)?;
+    crate::init::set_personality(c.personality)?;
     let exe = process::find_executable(p)?;
     let caps = CapPlan::from_process(p)?;
     let setgroups_allowed = std::fs::read_to_string("/proc/self/setgroups")
@@ -609,7 +533,7 @@ fn process_steps(ch: &Channel, c: &Ctx) -> Result<std::convert::Infallible> {
     if !early_chdir {
         chdir(cwd.as_path()).ctx(|| format!("chdir to {}", cwd.display()))?;
     }
-    check_cwd_inside(cwd)?;
+    crate::init::check_cwd_inside(cwd)?;
     if let Some(caps) = &caps {
         caps.apply_rest()?;
     }
@@ -667,64 +591,6 @@ fn setup_terminal(socket: &OwnedFd, size: Option<(u16, u16)>) -> Result<()> {
     nix::unistd::dup2_stdout(&slave).ctx(|| "dup pty to stdout".into())?;
     nix::unistd::dup2_stderr(&slave).ctx(|| "dup pty to stderr".into())?;
     Ok(())
-}
-
-/// `linux.personality` of the container, for its exec processes too.
-fn set_personality(p: Option<&LinuxPersonality>) -> Result<()> {
-    let Some(p) = p else {
-        return Ok(());
-    };
-    let persona = match p.domain() {
-        LinuxPersonalityDomain::PerLinux => 0x0000,
-        LinuxPersonalityDomain::PerLinux32 => 0x0008,
-    };
-    sys::personality(persona).ctx(|| format!("set personality {:?}", p.domain()))
-}
-
-/// CVE-2024-21626 (found with `runc exec`): a cwd reached through an fd this process still
-/// holds (`/proc/self/fd/N` of a host directory) lies outside the container's root; the kernel
-/// reports it "(unreachable)", which getcwd turns into ENOENT.
-fn check_cwd_inside(cwd: &Path) -> Result<()> {
-    match std::env::current_dir() {
-        Ok(p) if p.is_absolute() => Ok(()),
-        _ => Err(Error::Container(format!(
-            "process.cwd {}: outside the container's root filesystem",
-            cwd.display()
-        ))),
-    }
-}
-
-fn wait_forwarding(sfd: &SignalFd, pid: Pid) -> i32 {
-    loop {
-        if let Some(code) = reap(pid) {
-            return code;
-        }
-        let mut fds = [nix::poll::PollFd::new(
-            sfd.as_fd(),
-            nix::poll::PollFlags::POLLIN,
-        )];
-        match nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE) {
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(_) => return 255,
-        }
-        forward_pending(sfd, pid, None);
-    }
-}
-
-/// Forward queued signals to the process; SIGWINCH resizes the pty instead when we proxy one.
-fn forward_pending(sfd: &SignalFd, pid: Pid, master: Option<&OwnedFd>) {
-    while let Ok(Some(info)) = sfd.read_signal() {
-        let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else {
-            continue;
-        };
-        match (sig, master) {
-            (Signal::SIGCHLD, _) => {}
-            (Signal::SIGWINCH, Some(m)) => tty_proxy::sync_size(m),
-            _ => {
-                let _ = kill(pid, sig);
-            }
-        }
-    }
 }
 
 /// The exit code of `pid` once it has exited (128+N if killed by signal N).

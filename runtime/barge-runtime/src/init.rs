@@ -251,7 +251,12 @@ fn init_until_ready(ch: &Channel, a: &InitArgs) -> Result<Waiting> {
         sys::setdomainname(d).ctx(|| format!("set domainname {d:?}"))?;
     }
     process::set_rlimits(process)?;
-    set_personality(a.spec)?;
+    set_personality(
+        a.spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.personality().as_ref()),
+    )?;
     let exe = process::find_executable(process)?;
     let caps = CapPlan::from_process(process)?;
     let setgroups_allowed = std::fs::read_to_string("/proc/self/setgroups")
@@ -356,7 +361,7 @@ impl Waiting {
 /// lie outside the container's root. The kernel then reports it "(unreachable)", which glibc's
 /// getcwd turns into ENOENT. (Such a cwd is already refused when it is created in the rootfs;
 /// this catches whatever gets past that.)
-fn check_cwd_inside(cwd: &std::path::Path) -> Result<()> {
+pub(crate) fn check_cwd_inside(cwd: &std::path::Path) -> Result<()> {
     match std::env::current_dir() {
         Ok(p) if p.is_absolute() => Ok(()),
         _ => Err(Error::Container(format!(
@@ -366,8 +371,9 @@ fn check_cwd_inside(cwd: &std::path::Path) -> Result<()> {
     }
 }
 
-fn set_personality(spec: &Spec) -> Result<()> {
-    let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) else {
+/// `linux.personality`, for the init and for exec'd processes.
+pub(crate) fn set_personality(p: Option<&oci_spec::runtime::LinuxPersonality>) -> Result<()> {
+    let Some(p) = p else {
         return Ok(());
     };
     let persona = match p.domain() {

@@ -13,6 +13,7 @@ pub mod error;
 pub mod events;
 pub mod exec;
 pub mod features;
+mod foreground;
 pub mod hooks;
 mod idmap;
 mod init;
