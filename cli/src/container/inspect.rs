@@ -28,7 +28,7 @@ pub fn document(engine: &Engine, rec: &ContainerRecord, st: &Status) -> Value {
     let args: Vec<&String> = c.entrypoint.iter().chain(&c.cmd).collect();
     json!({
         "Id": rec.id,
-        "Created": barge_runtime::time::format_rfc3339(rec.created / 1_000_000_000, (rec.created % 1_000_000_000) as u32),
+        "Created": rec.created_rfc3339(),
         "Path": args.first(),
         "Args": args.get(1..).unwrap_or_default(),
         "State": {

@@ -145,9 +145,7 @@ impl Engine {
                 if !is_id(&name) || ids.contains(&name) {
                     continue;
                 }
-                if ContainerLock::try_acquire(&self.paths.lock(&name)).is_none()
-                    && self.paths.lock(&name).exists()
-                {
+                if ContainerLock::is_held(&self.paths.lock(&name)) {
                     continue;
                 }
                 note(

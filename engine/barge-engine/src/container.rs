@@ -26,6 +26,18 @@ pub struct Streams {
     pub stderr: bool,
 }
 
+impl Streams {
+    /// The shim's request line for these streams.
+    fn request(self) -> String {
+        Request::Attach {
+            stdin: self.stdin,
+            stdout: self.stdout,
+            stderr: self.stderr,
+        }
+        .line()
+    }
+}
+
 impl Engine {
     fn lock(&self, id: &str) -> Result<ContainerLock> {
         if !self.paths.container(id).is_dir() {
@@ -89,16 +101,8 @@ impl Engine {
             Some(s) => {
                 let (mut a, b) =
                     UnixStream::pair().map_err(|e| Error::Other(format!("socketpair: {e}")))?;
-                a.write_all(
-                    Request::Attach {
-                        stdin: s.stdin,
-                        stdout: s.stdout,
-                        stderr: s.stderr,
-                    }
-                    .line()
-                    .as_bytes(),
-                )
-                .map_err(|e| Error::Other(format!("attach: {e}")))?;
+                a.write_all(s.request().as_bytes())
+                    .map_err(|e| Error::Other(format!("attach: {e}")))?;
                 (Some(a), Stdio::from(std::os::fd::OwnedFd::from(b)))
             }
             None => (None, Stdio::null()),
@@ -145,37 +149,45 @@ impl Engine {
         }
     }
 
-    /// Wait until the container's state says exited (or its shim is gone), up to `timeout`.
-    fn wait_exit_recorded(&self, id: &str, timeout: Duration) {
+    /// Poll the container's shim state every 5 ms until `done` holds for it, up to
+    /// `timeout`; whether it did.
+    fn poll_shim_state(
+        &self,
+        id: &str,
+        timeout: Duration,
+        done: impl Fn(Option<&barge_shim::state::ShimState>) -> bool,
+    ) -> bool {
         let end = Instant::now() + timeout;
-        while Instant::now() < end {
-            match barge_shim::state::load(&self.paths.shim_state(id)) {
-                Ok(Some(st))
-                    if st.status != barge_shim::state::Status::Exited && st.shim_alive() => {}
-                _ => return,
+        loop {
+            let st = barge_shim::state::load(&self.paths.shim_state(id))
+                .ok()
+                .flatten();
+            if done(st.as_ref()) {
+                return true;
+            }
+            if Instant::now() >= end {
+                return false;
             }
             std::thread::sleep(Duration::from_millis(5));
         }
     }
 
+    /// Wait until the container's state says exited (or its shim is gone), up to `timeout`.
+    fn wait_exit_recorded(&self, id: &str, timeout: Duration) {
+        self.poll_shim_state(id, timeout, |st| {
+            !st.is_some_and(|st| st.status != barge_shim::state::Status::Exited && st.shim_alive())
+        });
+    }
+
     /// Wait until the shim recorded in the container's state has exited.
     fn wait_shim_gone(&self, id: &str, timeout: Duration) -> Result<()> {
-        let end = Instant::now() + timeout;
-        loop {
-            let alive = matches!(
-                barge_shim::state::load(&self.paths.shim_state(id)),
-                Ok(Some(st)) if st.shim_alive()
-            );
-            if !alive {
-                return Ok(());
-            }
-            if Instant::now() >= end {
-                return Err(Error::Shim {
-                    id: id.into(),
-                    msg: format!("the shim of its last run is still finishing after {timeout:?}"),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(5));
+        if self.poll_shim_state(id, timeout, |st| !st.is_some_and(|st| st.shim_alive())) {
+            Ok(())
+        } else {
+            Err(Error::Shim {
+                id: id.into(),
+                msg: format!("the shim of its last run is still finishing after {timeout:?}"),
+            })
         }
     }
 
@@ -227,16 +239,8 @@ impl Engine {
     /// Connect to a running container's shim and attach.
     pub fn attach_socket(&self, id: &str, s: Streams) -> Result<UnixStream> {
         let mut sock = self.connect(id)?;
-        sock.write_all(
-            Request::Attach {
-                stdin: s.stdin,
-                stdout: s.stdout,
-                stderr: s.stderr,
-            }
-            .line()
-            .as_bytes(),
-        )
-        .map_err(|e| Error::Other(format!("attach to {id}: {e}")))?;
+        sock.write_all(s.request().as_bytes())
+            .map_err(|e| Error::Other(format!("attach to {id}: {e}")))?;
         Ok(sock)
     }
 
@@ -463,11 +467,7 @@ impl Engine {
     pub fn list(&self, all: bool) -> Result<Vec<(ContainerRecord, crate::status::Status)>> {
         let mut out = Vec::new();
         for rec in self.db.all()? {
-            if !rec.ready
-                && ContainerLock::try_acquire(&self.paths.lock(&rec.id)).is_none()
-                && self.paths.container(&rec.id).is_dir()
-            {
-                // Being created right now.
+            if self.being_created(&rec) {
                 continue;
             }
             let st = self.status(&rec);

@@ -22,6 +22,21 @@ pub struct ContainerRecord {
     pub ready: bool,
 }
 
+impl ContainerRecord {
+    /// When it was created, in unix seconds.
+    pub fn created_secs(&self) -> i64 {
+        self.created / 1_000_000_000
+    }
+
+    /// When it was created, as RFC 3339 with nanoseconds.
+    pub fn created_rfc3339(&self) -> String {
+        barge_runtime::time::format_rfc3339(
+            self.created_secs(),
+            (self.created % 1_000_000_000) as u32,
+        )
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct VolumeRecord {
     pub name: String,

@@ -23,6 +23,12 @@ impl ContainerLock {
         Ok(ContainerLock { _file: f })
     }
 
+    /// Whether a live process holds the lock. A lock file that is gone is held by nobody
+    /// (a removal deletes it with the directory).
+    pub fn is_held(path: &Path) -> bool {
+        path.exists() && Self::try_acquire(path).is_none()
+    }
+
     /// Take the lock if nobody holds it (`None` if someone does or the file is gone).
     pub fn try_acquire(path: &Path) -> Option<ContainerLock> {
         let f = File::options().write(true).open(path).ok()?;

@@ -65,10 +65,7 @@ impl Engine {
         if !rec.ready || !dir.is_dir() {
             // A create in progress holds the container's lock: created (in a moment). A
             // create that died left it unlocked: half made.
-            let creating = !rec.ready
-                && dir.is_dir()
-                && crate::lock::ContainerLock::try_acquire(&self.paths.lock(&rec.id)).is_none();
-            if !creating {
+            if !self.being_created(rec) {
                 s.state = State::Dead;
             }
             return s;
@@ -114,6 +111,13 @@ impl Engine {
             }
         }
         s
+    }
+
+    /// A create is making this container right now (it holds the lock of a not-ready row).
+    pub fn being_created(&self, rec: &ContainerRecord) -> bool {
+        !rec.ready
+            && self.paths.container(&rec.id).is_dir()
+            && crate::lock::ContainerLock::is_held(&self.paths.lock(&rec.id))
     }
 
     /// The runtime's view of the container (`running`, `paused`, `stopped`, ...).
