@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use barge_testutil::engine::BargeEnv;
+use barge_testutil::engine::{alive, BargeEnv};
 use barge_testutil::{exec_bounded, stderr, stdout, CMD_TIMEOUT};
 use serde_json::Value;
 
@@ -21,31 +21,11 @@ fn env() -> BargeEnv {
     BargeEnv::new(env!("CARGO_BIN_EXE_barge"))
 }
 
-/// `barge run -d ARGS`: the new container's id.
-fn run_d(b: &BargeEnv, args: &[&str]) -> String {
-    let mut a = vec!["run", "-d"];
-    a.extend_from_slice(args);
-    let id = b.ok(&a).trim().to_string();
-    assert_eq!(id.len(), 64, "run -d printed {id:?}");
-    id
-}
-
 /// The host pid of a running container's init.
 fn pid_of(b: &BargeEnv, name: &str) -> i32 {
     let pid: i32 = b.inspect(name, "{{.State.Pid}}").parse().expect("pid");
     assert!(pid > 0, "{name} has no pid");
     pid
-}
-
-fn alive(pid: i32) -> bool {
-    // A zombie still has a /proc entry: look at its state.
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => s
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|st| st != "Z" && st != "X"),
-        Err(_) => false,
-    }
 }
 
 /// The value of `Key:` in a /proc status text.
@@ -110,24 +90,13 @@ fn host_dir(b: &BargeEnv, name: &str) -> PathBuf {
     d
 }
 
-/// Entries of the store's containers directory.
-fn container_dirs(b: &BargeEnv) -> Vec<String> {
-    fs::read_dir(b.root().join("containers"))
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Assert the store has no container at all (none listed, no directory).
 #[track_caller]
 fn assert_no_containers(b: &BargeEnv) {
     assert_eq!(b.ok(&["ps", "-aq"]), "", "a container was left");
     assert_eq!(
-        container_dirs(b),
-        Vec::<String>::new(),
+        b.container_dirs(),
+        std::collections::BTreeSet::<String>::new(),
         "a container dir was left"
     );
 }
@@ -165,21 +134,18 @@ fn is_rfc3339_nano(s: &str) -> bool {
 #[test]
 fn ps_and_inspect_show_containers() {
     let b = env();
-    let id = run_d(
-        &b,
-        &[
-            "--name",
-            "web1",
-            "--label",
-            "tier=front",
-            "--label",
-            "x=1",
-            "bb",
-            "sh",
-            "-c",
-            "echo marker-7q > /marker; exec sleep 60",
-        ],
-    );
+    let id = b.run_d(&[
+        "--name",
+        "web1",
+        "--label",
+        "tier=front",
+        "--label",
+        "x=1",
+        "bb",
+        "sh",
+        "-c",
+        "echo marker-7q > /marker; exec sleep 60",
+    ]);
     let out = b.run(&["run", "--name", "done1", "bb", "sh", "-c", "exit 3"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let done_id = b.inspect("done1", "{{.Id}}");
@@ -339,7 +305,7 @@ fn env_workdir_user_and_hostname_reach_the_process() {
     assert!(stderr(&bad).contains("nosuchuser"), "{}", stderr(&bad));
 
     // The default hostname is the short id; the default user root, cwd /.
-    let id = run_d(&b, &["bb", "sh", "-c", "hostname; id -u; pwd"]);
+    let id = b.run_d(&["bb", "sh", "-c", "hostname; id -u; pwd"]);
     assert_eq!(b.ok(&["wait", &id]).trim(), "0");
     assert_eq!(b.ok(&["logs", &id]), format!("{}\n0\n/\n", &id[..12]));
 }
@@ -506,20 +472,17 @@ fn seccomp_and_no_new_privileges() {
 #[test]
 fn resource_limits_land_in_the_cgroup() {
     let b = env();
-    let id = run_d(
-        &b,
-        &[
-            "--memory",
-            "64m",
-            "--pids-limit",
-            "20",
-            "--cpus",
-            "0.5",
-            "bb",
-            "sleep",
-            "60",
-        ],
-    );
+    let id = b.run_d(&[
+        "--memory",
+        "64m",
+        "--pids-limit",
+        "20",
+        "--cpus",
+        "0.5",
+        "bb",
+        "sleep",
+        "60",
+    ]);
     let pid = pid_of(&b, &id);
     let mem = cgroup_dir(pid, "memory");
     let pids = cgroup_dir(pid, "pids");
@@ -558,7 +521,7 @@ fn resource_limits_land_in_the_cgroup() {
     let events = read_trim(&pids.join("pids.events"));
     assert_ne!(events, "max 0", "the limit was never hit");
     // Without flags: no limits.
-    let free = run_d(&b, &["bb", "sleep", "60"]);
+    let free = b.run_d(&["bb", "sleep", "60"]);
     let p2 = pid_of(&b, &free);
     assert_eq!(read_trim(&cgroup_dir(p2, "pids").join("pids.max")), "max");
     assert_eq!(
@@ -587,7 +550,7 @@ fn init_runs_as_pid_one_and_forwards_stop() {
     );
     assert_ne!(lines[1], "1", "the command is not pid 1 under --init");
     // tini passes SIGTERM on: a plain `sleep` stops at once, killed by SIGTERM (143).
-    let id = run_d(&b, &["--init", "bb", "sleep", "60"]);
+    let id = b.run_d(&["--init", "bb", "sleep", "60"]);
     let pid = pid_of(&b, &id);
     let t = Instant::now();
     assert_eq!(b.ok(&["stop", &id]).trim(), id);
@@ -625,13 +588,13 @@ fn network_none_by_default_host_on_request() {
     ]));
     assert_eq!(inside, host);
     // The network namespace is the host's one.
-    let id = run_d(&b, &["--network", "host", "bb", "sleep", "60"]);
+    let id = b.run_d(&["--network", "host", "bb", "sleep", "60"]);
     let pid = pid_of(&b, &id);
     assert_eq!(
         fs::read_link(format!("/proc/{pid}/ns/net")).unwrap(),
         fs::read_link("/proc/self/ns/net").unwrap()
     );
-    let id2 = run_d(&b, &["bb", "sleep", "60"]);
+    let id2 = b.run_d(&["bb", "sleep", "60"]);
     let pid2 = pid_of(&b, &id2);
     assert_ne!(
         fs::read_link(format!("/proc/{pid2}/ns/net")).unwrap(),
@@ -722,10 +685,7 @@ fn named_volume_persists_and_is_protected_while_used() {
     assert_eq!(fs::read_to_string(mp.join("p")).unwrap(), "kept\n");
 
     // In use by a container: refused, clearly; the data stays.
-    let user = run_d(
-        &b,
-        &["--name", "voluser", "-v", "vol1:/data", "bb", "sleep", "60"],
-    );
+    let user = b.run_d(&["--name", "voluser", "-v", "vol1:/data", "bb", "sleep", "60"]);
     let out = b.run(&["volume", "rm", "vol1"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
@@ -785,15 +745,12 @@ fn rm_v_removes_anonymous_volumes_only() {
 fn logs_tail_timestamps_and_since() {
     let b = env();
     let before = now_nanos();
-    let id = run_d(
-        &b,
-        &[
-            "bb",
-            "sh",
-            "-c",
-            "echo early1; echo early2; echo oops >&2; sleep 2; echo late",
-        ],
-    );
+    let id = b.run_d(&[
+        "bb",
+        "sh",
+        "-c",
+        "echo early1; echo early2; echo oops >&2; sleep 2; echo late",
+    ]);
     assert_eq!(b.ok(&["wait", &id]).trim(), "0");
     let after = now_nanos();
     let out = b.run(&["logs", &id]);
@@ -850,15 +807,12 @@ fn logs_tail_timestamps_and_since() {
 #[test]
 fn logs_follow_ends_with_the_container() {
     let b = env();
-    let id = run_d(
-        &b,
-        &[
-            "bb",
-            "sh",
-            "-c",
-            "echo a; sleep 1; echo b; sleep 1; echo c; exit 2",
-        ],
-    );
+    let id = b.run_d(&[
+        "bb",
+        "sh",
+        "-c",
+        "echo a; sleep 1; echo b; sleep 1; echo c; exit 2",
+    ]);
     let t = Instant::now();
     let out = b.run(&["logs", "-f", &id]);
     let took = t.elapsed();
@@ -880,19 +834,16 @@ fn logs_follow_ends_with_the_container() {
 #[test]
 fn log_rotation_keeps_max_file_files() {
     let b = env();
-    let id = run_d(
-        &b,
-        &[
-            "--log-opt",
-            "max-size=1k",
-            "--log-opt",
-            "max-file=2",
-            "bb",
-            "sh",
-            "-c",
-            "i=0; while [ $i -lt 300 ]; do echo \"line $i ..................\"; i=$((i+1)); done",
-        ],
-    );
+    let id = b.run_d(&[
+        "--log-opt",
+        "max-size=1k",
+        "--log-opt",
+        "max-file=2",
+        "bb",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 300 ]; do echo \"line $i ..................\"; i=$((i+1)); done",
+    ]);
     assert_eq!(b.ok(&["wait", &id]).trim(), "0");
     let dir = b.container_dir(&id);
     let logs: Vec<(String, u64)> = fs::read_dir(&dir)
@@ -939,17 +890,14 @@ fn stop_term_then_kill() {
     let k = host_dir(&b, "stopk");
     let v = format!("{}:/k", k.display());
     // A process that traps SIGTERM: it runs its handler, exits 0.
-    let id = run_d(
-        &b,
-        &[
-            "-v",
-            &v,
-            "bb",
-            "sh",
-            "-c",
-            "trap 'echo term > /k/got; exit 0' TERM; touch /k/ready; while :; do sleep 0.1; done",
-        ],
-    );
+    let id = b.run_d(&[
+        "-v",
+        &v,
+        "bb",
+        "sh",
+        "-c",
+        "trap 'echo term > /k/got; exit 0' TERM; touch /k/ready; while :; do sleep 0.1; done",
+    ]);
     assert!(b.wait_for(Duration::from_secs(5), || k.join("ready").exists()));
     let t = Instant::now();
     b.ok(&["stop", &id]);
@@ -963,7 +911,7 @@ fn stop_term_then_kill() {
     assert_eq!(b.inspect(&id, "{{.State.Status}}"), "exited");
 
     // A process that ignores SIGTERM (sh as pid 1): killed after -t 1 second.
-    let id = run_d(&b, &["bb", "sleep", "60"]);
+    let id = b.run_d(&["bb", "sleep", "60"]);
     let pid = pid_of(&b, &id);
     let t = Instant::now();
     b.ok(&["stop", "-t", "1", &id]);
@@ -979,23 +927,20 @@ fn stop_term_then_kill() {
     b.ok(&["stop", &id]);
 
     // --stop-signal and --stop-timeout are the defaults of `stop`.
-    let id = run_d(
-        &b,
-        &[
-            "--stop-signal",
-            "USR1",
-            "-v",
-            &v,
-            "bb",
-            "sh",
-            "-c",
-            "trap 'exit 9' USR1; touch /k/ready2; while :; do sleep 0.1; done",
-        ],
-    );
+    let id = b.run_d(&[
+        "--stop-signal",
+        "USR1",
+        "-v",
+        &v,
+        "bb",
+        "sh",
+        "-c",
+        "trap 'exit 9' USR1; touch /k/ready2; while :; do sleep 0.1; done",
+    ]);
     assert!(b.wait_for(Duration::from_secs(5), || k.join("ready2").exists()));
     b.ok(&["stop", &id]);
     assert_eq!(b.inspect(&id, "{{.State.ExitCode}}"), "9");
-    let id = run_d(&b, &["--stop-timeout", "1", "bb", "sleep", "60"]);
+    let id = b.run_d(&["--stop-timeout", "1", "bb", "sleep", "60"]);
     let t = Instant::now();
     b.ok(&["stop", &id]);
     assert!(
@@ -1011,17 +956,14 @@ fn kill_delivers_signals() {
     let b = env();
     let k = host_dir(&b, "killk");
     let v = format!("{}:/k", k.display());
-    let id = run_d(
-        &b,
-        &[
-            "-v",
-            &v,
-            "bb",
-            "sh",
-            "-c",
-            "trap 'echo usr1 >> /k/sig' USR1; touch /k/ready; while :; do sleep 0.1; done",
-        ],
-    );
+    let id = b.run_d(&[
+        "-v",
+        &v,
+        "bb",
+        "sh",
+        "-c",
+        "trap 'echo usr1 >> /k/sig' USR1; touch /k/ready; while :; do sleep 0.1; done",
+    ]);
     assert!(b.wait_for(Duration::from_secs(5), || k.join("ready").exists()));
     b.ok(&["kill", "-s", "USR1", &id]);
     assert!(
@@ -1048,7 +990,7 @@ fn kill_delivers_signals() {
 #[test]
 fn restart_gives_a_new_process() {
     let b = env();
-    let id = run_d(&b, &["--init", "bb", "sleep", "60"]);
+    let id = b.run_d(&["--init", "bb", "sleep", "60"]);
     let p1 = pid_of(&b, &id);
     let started1 = b.inspect(&id, "{{.State.StartedAt}}");
     b.ok(&["restart", "-t", "1", &id]);
@@ -1088,19 +1030,16 @@ fn pause_freezes_the_container() {
     let b = env();
     let k = host_dir(&b, "pausek");
     let v = format!("{}:/k", k.display());
-    let id = run_d(
-        &b,
-        &[
-            "--name",
-            "pz",
-            "-v",
-            &v,
-            "bb",
-            "sh",
-            "-c",
-            "i=0; while :; do i=$((i+1)); echo $i > /k/n; sleep 0.05; done",
-        ],
-    );
+    let id = b.run_d(&[
+        "--name",
+        "pz",
+        "-v",
+        &v,
+        "bb",
+        "sh",
+        "-c",
+        "i=0; while :; do i=$((i+1)); echo $i > /k/n; sleep 0.05; done",
+    ]);
     let count = || {
         fs::read_to_string(k.join("n"))
             .unwrap_or_default()
@@ -1145,7 +1084,7 @@ fn pause_freezes_the_container() {
 #[test]
 fn wait_prints_the_exit_code() {
     let b = env();
-    let id = run_d(&b, &["bb", "sh", "-c", "sleep 1; exit 3"]);
+    let id = b.run_d(&["bb", "sh", "-c", "sleep 1; exit 3"]);
     let t = Instant::now();
     let out = b.run(&["wait", &id]);
     assert!(
@@ -1156,26 +1095,23 @@ fn wait_prints_the_exit_code() {
     assert_eq!(out.status.code(), Some(0));
     // Of an exited container: at once.
     assert_eq!(b.ok(&["wait", &id]), "3\n");
-    let id2 = run_d(&b, &["bb", "sh", "-c", "exit 0"]);
+    let id2 = b.run_d(&["bb", "sh", "-c", "exit 0"]);
     assert_eq!(b.ok(&["wait", &id, &id2]), "3\n0\n");
 }
 
 #[test]
 fn top_and_stats_show_the_container_processes() {
     let b = env();
-    let id = run_d(
-        &b,
-        &[
-            "--name",
-            "tops",
-            "--memory",
-            "64m",
-            "bb",
-            "sh",
-            "-c",
-            "sleep 61 & sleep 62; true",
-        ],
-    );
+    let id = b.run_d(&[
+        "--name",
+        "tops",
+        "--memory",
+        "64m",
+        "bb",
+        "sh",
+        "-c",
+        "sleep 61 & sleep 62; true",
+    ]);
     let pid = pid_of(&b, &id);
     assert!(b.wait_for(Duration::from_secs(5), || {
         barge_testutil::children(pid).len() == 2
@@ -1286,7 +1222,7 @@ fn running_always_has_a_pid() {
 #[test]
 fn exec_runs_in_the_container() {
     let b = env();
-    let id = run_d(&b, &["--name", "ex", "-e", "CTR=1", "bb", "sleep", "60"]);
+    let id = b.run_d(&["--name", "ex", "-e", "CTR=1", "bb", "sleep", "60"]);
     let pid = pid_of(&b, &id);
     let out = b.ok(&[
         "exec",
@@ -1406,17 +1342,14 @@ fn create_then_start() {
 #[test]
 fn on_failure_restarts_with_growing_delays() {
     let b = env();
-    let id = run_d(
-        &b,
-        &[
-            "--restart",
-            "on-failure:3",
-            "bb",
-            "sh",
-            "-c",
-            "echo run; exit 1",
-        ],
-    );
+    let id = b.run_d(&[
+        "--restart",
+        "on-failure:3",
+        "bb",
+        "sh",
+        "-c",
+        "echo run; exit 1",
+    ]);
     assert!(
         b.wait_for(Duration::from_secs(10), || {
             b.inspect(&id, "{{.State.Status}}") == "exited"
@@ -1456,10 +1389,7 @@ fn on_failure_restarts_with_growing_delays() {
         "gaps do not grow: {gaps:?} ns"
     );
     // A container that succeeds is not restarted by on-failure.
-    let ok = run_d(
-        &b,
-        &["--restart", "on-failure", "bb", "sh", "-c", "echo once"],
-    );
+    let ok = b.run_d(&["--restart", "on-failure", "bb", "sh", "-c", "echo once"]);
     assert_eq!(b.ok(&["wait", &ok]).trim(), "0");
     std::thread::sleep(Duration::from_millis(400));
     assert_eq!(b.inspect(&ok, "{{.RestartCount}}"), "0");
@@ -1469,17 +1399,14 @@ fn on_failure_restarts_with_growing_delays() {
 #[test]
 fn always_restarts_until_stopped() {
     let b = env();
-    let id = run_d(
-        &b,
-        &[
-            "--restart",
-            "always",
-            "bb",
-            "sh",
-            "-c",
-            "echo run; sleep 0.3",
-        ],
-    );
+    let id = b.run_d(&[
+        "--restart",
+        "always",
+        "bb",
+        "sh",
+        "-c",
+        "echo run; sleep 0.3",
+    ]);
     let runs = || b.ok(&["logs", &id]).lines().count();
     assert!(
         b.wait_for(Duration::from_secs(10), || runs() >= 3),
@@ -1499,7 +1426,7 @@ fn always_restarts_until_stopped() {
     assert_eq!(b.ok(&["ps", "-q"]), "");
 
     // A long-running one: stop, no restart; start brings it back.
-    let id = run_d(&b, &["--restart", "always", "--init", "bb", "sleep", "60"]);
+    let id = b.run_d(&["--restart", "always", "--init", "bb", "sleep", "60"]);
     let pid = pid_of(&b, &id);
     b.ok(&["stop", &id]);
     std::thread::sleep(Duration::from_millis(800));
@@ -1509,10 +1436,7 @@ fn always_restarts_until_stopped() {
     assert!(alive(pid_of(&b, &id)));
 
     // Stopped while waiting out a restart delay: stays stopped.
-    let id = run_d(
-        &b,
-        &["--restart", "always", "bb", "sh", "-c", "echo r; exit 1"],
-    );
+    let id = b.run_d(&["--restart", "always", "bb", "sh", "-c", "echo r; exit 1"]);
     assert!(
         b.wait_for(Duration::from_secs(10), || {
             b.inspect(&id, "{{.RestartCount}}").parse::<u32>().unwrap() >= 3
@@ -1781,7 +1705,7 @@ fn missing_command_exits_127_and_not_executable_126() {
 #[test]
 fn name_clash_names_the_holder() {
     let b = env();
-    let id = run_d(&b, &["--name", "clash", "bb", "sleep", "60"]);
+    let id = b.run_d(&["--name", "clash", "bb", "sleep", "60"]);
     let out = b.run(&["run", "--name", "clash", "bb", "true"]);
     assert_eq!(out.status.code(), Some(125));
     let err = stderr(&out);
@@ -1791,17 +1715,17 @@ fn name_clash_names_the_holder() {
         "the error does not name the holder: {err}"
     );
     assert_eq!(b.ok(&["ps", "-aq", "--no-trunc"]), format!("{id}\n"));
-    assert_eq!(container_dirs(&b), vec![id.clone()]);
+    assert_eq!(b.container_dirs(), [id.clone()].into());
     assert_eq!(b.inspect("clash", "{{.State.Status}}"), "running");
     let out = b.run(&["create", "--name", "clash", "bb", "true"]);
     assert_eq!(out.status.code(), Some(125));
-    assert_eq!(container_dirs(&b), vec![id]);
+    assert_eq!(b.container_dirs(), [id].into());
 }
 
 #[test]
 fn rm_of_a_running_container_needs_force() {
     let b = env();
-    let id = run_d(&b, &["--name", "busy", "bb", "sleep", "60"]);
+    let id = b.run_d(&["--name", "busy", "bb", "sleep", "60"]);
     let pid = pid_of(&b, &id);
     let out = b.run(&["rm", "busy"]);
     assert_eq!(out.status.code(), Some(1));
@@ -1841,7 +1765,7 @@ fn unknown_container_is_reported() {
         );
     }
     // Several names: the good one is handled, the bad one reported, exit 1.
-    let id = run_d(&b, &["--name", "good", "bb", "sleep", "60"]);
+    let id = b.run_d(&["--name", "good", "bb", "sleep", "60"]);
     let out = b.run(&["stop", "-t", "1", "good", "nope"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stdout(&out), "good\n");
@@ -1887,7 +1811,7 @@ fn twenty_parallel_runs() {
     for id in &ids {
         assert!(alive(pid_of(&b, id)), "{id} is not running");
     }
-    assert_eq!(container_dirs(&b).len(), ok_runs);
+    assert_eq!(b.container_dirs().len(), ok_runs);
     assert_eq!(
         b.ok(&["system", "check", "--dry-run"]).trim(),
         "No problems found"
@@ -1911,11 +1835,11 @@ fn run_passes_output_and_exit_code() {
     assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
     assert_eq!(b.ok(&["ps", "-aq"]), "", "--rm left a container");
     // -d --rm: removed by its shim when it exits.
-    let id = run_d(&b, &["--rm", "bb", "sh", "-c", "sleep 0.5"]);
+    let id = b.run_d(&["--rm", "bb", "sh", "-c", "sleep 0.5"]);
     assert!(b.container_dir(&id).is_dir());
     assert!(
         b.wait_for(Duration::from_secs(10), || b.ok(&["ps", "-aq"]).is_empty()
-            && container_dirs(&b).is_empty()),
+            && b.container_dirs().is_empty()),
         "run -d --rm: the container stayed"
     );
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use barge_testutil::engine::BargeEnv;
+use barge_testutil::engine::{alive, wait_until, BargeEnv};
 use barge_testutil::{exec_bounded, ok};
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
@@ -36,11 +36,6 @@ fn proc_stat(pid: i32) -> Option<Vec<String>> {
 /// The process state letter (`R`, `S`, `Z`, ...), None when there is no such process.
 fn proc_state(pid: i32) -> Option<char> {
     proc_stat(pid)?.first()?.chars().next()
-}
-
-/// A live (not zombie) process.
-fn alive(pid: i32) -> bool {
-    matches!(proc_state(pid), Some(c) if c != 'Z' && c != 'X')
 }
 
 fn ppid(pid: i32) -> Option<i32> {
@@ -155,10 +150,6 @@ fn runtime_ids(b: &BargeEnv) -> BTreeSet<String> {
     dir_names(&runtime_dir(b))
 }
 
-fn container_dirs(b: &BargeEnv) -> BTreeSet<String> {
-    dir_names(&b.root().join("containers"))
-}
-
 /// The runtime's state of a container (pid, pid_start_time, cgroup paths), if any.
 fn runtime_state(b: &BargeEnv, id: &str) -> Option<Value> {
     let data = fs::read(runtime_dir(b).join(id).join("state.json")).ok()?;
@@ -190,29 +181,6 @@ fn kill_container_pid(id: &str, pid: i32) {
     let cg = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
     assert!(cg.contains(id), "pid {pid} is not in container {id}: {cg}");
     kill(Pid::from_raw(pid), Signal::SIGKILL).expect("kill container init");
-}
-
-/// Poll `f` every 20 ms until it holds or `timeout` passes.
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    loop {
-        if f() {
-            return true;
-        }
-        if Instant::now() >= end {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// `run -d ARGS`; the new container's id.
-fn run_d(b: &BargeEnv, args: &[&str]) -> String {
-    let mut all = vec!["run", "-d"];
-    all.extend_from_slice(args);
-    let id = b.ok(&all).trim().to_string();
-    assert_eq!(id.len(), 64, "run -d printed {id:?}");
-    id
 }
 
 /// The share of one CPU `pid` used over `period` (user + system time; USER_HZ = 100).
@@ -363,8 +331,8 @@ fn container_outlives_killed_cli_and_exit_is_recorded() {
 #[test]
 fn killed_shim_is_found_and_repaired_by_check() {
     let b = env();
-    let id = run_d(&b, &["bb", "sleep", "60"]);
-    let other = run_d(&b, &["bb", "sleep", "60"]);
+    let id = b.run_d(&["bb", "sleep", "60"]);
+    let other = b.run_d(&["bb", "sleep", "60"]);
     let (pid, _) = pids(&b, &id);
     let (other_pid, other_shim) = pids(&b, &other);
     assert!(alive(pid));
@@ -442,19 +410,16 @@ fn boot_restarts_by_policy_after_a_reboot() {
         ("never", "no"),
         ("onfail", "on-failure:3"),
     ] {
-        let id = run_d(
-            &b,
-            &[
-                "--name",
-                name,
-                "--restart",
-                policy,
-                "bb",
-                "sh",
-                "-c",
-                script,
-            ],
-        );
+        let id = b.run_d(&[
+            "--name",
+            name,
+            "--restart",
+            policy,
+            "bb",
+            "sh",
+            "-c",
+            script,
+        ]);
         ids.insert(name, id);
     }
     b.ok(&["stop", "-t", "1", "stopped"]);
@@ -745,7 +710,7 @@ fn killed_run_and_rm_leave_a_repairable_store() {
 
     // Rows and directories match.
     let rows = ps_ids(&b, true);
-    assert_eq!(rows, container_dirs(&b), "rows vs directories");
+    assert_eq!(rows, b.container_dirs(), "rows vs directories");
     let rows_json = ps_all(&b);
     let states: BTreeMap<String, String> = rows_json
         .iter()
@@ -794,7 +759,7 @@ fn killed_run_and_rm_leave_a_repairable_store() {
         b.ok(&["rm", "-f", id]);
     }
     assert_eq!(b.ok(&["ps", "-aq"]), "");
-    assert!(container_dirs(&b).is_empty(), "{:?}", container_dirs(&b));
+    assert!(b.container_dirs().is_empty(), "{:?}", b.container_dirs());
     assert!(
         mounts_under(b.path()).is_empty(),
         "{:?}",
@@ -814,7 +779,7 @@ fn killed_run_and_rm_leave_a_repairable_store() {
 #[test]
 fn check_repairs_leftovers_of_an_exited_container() {
     let b = env();
-    let id = run_d(&b, &["bb", "sleep", "1"]);
+    let id = b.run_d(&["bb", "sleep", "1"]);
     let record = runtime_dir(&b).join(&id);
     let saved = b.path().join("saved-record");
     fs::create_dir(&saved).unwrap();
@@ -884,16 +849,13 @@ fn start_right_after_exit_survives_the_old_shims_cleanup() {
     let b = env();
     // First run: wait for /go, write 900 kB (more than the socket takes), exit. Later runs:
     // sleep.
-    let id = run_d(
-        &b,
-        &[
-            "bb",
-            "sh",
-            "-c",
-            "[ -e /first ] && exec sleep 30; touch /first; \
+    let id = b.run_d(&[
+        "bb",
+        "sh",
+        "-c",
+        "[ -e /first ] && exec sleep 30; touch /first; \
              while [ ! -e /go ]; do sleep 0.02; done; head -c 900000 /dev/zero; exit 0",
-        ],
-    );
+    ]);
     let (_, old_shim) = pids(&b, &id);
     let sock = b.runroot().join("s").join(&id);
     // A client attached to the output that never reads it.
@@ -949,36 +911,27 @@ fn start_right_after_exit_survives_the_old_shims_cleanup() {
 fn zombies_are_reaped() {
     let b = env();
     let orphans = |t: &str| format!("(sleep {t} &); (sleep {t} &); (sleep {t} &)");
-    let restarting = run_d(
-        &b,
-        &[
-            "--restart",
-            "on-failure:4",
-            "bb",
-            "sh",
-            "-c",
-            &format!("{}; sleep 0.3; exit 1", orphans("0.05")),
-        ],
-    );
-    let with_init = run_d(
-        &b,
-        &[
-            "--init",
-            "bb",
-            "sh",
-            "-c",
-            &format!("{}; exec sleep 30", orphans("0.5")),
-        ],
-    );
-    let without = run_d(
-        &b,
-        &[
-            "bb",
-            "sh",
-            "-c",
-            &format!("{}; exec sleep 30", orphans("0.5")),
-        ],
-    );
+    let restarting = b.run_d(&[
+        "--restart",
+        "on-failure:4",
+        "bb",
+        "sh",
+        "-c",
+        &format!("{}; sleep 0.3; exit 1", orphans("0.05")),
+    ]);
+    let with_init = b.run_d(&[
+        "--init",
+        "bb",
+        "sh",
+        "-c",
+        &format!("{}; exec sleep 30", orphans("0.5")),
+    ]);
+    let without = b.run_d(&[
+        "bb",
+        "sh",
+        "-c",
+        &format!("{}; exec sleep 30", orphans("0.5")),
+    ]);
     let (_, shim) = pids(&b, &restarting);
 
     // Sample the restarting container's shim while it goes through its runs: a zombie child
@@ -1081,7 +1034,7 @@ fn rm_happens_without_the_cli() {
 #[test]
 fn stop_during_restart_backoff() {
     let b = env();
-    let id = run_d(&b, &["--restart", "always", "bb", "sh", "-c", "exit 1"]);
+    let id = b.run_d(&["--restart", "always", "bb", "sh", "-c", "exit 1"]);
     let (_, shim) = pids(&b, &id);
     // Let the backoff grow (0.1, 0.2, 0.4, 0.8, 1.6 s, then 3.2 s): a stop that waited the
     // delay out would take more than 2 s.
@@ -1144,7 +1097,7 @@ fn shim_private_memory_is_small() {
     let b = env();
     let mut shims = Vec::new();
     for _ in 0..5 {
-        let id = run_d(&b, &["bb", "sleep", "30"]);
+        let id = b.run_d(&["bb", "sleep", "30"]);
         shims.push(pids(&b, &id).1);
     }
     // Let them settle (log writer, socket, state written).

@@ -1,6 +1,7 @@
 //! A throw-away barge store for engine tests: a temp root and run root, the busybox rootfs
 //! imported as image `bb`, and `barge` commands bounded in time.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -80,16 +81,29 @@ impl BargeEnv {
             .to_string()
     }
 
-    /// Poll `f` every 50 ms until it is true or `timeout` passes.
-    pub fn wait_for(&self, timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-        let end = Instant::now() + timeout;
-        while Instant::now() < end {
-            if f() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        f()
+    /// Poll `f` until it is true or `timeout` passes (see [`wait_until`]).
+    pub fn wait_for(&self, timeout: Duration, f: impl FnMut() -> bool) -> bool {
+        wait_until(timeout, f)
+    }
+
+    /// `run -d ARGS`; the new container's id.
+    pub fn run_d(&self, args: &[&str]) -> String {
+        let mut all = vec!["run", "-d"];
+        all.extend_from_slice(args);
+        let id = self.ok(&all).trim().to_string();
+        assert_eq!(id.len(), 64, "run -d printed {id:?}");
+        id
+    }
+
+    /// The names under `<root>/containers`.
+    pub fn container_dirs(&self) -> BTreeSet<String> {
+        std::fs::read_dir(self.root().join("containers"))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     pub fn container_dir(&self, id: &str) -> PathBuf {
@@ -99,6 +113,31 @@ impl BargeEnv {
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
+}
+
+/// Poll `f` every 20 ms until it is true or `timeout` passes; whether it became true.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether `pid` is a live process (a zombie still has a /proc entry: its state tells).
+pub fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next().map(str::to_string))
+        })
+        .is_some_and(|st| st != "Z" && st != "X")
 }
 
 impl Drop for BargeEnv {
