@@ -93,6 +93,12 @@ enum Command {
     /// Manage volumes.
     #[command(subcommand)]
     Volume(container::volume::VolumeCommand),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(container::network::NetworkCommand),
+    /// Container housekeeping.
+    #[command(subcommand, hide = true)]
+    Container(container::network::ContainerCommand),
     /// Manage barge: disk usage, prune, check and repair, boot.
     #[command(subcommand)]
     System(container::system::SystemCommand),
@@ -143,6 +149,8 @@ fn main() {
         Command::Pause(a) => container_cmd(|| container::lifecycle::pause(&cctx, a, true), 1),
         Command::Unpause(a) => container_cmd(|| container::lifecycle::pause(&cctx, a, false), 1),
         Command::Volume(c) => container_cmd(|| container::volume::run(&cctx, c), 1),
+        Command::Network(c) => container_cmd(|| container::network::run(&cctx, c), 1),
+        Command::Container(c) => container_cmd(|| container::network::container(&cctx, c), 1),
         Command::System(c) => container_cmd(|| container::system::run(&cctx, c), 1),
         other => {
             let result = match other {

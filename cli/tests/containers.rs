@@ -280,7 +280,8 @@ fn env_workdir_user_and_hostname_reach_the_process() {
     assert_eq!(lines[1], "/tmp/newdir", "-w dir created and used");
     assert_eq!(lines[2..5], ["1000", "1000", "1000 2000"], "{text}");
     assert_eq!(lines[5..7], ["myhost", "myhost"], "{text}");
-    assert_eq!(lines[7], "1", "/etc/hosts names the host name: {text}");
+    // One line per address on the default network (IPv4 and IPv6).
+    assert_eq!(lines[7], "2", "/etc/hosts names the host name: {text}");
     assert!(
         lines[8].starts_with("Uid:\t1000\t1000\t1000\t1000"),
         "{text}"
@@ -565,7 +566,7 @@ fn init_runs_as_pid_one_and_forwards_stop() {
 }
 
 #[test]
-fn network_none_by_default_host_on_request() {
+fn network_none_has_only_lo_host_shares_the_hosts() {
     let b = env();
     let ifaces = |text: &str| -> HashSet<String> {
         text.lines()
@@ -574,8 +575,29 @@ fn network_none_by_default_host_on_request() {
             .map(|s| s.trim().to_string())
             .collect()
     };
-    let none = ifaces(&b.ok(&["run", "--rm", "bb", "cat", "/proc/net/dev"]));
+    let none = ifaces(&b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "bb",
+        "cat",
+        "/proc/net/dev",
+    ]));
     assert_eq!(none, HashSet::from(["lo".to_string()]));
+    let bridge = ifaces(&b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "bridge",
+        "bb",
+        "cat",
+        "/proc/net/dev",
+    ]));
+    assert_eq!(
+        bridge,
+        HashSet::from(["lo".to_string(), "eth0".to_string()])
+    );
     let host = ifaces(&fs::read_to_string("/proc/net/dev").unwrap());
     let inside = ifaces(&b.ok(&[
         "run",
@@ -600,9 +622,9 @@ fn network_none_by_default_host_on_request() {
         fs::read_link(format!("/proc/{pid2}/ns/net")).unwrap(),
         fs::read_link("/proc/self/ns/net").unwrap()
     );
-    let bad = b.run(&["run", "--rm", "--network", "bridge", "bb", "true"]);
+    let bad = b.run(&["run", "--rm", "--network", "nosuchnet", "bb", "true"]);
     assert_eq!(bad.status.code(), Some(125));
-    assert!(stderr(&bad).contains("bridge"));
+    assert!(stderr(&bad).contains("No such network: nosuchnet"));
 }
 
 // ---- 3. volumes ----
@@ -1672,7 +1694,11 @@ fn bad_flag_values_are_refused_naming_the_flag() {
         (vec!["-u", "nosuchuser"], "nosuchuser"),
         (vec!["--cap-add", "NOPE"], "NOPE"),
         (vec!["-v", "/nonexistent-src:/x"], "does not exist"),
-        (vec!["--network", "bridge"], "bridge"),
+        (vec!["--network", "nosuchnet"], "nosuchnet"),
+        (vec!["-p", "80:x"], "80:x"),
+        (vec!["--network", "none", "-p", "80"], "port publishing"),
+        (vec!["--dns", "not-an-ip"], "not-an-ip"),
+        (vec!["--add-host", "nocolon"], "nocolon"),
     ] {
         let mut a = vec!["run"];
         a.extend(&args);

@@ -457,6 +457,9 @@ fn boot_restarts_by_policy_after_a_reboot() {
         while rootfs_mounted(&b, id) {
             nix::mount::umount2(&r, nix::mount::MntFlags::MNT_DETACH).expect("umount rootfs");
         }
+        // The network namespace pins live on the run root's tmpfs: a reboot has none.
+        let pin = b.runroot().join("netns").join(id);
+        let _ = nix::mount::umount2(&pin, nix::mount::MntFlags::MNT_DETACH);
     }
     assert!(mounts_under(b.path()).is_empty());
     for cg in &cgroups {
@@ -727,7 +730,17 @@ fn killed_run_and_rm_leave_a_repairable_store() {
     );
     // Mounts only for containers that have a rootfs in use (running, or created and not
     // started: create mounts the rootfs).
+    let pins = b.runroot().join("netns");
     for m in mounts_under(b.path()) {
+        if let Ok(id) = Path::new(&m).strip_prefix(&pins) {
+            // A running container's pinned network namespace.
+            let s = states.get(&*id.to_string_lossy()).map(String::as_str);
+            assert!(
+                matches!(s, Some("running" | "paused")),
+                "network namespace {m} of a container that is {s:?}"
+            );
+            continue;
+        }
         let id = Path::new(&m)
             .parent()
             .and_then(|p| p.file_name())

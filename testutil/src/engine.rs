@@ -141,13 +141,15 @@ pub fn alive(pid: i32) -> bool {
 }
 
 impl Drop for BargeEnv {
-    /// Remove every container (killing shims and their containers) and unmount rootfs so
-    /// the temp dir can go.
+    /// Remove every container (killing shims and their containers) and the networks the
+    /// test made, and unmount rootfs so the temp dir can go.
     fn drop(&mut self) {
         let out = self.run(&["ps", "-aq", "--no-trunc"]);
         for id in String::from_utf8_lossy(&out.stdout).lines() {
             let _ = self.run(&["rm", "-f", id]);
         }
+        // Networks the test made (their bridges and host rules are the host's).
+        let _ = self.run(&["network", "prune", "-f"]);
         let prefix = self.dir.path().display().to_string();
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         let mut points: Vec<&str> = mounts

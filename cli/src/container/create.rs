@@ -79,9 +79,37 @@ pub struct CreateArgs {
     /// Run an init inside the container that forwards signals and reaps processes.
     #[arg(long)]
     pub init: bool,
-    /// Network: none or host.
-    #[arg(long, alias = "net", default_value = "none")]
+    /// Network: a network's name (default: barge, also called bridge), none, host, or
+    /// container:NAME|ID.
+    #[arg(long, alias = "net", default_value = "")]
     pub network: String,
+    /// Names this container is known by on its network (user-defined networks).
+    #[arg(long = "network-alias", alias = "net-alias")]
+    pub network_alias: Vec<String>,
+    /// IPv4 or IPv6 address for the container on its network.
+    #[arg(long = "ip", alias = "ip6")]
+    pub ip: Option<String>,
+    /// Publish a container's port(s): [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/PROTO].
+    #[arg(short = 'p', long = "publish")]
+    pub publish: Vec<String>,
+    /// Publish all exposed ports to random host ports.
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Expose a port or a range of ports (PORT[/PROTO]).
+    #[arg(long)]
+    pub expose: Vec<String>,
+    /// DNS servers (instead of the host's).
+    #[arg(long)]
+    pub dns: Vec<String>,
+    /// DNS search domains ("." for none).
+    #[arg(long = "dns-search")]
+    pub dns_search: Vec<String>,
+    /// DNS options.
+    #[arg(long = "dns-option", alias = "dns-opt")]
+    pub dns_option: Vec<String>,
+    /// Add a line to /etc/hosts (HOST:IP).
+    #[arg(long = "add-host")]
+    pub add_host: Vec<String>,
     /// Pull image before creating: missing, always, never.
     #[arg(long, default_value = "missing")]
     pub pull: String,
@@ -198,6 +226,28 @@ impl CreateArgs {
             no_new_privileges,
             init: self.init,
             network: self.network.clone(),
+            networks: if self.network_alias.is_empty() && self.ip.is_none() {
+                Vec::new()
+            } else {
+                vec![barge_engine::config::Endpoint {
+                    network: String::new(),
+                    aliases: self.network_alias.clone(),
+                    ip: self.ip.clone(),
+                }]
+            },
+            ports: {
+                let mut v = Vec::new();
+                for p in &self.publish {
+                    v.extend(barge_engine::network::ports::PortSpec::parse(p)?);
+                }
+                v
+            },
+            publish_all: self.publish_all,
+            exposed: self.expose.clone(),
+            dns: self.dns.clone(),
+            dns_search: self.dns_search.clone(),
+            dns_options: self.dns_option.clone(),
+            extra_hosts: self.add_host.clone(),
             stop_signal: self.stop_signal.clone().unwrap_or_default(),
             stop_timeout: self.stop_timeout,
             log_max_size,

@@ -56,6 +56,12 @@ pub fn document(engine: &Engine, rec: &ContainerRecord, st: &Status) -> Value {
             "RestartPolicy": {"Name": policy, "MaximumRetryCount": retries},
             "AutoRemove": c.autoremove,
             "NetworkMode": c.network,
+            "PortBindings": port_bindings(c),
+            "PublishAllPorts": c.publish_all,
+            "Dns": c.dns,
+            "DnsSearch": c.dns_search,
+            "DnsOptions": c.dns_options,
+            "ExtraHosts": c.extra_hosts,
             "Memory": c.memory.unwrap_or(0),
             "NanoCpus": c.cpus.map(|x| (x * 1e9) as i64).unwrap_or(0),
             "PidsLimit": c.pids_limit,
@@ -88,7 +94,86 @@ pub fn document(engine: &Engine, rec: &ContainerRecord, st: &Status) -> Value {
             "WorkingDir": c.working_dir,
             "Labels": c.labels,
             "StopSignal": c.stop_signal,
+            "ExposedPorts": c.exposed.iter().map(|p| (p.clone(), json!({}))).collect::<serde_json::Map<_, _>>(),
         },
+        "NetworkSettings": network_settings(engine, rec),
+    })
+}
+
+/// `HostConfig.PortBindings`: the `-p` flags as asked (host port "" when picked at start).
+fn port_bindings(c: &barge_engine::config::ContainerConfig) -> Value {
+    let mut m = serde_json::Map::new();
+    for p in &c.ports {
+        let key = format!("{}/{}", p.container_port, p.proto);
+        let port = if p.host_port == 0 {
+            String::new()
+        } else {
+            p.host_port.to_string()
+        };
+        if let Some(arr) = m.entry(key).or_insert_with(|| json!([])).as_array_mut() {
+            arr.push(json!({"HostIp": p.host_ip, "HostPort": port}));
+        }
+    }
+    Value::Object(m)
+}
+
+/// `NetworkSettings`: the addresses and ports of the running container, per network.
+pub fn network_settings(engine: &Engine, rec: &ContainerRecord) -> Value {
+    let c = &rec.config;
+    let atts = engine.attachments(&rec.id);
+    let exposed: Vec<(u16, String)> = c
+        .exposed
+        .iter()
+        .flat_map(|e| barge_engine::network::ports::parse_expose(e).unwrap_or_default())
+        .collect();
+    let bindings: Vec<_> = atts.iter().flat_map(|a| a.ports.clone()).collect();
+    let mut networks = serde_json::Map::new();
+    let mut primary = None;
+    for ep in &c.networks {
+        let a = atts.iter().find(|a| a.network == ep.network);
+        let mut v = json!({
+            "Aliases": ep.aliases, "NetworkID": a.map(|a| a.network_id.clone()).unwrap_or_default(),
+            "EndpointID": a.map(|a| format!("{}-{}", super::short(&rec.id), a.ifname)).unwrap_or_default(),
+            "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
+            "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+            "MacAddress": a.and_then(|a| a.mac()).unwrap_or_default(),
+        });
+        for (ip, prefix, gw) in a.map(|a| a.addresses()).unwrap_or_default() {
+            let gw = gw.unwrap_or_default();
+            if ip.is_ipv4() {
+                v["IPAddress"] = json!(ip.to_string());
+                v["IPPrefixLen"] = json!(prefix);
+                v["Gateway"] = json!(gw);
+            } else {
+                v["GlobalIPv6Address"] = json!(ip.to_string());
+                v["GlobalIPv6PrefixLen"] = json!(prefix);
+                v["IPv6Gateway"] = json!(gw);
+            }
+        }
+        if primary.is_none() {
+            primary = Some(v.clone());
+        }
+        networks.insert(ep.network.clone(), v);
+    }
+    let p = primary.unwrap_or_else(|| json!({}));
+    let field = |k: &str| p.get(k).cloned().unwrap_or(json!(""));
+    let sandbox =
+        if atts.is_empty() && !barge_runtime::netns::is_pinned(&engine.paths.netns(&rec.id)) {
+            String::new()
+        } else {
+            engine.paths.netns(&rec.id).display().to_string()
+        };
+    json!({
+        "SandboxKey": sandbox,
+        "Ports": barge_engine::network::ports::docker_ports_map(&bindings, &exposed),
+        "IPAddress": field("IPAddress"),
+        "IPPrefixLen": p.get("IPPrefixLen").cloned().unwrap_or(json!(0)),
+        "Gateway": field("Gateway"),
+        "GlobalIPv6Address": field("GlobalIPv6Address"),
+        "GlobalIPv6PrefixLen": p.get("GlobalIPv6PrefixLen").cloned().unwrap_or(json!(0)),
+        "IPv6Gateway": field("IPv6Gateway"),
+        "MacAddress": field("MacAddress"),
+        "Networks": networks,
     })
 }
 

@@ -6,6 +6,7 @@ pub mod exec;
 pub mod inspect;
 pub mod lifecycle;
 pub mod logs;
+pub mod network;
 pub mod ps;
 pub mod run;
 pub mod stats;
@@ -46,6 +47,8 @@ impl Ctx {
                 shim,
                 exe,
                 init,
+                config: self.image.config.clone(),
+                network: barge_engine::network::settings::Settings::load(&self.image.config)?,
             })
             .with_context(|| format!("opening the store at {}", self.image.root.display()))?,
         ))

@@ -92,6 +92,22 @@ fn matches(f: &str, rec: &ContainerRecord, st: &Status) -> Result<bool> {
     })
 }
 
+/// docker ps's PORTS: published ports of the running container, exposed ones otherwise.
+fn ports_text(engine: &barge_engine::Engine, rec: &ContainerRecord) -> String {
+    let exposed: Vec<(u16, String)> = rec
+        .config
+        .exposed
+        .iter()
+        .flat_map(|e| barge_engine::network::ports::parse_expose(e).unwrap_or_default())
+        .collect();
+    let bindings: Vec<_> = engine
+        .attachments(&rec.id)
+        .into_iter()
+        .flat_map(|a| a.ports)
+        .collect();
+    barge_engine::network::ports::format_ps(&bindings, &exposed)
+}
+
 pub fn command_text(rec: &ContainerRecord) -> String {
     rec.config
         .entrypoint
@@ -146,7 +162,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
                     "Status": status_text(st),
                     "Names": rec.name,
                     "Labels": rec.config.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
-                    "Ports": "",
+                    "Ports": ports_text(&engine, rec),
                     "Mounts": rec.config.mounts.iter().map(|m| m.source.clone()).collect::<Vec<_>>().join(","),
                 });
                 println!("{v}");
@@ -177,7 +193,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
                     format!("\"{cmd}\""),
                     format::ago(rec.created_secs(), now),
                     status_text(st),
-                    String::new(),
+                    ports_text(&engine, rec),
                     rec.name.clone(),
                 ]);
             }

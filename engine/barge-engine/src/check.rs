@@ -21,6 +21,12 @@ fn is_id(s: &str) -> bool {
 }
 
 impl Engine {
+    /// Whether a container's network namespace pin or CNI attachments exist.
+    fn network_left_up(&self, id: &str) -> bool {
+        barge_runtime::netns::is_pinned(&self.paths.netns(id))
+            || self.paths.attachments(id).exists()
+    }
+
     pub fn check(&self, repair: bool) -> Result<Vec<Finding>> {
         let mut out = Vec::new();
         let mut note = |what: String, fix: &mut dyn FnMut()| {
@@ -74,6 +80,16 @@ impl Engine {
             }
             let path = self.paths.shim_state(&rec.id);
             let Ok(Some(mut st)) = state::load(&path) else {
+                // Never ran: a start killed between its network and its shim.
+                if self.network_left_up(&rec.id) {
+                    note(
+                        format!(
+                            "container {} ({}): never started, but its network is up",
+                            rec.id, rec.name
+                        ),
+                        &mut || self.network_down(&rec.id),
+                    );
+                }
                 continue;
             };
             if st.status == ShimStatus::Exited {
@@ -106,6 +122,16 @@ impl Engine {
                         &mut || crate::container::unmount_rootfs(&rootfs),
                     );
                 }
+                // The shim's clean-up (network teardown) did not run: killed, or a reboot.
+                if !st.shim_alive() && self.network_left_up(&rec.id) {
+                    note(
+                        format!(
+                            "container {} ({}): exited, but its network is still up",
+                            rec.id, rec.name
+                        ),
+                        &mut || self.network_down(&rec.id),
+                    );
+                }
                 continue;
             }
             if st.shim_alive() {
@@ -130,6 +156,7 @@ impl Engine {
                     let _ = barge_runtime::container::delete(&store, &rec.id, true);
                 }
                 crate::container::unmount_rootfs(&self.paths.rootfs(&rec.id));
+                self.network_down(&rec.id);
                 st.status = ShimStatus::Exited;
                 st.pid = 0;
                 st.exit_code = Some(st.exit_code.unwrap_or(255));

@@ -40,12 +40,39 @@ pub struct ContainerConfig {
     pub seccomp: Option<String>,
     pub no_new_privileges: bool,
     pub init: bool,
-    /// `none` or `host`.
+    /// `none`, `host`, `container:<id>`, or the network the container joins first (default
+    /// `barge`).
     pub network: String,
+    /// The networks it joins, the first being its primary one (ports are published there);
+    /// empty for `none`, `host` and `container:`.
+    pub networks: Vec<Endpoint>,
+    /// `-p`.
+    pub ports: Vec<crate::network::ports::PortSpec>,
+    /// `-P`: publish every exposed port on a free host port.
+    pub publish_all: bool,
+    /// Exposed ports (image EXPOSE and `--expose`), as `80/tcp`.
+    pub exposed: Vec<String>,
+    /// `--dns`, `--dns-search`, `--dns-option`.
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_options: Vec<String>,
+    /// `--add-host NAME:IP`.
+    pub extra_hosts: Vec<String>,
     pub stop_signal: String,
     pub stop_timeout: Option<u32>,
     pub log_max_size: Option<u64>,
     pub log_max_files: u32,
+}
+
+/// A container's place on one network.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Endpoint {
+    pub network: String,
+    /// Extra names it is known by on this network (`--network-alias`).
+    pub aliases: Vec<String>,
+    /// A fixed address (`--ip`/`--ip6`), handed to host-local IPAM.
+    pub ip: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -87,7 +87,21 @@ impl Engine {
         // rootfs, removing its socket): its clean-up must not hit the new run.
         self.wait_shim_gone(&rec.id, Duration::from_secs(10))?;
         self.mount_rootfs(&rec.id)?;
-        let cfg = self.shim_config(&rec);
+        self.network_up(&rec)?;
+        let res = self.launch_shim(&rec, attach);
+        if res.is_err() {
+            self.network_down(&rec.id);
+        }
+        res.map(|sock| (rec, sock))
+    }
+
+    /// Write the shim's config and start it; the socket to attach through, if asked.
+    fn launch_shim(
+        &self,
+        rec: &ContainerRecord,
+        attach: Option<Streams>,
+    ) -> Result<Option<UnixStream>> {
+        let cfg = self.shim_config(rec);
         let path = self.paths.container(&rec.id).join(ShimConfig::FILE);
         let data = serde_json::to_vec(&cfg)
             .map_err(|e| Error::Other(format!("encode shim config: {e}")))?;
@@ -135,7 +149,7 @@ impl Engine {
         }
         let line = line.trim_end();
         match line.split_once(' ') {
-            Some(("ok", _)) => Ok((rec, ours)),
+            Some(("ok", _)) => Ok(ours),
             Some(("err", msg)) => {
                 // The shim records the failed start just after answering: wait for it, so
                 // that what follows (`run --rm` removing it) sees an exited container.
@@ -193,19 +207,23 @@ impl Engine {
 
     fn shim_config(&self, rec: &ContainerRecord) -> ShimConfig {
         let id = &rec.id;
-        let mut exit_command = Vec::new();
+        // What the shim runs when it is done: remove the container (`--rm`), or tear its
+        // network down (podman's `container cleanup`).
+        let mut exit_command = vec![
+            self.opts.exe.display().to_string(),
+            "--root".into(),
+            self.paths.root.display().to_string(),
+            "--runroot".into(),
+            self.paths.runroot.display().to_string(),
+            "--config".into(),
+            self.opts.config.display().to_string(),
+        ];
         if rec.config.autoremove {
-            exit_command = vec![
-                self.opts.exe.display().to_string(),
-                "--root".into(),
-                self.paths.root.display().to_string(),
-                "--runroot".into(),
-                self.paths.runroot.display().to_string(),
-                "rm".into(),
-                "-f".into(),
-                "-v".into(),
-                id.clone(),
-            ];
+            exit_command.extend(["rm".into(), "-f".into(), "-v".into(), id.clone()]);
+        } else if crate::network::Mode::of(&rec.config) != crate::network::Mode::Host {
+            exit_command.extend(["container".into(), "cleanup".into(), id.clone()]);
+        } else {
+            exit_command.clear();
         }
         ShimConfig {
             id: id.clone(),
@@ -332,7 +350,21 @@ impl Engine {
         let rec = self.db.find(key)?;
         let _lock = self.lock(&rec.id)?;
         self.stop_locked(&rec, timeout)?;
+        self.network_down(&rec.id);
         Ok(rec)
+    }
+
+    /// What a shim runs after its container exited for good: tear the network down. When
+    /// someone holds the container's lock (a stop, start or rm in progress), they do it.
+    pub fn cleanup(&self, key: &str) -> Result<()> {
+        let rec = self.db.find(key)?;
+        let Some(_lock) = ContainerLock::try_acquire(&self.paths.lock(&rec.id)) else {
+            return Ok(());
+        };
+        if !self.status(&rec).state.is_active() {
+            self.network_down(&rec.id);
+        }
+        Ok(())
     }
 
     fn stop_locked(&self, rec: &ContainerRecord, timeout: Option<u32>) -> Result<()> {
@@ -448,6 +480,9 @@ impl Engine {
                 barge_runtime::container::kill_container(&store, &rec.id, Signal::SIGKILL, true);
             self.wait_inactive(&rec, Duration::from_secs(10));
         }
+        // Always, whatever the state says: DEL is idempotent, and a crash may have left
+        // the network up behind an exited container.
+        self.network_down(&rec.id);
         self.discard(&rec.id);
         if volumes {
             for m in &rec.config.mounts {

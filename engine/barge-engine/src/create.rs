@@ -40,7 +40,8 @@ impl Engine {
             }
             None => crate::names::random_name()?,
         };
-        let config = merge_image(opts, &image, &id)?;
+        let mut config = merge_image(opts, &image, &id)?;
+        self.resolve_network(&mut config)?;
         let dir = self.paths.container(&id);
         std::fs::create_dir_all(&dir).ctx("create container directory", &dir)?;
         let _lock = match ContainerLock::acquire(&self.paths.lock(&id)) {
@@ -104,6 +105,13 @@ impl Engine {
             }
         }
         self.write_etc_files(rec, &dir)?;
+        let (etc_dir, netns) = match crate::network::Mode::of(&rec.config) {
+            crate::network::Mode::Host => (dir.clone(), None),
+            crate::network::Mode::Container(other) => {
+                (self.paths.container(other), Some(self.paths.netns(other)))
+            }
+            _ => (dir.clone(), Some(self.paths.netns(&id))),
+        };
         let spec = spec::build(&SpecInput {
             id: &id,
             config: &rec.config,
@@ -111,6 +119,8 @@ impl Engine {
             dir: &dir,
             mount_sources: &sources,
             init_path: &self.opts.init,
+            etc_dir: &etc_dir,
+            netns: netns.as_deref(),
         })?;
         if rec.config.init && !self.opts.init.is_file() {
             return Err(Error::Invalid(format!(
@@ -132,23 +142,110 @@ impl Engine {
     }
 
     fn write_etc_files(&self, rec: &ContainerRecord, dir: &std::path::Path) -> Result<()> {
-        let hostname = &rec.config.hostname;
-        let hosts = if rec.config.network == "host" {
+        use crate::network::files;
+        let c = &rec.config;
+        let host = crate::network::Mode::of(c) == crate::network::Mode::Host;
+        if matches!(
+            crate::network::Mode::of(c),
+            crate::network::Mode::Container(_)
+        ) {
+            // It uses the other container's hosts and resolv.conf.
+            let p = dir.join("hostname");
+            return std::fs::write(&p, format!("{}\n", c.hostname)).ctx("write", &p);
+        }
+        let hosts = if host {
             std::fs::read_to_string("/etc/hosts").unwrap_or_default()
         } else {
-            format!(
-                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
-            )
+            let mut entries = Vec::new();
+            if c.networks.is_empty() {
+                entries.push(files::HostEntry {
+                    ip: "127.0.1.1".into(),
+                    names: vec![c.hostname.clone()],
+                });
+            }
+            for h in &c.extra_hosts {
+                entries.push(files::parse_add_host(h)?);
+            }
+            files::hosts_file(&entries)
         };
-        let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let dns = files::DnsOptions {
+            servers: c.dns.clone(),
+            search: c.dns_search.clone(),
+            options: c.dns_options.clone(),
+        };
+        let resolv = files::resolv_conf(
+            &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+            &dns,
+            host,
+        );
         for (file, content) in [
-            ("hostname", format!("{hostname}\n")),
+            ("hostname", format!("{}\n", c.hostname)),
             ("hosts", hosts),
             ("resolv.conf", resolv),
         ] {
             let p = dir.join(file);
             std::fs::write(&p, content).ctx("write", &p)?;
         }
+        Ok(())
+    }
+
+    /// Check and normalise `--network` and what goes with it (ports, aliases, DNS flags);
+    /// the default network is created on first use.
+    fn resolve_network(&self, c: &mut ContainerConfig) -> Result<()> {
+        use crate::network::{files, store::DEFAULT_NETWORK};
+        if matches!(c.network.as_str(), "" | "bridge" | "default") {
+            c.network = DEFAULT_NETWORK.into();
+        }
+        files::DnsOptions {
+            servers: c.dns.clone(),
+            search: c.dns_search.clone(),
+            options: c.dns_options.clone(),
+        }
+        .validate()?;
+        for h in &c.extra_hosts {
+            files::parse_add_host(h)?;
+        }
+        let first = c.networks.first().cloned().unwrap_or_default();
+        let special =
+            matches!(c.network.as_str(), "none" | "host") || c.network.starts_with("container:");
+        if special {
+            if !c.ports.is_empty() || c.publish_all {
+                return Err(Error::Invalid(format!(
+                    "conflicting options: port publishing and --network {}",
+                    c.network
+                )));
+            }
+            if !first.aliases.is_empty() || first.ip.is_some() {
+                return Err(Error::Invalid(format!(
+                    "conflicting options: --network-alias/--ip and --network {}",
+                    c.network
+                )));
+            }
+            c.networks.clear();
+            if let Some(other) = c.network.strip_prefix("container:") {
+                let o = self.db.find(other)?;
+                if o.config.network.starts_with("container:") {
+                    // Join the namespace where it really lives.
+                    c.network = o.config.network.clone();
+                } else if o.config.network == "host" {
+                    c.network = "host".into();
+                } else {
+                    c.network = format!("container:{}", o.id);
+                }
+            }
+            return Ok(());
+        }
+        let net = self.networks().get(&c.network)?;
+        if net.is_default() && !first.aliases.is_empty() {
+            return Err(Error::Invalid(
+                "--network-alias: network-scoped aliases need a user-defined network".into(),
+            ));
+        }
+        c.network = net.name().to_string();
+        c.networks = vec![crate::config::Endpoint {
+            network: net.name().to_string(),
+            ..first
+        }];
         Ok(())
     }
 
@@ -203,15 +300,18 @@ fn merge_image(opts: CreateOptions, image: &Image, id: &str) -> Result<Container
     }
     barge_runtime::signal::parse(&c.stop_signal)
         .map_err(|_| Error::Invalid(format!("stop signal {:?} is not a signal", c.stop_signal)))?;
-    if c.network.is_empty() {
-        c.network = "none".into();
+    let mut exposed: Vec<String> = ic.exposed_ports().clone().unwrap_or_default();
+    exposed.append(&mut c.exposed);
+    let mut ports = Vec::new();
+    for e in &exposed {
+        for (port, proto) in crate::network::ports::parse_expose(e)? {
+            let p = format!("{port}/{proto}");
+            if !ports.contains(&p) {
+                ports.push(p);
+            }
+        }
     }
-    if !matches!(c.network.as_str(), "none" | "host") {
-        return Err(Error::Invalid(format!(
-            "--network {:?}: only none and host are supported (bridge networking comes with CNI)",
-            c.network
-        )));
-    }
+    c.exposed = ports;
     for v in ic.volumes().as_deref().unwrap_or_default() {
         if !c.mounts.iter().any(|m| &m.destination == v) {
             c.mounts.push(MountSpec {

@@ -8,6 +8,10 @@ pub enum Error {
     NoSuchContainer(String),
     #[error("No such volume: {0}")]
     NoSuchVolume(String),
+    #[error("No such network: {0}")]
+    NoSuchNetwork(String),
+    #[error(transparent)]
+    Cni(#[from] barge_cni::Error),
     #[error("{0}")]
     Conflict(String),
     #[error("invalid argument: {0}")]

@@ -11,6 +11,7 @@ pub mod db;
 pub mod error;
 pub mod lock;
 pub mod names;
+pub mod network;
 pub mod paths;
 pub mod seccomp;
 pub mod spec;
@@ -37,6 +38,10 @@ pub struct EngineOptions {
     pub exe: PathBuf,
     /// A static init for `--init` (docker uses tini).
     pub init: PathBuf,
+    /// The configuration directory (passed on to the `barge` commands shims run).
+    pub config: PathBuf,
+    /// CNI settings.
+    pub network: network::settings::Settings,
 }
 
 pub struct Engine {

@@ -38,6 +38,15 @@ impl Paths {
     pub fn volume_data(&self, name: &str) -> PathBuf {
         self.volumes().join(name).join("_data")
     }
+    /// The container's network namespace, pinned (see `barge_runtime::netns`).
+    pub fn netns(&self, id: &str) -> PathBuf {
+        self.runroot.join("netns").join(id)
+    }
+    /// The container's network attachments while its network is up (one file per network:
+    /// what was sent to the CNI plugins and what they answered, for DEL and inspect).
+    pub fn attachments(&self, id: &str) -> PathBuf {
+        self.container(id).join("net")
+    }
     pub fn runtime_root(&self) -> PathBuf {
         self.runroot.join("runtime")
     }

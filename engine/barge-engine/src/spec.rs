@@ -24,6 +24,11 @@ pub struct SpecInput<'a> {
     pub mount_sources: &'a [PathBuf],
     /// tini (docker-init) for `--init`.
     pub init_path: &'a Path,
+    /// Where /etc/hosts and /etc/resolv.conf come from (the container's directory, or that
+    /// of the container whose network it shares).
+    pub etc_dir: &'a Path,
+    /// The pinned network namespace to join (None: the host's).
+    pub netns: Option<&'a Path>,
 }
 
 /// Present when the v1 memory controller accounts swap.
@@ -77,13 +82,13 @@ pub fn build(input: &SpecInput) -> Result<Value> {
     spec["hostname"] = json!(c.hostname);
     // Mounts.
     let mounts = spec["mounts"].as_array_mut().ok_or_else(no_mounts)?;
-    for (name, file) in [
-        ("/etc/resolv.conf", "resolv.conf"),
-        ("/etc/hostname", "hostname"),
-        ("/etc/hosts", "hosts"),
+    for (name, dir, file) in [
+        ("/etc/resolv.conf", input.etc_dir, "resolv.conf"),
+        ("/etc/hostname", input.dir, "hostname"),
+        ("/etc/hosts", input.etc_dir, "hosts"),
     ] {
         mounts.push(json!({"destination": name, "type": "bind",
-            "source": input.dir.join(file), "options": ["rbind", "rprivate"]}));
+            "source": dir.join(file), "options": ["rbind", "rprivate"]}));
     }
     for (m, src) in c.mounts.iter().zip(input.mount_sources) {
         let mut opts = vec!["rbind", "rprivate"];
@@ -99,9 +104,14 @@ pub fn build(input: &SpecInput) -> Result<Value> {
     }
     // Namespaces.
     let linux = &mut spec["linux"];
-    if c.network == "host" {
-        if let Some(ns) = linux["namespaces"].as_array_mut() {
-            ns.retain(|n| n["type"] != "network");
+    if let Some(ns) = linux["namespaces"].as_array_mut() {
+        match input.netns {
+            None => ns.retain(|n| n["type"] != "network"),
+            Some(path) => {
+                for n in ns.iter_mut().filter(|n| n["type"] == "network") {
+                    n["path"] = json!(path);
+                }
+            }
         }
     }
     linux["cgroupsPath"] = json!(format!("barge/{}", input.id));

@@ -24,6 +24,9 @@ struct File {
     max_layer_entries: Option<u64>,
     max_layer_size: Option<u64>,
     max_concurrent_downloads: Option<usize>,
+    /// Read by the engine (CNI settings); accepted here so that it is not an unknown key.
+    #[allow(dead_code)]
+    network: Option<serde_json::Value>,
 }
 
 #[derive(Clone, Debug)]

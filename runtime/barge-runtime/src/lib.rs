@@ -20,6 +20,7 @@ mod init;
 mod json_path;
 mod lsm;
 pub mod namespaces;
+pub mod netns;
 pub mod process;
 pub mod rootfs;
 pub mod run;

@@ -1,0 +1,353 @@
+//! `barge network create|ls|inspect|rm|connect|disconnect|prune`, and the hidden
+//! `barge container cleanup` shims run when their container has exited.
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Result};
+use barge_engine::config::Endpoint;
+use barge_engine::network::store::{CreateRequest, Network};
+use barge_engine::Engine;
+use clap::Subcommand;
+use serde_json::{json, Value};
+
+use super::{short, Ctx};
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Create a network (a bridge with its own subnet; containers on it resolve each other
+    /// by name).
+    Create {
+        /// Driver to manage the network (bridge).
+        #[arg(short, long, default_value = "bridge")]
+        driver: String,
+        /// Subnet in CIDR format (one IPv4 and/or one IPv6).
+        #[arg(long)]
+        subnet: Vec<String>,
+        /// Gateway for each subnet, in the same order.
+        #[arg(long)]
+        gateway: Vec<String>,
+        /// Also give the network an IPv6 subnet.
+        #[arg(long)]
+        ipv6: bool,
+        /// No access to the outside (no NAT, no default route).
+        #[arg(long)]
+        internal: bool,
+        /// Set metadata on the network (KEY=VALUE).
+        #[arg(long)]
+        label: Vec<String>,
+        /// Driver options: com.docker.network.bridge.name=NAME.
+        #[arg(short, long = "opt")]
+        opt: Vec<String>,
+        name: String,
+    },
+    /// List networks.
+    #[command(visible_alias = "list")]
+    Ls {
+        /// Only display network IDs.
+        #[arg(short, long)]
+        quiet: bool,
+        /// Do not truncate the output.
+        #[arg(long = "no-trunc")]
+        no_trunc: bool,
+    },
+    /// Display detailed information on one or more networks.
+    Inspect {
+        /// Format the output using a Go template subset ({{.Field}}, {{json .X}}).
+        #[arg(short, long)]
+        format: Option<String>,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove one or more networks.
+    #[command(visible_alias = "remove")]
+    Rm {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Connect a container to a network.
+    Connect {
+        /// Add network-scoped alias for the container.
+        #[arg(long)]
+        alias: Vec<String>,
+        /// IPv4 or IPv6 address.
+        #[arg(long, alias = "ip6")]
+        ip: Option<String>,
+        network: String,
+        container: String,
+    },
+    /// Disconnect a container from a network.
+    Disconnect {
+        /// Force the container to disconnect from a network.
+        #[arg(short, long)]
+        force: bool,
+        network: String,
+        container: String,
+    },
+    /// Remove all networks no container uses.
+    Prune {
+        /// Do not prompt for confirmation.
+        #[arg(short, long)]
+        force: bool,
+    },
+}
+
+pub fn run(ctx: &Ctx, cmd: NetworkCommand) -> Result<i32> {
+    let engine = ctx.engine()?;
+    match cmd {
+        NetworkCommand::Create {
+            driver,
+            subnet,
+            gateway,
+            ipv6,
+            internal,
+            label,
+            opt,
+            name,
+        } => {
+            let mut req = CreateRequest {
+                name,
+                driver,
+                ipv6,
+                internal,
+                labels: pairs("--label", &label)?,
+                ..Default::default()
+            };
+            for s in &subnet {
+                req.subnets
+                    .push(barge_engine::network::subnet::parse_subnet(s)?);
+            }
+            for g in &gateway {
+                req.gateways.push(
+                    g.parse()
+                        .map_err(|_| anyhow::anyhow!("--gateway {g:?}: not an IP address"))?,
+                );
+            }
+            for (k, v) in pairs("-o", &opt)? {
+                match k.as_str() {
+                    "com.docker.network.bridge.name" => req.bridge = Some(v),
+                    _ => bail!("-o {k}: unknown option (com.docker.network.bridge.name is known)"),
+                }
+            }
+            let net = engine.networks().create(&req)?;
+            println!("{}", net.id());
+        }
+        NetworkCommand::Ls { quiet, no_trunc } => {
+            let nets = engine.networks().list()?;
+            let has_default = nets.iter().any(|n| n.is_default());
+            let mut rows: Vec<[String; 4]> = Vec::new();
+            if !has_default {
+                // Listed before its first use too, as docker always lists `bridge`.
+                let n = engine.networks().ensure_default()?;
+                rows.push(row(&n));
+            }
+            rows.extend(nets.iter().map(row));
+            rows.push([
+                pseudo_id("host"),
+                "host".into(),
+                "host".into(),
+                "local".into(),
+            ]);
+            rows.push([
+                pseudo_id("none"),
+                "none".into(),
+                "null".into(),
+                "local".into(),
+            ]);
+            for r in rows.iter_mut() {
+                if !no_trunc {
+                    r[0] = short(&r[0]).to_string();
+                }
+            }
+            if quiet {
+                for r in rows {
+                    println!("{}", r[0]);
+                }
+            } else {
+                let mut t = vec![vec![
+                    "NETWORK ID".to_string(),
+                    "NAME".into(),
+                    "DRIVER".into(),
+                    "SCOPE".into(),
+                ]];
+                t.extend(rows.into_iter().map(|r| r.to_vec()));
+                crate::image::list::print_table(&t);
+            }
+        }
+        NetworkCommand::Inspect { format, names } => {
+            let mut docs = Vec::new();
+            let mut code = 0;
+            for n in &names {
+                match engine.networks().get(n) {
+                    Ok(net) => docs.push(document(&engine, &net)?),
+                    Err(e) => {
+                        eprintln!("barge: {e}");
+                        code = 1;
+                    }
+                }
+            }
+            match format {
+                Some(f) => {
+                    for d in &docs {
+                        println!("{}", super::inspect::render(&f, d)?);
+                    }
+                }
+                None => println!("{}", serde_json::to_string_pretty(&docs)?),
+            }
+            return Ok(code);
+        }
+        NetworkCommand::Rm { names } => {
+            let mut code = 0;
+            for n in names {
+                match engine.network_remove(&n) {
+                    Ok(_) => println!("{n}"),
+                    Err(e) => {
+                        eprintln!("barge: {e}");
+                        code = 1;
+                    }
+                }
+            }
+            return Ok(code);
+        }
+        NetworkCommand::Connect {
+            alias,
+            ip,
+            network,
+            container,
+        } => {
+            let ep = Endpoint {
+                network: String::new(),
+                aliases: alias,
+                ip,
+            };
+            engine.network_connect(&network, &container, ep)?;
+        }
+        NetworkCommand::Disconnect {
+            network, container, ..
+        } => engine.network_disconnect(&network, &container)?,
+        NetworkCommand::Prune { .. } => {
+            let used: Vec<String> = engine
+                .db
+                .all()?
+                .into_iter()
+                .flat_map(|r| r.config.networks.into_iter().map(|e| e.network))
+                .collect();
+            let mut removed = Vec::new();
+            for n in engine.networks().list()? {
+                if n.is_default() || n.meta.is_none() || used.iter().any(|u| u == n.name()) {
+                    continue;
+                }
+                if engine.network_remove(n.name()).is_ok() {
+                    removed.push(n.name().to_string());
+                }
+            }
+            if !removed.is_empty() {
+                println!("Deleted Networks:");
+                for n in &removed {
+                    println!("{n}");
+                }
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn row(n: &Network) -> [String; 4] {
+    [
+        n.id(),
+        n.name().to_string(),
+        n.driver(),
+        "local".to_string(),
+    ]
+}
+
+/// Stable ids for the host and none pseudo-networks.
+fn pseudo_id(name: &str) -> String {
+    let seed: u8 = if name == "host" { 0x40 } else { 0x80 };
+    (0..32u8)
+        .map(|i| format!("{:02x}", seed.wrapping_add(i.wrapping_mul(37))))
+        .collect()
+}
+
+fn pairs(flag: &str, items: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for l in items {
+        let (k, v) = l.split_once('=').unwrap_or((l, ""));
+        if k.is_empty() {
+            bail!("{flag} {l:?}: the key is empty");
+        }
+        out.insert(k.to_string(), v.to_string());
+    }
+    Ok(out)
+}
+
+/// docker's network inspect document.
+fn document(engine: &Engine, net: &Network) -> Result<Value> {
+    let mut containers = serde_json::Map::new();
+    for (rec, a) in engine.network_members(net.name())? {
+        let mut v4 = String::new();
+        let mut v6 = String::new();
+        for (ip, prefix, _) in a.addresses() {
+            let s = format!("{ip}/{prefix}");
+            if ip.is_ipv4() {
+                v4 = s;
+            } else {
+                v6 = s;
+            }
+        }
+        containers.insert(
+            rec.id.clone(),
+            json!({"Name": rec.name, "EndpointID": format!("{}-{}", short(&rec.id), a.ifname),
+                "MacAddress": a.mac().unwrap_or_default(), "IPv4Address": v4, "IPv6Address": v6}),
+        );
+    }
+    let meta = net.meta.clone().unwrap_or_default();
+    let config: Vec<Value> = meta
+        .subnets
+        .iter()
+        .map(|s| json!({"Subnet": s.subnet.to_string(), "Gateway": s.gateway.to_string()}))
+        .collect();
+    let plugins: Vec<Value> = net
+        .list
+        .plugins
+        .iter()
+        .filter_map(|p| p.get("type").cloned())
+        .collect();
+    let mut options = serde_json::Map::new();
+    if !meta.bridge.is_empty() {
+        options.insert("com.docker.network.bridge.name".into(), json!(meta.bridge));
+    }
+    Ok(json!({
+        "Name": net.name(),
+        "Id": net.id(),
+        "Created": meta.created,
+        "Scope": "local",
+        "Driver": net.driver(),
+        "EnableIPv6": meta.subnets.iter().any(|s| s.subnet.addr().is_ipv6()),
+        "IPAM": {"Driver": "host-local", "Options": {}, "Config": config},
+        "Internal": meta.internal,
+        "Attachable": false,
+        "Ingress": false,
+        "ConfigOnly": false,
+        "Containers": containers,
+        "Options": options,
+        "Labels": meta.labels,
+        "CNI": {"ConfigFile": net.list.path, "CniVersion": net.list.cni_version, "Plugins": plugins,
+                "NameResolution": if net.dns() { "hosts" } else { "none" }},
+    }))
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContainerCommand {
+    /// Tear down an exited container's network (run by its shim).
+    #[command(hide = true)]
+    Cleanup { id: String },
+}
+
+pub fn container(ctx: &Ctx, cmd: ContainerCommand) -> Result<i32> {
+    match cmd {
+        ContainerCommand::Cleanup { id } => {
+            ctx.engine()?.cleanup(&id)?;
+            Ok(0)
+        }
+    }
+}

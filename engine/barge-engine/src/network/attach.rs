@@ -1,0 +1,447 @@
+//! A container's network, brought up when it starts and down when it stops, exits or is
+//! removed: a network namespace pinned under the run root, then CNI ADD on each of its
+//! networks (eth0, eth1, ...). What was sent and answered is kept per attachment in the
+//! container's `net/` directory (written before ADD, so that a crash mid-ADD still gets
+//! its DEL): DEL always runs from there, whatever happened to the container meanwhile.
+
+use std::path::PathBuf;
+
+use barge_cni::{CniResult, NetworkConfigList, RuntimeConf};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::ports::{self, PortBinding};
+use super::store::Networks;
+use super::{rules, Mode};
+use crate::config::Endpoint;
+use crate::db::ContainerRecord;
+use crate::error::{Error, IoContext, Result};
+use crate::Engine;
+
+/// One network a container is on, as set up.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Attachment {
+    pub network: String,
+    pub network_id: String,
+    pub ifname: String,
+    /// The config list as handed to the plugins.
+    pub list: Value,
+    pub container_id: String,
+    pub netns: PathBuf,
+    pub args: Vec<(String, String)>,
+    pub capability_args: serde_json::Map<String, Value>,
+    /// The plugins' answer; None while ADD has not finished.
+    pub result: Option<Value>,
+    pub ports: Vec<PortBinding>,
+    pub aliases: Vec<String>,
+    /// Peers on this network get /etc/hosts entries for it.
+    pub dns: bool,
+}
+
+impl Attachment {
+    fn runtime_conf(&self) -> RuntimeConf {
+        RuntimeConf {
+            container_id: self.container_id.clone(),
+            netns: self.netns.clone(),
+            ifname: self.ifname.clone(),
+            args: self.args.clone(),
+            capability_args: self.capability_args.clone(),
+        }
+    }
+
+    fn config_list(&self) -> Result<NetworkConfigList> {
+        let data = serde_json::to_vec(&self.list)
+            .map_err(|e| Error::Other(format!("encode network {}: {e}", self.network)))?;
+        Ok(NetworkConfigList::from_slice(
+            &data,
+            &format!("cached config of network {}", self.network),
+        )?)
+    }
+
+    pub fn cni_result(&self) -> Option<CniResult> {
+        self.result
+            .as_ref()
+            .and_then(|v| CniResult::from_value(v.clone()).ok())
+    }
+
+    /// The container's addresses on this network: (address, prefix length, gateway).
+    pub fn addresses(&self) -> Vec<(std::net::IpAddr, u8, Option<String>)> {
+        let Some(r) = self.cni_result() else {
+            return Vec::new();
+        };
+        r.ips
+            .iter()
+            .filter_map(|ip| {
+                let net: ipnet::IpNet = ip.address.parse().ok()?;
+                Some((net.addr(), net.prefix_len(), ip.gateway.clone()))
+            })
+            .collect()
+    }
+
+    /// The MAC address of the container's interface.
+    pub fn mac(&self) -> Option<String> {
+        let r = self.cni_result()?;
+        r.interfaces
+            .iter()
+            .find(|i| i.sandbox.is_some() && i.name == self.ifname)
+            .and_then(|i| i.mac.clone())
+    }
+
+    fn index(&self) -> u32 {
+        self.ifname
+            .trim_start_matches("eth")
+            .parse()
+            .unwrap_or(u32::MAX)
+    }
+}
+
+impl Engine {
+    pub fn networks(&self) -> Networks<'_> {
+        Networks {
+            settings: &self.opts.network,
+        }
+    }
+
+    /// The container's attachments while its network is up, eth0 first.
+    pub fn attachments(&self, id: &str) -> Vec<Attachment> {
+        let dir = self.paths.attachments(id);
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            return Vec::new();
+        };
+        let mut out: Vec<Attachment> = rd
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+            .filter_map(|e| std::fs::read(e.path()).ok())
+            .filter_map(|d| serde_json::from_slice(&d).ok())
+            .collect();
+        out.sort_by_key(|a| a.index());
+        out
+    }
+
+    fn save_attachment(&self, a: &Attachment) -> Result<()> {
+        let dir = self.paths.attachments(&a.container_id);
+        std::fs::create_dir_all(&dir).ctx("create", &dir)?;
+        let data =
+            serde_json::to_vec(a).map_err(|e| Error::Other(format!("encode attachment: {e}")))?;
+        barge_runtime::state::write_atomic(
+            &dir.join(format!("{}.json", a.ifname)),
+            &data,
+            0o600,
+            barge_runtime::state::Durability::Durable,
+        )?;
+        Ok(())
+    }
+
+    fn forget_attachment(&self, a: &Attachment) {
+        let p = self
+            .paths
+            .attachments(&a.container_id)
+            .join(format!("{}.json", a.ifname));
+        let _ = std::fs::remove_file(p);
+    }
+
+    /// Bring the container's network up before its process starts (see the module docs).
+    /// Leftovers of a run that was not torn down (a crash, a reboot) are torn down first.
+    /// On failure nothing is left: every ADD done is undone.
+    pub(crate) fn network_up(&self, rec: &ContainerRecord) -> Result<()> {
+        match Mode::of(&rec.config) {
+            Mode::Host => return Ok(()),
+            Mode::Container(other) => return self.check_joinable(other),
+            Mode::None | Mode::Networks => {}
+        }
+        self.network_down(&rec.id);
+        let pin = self.paths.netns(&rec.id);
+        barge_runtime::netns::create_pinned(
+            &pin,
+            barge_runtime::netns::Options {
+                loopback_up: true,
+                no_ipv6_dad: true,
+            },
+        )?;
+        let res = (|| -> Result<()> {
+            let exposed = exposed_ports(&rec.config.exposed)?;
+            let bindings = if rec.config.networks.is_empty() {
+                Vec::new()
+            } else {
+                ports::resolve(&rec.config.ports, rec.config.publish_all, &exposed)?
+            };
+            for (i, ep) in rec.config.networks.iter().enumerate() {
+                let b = if i == 0 { &bindings[..] } else { &[] };
+                self.attach_one(rec, ep, &format!("eth{i}"), b)?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = res {
+            self.network_down(&rec.id);
+            return Err(e);
+        }
+        let dns: Vec<String> = self
+            .attachments(&rec.id)
+            .iter()
+            .filter(|a| a.dns)
+            .map(|a| a.network.clone())
+            .collect();
+        self.refresh_hosts(&dns, Some(rec));
+        Ok(())
+    }
+
+    /// `--network container:X`: X must be up with a pinned namespace.
+    fn check_joinable(&self, other: &str) -> Result<()> {
+        let o = self.db.find(other)?;
+        let st = self.status(&o);
+        if !st.state.is_active() || !barge_runtime::netns::is_pinned(&self.paths.netns(&o.id)) {
+            return Err(Error::BadState {
+                id: o.id.clone(),
+                state: st.state.as_str().into(),
+                hint: "cannot join the network namespace of a container that is not running".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// CNI ADD of one network; on failure its DEL runs and nothing of it stays.
+    fn attach_one(
+        &self,
+        rec: &ContainerRecord,
+        ep: &Endpoint,
+        ifname: &str,
+        bindings: &[PortBinding],
+    ) -> Result<Attachment> {
+        let net = self.networks().get(&ep.network)?;
+        rules::ensure(&self.paths.runroot, &net)?;
+        let list = effective_list(&net.list, !bindings.is_empty())?;
+        let mut capability_args = serde_json::Map::new();
+        if !bindings.is_empty() {
+            capability_args.insert("portMappings".into(), ports::portmap_entries(bindings));
+        }
+        let mut args = vec![("IgnoreUnknown".to_string(), "1".to_string())];
+        if let Some(ip) = &ep.ip {
+            args.push(("IP".into(), ip.clone()));
+        }
+        let mut att = Attachment {
+            network: net.name().to_string(),
+            network_id: net.id(),
+            ifname: ifname.into(),
+            list: list.raw.clone(),
+            container_id: rec.id.clone(),
+            netns: self.paths.netns(&rec.id),
+            args,
+            capability_args,
+            result: None,
+            ports: bindings.to_vec(),
+            aliases: ep.aliases.clone(),
+            dns: net.dns(),
+        };
+        self.save_attachment(&att)?;
+        let cni = self.opts.network.cni();
+        let rt = att.runtime_conf();
+        let added = cni.status(&list).and_then(|()| cni.add(&list, &rt));
+        match added {
+            Ok(res) => {
+                att.result = Some(res.raw.clone());
+                self.save_attachment(&att)?;
+                Ok(att)
+            }
+            Err(e) => {
+                if let Err(d) = cni.del(&list, &rt, None) {
+                    tracing::warn!("undoing a failed ADD: {d}");
+                }
+                self.forget_attachment(&att);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// CNI DEL of every attachment (last first), then the pinned namespace goes. Failures
+    /// are logged, not returned: a container must stay removable when a plugin is gone.
+    pub(crate) fn network_down(&self, id: &str) {
+        let atts = self.attachments(id);
+        let cni = self.opts.network.cni();
+        for a in atts.iter().rev() {
+            let res = a
+                .config_list()
+                .and_then(|l| Ok(cni.del(&l, &a.runtime_conf(), a.cni_result().as_ref())?));
+            if let Err(e) = res {
+                tracing::warn!("container {id}: network teardown: {e}");
+            }
+            self.forget_attachment(a);
+        }
+        let _ = std::fs::remove_dir(self.paths.attachments(id));
+        if let Err(e) = barge_runtime::netns::remove_pinned(&self.paths.netns(id)) {
+            tracing::warn!("container {id}: {e}");
+        }
+        let dns: Vec<String> = atts
+            .iter()
+            .filter(|a| a.dns)
+            .map(|a| a.network.clone())
+            .collect();
+        if !dns.is_empty() {
+            self.refresh_hosts(&dns, None);
+        }
+    }
+
+    /// `network connect`: join a network now (a running container gets the next ethN) and
+    /// from now on.
+    pub fn network_connect(&self, net: &str, key: &str, ep: Endpoint) -> Result<()> {
+        let rec = self.db.find(key)?;
+        let _lock = crate::lock::ContainerLock::acquire(&self.paths.lock(&rec.id))?;
+        let rec = self.db.find(&rec.id)?;
+        if Mode::of(&rec.config) != Mode::Networks {
+            return Err(Error::Conflict(format!(
+                "container {} uses network mode {:?}: it cannot join networks",
+                rec.name, rec.config.network
+            )));
+        }
+        let network = self.networks().get(net)?;
+        let name = network.name().to_string();
+        if rec.config.networks.iter().any(|e| e.network == name) {
+            return Err(Error::Conflict(format!(
+                "container {} is already connected to network {name}",
+                rec.name
+            )));
+        }
+        let ep = Endpoint {
+            network: name.clone(),
+            ..ep
+        };
+        if self.status(&rec).state.is_active() {
+            let used: Vec<u32> = self
+                .attachments(&rec.id)
+                .iter()
+                .map(|a| a.index())
+                .collect();
+            let n = (0..).find(|i| !used.contains(i)).unwrap_or(0);
+            let att = self.attach_one(&rec, &ep, &format!("eth{n}"), &[])?;
+            if att.dns {
+                self.refresh_hosts(&[name], Some(&rec));
+            }
+        }
+        let mut config = rec.config.clone();
+        config.networks.push(ep);
+        self.db.update_config(&rec.id, &config)
+    }
+
+    /// `network disconnect`.
+    pub fn network_disconnect(&self, net: &str, key: &str) -> Result<()> {
+        let rec = self.db.find(key)?;
+        let _lock = crate::lock::ContainerLock::acquire(&self.paths.lock(&rec.id))?;
+        let rec = self.db.find(&rec.id)?;
+        let name = match self.networks().get(net) {
+            Ok(n) => n.name().to_string(),
+            Err(_) => net.to_string(),
+        };
+        if !rec.config.networks.iter().any(|e| e.network == name) {
+            return Err(Error::Conflict(format!(
+                "container {} is not connected to network {name}",
+                rec.name
+            )));
+        }
+        let cni = self.opts.network.cni();
+        for a in self.attachments(&rec.id) {
+            if a.network == name {
+                let res = a
+                    .config_list()
+                    .and_then(|l| Ok(cni.del(&l, &a.runtime_conf(), a.cni_result().as_ref())?));
+                self.forget_attachment(&a);
+                res?;
+                if a.dns {
+                    self.refresh_hosts(std::slice::from_ref(&name), Some(&rec));
+                }
+            }
+        }
+        let mut config = rec.config.clone();
+        config.networks.retain(|e| e.network != name);
+        self.db.update_config(&rec.id, &config)
+    }
+
+    /// Containers whose network is up on `network`, with their attachment there.
+    pub fn network_members(&self, network: &str) -> Result<Vec<(ContainerRecord, Attachment)>> {
+        let mut out = Vec::new();
+        for rec in self.db.all()? {
+            for a in self.attachments(&rec.id) {
+                if a.network == network {
+                    out.push((rec.clone(), a));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// `network rm`: refused while a container is on it.
+    pub fn network_remove(&self, key: &str) -> Result<String> {
+        let net = self.networks().get(key)?;
+        if net.is_default() {
+            return Err(Error::Conflict(format!(
+                "{} is a pre-defined network and cannot be removed",
+                net.name()
+            )));
+        }
+        let users: Vec<String> = self
+            .db
+            .all()?
+            .into_iter()
+            .filter(|r| r.config.networks.iter().any(|e| e.network == net.name()))
+            .filter(|r| self.status(r).state.is_active())
+            .map(|r| r.name)
+            .collect();
+        if !users.is_empty() {
+            return Err(Error::Conflict(format!(
+                "error while removing network: network {} has active endpoints (containers {})",
+                net.name(),
+                users.join(", ")
+            )));
+        }
+        rules::remove(&self.paths.runroot, &net);
+        if let Some(m) = &net.meta {
+            delete_link(&m.bridge);
+            // host-local's reservations (its default data directory).
+            let _ =
+                std::fs::remove_dir_all(PathBuf::from("/var/lib/cni/networks").join(net.name()));
+        }
+        self.networks().remove(&net)?;
+        Ok(net.name().to_string())
+    }
+}
+
+/// The list as this container's plugins get it: portmap only runs when ports are published
+/// (it does nothing else, and costs a few iptables runs on every start and stop).
+fn effective_list(list: &NetworkConfigList, ports: bool) -> Result<NetworkConfigList> {
+    if ports {
+        return Ok(list.clone());
+    }
+    let keep = |p: &serde_json::Map<String, Value>| {
+        p.get("type").and_then(|t| t.as_str()) != Some("portmap")
+    };
+    let mut l = list.clone();
+    l.plugins.retain(keep);
+    if let Some(arr) = l.raw.get_mut("plugins").and_then(|p| p.as_array_mut()) {
+        arr.retain(|p| p.as_object().is_none_or(keep));
+    }
+    if l.plugins.is_empty() {
+        return Err(Error::Invalid(format!(
+            "network {}: its config list has no plugin besides portmap",
+            list.name
+        )));
+    }
+    Ok(l)
+}
+
+fn exposed_ports(exposed: &[String]) -> Result<Vec<(u16, String)>> {
+    let mut out = Vec::new();
+    for e in exposed {
+        out.extend(ports::parse_expose(e)?);
+    }
+    Ok(out)
+}
+
+/// Delete a network interface (a network's bridge), best effort.
+fn delete_link(name: &str) {
+    if std::path::Path::new("/sys/class/net").join(name).exists() {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "delete", name])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
