@@ -11,7 +11,7 @@
 #   PODMAN=1       include podman (0: barge only)
 #   BARGE=...      barge binary (default: target/release/barge, built if missing)
 #
-# podman runs with --network none (barge has no bridge until the CNI issue) and with
+# Both run with --network none (bench/network_run.sh times the bridge); podman with
 # nofile/nproc ulimits this machine's hard limits allow (root here lacks CAP_SYS_RESOURCE).
 set -euo pipefail
 
@@ -58,12 +58,12 @@ now_ns() { date +%s%N; }
 declare -a tb tp
 log "warm-up"
 for _ in 1 2 3; do
-    "$BARGE" run --rm bench/busybox true
+    "$BARGE" run --rm --network none bench/busybox true
     if ((PODMAN)); then podman run --rm "${PODMAN_OPTS[@]}" localhost/barge-bench true; fi
 done
 log "timing $RUNS runs each, alternating"
 for ((i = 0; i < RUNS; i++)); do
-    t0=$(now_ns); "$BARGE" run --rm bench/busybox true; t1=$(now_ns)
+    t0=$(now_ns); "$BARGE" run --rm --network none bench/busybox true; t1=$(now_ns)
     tb+=($((t1 - t0)))
     if ((PODMAN)); then
         t0=$(now_ns); podman run --rm "${PODMAN_OPTS[@]}" localhost/barge-bench true; t1=$(now_ns)
@@ -74,7 +74,7 @@ stats() { python3 -c 'import sys,statistics as s; v=[int(x)/1e6 for x in sys.arg
 read -r bm bs bmin <<<"$(stats "${tb[@]}")"
 
 log "shim memory"
-id=$("$BARGE" run -d bench/busybox sleep 600)
+id=$("$BARGE" run -d --network none bench/busybox sleep 600)
 shim=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["shim_pid"])' "$BARGE_ROOT/containers/$id/state.json")
 rss=$(awk '/^VmRSS/ {print $2}' /proc/"$shim"/status)
 read -r pss dirty clean <<<"$(awk '/^Pss:/ {p=$2} /^Private_Dirty:/ {d=$2} /^Private_Clean:/ {c=$2} END {print p, d, c}' /proc/"$shim"/smaps_rollup)"
@@ -87,7 +87,7 @@ echo "|---|---|---|---|---|"
 if ((PODMAN)); then
     read -r pm ps pmin <<<"$(stats "${tp[@]}")"
     ratio=$(python3 -c "print(f'{$bm/$pm:.2f}')")
-    echo "| barge | $bm | $bs | $bmin | **$ratio×** |"
+    echo "| barge (--network none) | $bm | $bs | $bmin | **$ratio×** |"
     echo "| podman 4.3 (runc, --network none) | $pm | $ps | $pmin | 1 |"
 else
     echo "| barge | $bm | $bs | $bmin | |"
@@ -105,7 +105,7 @@ if ((N > 0)); then
     used() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; sleep 1; awk '/^MemTotal/ {t=$2} /^MemAvailable/ {a=$2} END {print t-a}' /proc/meminfo; }
     before=$(used)
     t0=$(now_ns)
-    for ((i = 0; i < N; i++)); do "$BARGE" run -d bench/busybox sleep 3600 >/dev/null; done
+    for ((i = 0; i < N; i++)); do "$BARGE" run -d --network none bench/busybox sleep 3600 >/dev/null; done
     t1=$(now_ns)
     running=$("$BARGE" ps -q | wc -l)
     after=$(used)

@@ -30,6 +30,7 @@ store=$(mktemp -d /tmp/barge-demo-store.XXXXXX)
 export BARGE_ROOT=$store/root BARGE_RUNROOT=$store/run BARGE_CONFIG=$store/etc
 cleanup() {
     "$barge" ps -aq --no-trunc 2>/dev/null | xargs -r "$barge" rm -f >/dev/null 2>&1 || true
+    "$barge" network prune -f >/dev/null 2>&1 || true
     rm -rf "$bundle" "$store"
 }
 trap cleanup EXIT
@@ -43,3 +44,16 @@ sleep 2
 "$barge" logs --tail 2 ticker
 "$barge" exec ticker ps
 "$barge" rm -f ticker
+# Networking: a web server on a published port, and two containers on a user network that
+# find each other by name.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$barge" run -d --name web -p "127.0.0.1:$port:80" demo/busybox \
+    sh -c 'mkdir -p /www && echo "hello over the barge bridge" >/www/index.html && exec httpd -f -p 80 -h /www'
+"$barge" ps
+for _ in $(seq 50); do curl -fsS "http://127.0.0.1:$port/" && break; sleep 0.1; done
+net=demo-net-$$
+"$barge" network create "$net" >/dev/null
+"$barge" network connect "$net" web
+"$barge" run --rm --network "$net" demo/busybox ping -c 1 web
+"$barge" rm -f web
+"$barge" network rm "$net"

@@ -9,7 +9,7 @@ set -euo pipefail
 # (newuidmap/newgidmap for rootless containers), docker-registry + skopeo + umoci + openssl +
 # apache2-utils (htpasswd) (a local registry seeded with test images; TLS and basic auth).
 PACKAGES=(busybox-static tini strace qemu-system-x86 cpio runc time pkg-config podman libseccomp-dev uidmap
-    docker-registry skopeo umoci openssl apache2-utils containernetworking-plugins iptables iproute2)
+    docker-registry skopeo umoci openssl apache2-utils containernetworking-plugins iptables iproute2 curl)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
