@@ -668,7 +668,10 @@ fn removal_after_a_crash_still_releases_the_network() {
     );
     b.ok(&["rm", "-f", &id]);
     assert_eq!(ipam_reservations(&net), BTreeSet::new());
-    assert_eq!(bridge_ports(&bridge), BTreeSet::new());
+    assert!(
+        wait_until(Duration::from_secs(5), || bridge_ports(&bridge).is_empty()),
+        "veth left on {bridge}"
+    );
     assert_eq!(pins(&b), Vec::<String>::new());
 }
 

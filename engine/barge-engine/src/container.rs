@@ -481,9 +481,17 @@ impl Engine {
             self.wait_inactive(&rec, Duration::from_secs(10));
         }
         // Always, whatever the state says: DEL is idempotent, and a crash may have left
-        // the network up behind an exited container.
-        self.network_down(&rec.id);
-        self.discard(&rec.id);
+        // the network up behind an exited container. It runs beside the rest of the
+        // removal (the plugins mostly wait on the kernel).
+        // The directory (with the attachment records) goes only after DEL returned.
+        let job = self.teardown_job(&rec.id);
+        let dns = std::thread::scope(|s| {
+            let net = s.spawn(move || job.run());
+            self.release(&rec.id);
+            net.join().unwrap_or_default()
+        });
+        self.forget(&rec.id);
+        self.after_teardown(&dns);
         if volumes {
             for m in &rec.config.mounts {
                 if m.kind == "volume" {

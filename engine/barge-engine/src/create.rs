@@ -253,6 +253,13 @@ impl Engine {
     /// in (used for failed creates, `rm` and `system check`). The caller holds the lock or
     /// knows nobody does.
     pub(crate) fn discard(&self, id: &str) {
+        self.release(id);
+        self.forget(id);
+    }
+
+    /// The first half of `discard`: the rootfs mount, the runtime's state, the snapshot,
+    /// the socket.
+    pub(crate) fn release(&self, id: &str) {
         let rootfs = self.paths.rootfs(id);
         crate::container::unmount_rootfs(&rootfs);
         if let Ok(store) = self.runtime() {
@@ -260,6 +267,10 @@ impl Engine {
         }
         let _ = self.images.snapshots.remove(id);
         let _ = std::fs::remove_file(self.paths.socket(id));
+    }
+
+    /// The second half of `discard`: the directory and the row.
+    pub(crate) fn forget(&self, id: &str) {
         let _ = std::fs::remove_dir_all(self.paths.container(id));
         let _ = self.db.delete(id);
     }
