@@ -66,6 +66,13 @@ impl Engine {
             // A create in progress holds the container's lock: created (in a moment). A
             // create that died left it unlocked: half made.
             if !self.being_created(rec) {
+                // The create may have finished (row ready, lock released) between reading
+                // the row and looking at the lock: read the row again before saying dead.
+                if let Ok(fresh) = self.db.find(&rec.id) {
+                    if fresh.ready && dir.is_dir() {
+                        return self.status(&fresh);
+                    }
+                }
                 s.state = State::Dead;
             }
             return s;

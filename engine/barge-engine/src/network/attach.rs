@@ -461,7 +461,8 @@ impl Teardown {
             }
             let _ = std::fs::remove_file(self.dir.join(format!("{}.json", a.ifname)));
         }
-        let _ = std::fs::remove_dir(&self.dir);
+        // Also what a write killed half-way left (its temp file).
+        let _ = std::fs::remove_dir_all(&self.dir);
         if !netns_first {
             remove_pin();
         }
