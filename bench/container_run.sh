@@ -25,36 +25,14 @@ die() { log "error: $*"; exit 1; }
 [[ $(id -u) -eq 0 ]] || die "must run as root"
 for n in RUNS N PODMAN; do [[ ${!n} =~ ^[0-9]+$ ]] || die "$n must be a whole number"; done
 
-if [[ -z ${BARGE:-} ]]; then
-    log "building release binaries"
-    (cd "$repo" && cargo build --release -q -p barge -p barge-shim)
-    BARGE=$repo/target/release/barge
-fi
-[[ -x $BARGE && -x $(dirname "$BARGE")/barge-shim ]] || die "no barge and barge-shim at $BARGE"
-
-work=$(mktemp -d /tmp/bbench.XXXXXX)
-export BARGE_ROOT=$work/root BARGE_RUNROOT=$work/run BARGE_CONFIG=$work/etc
-cleanup() {
-    "$BARGE" ps -aq --no-trunc 2>/dev/null | xargs -r "$BARGE" rm -f >/dev/null 2>&1 || true
-    if ((PODMAN)); then podman rmi -f localhost/barge-bench >/dev/null 2>&1 || true; fi
-    grep -o " ${work}[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-log "making the busybox image"
-mkdir -p "$work/rootfs/bin" "$work/rootfs/etc"
-cp /bin/busybox "$work/rootfs/bin/"
-for a in sh true sleep; do ln -s busybox "$work/rootfs/bin/$a"; done
-echo 'root:x:0:0:root:/root:/bin/sh' >"$work/rootfs/etc/passwd"
-tar -C "$work/rootfs" -cf "$work/rootfs.tar" .
-"$BARGE" import "$work/rootfs.tar" bench/busybox:latest >/dev/null
+. "$here/lib.sh"
+bench_build
+PODMAN_IMAGE=
+if ((PODMAN)); then PODMAN_IMAGE=localhost/barge-bench; fi
+bench_store bbench
+bench_image
 PODMAN_OPTS=(--network none --ulimit nofile=1024:1024 --ulimit nproc=2048:2048)
-if ((PODMAN)); then
-    podman import -q "$work/rootfs.tar" localhost/barge-bench >/dev/null
-fi
 
-now_ns() { date +%s%N; }
 declare -a tb tp
 log "warm-up"
 for _ in 1 2 3; do
@@ -70,7 +48,6 @@ for ((i = 0; i < RUNS; i++)); do
         tp+=($((t1 - t0)))
     fi
 done
-stats() { python3 -c 'import sys,statistics as s; v=[int(x)/1e6 for x in sys.argv[1:]]; print(f"{s.mean(v):.1f} {s.stdev(v) if len(v)>1 else 0:.1f} {min(v):.1f}")' "$@"; }
 read -r bm bs bmin <<<"$(stats "${tb[@]}")"
 
 log "shim memory"
@@ -80,7 +57,7 @@ rss=$(awk '/^VmRSS/ {print $2}' /proc/"$shim"/status)
 read -r pss dirty clean <<<"$(awk '/^Pss:/ {p=$2} /^Private_Dirty:/ {d=$2} /^Private_Clean:/ {c=$2} END {print p, d, c}' /proc/"$shim"/smaps_rollup)"
 "$BARGE" rm -f "$id" >/dev/null
 
-echo "Machine: $(nproc) cores, $(uname -r), $(sed -n "s/^PRETTY_NAME=//p" /etc/os-release | tr -d "\"")"
+bench_machine
 echo
 echo "| run --rm IMG true ($RUNS runs, alternating) | mean ms | stdev | min | vs podman |"
 echo "|---|---|---|---|---|"

@@ -54,6 +54,16 @@ fn get_cmd(host: &str) -> String {
     format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {host} 80 | tail -n 1")
 }
 
+/// Run `barge ARGS`, which must fail saying `needle`.
+fn refused(b: &BargeEnv, args: &[&str], needle: &str) {
+    let o = b.run(args);
+    assert!(
+        !o.status.success() && stderr(&o).contains(needle),
+        "{args:?}: {}",
+        stderr(&o)
+    );
+}
+
 /// A unique network name (IPAM state lives in /var/lib/cni/networks/NAME, shared by stores).
 fn net_name(tag: &str) -> String {
     format!("bt{tag}{}", std::process::id())
@@ -292,9 +302,11 @@ fn container_network_mode_shares_the_other_containers_stack() {
     );
     // Joining a container that is not running is refused.
     b.ok(&["create", "--name", "idle", "bb", "true"]);
-    let o = b.run(&["run", "--rm", "--network", "container:idle", "bb", "true"]);
-    assert!(!o.status.success());
-    assert!(stderr(&o).contains("not running"), "{}", stderr(&o));
+    refused(
+        &b,
+        &["run", "--rm", "--network", "container:idle", "bb", "true"],
+        "not running",
+    );
 }
 
 #[test]
@@ -573,30 +585,18 @@ fn network_create_ls_inspect_rm_and_connect_disconnect() {
         );
     }
     // Bad input: clear errors, nothing created.
-    let o = b.run(&["network", "create", &net]);
-    assert!(
-        !o.status.success() && stderr(&o).contains("already exists"),
-        "{}",
-        stderr(&o)
+    refused(&b, &["network", "create", &net], "already exists");
+    refused(
+        &b,
+        &["network", "create", "--subnet", "10.201.5.128/25", "other"],
+        "overlaps",
     );
-    let o = b.run(&["network", "create", "--subnet", "10.201.5.128/25", "other"]);
-    assert!(
-        !o.status.success() && stderr(&o).contains("overlaps"),
-        "{}",
-        stderr(&o)
+    refused(
+        &b,
+        &["network", "create", "--subnet", "10.201.6.1/24", "other"],
+        "10.201.6.0/24",
     );
-    let o = b.run(&["network", "create", "--subnet", "10.201.6.1/24", "other"]);
-    assert!(
-        !o.status.success() && stderr(&o).contains("10.201.6.0/24"),
-        "{}",
-        stderr(&o)
-    );
-    let o = b.run(&["network", "inspect", "nosuchnet"]);
-    assert!(
-        !o.status.success() && stderr(&o).contains("No such network"),
-        "{}",
-        stderr(&o)
-    );
+    refused(&b, &["network", "inspect", "nosuchnet"], "No such network");
     assert!(!b.ok(&["network", "ls"]).contains("other"));
 
     // connect: a running container on the default network gets eth1 on the new one.
@@ -611,12 +611,7 @@ fn network_create_ls_inspect_rm_and_connect_disconnect() {
         "{doc}"
     );
     // rm refuses while a container is on it.
-    let o = b.run(&["network", "rm", &net]);
-    assert!(
-        !o.status.success() && stderr(&o).contains("active endpoints"),
-        "{}",
-        stderr(&o)
-    );
+    refused(&b, &["network", "rm", &net], "active endpoints");
     b.ok(&["network", "disconnect", &net, "box"]);
     let o = b.run(&["exec", "box", "ip", "link", "show", "eth1"]);
     assert!(!o.status.success(), "eth1 still there: {}", stdout(&o));
@@ -628,12 +623,7 @@ fn network_create_ls_inspect_rm_and_connect_disconnect() {
     b.ok(&["network", "rm", &net]);
     assert!(!Path::new("/sys/class/net").join(&bridge).exists());
     assert!(!b.ok(&["network", "ls"]).contains(&net));
-    let o = b.run(&["network", "rm", "barge"]);
-    assert!(
-        !o.status.success() && stderr(&o).contains("pre-defined"),
-        "{}",
-        stderr(&o)
-    );
+    refused(&b, &["network", "rm", "barge"], "pre-defined");
 }
 
 #[test]

@@ -121,11 +121,7 @@ fn port_bindings(c: &barge_engine::config::ContainerConfig) -> Value {
 pub fn network_settings(engine: &Engine, rec: &ContainerRecord) -> Value {
     let c = &rec.config;
     let atts = engine.attachments(&rec.id);
-    let exposed: Vec<(u16, String)> = c
-        .exposed
-        .iter()
-        .flat_map(|e| barge_engine::network::ports::parse_expose(e).unwrap_or_default())
-        .collect();
+    let exposed = barge_engine::network::ports::parse_exposed(&c.exposed).unwrap_or_default();
     let bindings: Vec<_> = atts.iter().flat_map(|a| a.ports.clone()).collect();
     let mut networks = serde_json::Map::new();
     let mut primary = None;

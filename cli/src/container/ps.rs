@@ -94,12 +94,8 @@ fn matches(f: &str, rec: &ContainerRecord, st: &Status) -> Result<bool> {
 
 /// docker ps's PORTS: published ports of the running container, exposed ones otherwise.
 fn ports_text(engine: &barge_engine::Engine, rec: &ContainerRecord) -> String {
-    let exposed: Vec<(u16, String)> = rec
-        .config
-        .exposed
-        .iter()
-        .flat_map(|e| barge_engine::network::ports::parse_expose(e).unwrap_or_default())
-        .collect();
+    let exposed =
+        barge_engine::network::ports::parse_exposed(&rec.config.exposed).unwrap_or_default();
     let bindings: Vec<_> = engine
         .attachments(&rec.id)
         .into_iter()

@@ -314,12 +314,10 @@ fn merge_image(opts: CreateOptions, image: &Image, id: &str) -> Result<Container
     let mut exposed: Vec<String> = ic.exposed_ports().clone().unwrap_or_default();
     exposed.append(&mut c.exposed);
     let mut ports = Vec::new();
-    for e in &exposed {
-        for (port, proto) in crate::network::ports::parse_expose(e)? {
-            let p = format!("{port}/{proto}");
-            if !ports.contains(&p) {
-                ports.push(p);
-            }
+    for (port, proto) in crate::network::ports::parse_exposed(&exposed)? {
+        let p = format!("{port}/{proto}");
+        if !ports.contains(&p) {
+            ports.push(p);
         }
     }
     c.exposed = ports;

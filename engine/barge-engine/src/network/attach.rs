@@ -58,6 +58,12 @@ impl Attachment {
         )?)
     }
 
+    /// CNI DEL of this attachment, from what was recorded.
+    fn del(&self, cni: &barge_cni::Cni) -> Result<()> {
+        let list = self.config_list()?;
+        Ok(cni.del(&list, &self.runtime_conf(), self.cni_result().as_ref())?)
+    }
+
     pub fn cni_result(&self) -> Option<CniResult> {
         self.result
             .as_ref()
@@ -85,6 +91,11 @@ impl Attachment {
             .iter()
             .find(|i| i.sandbox.is_some() && i.name == self.ifname)
             .and_then(|i| i.mac.clone())
+    }
+
+    /// Its record's name in the container's `net/` directory.
+    fn file_name(&self) -> String {
+        format!("{}.json", self.ifname)
     }
 
     fn index(&self) -> u32 {
@@ -126,7 +137,7 @@ impl Engine {
         let data =
             serde_json::to_vec(a).map_err(|e| Error::Other(format!("encode attachment: {e}")))?;
         barge_runtime::state::write_atomic(
-            &dir.join(format!("{}.json", a.ifname)),
+            &dir.join(a.file_name()),
             &data,
             0o600,
             if durable {
@@ -139,10 +150,7 @@ impl Engine {
     }
 
     fn forget_attachment(&self, a: &Attachment) {
-        let p = self
-            .paths
-            .attachments(&a.container_id)
-            .join(format!("{}.json", a.ifname));
+        let p = self.paths.attachments(&a.container_id).join(a.file_name());
         let _ = std::fs::remove_file(p);
     }
 
@@ -165,7 +173,7 @@ impl Engine {
             },
         )?;
         let res = (|| -> Result<()> {
-            let exposed = exposed_ports(&rec.config.exposed)?;
+            let exposed = ports::parse_exposed(&rec.config.exposed)?;
             let bindings = if rec.config.networks.is_empty() {
                 Vec::new()
             } else {
@@ -343,9 +351,7 @@ impl Engine {
         let cni = self.opts.network.cni();
         for a in self.attachments(&rec.id) {
             if a.network == name {
-                let res = a
-                    .config_list()
-                    .and_then(|l| Ok(cni.del(&l, &a.runtime_conf(), a.cni_result().as_ref())?));
+                let res = a.del(&cni);
                 self.forget_attachment(&a);
                 res?;
                 if a.dns {
@@ -459,7 +465,7 @@ impl Teardown {
                     tracing::warn!("container {id}: network teardown: {e}");
                 }
             }
-            let _ = std::fs::remove_file(self.dir.join(format!("{}.json", a.ifname)));
+            let _ = std::fs::remove_file(self.dir.join(a.file_name()));
         }
         // Also what a write killed half-way left (its temp file).
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -495,14 +501,6 @@ fn effective_list(list: &NetworkConfigList, ports: bool) -> Result<NetworkConfig
         )));
     }
     Ok(l)
-}
-
-fn exposed_ports(exposed: &[String]) -> Result<Vec<(u16, String)>> {
-    let mut out = Vec::new();
-    for e in exposed {
-        out.extend(ports::parse_expose(e)?);
-    }
-    Ok(out)
 }
 
 /// Delete a network interface (a network's bridge), best effort.

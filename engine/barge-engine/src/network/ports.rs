@@ -167,6 +167,15 @@ fn parse_range(t: &str, what: &str) -> std::result::Result<(u16, u16), String> {
     Ok((a, b))
 }
 
+/// Parse every entry of a list of exposed ports (see [`parse_expose`]), in order.
+pub fn parse_exposed(list: &[String]) -> Result<Vec<(u16, String)>> {
+    let mut out = Vec::new();
+    for e in list {
+        out.extend(parse_expose(e)?);
+    }
+    Ok(out)
+}
+
 /// Parse an `--expose` value (`80`, `80/udp`, `8000-8002`, `8000-8002/tcp`) or an image
 /// config `ExposedPorts` key (`80/tcp`) into (port, protocol) pairs.
 pub fn parse_expose(s: &str) -> Result<Vec<(u16, String)>> {
