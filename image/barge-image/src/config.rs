@@ -1,6 +1,8 @@
 //! Configuration read from the config directory (default /etc/barge): `config.json` (insecure
-//! registries, unpack limits), `certs.d/<registry>/*.crt` (extra CAs, docker's layout) and
-//! `auth.json` (credentials from `barge login`, mode 0600, docker's format).
+//! registries, docker's `registry-mirrors`, unpack limits), `certs.d/<registry>/*.crt` (extra
+//! CAs, docker's layout), `certs.d/<registry>/hosts.toml` (containerd's mirrors and hosts, read
+//! by [`crate::hosts`]) and `auth.json` (credentials from `barge login`, mode 0600, docker's
+//! format).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -21,8 +23,12 @@ pub const DEFAULT_DIR: &str = "/etc/barge";
 struct File {
     #[serde(default)]
     insecure_registries: Vec<String>,
+    /// docker's `registry-mirrors`: tried in order for docker.io images before docker.io.
+    #[serde(default)]
+    registry_mirrors: Vec<String>,
     max_layer_entries: Option<u64>,
-    max_layer_size: Option<u64>,
+    /// Bytes, or a docker-style size (`"512m"`, `"1g"`).
+    max_layer_size: Option<serde_json::Value>,
     max_concurrent_downloads: Option<usize>,
     /// Read by the engine (CNI settings); accepted here so that it is not an unknown key.
     #[allow(dead_code)]
@@ -34,6 +40,8 @@ pub struct Config {
     pub dir: PathBuf,
     /// Registries reached over plain HTTP (loopback registries always are).
     pub insecure_registries: Vec<String>,
+    /// docker's `registry-mirrors` (URLs), for docker.io only.
+    pub registry_mirrors: Vec<String>,
     pub limits: Limits,
     pub max_concurrent_downloads: usize,
 }
@@ -53,12 +61,18 @@ impl Config {
         if let Some(n) = file.max_layer_entries {
             limits.max_entries = n;
         }
-        if let Some(n) = file.max_layer_size {
-            limits.max_bytes = n;
+        if let Some(v) = &file.max_layer_size {
+            limits.max_bytes = size_value(v).map_err(|reason| {
+                Error::invalid(
+                    format!("max-layer-size in config file {}", path.display()),
+                    reason,
+                )
+            })?;
         }
         Ok(Config {
             dir: dir.to_path_buf(),
             insecure_registries: file.insecure_registries,
+            registry_mirrors: file.registry_mirrors,
             limits,
             max_concurrent_downloads: file.max_concurrent_downloads.unwrap_or(3).max(1),
         })
@@ -133,6 +147,19 @@ impl Config {
     }
 }
 
+/// A size in `config.json`: a number of bytes or a string such as `"10m"`.
+fn size_value(v: &serde_json::Value) -> std::result::Result<u64, String> {
+    match v {
+        serde_json::Value::Number(n) => n
+            .as_u64()
+            .ok_or_else(|| format!("{n} is not a size: expected a whole number of bytes")),
+        serde_json::Value::String(s) => crate::size::parse(s.trim()),
+        other => Err(format!(
+            "{other} is not a size: expected bytes or a string such as \"512m\" or \"1g\""
+        )),
+    }
+}
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Auths {
     #[serde(default)]
@@ -204,6 +231,57 @@ mod tests {
         let cfg = Config::load(tmp.path()).unwrap();
         assert_eq!(cfg.insecure_registries, vec!["a:1".to_string()]);
         assert_eq!(cfg.limits.max_entries, 7);
+        fs::write(tmp.path().join("config.json"), r#"{"insecure":1}"#).unwrap();
+        assert!(Config::load(tmp.path())
+            .unwrap_err()
+            .to_string()
+            .contains("config.json"));
+    }
+
+    #[test]
+    fn max_layer_size_takes_docker_sizes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("config.json");
+        for (value, bytes) in [
+            ("1048576", 1u64 << 20),
+            ("\"10m\"", 10 << 20),
+            ("\"1g\"", 1 << 30),
+            ("\"512k\"", 512 << 10),
+            ("\"2048\"", 2048),
+        ] {
+            fs::write(&file, format!(r#"{{"max-layer-size": {value}}}"#)).unwrap();
+            assert_eq!(
+                Config::load(tmp.path()).unwrap().limits.max_bytes,
+                bytes,
+                "{value}"
+            );
+        }
+        for value in ["\"10q\"", "-1", "1.5", "true", "\"\""] {
+            fs::write(&file, format!(r#"{{"max-layer-size": {value}}}"#)).unwrap();
+            let err = Config::load(tmp.path()).unwrap_err().to_string();
+            assert!(
+                err.contains("max-layer-size") && err.contains("config.json"),
+                "{value}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn registry_mirrors_are_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(
+            tmp.path().join("config.json"),
+            r#"{"registry-mirrors": ["https://m1.example", "http://10.0.0.1:5000"]}"#,
+        )
+        .unwrap();
+        let cfg = Config::load(tmp.path()).unwrap();
+        assert_eq!(
+            cfg.registry_mirrors,
+            vec![
+                "https://m1.example".to_string(),
+                "http://10.0.0.1:5000".to_string()
+            ]
+        );
         fs::write(tmp.path().join("config.json"), r#"{"insecure":1}"#).unwrap();
         assert!(Config::load(tmp.path())
             .unwrap_err()

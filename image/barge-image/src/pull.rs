@@ -4,6 +4,11 @@
 //! (compressed digest, diffID). An interrupted download resumes with HTTP Range from the bytes
 //! on disk. The name is recorded only when every layer is in place, so an interrupted pull
 //! never leaves a half image behind.
+//!
+//! Mirrors ([`crate::hosts`]): the tag is resolved on the first host that can (capability
+//! `resolve`), then the content is fetched from the first host that serves it (capability
+//! `pull`), each failing host (down, 404, wrong bytes) handing over to the next; what one host
+//! delivered stays (it is verified by digest). An error at the end names every host tried.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -19,7 +24,8 @@ use tokio::sync::{mpsc, Semaphore};
 use crate::apply::{apply_layer, LayerTarget};
 use crate::config::Config;
 use crate::digest::Digest;
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
+use crate::hosts::Endpoint;
 use crate::manifest::{self, Parsed};
 use crate::meta::ImageRecord;
 use crate::platform::Platform;
@@ -46,9 +52,9 @@ impl Default for PullOptions {
     }
 }
 
-fn registry_err(reference: &ImageRef, e: impl std::fmt::Display) -> Error {
+fn registry_err(ctx: &Ctx, e: impl std::fmt::Display) -> Error {
     Error::Registry {
-        registry: reference.registry().to_string(),
+        registry: ctx.endpoint.host.clone(),
         reason: e.to_string(),
     }
 }
@@ -80,13 +86,62 @@ pub fn client_for(
             ClientProtocol::Https
         },
         extra_root_certificates,
+        ..base_client_config(config)
+    });
+    let auth = match config.credentials(registry)? {
+        Some((user, pass)) => RegistryAuth::Basic(user, pass),
+        None => RegistryAuth::Anonymous,
+    };
+    Ok((client, auth))
+}
+
+/// What every registry client shares.
+fn base_client_config(config: &Config) -> ClientConfig {
+    ClientConfig {
         max_concurrent_download: config.max_concurrent_downloads,
         connect_timeout: Some(Duration::from_secs(30)),
         read_timeout: Some(Duration::from_secs(60)),
         user_agent: concat!("barge/", env!("CARGO_PKG_VERSION")),
         ..Default::default()
-    });
-    let auth = match config.credentials(registry)? {
+    }
+}
+
+/// A client for one endpoint (its scheme, CAs, TLS checking, timeout, proxy) and the
+/// credentials to present there: the registry's for the registry itself, a mirror's own.
+fn endpoint_client(
+    ep: &Endpoint,
+    registry: &str,
+    config: &Config,
+) -> Result<(Client, RegistryAuth)> {
+    let mut extra_root_certificates = Vec::new();
+    for path in &ep.ca {
+        extra_root_certificates.push(Certificate {
+            encoding: CertificateEncoding::Pem,
+            data: std::fs::read(path).ctx("read CA certificate", path)?,
+        });
+    }
+    let base = base_client_config(config);
+    let client = Client::try_from(ClientConfig {
+        protocol: if ep.http {
+            ClientProtocol::Http
+        } else {
+            ClientProtocol::Https
+        },
+        extra_root_certificates,
+        accept_invalid_certificates: ep.skip_verify,
+        connect_timeout: ep.dial_timeout.or(base.connect_timeout),
+        http_proxy: ep.proxy.clone(),
+        https_proxy: ep.proxy.clone(),
+        ..base
+    })
+    .map_err(|e| {
+        Error::invalid(
+            format!("registry host {} ({})", ep.url(), ep.source),
+            e.to_string(),
+        )
+    })?;
+    let who = if ep.origin { registry } else { &ep.host };
+    let auth = match config.credentials(who)? {
         Some((user, pass)) => RegistryAuth::Basic(user, pass),
         None => RegistryAuth::Anonymous,
     };
@@ -96,9 +151,24 @@ pub fn client_for(
 struct Ctx {
     store: Arc<Store>,
     client: Client,
+    /// The image as named (the name recorded, messages).
     reference: ImageRef,
+    /// The host asked for it.
+    endpoint: Endpoint,
     limits: Limits,
     progress: Arc<dyn Progress>,
+}
+
+impl Ctx {
+    /// `image` as this context's host knows it.
+    fn remote(&self, image: &ImageRef) -> Result<oci_spec::distribution::Reference> {
+        self.endpoint.reference(image)
+    }
+}
+
+/// Whether the next host may do better: this one failed (refused, 404, cut) or sent wrong bytes.
+fn next_host_may_help(e: &Error) -> bool {
+    matches!(e, Error::Registry { .. } | Error::DigestMismatch { .. })
 }
 
 /// Pull `reference` into `store` and name it. Returns the new image record.
@@ -109,30 +179,168 @@ pub async fn pull(
     opts: &PullOptions,
     progress: Arc<dyn Progress>,
 ) -> Result<ImageRecord> {
-    let (client, auth) = client_for(reference, config, opts.insecure)?;
+    let endpoints = crate::hosts::endpoints(config, reference.registry(), opts.insecure)?;
     let lease = store.lease()?;
-    let ctx = Arc::new(Ctx {
-        store: store.clone(),
-        client,
-        reference: reference.clone(),
-        limits: config.limits.clone(),
-        progress,
-    });
     // The name is recorded while the lease is held, so garbage collection can't run between
     // the last layer and the name. A failed pull's verified blobs are collected unless
     // something else uses them; partial downloads stay so that the next pull resumes them.
-    let result = pull_inner(&ctx, &auth, opts, config.max_concurrent_downloads)
+    let result = pull_from_hosts(&store, config, reference, opts, &progress, &endpoints)
         .await
         .and_then(|rec| {
             let moved = store.record_names(std::slice::from_ref(&rec))?;
             Ok((rec, moved))
         });
     let rec = store.finish_writing(lease, result, "the pull")?;
-    ctx.progress.event(Event::Done {
+    progress.event(Event::Done {
         reference: reference.canonical(),
         digest: rec.target.clone(),
     });
     Ok(rec)
+}
+
+/// Resolve on the first host that can, then fetch from the first host that serves the
+/// content; the error names every host tried.
+async fn pull_from_hosts(
+    store: &Arc<Store>,
+    config: &Config,
+    reference: &ImageRef,
+    opts: &PullOptions,
+    progress: &Arc<dyn Progress>,
+    endpoints: &[Endpoint],
+) -> Result<ImageRecord> {
+    let mut tried: Vec<(String, Error)> = Vec::new();
+    let mut failed = vec![false; endpoints.len()];
+    // One client per host, kept from resolving to fetching (it holds the host's tokens).
+    let mut clients: Vec<Option<(Arc<Ctx>, RegistryAuth)>> = vec![None; endpoints.len()];
+    let make = |ep: &Endpoint| -> Result<(Arc<Ctx>, RegistryAuth)> {
+        if let Some(why) = ep.unsupported() {
+            return Err(Error::Registry {
+                registry: ep.host.clone(),
+                reason: format!("skipped: {why}"),
+            });
+        }
+        let (client, auth) = endpoint_client(ep, reference.registry(), config)?;
+        let ctx = Arc::new(Ctx {
+            store: store.clone(),
+            client,
+            reference: reference.clone(),
+            endpoint: ep.clone(),
+            limits: config.limits.clone(),
+            progress: progress.clone(),
+        });
+        Ok((ctx, auth))
+    };
+    // A name by digest needs no trusted resolver: any host that serves content will do.
+    let by_digest = reference.digest().is_some();
+    let mut resolved = None;
+    for (i, ep) in endpoints.iter().enumerate() {
+        let able = if by_digest {
+            ep.capabilities.pull
+        } else {
+            ep.capabilities.resolve
+        };
+        if !able {
+            continue;
+        }
+        let attempt = match make(ep) {
+            Ok((ctx, auth)) => {
+                let found = fetch_manifest(&ctx, reference, &auth).await;
+                clients[i] = Some((ctx, auth));
+                found
+            }
+            Err(e) => Err(e),
+        };
+        match attempt {
+            Ok(found) => {
+                resolved = Some(found);
+                break;
+            }
+            // Nothing was written yet: whatever went wrong, the next host may do better.
+            Err(e) => {
+                failed[i] = true;
+                tried.push((describe(ep), e));
+            }
+        }
+    }
+    let Some((bytes, target)) = resolved else {
+        return Err(all_failed(reference, tried, "resolve"));
+    };
+    progress.event(Event::Resolved {
+        reference: reference.canonical(),
+        digest: target.clone(),
+    });
+    for (i, ep) in endpoints.iter().enumerate() {
+        // A host that could not give the manifest is not asked for the rest.
+        if !ep.capabilities.pull || failed[i] {
+            continue;
+        }
+        let made = match clients[i].take() {
+            Some(c) => Ok(c),
+            None => make(ep),
+        };
+        let (ctx, auth) = match made {
+            Ok(c) => c,
+            Err(e) => {
+                tried.push((describe(ep), e));
+                continue;
+            }
+        };
+        let attempt = pull_inner(
+            &ctx,
+            &auth,
+            opts,
+            config.max_concurrent_downloads,
+            bytes.clone(),
+            target.clone(),
+        )
+        .await;
+        match attempt {
+            Ok(rec) => return Ok(rec),
+            Err(e) if next_host_may_help(&e) => tried.push((describe(ep), e)),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(all_failed(reference, tried, "pull"))
+}
+
+/// A host for messages: its URL, and where it was configured unless it is the registry itself.
+fn describe(ep: &Endpoint) -> String {
+    if ep.origin && ep.source.starts_with("the registry ") {
+        ep.url()
+    } else {
+        format!("{} ({})", ep.url(), ep.source)
+    }
+}
+
+/// The error when no host could do it: with one host its own error, else every host's.
+fn all_failed(reference: &ImageRef, mut tried: Vec<(String, Error)>, what: &str) -> Error {
+    if tried.len() == 1 {
+        if let Some((_, e)) = tried.pop() {
+            return e;
+        }
+    }
+    if tried.is_empty() {
+        return Error::Registry {
+            registry: reference.registry().to_string(),
+            reason: format!(
+                "no configured host may {what} {} (see capabilities in its hosts.toml)",
+                reference.canonical()
+            ),
+        };
+    }
+    let list: Vec<String> = tried
+        .into_iter()
+        .map(|(host, e)| format!("{host}: {e}"))
+        .collect();
+    Error::Registry {
+        registry: reference.registry().to_string(),
+        reason: format!(
+            "could not {what} {} from any of its {} hosts: {}",
+            reference.canonical(),
+            list.len(),
+            list.join("; ")
+        ),
+    }
 }
 
 async fn fetch_manifest(
@@ -140,13 +348,14 @@ async fn fetch_manifest(
     reference: &ImageRef,
     auth: &RegistryAuth,
 ) -> Result<(Vec<u8>, Digest)> {
+    let remote = ctx.remote(reference)?;
     let (bytes, _) = ctx
         .client
-        .pull_manifest_raw(reference.oci(), auth, manifest::ACCEPTED)
+        .pull_manifest_raw(&remote, auth, manifest::ACCEPTED)
         .await
         .map_err(|e| {
             registry_err(
-                reference,
+                ctx,
                 format!("fetching manifest of {}: {e}", reference.canonical()),
             )
         })?;
@@ -174,13 +383,10 @@ async fn pull_inner(
     auth: &RegistryAuth,
     opts: &PullOptions,
     parallel: usize,
+    bytes: Vec<u8>,
+    target: Digest,
 ) -> Result<ImageRecord> {
     let reference = &ctx.reference;
-    let (bytes, target) = fetch_manifest(ctx, reference, auth).await?;
-    ctx.progress.event(Event::Resolved {
-        reference: reference.canonical(),
-        digest: target.clone(),
-    });
     let store = &ctx.store;
     let (manifest_bytes, manifest_digest) = match manifest::parse(&bytes, None, target.as_str())? {
         Parsed::Index(index) => {
@@ -206,12 +412,14 @@ async fn pull_inner(
     let config_digest = manifest::digest_of(image_manifest.config())?;
     if !store.content.exists(&config_digest) {
         let mut data = Vec::new();
+        let remote = ctx.remote(reference)?;
         ctx.client
-            .pull_blob(reference.oci(), config_digest.as_str(), &mut data)
+            .store_auth_if_needed(remote.resolve_registry(), auth)
+            .await;
+        ctx.client
+            .pull_blob(&remote, config_digest.as_str(), &mut data)
             .await
-            .map_err(|e| {
-                registry_err(reference, format!("fetching config {config_digest}: {e}"))
-            })?;
+            .map_err(|e| registry_err(ctx, format!("fetching config {config_digest}: {e}")))?;
         store.content.write(&data, Some(&config_digest))?;
     }
     let config_bytes = store.content.read(&config_digest)?;
@@ -413,22 +621,18 @@ async fn download(
             .await
             .map_err(|e| Error::invalid("ingest task", e.to_string()))??;
     let offset = ingest.offset();
+    let remote = ctx.remote(&ctx.reference)?;
     ctx.client
-        .store_auth_if_needed(ctx.reference.registry(), auth)
+        .store_auth_if_needed(remote.resolve_registry(), auth)
         .await;
     let response = if size == offset && offset > 0 {
         None
     } else {
         Some(
             ctx.client
-                .pull_blob_stream_partial(ctx.reference.oci(), job.digest.as_str(), offset, None)
+                .pull_blob_stream_partial(&remote, job.digest.as_str(), offset, None)
                 .await
-                .map_err(|e| {
-                    registry_err(
-                        &ctx.reference,
-                        format!("fetching layer {}: {e}", job.digest),
-                    )
-                })?,
+                .map_err(|e| registry_err(ctx, format!("fetching layer {}: {e}", job.digest)))?,
         )
     };
     let (stream, restart) = match response {
@@ -469,7 +673,7 @@ async fn download(
             // digest decides whether the bytes were wrong (then that is the error) or the
             // layer itself is bad.
             std::io::copy(&mut reader, &mut std::io::sink()).map_err(|e| Error::Registry {
-                registry: ctx2.reference.registry().to_string(),
+                registry: ctx2.endpoint.host.clone(),
                 reason: format!("layer {}: {e}", job2.digest),
             })?;
             unpacked
@@ -501,7 +705,7 @@ async fn download(
                 Err(e) => {
                     let msg = format!("layer {} interrupted at byte {done}: {e}", job.digest);
                     let _ = tx.send(Err(std::io::Error::other(msg.clone()))).await;
-                    net_error = Some(registry_err(&ctx.reference, msg));
+                    net_error = Some(registry_err(ctx, msg));
                     break;
                 }
             }
