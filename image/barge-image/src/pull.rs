@@ -303,6 +303,20 @@ async fn pull_from_hosts(
     Err(all_failed(reference, tried, "pull"))
 }
 
+/// An error and its causes (`error sending request: ...: Connection refused`).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out = format!("{out}: {text}");
+        }
+        next = cause.source();
+    }
+    out
+}
+
 /// A host for messages: its URL, and where it was configured unless it is the registry itself.
 fn describe(ep: &Endpoint) -> String {
     if ep.origin && ep.source.starts_with("the registry ") {
@@ -356,7 +370,11 @@ async fn fetch_manifest(
         .map_err(|e| {
             registry_err(
                 ctx,
-                format!("fetching manifest of {}: {e}", reference.canonical()),
+                format!(
+                    "fetching manifest of {}: {}",
+                    reference.canonical(),
+                    with_causes(&e)
+                ),
             )
         })?;
     if bytes.len() > MAX_MANIFEST {
@@ -419,7 +437,12 @@ async fn pull_inner(
         ctx.client
             .pull_blob(&remote, config_digest.as_str(), &mut data)
             .await
-            .map_err(|e| registry_err(ctx, format!("fetching config {config_digest}: {e}")))?;
+            .map_err(|e| {
+                registry_err(
+                    ctx,
+                    format!("fetching config {config_digest}: {}", with_causes(&e)),
+                )
+            })?;
         store.content.write(&data, Some(&config_digest))?;
     }
     let config_bytes = store.content.read(&config_digest)?;
@@ -632,7 +655,12 @@ async fn download(
             ctx.client
                 .pull_blob_stream_partial(&remote, job.digest.as_str(), offset, None)
                 .await
-                .map_err(|e| registry_err(ctx, format!("fetching layer {}: {e}", job.digest)))?,
+                .map_err(|e| {
+                    registry_err(
+                        ctx,
+                        format!("fetching layer {}: {}", job.digest, with_causes(&e)),
+                    )
+                })?,
         )
     };
     let (stream, restart) = match response {
