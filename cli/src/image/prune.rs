@@ -47,7 +47,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
             removed.push(Removed::Deleted(rec.config.clone()));
         }
     }
-    let report = barge_image::gc::collect(&store, true)?.unwrap_or_default();
+    let report = barge_image::gc::prune(&store)?;
     if !removed.is_empty() {
         println!("Deleted Images:");
         for r in removed {

@@ -149,6 +149,25 @@ impl ContentStore {
         Ok(out)
     }
 
+    /// Remove the partial download of `digest` unless someone is writing it. Whether it was
+    /// removed.
+    pub fn discard_partial(&self, digest: &Digest) -> Result<bool> {
+        let path = self.ingest.join(format!("{}.partial", digest.hex()));
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(Error::io("open partial blob", path, e)),
+        };
+        if file.try_lock().is_err() {
+            return Ok(false);
+        }
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io("remove partial blob", path, e)),
+        }
+    }
+
     /// Remove partial downloads nobody holds (their writer died) and that are older than
     /// `max_age`; younger ones are kept so that an interrupted pull can resume.
     pub fn prune_ingests(&self, max_age: std::time::Duration) -> Result<u64> {

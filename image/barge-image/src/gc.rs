@@ -26,7 +26,18 @@ pub struct GcReport {
 }
 
 /// Collect garbage. With `wait` false it gives up (`None`) when a pull or load is running.
+/// Partial downloads are kept for [`INGEST_MAX_AGE`], for a later pull to resume.
 pub fn collect(store: &Store, wait: bool) -> Result<Option<GcReport>> {
+    collect_with(store, wait, INGEST_MAX_AGE)
+}
+
+/// `image prune`: collect garbage (waiting for running pulls), and every partial download
+/// nobody is writing, however young.
+pub fn prune(store: &Store) -> Result<GcReport> {
+    Ok(collect_with(store, true, Duration::ZERO)?.unwrap_or_default())
+}
+
+fn collect_with(store: &Store, wait: bool, ingest_max_age: Duration) -> Result<Option<GcReport>> {
     let Some(_lock) = store.gc_lock(wait)? else {
         return Ok(None);
     };
@@ -103,6 +114,6 @@ pub fn collect(store: &Store, wait: bool) -> Result<Option<GcReport>> {
             report.blobs += 1;
         }
     }
-    report.ingests = store.content.prune_ingests(INGEST_MAX_AGE)?;
+    report.ingests = store.content.prune_ingests(ingest_max_age)?;
     Ok(Some(report))
 }

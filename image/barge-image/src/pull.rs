@@ -19,7 +19,7 @@ use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientP
 use oci_client::secrets::RegistryAuth;
 use oci_client::Client;
 use oci_spec::image::Descriptor;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::apply::{apply_layer, LayerTarget};
 use crate::config::Config;
@@ -461,8 +461,12 @@ async fn pull_inner(
     let chain = crate::snapshot::chain_ids(&diff_ids);
 
     // Every layer in parallel (bounded), each downloaded, unpacked and committed on its own.
+    // When one fails the others are cancelled and awaited, so that nothing is still writing
+    // when the failed pull's leftovers are collected.
     let sem = Arc::new(Semaphore::new(parallel.max(1)));
+    let (cancel, cancelled) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
+    let mut digests = Vec::with_capacity(layers.len());
     for (i, desc) in layers.iter().enumerate() {
         let job = LayerJob {
             desc: desc.clone(),
@@ -470,7 +474,9 @@ async fn pull_inner(
             diff_id: diff_ids[i].clone(),
             chain: chain[i].clone(),
             parent: i.checked_sub(1).map(|p| chain[p].clone()),
+            cancelled: cancelled.clone(),
         };
+        digests.push(job.digest.clone());
         ctx.progress.event(Event::Layer {
             digest: job.digest.clone(),
             state: LayerState::Waiting,
@@ -480,20 +486,34 @@ async fn pull_inner(
         let auth = auth.clone();
         tasks.spawn(async move {
             let _permit = sem.acquire_owned().await;
-            layer(&ctx, &auth, job).await
+            let digest = job.digest.clone();
+            if *job.cancelled.borrow() {
+                return (digest, Ok(()));
+            }
+            (digest, layer(&ctx, &auth, job).await)
         });
     }
-    let mut first_err = None;
+    let mut first_err: Option<(Option<Digest>, Error)> = None;
     while let Some(joined) = tasks.join_next().await {
-        let res = joined.unwrap_or_else(|e| Err(Error::invalid("layer task", e.to_string())));
+        let (digest, res) = match joined {
+            Ok((d, r)) => (Some(d), r),
+            Err(e) => (None, Err(Error::invalid("layer task", e.to_string()))),
+        };
         if let Err(e) = res {
             if first_err.is_none() {
-                first_err = Some(e);
-                tasks.abort_all();
+                first_err = Some((digest, e));
+                let _ = cancel.send(true);
             }
         }
     }
-    if let Some(e) = first_err {
+    if let Some((failed, e)) = first_err {
+        // Keep the partial download of the layer that failed (the next pull resumes it);
+        // those of the layers cancelled with it would only hold space.
+        for d in digests.iter().filter(|d| Some(*d) != failed.as_ref()) {
+            if let Err(err) = store.content.discard_partial(d) {
+                tracing::warn!("removing the partial download of {d}: {err}");
+            }
+        }
         return Err(e);
     }
     store
@@ -514,6 +534,28 @@ struct LayerJob {
     diff_id: Digest,
     chain: Digest,
     parent: Option<Digest>,
+    /// Set when another layer failed: stop.
+    cancelled: watch::Receiver<bool>,
+}
+
+/// Resolves once `rx` says the pull is cancelled (never, if the sender is gone).
+async fn until_cancelled(rx: &watch::Receiver<bool>) {
+    let mut rx = rx.clone();
+    if rx.wait_for(|c| *c).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// A failure of this machine (a system call failing: disk full, read-only, quota; the
+/// database), not of the bytes or the network (those reach us as errors without an errno):
+/// retrying, reading on or asking another host won't help.
+fn is_local(e: &Error) -> bool {
+    match e {
+        Error::Io { source, .. } => source.raw_os_error().is_some(),
+        Error::Db { .. } => true,
+        Error::Layer { source, .. } => is_local(source),
+        _ => false,
+    }
 }
 
 fn is_transient(e: &Error) -> bool {
@@ -562,7 +604,10 @@ async fn layer(ctx: &Arc<Ctx>, auth: &RegistryAuth, job: LayerJob) -> Result<()>
                             error: e.to_string(),
                         },
                     });
-                    tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(500 << attempt)) => {}
+                        _ = until_cancelled(&job.cancelled) => return Err(e),
+                    }
                 }
                 Err(e) => return Err(e),
             }
@@ -614,18 +659,22 @@ impl Read for ChannelReader {
     }
 }
 
-/// Writes everything read through it into the blob being ingested.
+/// Writes everything read through it into the blob being ingested; a failed write (a full
+/// disk) is kept as the store's own error.
 struct TeeToIngest<'a, R> {
     inner: R,
     ingest: &'a mut crate::content::Ingest,
+    error: Option<Error>,
 }
 
 impl<R: Read> Read for TeeToIngest<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.ingest
-            .write_all(&buf[..n])
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        if let Err(e) = self.ingest.write_all(&buf[..n]) {
+            let msg = e.to_string();
+            self.error = Some(e);
+            return Err(std::io::Error::other(msg));
+        }
         Ok(n)
     }
 }
@@ -691,19 +740,31 @@ async fn download(
             let mut reader = existing.chain(TeeToIngest {
                 inner: net,
                 ingest: &mut ingest,
+                error: None,
             });
             let unpacked = if unpack_it {
                 extract(&ctx2, &job2, compression, &mut reader)
             } else {
                 Ok(())
             };
+            if let Some(e) = reader.get_mut().1.error.take() {
+                return Err(e);
+            }
+            if unpacked.as_ref().is_err_and(is_local) {
+                return unpacked;
+            }
             // Read what is left, also after a failed unpack: with the whole blob on disk its
             // digest decides whether the bytes were wrong (then that is the error) or the
             // layer itself is bad.
-            std::io::copy(&mut reader, &mut std::io::sink()).map_err(|e| Error::Registry {
-                registry: ctx2.endpoint.host.clone(),
-                reason: format!("layer {}: {e}", job2.digest),
-            })?;
+            if let Err(e) = std::io::copy(&mut reader, &mut std::io::sink()) {
+                return Err(match reader.get_mut().1.error.take() {
+                    Some(store_error) => store_error,
+                    None => Error::Registry {
+                        registry: ctx2.endpoint.host.clone(),
+                        reason: format!("layer {}: {e}", job2.digest),
+                    },
+                });
+            }
             unpacked
         };
         ingest.commit()?;
@@ -715,7 +776,17 @@ async fn download(
         let total = size;
         let mut done = start;
         let mut last_report = 0u64;
-        while let Some(item) = stream.next().await {
+        loop {
+            let next = tokio::select! {
+                next = stream.next() => next,
+                _ = until_cancelled(&job.cancelled) => {
+                    let msg = "cancelled: another layer failed";
+                    let _ = tx.send(Err(std::io::Error::other(msg))).await;
+                    net_error = Some(Error::invalid(format!("layer {}", job.digest), msg));
+                    break;
+                }
+            };
+            let Some(item) = next else { break };
             match item {
                 Ok(chunk) => {
                     done += chunk.len() as u64;
@@ -748,7 +819,7 @@ async fn download(
         .await
         .map_err(|e| Error::invalid("unpack task", e.to_string()))?;
     match (net_error, result) {
-        (Some(net), Err(_)) => Err(net),
+        (Some(net), Err(e)) if !is_local(&e) => Err(net),
         (_, r) => r,
     }
 }
