@@ -738,3 +738,39 @@ fn import_rootfs_tarball() {
     assert!(err.to_string().contains("layer"), "{err}");
     e.assert_empty();
 }
+
+#[test]
+fn import_of_an_empty_tarball_is_refused() {
+    let e = env();
+    // What `tar -cf x.tar -T /dev/null` writes (10 KiB of zeros), the bare end-of-archive
+    // marker, the same gzip-compressed, and no bytes at all.
+    let gz_marker = {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut enc, &[0u8; 1024]).unwrap();
+        enc.finish().unwrap()
+    };
+    for input in [vec![0u8; 10240], vec![0u8; 1024], gz_marker, Vec::new()] {
+        let err = archive::import(
+            &e.store,
+            &e.config,
+            &input[..],
+            "empty:1",
+            &ImportOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("rootfs tarball") && err.contains("empty"),
+            "{} bytes: {err}",
+            input.len()
+        );
+        e.assert_empty();
+        assert_eq!(
+            fs::read_dir(e.store.root().join("content/ingest"))
+                .unwrap()
+                .count(),
+            0,
+            "no partial left"
+        );
+    }
+}

@@ -69,14 +69,26 @@ fn import_locked(
     opts: &ImportOptions,
     container_config: Map<String, Value>,
 ) -> Result<(ImageRecord, bool)> {
-    let mut tarball = HashReader::new(sniffed(reader, "rootfs tarball")?);
+    let mut content = AnyData {
+        inner: sniffed(reader, "rootfs tarball")?,
+        seen: false,
+    };
+    let mut tarball = HashReader::new(&mut content);
     let mut ingest = store.content.ingest_unknown()?;
     if let Err(e) = compress_into(&mut tarball, &mut ingest) {
         ingest.abort();
         return Err(e);
     }
-    let layer = ingest.commit()?;
     let (diff_id, _) = tarball.finish();
+    // Nothing but zeros (the end-of-archive blocks), or nothing at all: no file, no image.
+    if !content.seen {
+        ingest.abort();
+        return Err(Error::invalid(
+            "rootfs tarball",
+            "it is empty (no files): nothing to import",
+        ));
+    }
+    let layer = ingest.commit()?;
 
     let created = now_rfc3339();
     let mut history = json!({"created": created, "created_by": "barge import"});
@@ -135,6 +147,22 @@ fn import_locked(
     };
     let moved = store.record_names(std::slice::from_ref(&record))?;
     Ok((record, moved))
+}
+
+/// Notes whether anything but zero bytes went through (a tar header is never all zeros).
+struct AnyData<R> {
+    inner: R,
+    seen: bool,
+}
+
+impl<R: Read> Read for AnyData<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if !self.seen && buf[..n].iter().any(|&b| b != 0) {
+            self.seen = true;
+        }
+        Ok(n)
+    }
 }
 
 /// Writes into a blob being ingested, keeping the store's own error for the report.
