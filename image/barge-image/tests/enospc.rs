@@ -135,7 +135,7 @@ fn enospc_leaves_only_the_partial_in_flight_and_a_later_pull_resumes() {
     assert_eq!(e.store.db.images().unwrap(), vec![]);
     assert_eq!(e.store.db.snapshots().unwrap(), vec![], "snapshots left");
     assert_eq!(e.store.content.list().unwrap(), vec![], "blobs left");
-    assert_eq!(files(&e.store.snapshots.dir().to_path_buf()), vec![]);
+    assert_eq!(files(e.store.snapshots.dir()), vec![]);
     let partials = files(&root.join("content/ingest"));
     assert!(
         partials.len() <= 1,

@@ -17,7 +17,7 @@ use common::{env, Env};
 fn tagged_image(who: &str) -> Image {
     Image::new(vec![Layer::new(
         Comp::Gzip,
-        vec![Entry::file("which", who.as_bytes().to_vec(), 0o644)],
+        vec![Entry::file("which", who.as_bytes(), 0o644)],
     )])
 }
 
