@@ -154,10 +154,16 @@ impl Engine {
                 // The shim records the failed start just after answering: wait for it, so
                 // that what follows (`run --rm` removing it) sees an exited container.
                 self.wait_exit_recorded(&rec.id, Duration::from_secs(2));
-                Err(Error::Other(format!(
-                    "start container {}: {msg}",
-                    &rec.id[..12]
-                )))
+                let msg = format!("start container {}: {msg}", &rec.id[..12]);
+                let code = barge_shim::state::load(&self.paths.shim_state(&rec.id))
+                    .ok()
+                    .flatten()
+                    .and_then(|st| st.exit_code)
+                    .filter(|c| *c == 126 || *c == 127);
+                Err(match code {
+                    Some(code) => Error::StartFailed { code, msg },
+                    None => Error::Other(msg),
+                })
             }
             _ => Err(shim_err(format!("unexpected answer {line:?}"))),
         }
@@ -262,7 +268,7 @@ impl Engine {
         Ok(sock)
     }
 
-    fn connect(&self, id: &str) -> Result<UnixStream> {
+    pub(crate) fn connect(&self, id: &str) -> Result<UnixStream> {
         let p = self.paths.socket(id);
         UnixStream::connect(&p).map_err(|e| Error::Shim {
             id: id.into(),
