@@ -70,6 +70,12 @@ impl Engine {
     pub fn exec_create(&self, key: &str, o: &ExecOptions) -> Result<String> {
         let rec = self.db.find(key)?;
         let st = self.status(&rec);
+        if st.shim_lost {
+            return Err(Error::ShimLost {
+                id: rec.id.clone(),
+                shim_pid: st.shim_pid,
+            });
+        }
         if st.state != State::Running {
             return Err(Error::BadState {
                 id: rec.id.clone(),
