@@ -103,7 +103,6 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     };
     read_logs(&path, &opts, (&mut out, &mut err), &mut done)
         .with_context(|| format!("read logs of {}", args.container))?;
-    drop(done);
     if lost && args.follow {
         drop(err);
         anyhow::bail!("{}: {}", args.container, barge_engine::status::SHIM_LOST);

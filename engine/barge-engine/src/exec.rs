@@ -165,8 +165,13 @@ impl Engine {
         }
         let state_path = files::state_path(&dir, exec_id);
         let now = barge_runtime::time::now_rfc3339();
+        let me = std::process::id() as i32;
         let started = ExecState {
             running: true,
+            reaper_pid: me,
+            reaper_start: barge_runtime::state::proc_stat(me)
+                .map(|s| s.0)
+                .unwrap_or(0),
             started_at: Some(now.clone()),
             ..Default::default()
         };
@@ -199,10 +204,14 @@ impl Engine {
         // A process whose reaper is gone (a killed shim or client) is not running any more
         // unless it really is still there.
         if st.running {
-            let alive = st.pid > 0 && barge_runtime::state::process_alive(st.pid, st.pid_start);
-            let reaper = st.reaper_pid == 0
-                || barge_runtime::state::process_alive(st.reaper_pid, st.reaper_start);
-            if !alive && !(reaper && st.pid == 0) {
+            // A foreground exec's pid is not recorded: its client (the reaper) tells.
+            let alive = if st.pid > 0 {
+                barge_runtime::state::process_alive(st.pid, st.pid_start)
+            } else {
+                st.reaper_pid > 0
+                    && barge_runtime::state::process_alive(st.reaper_pid, st.reaper_start)
+            };
+            if !alive {
                 st.running = false;
                 st.error.get_or_insert_with(|| {
                     "the process ended while nobody recorded its exit code".into()
