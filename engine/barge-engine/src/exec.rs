@@ -99,6 +99,7 @@ impl Engine {
             detach: o.detach,
         };
         let dir = files::dir(&self.paths.container(&rec.id));
+        prune_finished(&self.paths.container(&rec.id));
         std::fs::create_dir_all(&dir).map_err(|e| Error::Io {
             what: "create directory",
             path: dir.clone(),
@@ -355,6 +356,36 @@ impl Engine {
     }
 }
 
+/// How many finished execs a container keeps for inspect (a container exec'd into
+/// periodically, as by a health check, must not grow its directory without end).
+pub const KEEP_FINISHED: usize = 64;
+
+/// Remove the oldest finished exec records beyond [`KEEP_FINISHED`].
+fn prune_finished(container_dir: &std::path::Path) {
+    let Ok(rd) = std::fs::read_dir(files::dir(container_dir)) else {
+        return;
+    };
+    let mut finished: Vec<(String, String)> = rd
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let id = name.strip_suffix(".state.json")?.to_string();
+            let st = files::load_state(&e.path()).ok()??;
+            (!st.running).then(|| (st.finished_at.unwrap_or_default(), id))
+        })
+        .collect();
+    if finished.len() <= KEEP_FINISHED {
+        return;
+    }
+    // RFC 3339 times in UTC sort as text.
+    finished.sort();
+    let extra = finished.len() - KEEP_FINISHED;
+    for (_, id) in finished.into_iter().take(extra) {
+        let _ = std::fs::remove_file(files::config_path(container_dir, &id));
+        let _ = std::fs::remove_file(files::state_path(container_dir, &id));
+    }
+}
+
 /// The shim's answer to `exec ID`: `ok PID` or `err CODE MESSAGE`.
 fn parse_start_answer(container: &str, exec_id: &str, answer: &str) -> Result<i32> {
     match answer.split_once(' ') {
@@ -395,5 +426,29 @@ mod tests {
             Err(Error::Other(m)) if m.contains("boom")
         ));
         assert!(parse_start_answer("c", "e", "").is_err());
+    }
+
+    #[test]
+    fn finished_records_are_pruned_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(files::dir(dir.path())).unwrap();
+        let n = KEEP_FINISHED + 3;
+        for i in 0..n {
+            let id = format!("{i:04x}");
+            let st = ExecState {
+                running: i == 0,
+                finished_at: Some(format!("2026-01-01T00:{:02}:{:02}Z", i / 60, i % 60)),
+                ..Default::default()
+            };
+            files::save(&files::state_path(dir.path(), &id), &st).unwrap();
+            std::fs::write(files::config_path(dir.path(), &id), "{}").unwrap();
+        }
+        prune_finished(dir.path());
+        let left = |id: usize| files::state_path(dir.path(), &format!("{id:04x}")).exists();
+        // The running one stays whatever its age; the oldest finished ones went.
+        assert!(left(0));
+        let kept = (0..n).filter(|i| left(*i)).count();
+        assert_eq!(kept, KEEP_FINISHED + 1);
+        assert!(!left(1) && !left(2) && !left(3) && left(4) && left(n - 1));
     }
 }
