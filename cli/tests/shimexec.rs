@@ -281,3 +281,30 @@ fn exec_failures_give_dockers_codes() {
     // The container still runs; a good exec works.
     assert_eq!(b.ok(&["exec", "ef", "echo", "ok"]), "ok\n");
 }
+
+/// docker's stdin rules for exec: `-i` passes our input, without it the process reads
+/// nothing (before, every exec read the client's stdin).
+#[test]
+fn exec_reads_stdin_only_with_i() {
+    let b = env();
+    b.run_d(&["--name", "in", "bb", "sleep", "600"]);
+    let with_input = |args: &[&str]| {
+        let mut c = b.cmd(args);
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().expect("spawn exec");
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+        let out = child.wait_with_output().expect("exec output");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    assert_eq!(
+        with_input(&["exec", "-i", "in", "cat"]),
+        (Some(0), "hello\n".to_string())
+    );
+    assert_eq!(with_input(&["exec", "in", "cat"]), (Some(0), String::new()));
+}

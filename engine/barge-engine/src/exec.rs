@@ -141,7 +141,8 @@ impl Engine {
     /// Run a created exec in the foreground of the caller (which must be single-threaded:
     /// the runtime forks); its exit code. With a terminal, the caller's hangup, interrupt or
     /// terminate signals end the caller and hang up the process's terminal (docker's client);
-    /// without, they are forwarded to the process.
+    /// without, they are forwarded to the process. Without `-i` (and without a terminal) the
+    /// caller's stdin is pointed at /dev/null first: the process gets no input, as docker's.
     pub fn exec_start_foreground(&self, exec_id: &str) -> Result<i32> {
         let (cfg, _) = self.exec_find(exec_id)?;
         let dir = self.paths.container(&cfg.container_id);
