@@ -239,3 +239,27 @@ fn killed_run_d_leaves_nothing_check_misses() {
         .unwrap_or_default();
     assert!(pins.is_empty(), "pins left: {pins:?}");
 }
+
+/// A container that ended while its shim was gone (nobody recorded its exit, the runtime's
+/// record is left): shown exited with the loss, and `start` runs it again (before, the new
+/// create failed "already exists").
+#[test]
+fn container_that_ended_without_its_shim_starts_again() {
+    let b = env();
+    let id = b.run_d(&["--name", "ended", "bb", "sleep", "1"]);
+    let (pid, _) = kill_shim(&b, &id);
+    assert!(
+        wait_until(Duration::from_secs(5), || !alive(pid)),
+        "the container did not end"
+    );
+    let st = state(&b, &id);
+    assert_eq!(st["Status"], "exited", "{st}");
+    assert_eq!(st["ExitCode"], 255, "{st}");
+    assert_eq!(st["ShimLost"], true, "{st}");
+    let out = bounded(&b, &["wait", "ended"], Duration::from_secs(5));
+    assert_ne!(out.status.code(), Some(0), "wait: {}", stderr(&out));
+    let out = bounded(&b, &["start", "ended"], Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(b.inspect("ended", "{{.State.Status}}"), "running");
+    assert_eq!(b.inspect("ended", "{{.State.ShimLost}}"), "false");
+}

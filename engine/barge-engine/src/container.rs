@@ -76,6 +76,17 @@ impl Engine {
                 return Ok((rec, sock));
             }
         }
+        if st.shim_lost {
+            // Its last run ended while its shim was gone: do the clean-up the shim did not
+            // (the runtime's record would make the new create fail "already exists").
+            if let Ok(Some(mut ss)) = barge_shim::state::load(&self.paths.shim_state(&rec.id)) {
+                self.finish_without_shim(
+                    &rec.id,
+                    &mut ss,
+                    "shim lost: the container ended while its shim was gone (exit code not recorded)",
+                );
+            }
+        }
         let marker = self.paths.stop_marker(&rec.id);
         match std::fs::remove_file(&marker) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
