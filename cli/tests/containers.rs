@@ -1316,7 +1316,11 @@ fn exec_runs_in_the_container() {
     // Not running: refused.
     b.ok(&["stop", "-t", "1", "ex"]);
     let out = b.run(&["exec", "ex", "true"]);
-    assert_eq!(out.status.code(), Some(126));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "docker: exit 1 for a container that is not running"
+    );
     assert!(stderr(&out).contains("not running"), "{}", stderr(&out));
 }
 

@@ -30,6 +30,9 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         );
     }
     let stdin = rec.config.open_stdin && !args.no_stdin;
+    if let Some(code) = super::refuse_without_tty(rec.config.tty, stdin) {
+        return Ok(code);
+    }
     let sock = engine.attach_socket(
         &rec.id,
         Streams {

@@ -1,9 +1,11 @@
-//! `barge exec`: run a process in a running container, through the runtime's `exec` (which
-//! joins the container's namespaces and cgroup, and proxies a terminal with `-t`).
+//! `barge exec`: run a process in a running container (docker's exec create + start): in the
+//! foreground through the runtime's `exec` (which joins the container's namespaces and cgroup,
+//! and proxies a terminal with `-t`), or with `-d` under the container's shim, which reaps it
+//! and records its exit code for `barge container exec-inspect`.
 
-use anyhow::{bail, Result};
-use barge_engine::status::State;
-use clap::Parser;
+use anyhow::Result;
+use barge_engine::exec::ExecOptions;
+use barge_engine::Error;
 
 use super::Ctx;
 
@@ -37,51 +39,71 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
+    if let Some(code) = super::refuse_without_tty(args.tty, args.interactive && !args.detach) {
+        return Ok(code);
+    }
     let engine = ctx.engine()?;
-    let rec = engine.db.find(&args.container)?;
-    let st = engine.status(&rec);
-    if st.state != State::Running {
-        bail!(
-            "container {} is not running (it is {})",
-            args.container,
-            st.state.as_str()
-        );
+    let opts = ExecOptions {
+        cmd: args.command,
+        env: args.env,
+        user: args.user,
+        workdir: args.workdir,
+        privileged: args.privileged,
+        tty: args.tty,
+        interactive: args.interactive,
+        detach: args.detach,
+    };
+    let id = match engine.exec_create(&args.container, &opts) {
+        Ok(id) => id,
+        // docker: exit 1 for a container that is missing or not running.
+        Err(e @ (Error::NoSuchContainer(_) | Error::BadState { .. } | Error::ShimLost { .. })) => {
+            eprintln!("Error response from daemon: {e}");
+            return Ok(1);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let started = if args.detach {
+        engine.exec_start_detached(&id).map(|_| {
+            println!("{id}");
+            0
+        })
+    } else {
+        engine.exec_start_foreground(&id)
+    };
+    match started {
+        Ok(code) => Ok(code),
+        Err(e) => match e.start_failure_code() {
+            // docker: the OCI runtime's message, and 127 (not found) or 126 (not executable).
+            Some(code) => {
+                eprintln!("barge: {e}");
+                Ok(code)
+            }
+            None => Err(e.into()),
+        },
     }
-    let mut argv = vec![
-        "barge-runtime".to_string(),
-        "--root".into(),
-        engine.paths.runtime_root().display().to_string(),
-        "exec".into(),
-    ];
-    if args.detach {
-        argv.push("--detach".into());
-    }
-    if args.tty {
-        argv.push("--tty".into());
-    }
-    for e in &args.env {
-        let e = barge_engine::config::expand_env(e).map_err(anyhow::Error::msg)?;
-        if !e.is_empty() {
-            argv.extend(["--env".into(), e]);
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    /// Exec ids (or unique prefixes), as `exec -d` prints them.
+    #[arg(required = true)]
+    pub ids: Vec<String>,
+}
+
+/// `barge container exec-inspect ID...`: docker's exec inspect, as a JSON array.
+pub fn inspect(ctx: &Ctx, args: InspectArgs) -> Result<i32> {
+    let engine = ctx.engine()?;
+    let mut out = Vec::new();
+    let mut code = 0;
+    for id in &args.ids {
+        match engine.exec_inspect(id) {
+            Ok(i) => out.push(serde_json::to_value(i)?),
+            Err(e) => {
+                eprintln!("barge: {e}");
+                code = 1;
+            }
         }
     }
-    if let Some(u) = &args.user {
-        let u = barge_engine::user::resolve(&engine.paths.rootfs(&rec.id), u)?;
-        argv.extend(["--user".into(), format!("{}:{}", u.uid, u.gid)]);
-        for g in u.additional_gids {
-            argv.extend(["--additional-gids".into(), g.to_string()]);
-        }
-    }
-    if let Some(w) = &args.workdir {
-        argv.extend(["--cwd".into(), w.clone()]);
-    }
-    if args.privileged {
-        for c in barge_engine::spec::grantable_capabilities() {
-            argv.extend(["--cap".into(), c]);
-        }
-    }
-    argv.push(rec.id.clone());
-    argv.extend(args.command);
-    let cli = barge_runtime_cli::Cli::try_parse_from(argv)?;
-    Ok(barge_runtime_cli::run(cli))
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(code)
 }

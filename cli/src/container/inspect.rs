@@ -41,6 +41,7 @@ pub fn document(engine: &Engine, rec: &ContainerRecord, st: &Status) -> Value {
             "Pid": st.pid,
             "ExitCode": st.exit_code.unwrap_or(0),
             "Error": st.error.clone().unwrap_or_default(),
+            "ShimLost": st.shim_lost,
             "StartedAt": st.started_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
             "FinishedAt": st.finished_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
         },

@@ -77,6 +77,11 @@ pub fn start(ctx: &Ctx, args: StartArgs) -> Result<i32> {
         if args.containers.len() != 1 {
             anyhow::bail!("you cannot start and attach multiple containers at once");
         }
+        let rec = engine.db.find(&args.containers[0])?;
+        let stdin = args.interactive && rec.config.open_stdin;
+        if let Some(code) = super::refuse_without_tty(rec.config.tty, stdin) {
+            return Ok(code);
+        }
         let (rec, sock) = engine.start(
             &args.containers[0],
             Some(Streams {

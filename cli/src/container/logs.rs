@@ -82,6 +82,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     let mut out = std::io::stdout().lock();
     let mut err = std::io::stderr().lock();
     let mut checks = 0u32;
+    let mut lost = false;
     let mut done = || {
         // Follow until the container is finished for good (checked every few polls).
         checks += 1;
@@ -89,11 +90,22 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
             return false;
         }
         match engine.db.find(&rec.id) {
-            Ok(r) => !engine.status(&r).state.is_active(),
+            Ok(r) => {
+                let st = engine.status(&r);
+                if st.shim_lost {
+                    // Nothing writes the log any more: following would wait forever.
+                    lost = true;
+                }
+                lost || !st.state.is_active()
+            }
             Err(_) => true,
         }
     };
     read_logs(&path, &opts, (&mut out, &mut err), &mut done)
         .with_context(|| format!("read logs of {}", args.container))?;
+    if lost && args.follow {
+        drop(err);
+        anyhow::bail!("{}: {}", args.container, barge_engine::status::SHIM_LOST);
+    }
     Ok(0)
 }

@@ -55,6 +55,26 @@ impl Ctx {
     }
 }
 
+/// docker's refusal of `-it` when our stdin is not a terminal (the program would wait for
+/// input from a terminal nobody can type in).
+pub const NOT_A_TTY: &str = "the input device is not a TTY";
+
+/// Whether our stdin is a terminal.
+pub fn stdin_is_tty() -> bool {
+    nix::unistd::isatty(std::io::stdin()).unwrap_or(false)
+}
+
+/// `-t` with `-i` needs a terminal on stdin: print docker's message and give its exit code (1)
+/// when there is none.
+pub fn refuse_without_tty(tty: bool, stdin: bool) -> Option<i32> {
+    if tty && stdin && !stdin_is_tty() {
+        eprintln!("barge: {NOT_A_TTY}");
+        Some(1)
+    } else {
+        None
+    }
+}
+
 /// The first 12 characters of an id, as docker shows it.
 pub fn short(id: &str) -> &str {
     &id[..12.min(id.len())]

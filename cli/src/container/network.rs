@@ -341,6 +341,8 @@ pub enum ContainerCommand {
     /// Tear down an exited container's network (run by its shim).
     #[command(hide = true)]
     Cleanup { id: String },
+    /// Show an exec's state (docker's exec inspect): running, exit code, pid, process.
+    ExecInspect(super::exec::InspectArgs),
 }
 
 pub fn container(ctx: &Ctx, cmd: ContainerCommand) -> Result<i32> {
@@ -349,5 +351,6 @@ pub fn container(ctx: &Ctx, cmd: ContainerCommand) -> Result<i32> {
             ctx.engine()?.cleanup(&id)?;
             Ok(0)
         }
+        ContainerCommand::ExecInspect(a) => super::exec::inspect(ctx, a),
     }
 }

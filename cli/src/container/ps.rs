@@ -38,6 +38,10 @@ pub fn status_text(st: &Status) -> String {
     };
     match st.state {
         State::Created => "Created".into(),
+        State::Running if st.shim_lost => format!(
+            "Up {} (shim lost)",
+            format::human_duration(since(&st.started_at))
+        ),
         State::Running => format!("Up {}", format::human_duration(since(&st.started_at))),
         State::Paused => format!(
             "Up {} (Paused)",

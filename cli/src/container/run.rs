@@ -28,6 +28,11 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
+    if !args.detach {
+        if let Some(code) = super::refuse_without_tty(args.create.tty, args.create.interactive) {
+            return Ok(code);
+        }
+    }
     let engine = ctx.engine()?;
     let opts = args.create.options(args.rm)?;
     let rec = create(ctx, &engine, &args.create, opts)?;
@@ -42,7 +47,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
             if args.rm {
                 let _ = engine.remove(&rec.id, true, true);
             }
-            let code = start_failure_code(&e.to_string());
+            let code = e.start_failure_code().unwrap_or(super::ENGINE_FAILED);
             if code != super::ENGINE_FAILED {
                 eprintln!("barge: {e}");
                 return Ok(code);
@@ -93,18 +98,5 @@ fn remove_after(engine: &barge_engine::Engine, id: &str) -> Result<()> {
     match engine.remove(id, true, true) {
         Ok(_) | Err(barge_engine::Error::NoSuchContainer(_)) => Ok(()),
         Err(e) => Err(e.into()),
-    }
-}
-
-/// docker run's exit code when the container's process could not be started: 127 when
-/// the command does not exist, 126 when it can't be invoked, else 125.
-fn start_failure_code(msg: &str) -> i32 {
-    let msg = msg.to_ascii_lowercase();
-    if msg.contains("executable file not found") || msg.contains("no such file or directory") {
-        127
-    } else if msg.contains("permission denied") || msg.contains("is a directory") {
-        126
-    } else {
-        super::ENGINE_FAILED
     }
 }

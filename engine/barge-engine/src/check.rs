@@ -21,9 +21,37 @@ fn is_id(s: &str) -> bool {
 }
 
 impl Engine {
-    /// Whether a container's network namespace pin or CNI attachments exist.
+    /// Stop a container whose shim is gone (SIGKILL, if it still runs) and record it as
+    /// exited (code 255 unless one was recorded) with `why`: runtime state deleted, rootfs
+    /// unmounted, network down, socket removed. Nothing can recover its exit code or the
+    /// output written after the shim died (its pipes died with the shim).
+    pub(crate) fn finish_without_shim(
+        &self,
+        id: &str,
+        st: &mut barge_shim::state::ShimState,
+        why: &str,
+    ) {
+        if let Ok(store) = self.runtime() {
+            let _ = barge_runtime::container::delete(&store, id, true);
+        }
+        crate::container::unmount_rootfs(&self.paths.rootfs(id));
+        self.network_down(id);
+        st.status = ShimStatus::Exited;
+        st.pid = 0;
+        st.exit_code = Some(st.exit_code.unwrap_or(255));
+        st.finished_at = Some(barge_runtime::time::now_rfc3339());
+        st.error = Some(why.to_string());
+        let _ = state::save(&self.paths.shim_state(id), st);
+        let _ = std::fs::remove_file(self.paths.socket(id));
+    }
+
+    /// Whether a container's network namespace pin (mounted, or only its file: a start
+    /// killed between creating the pin file and mounting the namespace on it) or CNI
+    /// attachments exist.
     fn network_left_up(&self, id: &str) -> bool {
-        barge_runtime::netns::is_pinned(&self.paths.netns(id))
+        let pin = self.paths.netns(id);
+        barge_runtime::netns::is_pinned(&pin)
+            || std::fs::symlink_metadata(&pin).is_ok()
             || self.paths.attachments(id).exists()
     }
 
@@ -152,17 +180,12 @@ impl Engine {
                 )
             };
             note(what, &mut || {
-                if let Ok(store) = self.runtime() {
-                    let _ = barge_runtime::container::delete(&store, &rec.id, true);
-                }
-                crate::container::unmount_rootfs(&self.paths.rootfs(&rec.id));
-                self.network_down(&rec.id);
-                st.status = ShimStatus::Exited;
-                st.pid = 0;
-                st.exit_code = Some(st.exit_code.unwrap_or(255));
-                st.finished_at = Some(barge_runtime::time::now_rfc3339());
-                let _ = state::save(&path, &st);
-                let _ = std::fs::remove_file(self.paths.socket(&rec.id));
+                let why = if alive {
+                    "shim lost: the container was stopped by `barge system check` (its exit code and the output after the shim died are lost)"
+                } else {
+                    "shim lost: the container ended while its shim was gone (exit code not recorded)"
+                };
+                self.finish_without_shim(&rec.id, &mut st, why);
             });
         }
         // Directories without a row.

@@ -76,6 +76,17 @@ impl Engine {
                 return Ok((rec, sock));
             }
         }
+        if st.shim_lost {
+            // Its last run ended while its shim was gone: do the clean-up the shim did not
+            // (the runtime's record would make the new create fail "already exists").
+            if let Ok(Some(mut ss)) = barge_shim::state::load(&self.paths.shim_state(&rec.id)) {
+                self.finish_without_shim(
+                    &rec.id,
+                    &mut ss,
+                    "shim lost: the container ended while its shim was gone (exit code not recorded)",
+                );
+            }
+        }
         let marker = self.paths.stop_marker(&rec.id);
         match std::fs::remove_file(&marker) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -154,10 +165,16 @@ impl Engine {
                 // The shim records the failed start just after answering: wait for it, so
                 // that what follows (`run --rm` removing it) sees an exited container.
                 self.wait_exit_recorded(&rec.id, Duration::from_secs(2));
-                Err(Error::Other(format!(
-                    "start container {}: {msg}",
-                    &rec.id[..12]
-                )))
+                let msg = format!("start container {}: {msg}", &rec.id[..12]);
+                let code = barge_shim::state::load(&self.paths.shim_state(&rec.id))
+                    .ok()
+                    .flatten()
+                    .and_then(|st| st.exit_code)
+                    .filter(|c| *c == 126 || *c == 127);
+                Err(match code {
+                    Some(code) => Error::StartFailed { code, msg },
+                    None => Error::Other(msg),
+                })
             }
             _ => Err(shim_err(format!("unexpected answer {line:?}"))),
         }
@@ -256,13 +273,26 @@ impl Engine {
 
     /// Connect to a running container's shim and attach.
     pub fn attach_socket(&self, id: &str, s: Streams) -> Result<UnixStream> {
-        let mut sock = self.connect(id)?;
+        let mut sock = self.connect(id).map_err(|e| self.shim_lost_or(id, e))?;
         sock.write_all(s.request().as_bytes())
             .map_err(|e| Error::Other(format!("attach to {id}: {e}")))?;
         Ok(sock)
     }
 
-    fn connect(&self, id: &str) -> Result<UnixStream> {
+    /// [`Error::ShimLost`] when the container's shim is dead, else `e`.
+    pub(crate) fn shim_lost_or(&self, id: &str, e: Error) -> Error {
+        match barge_shim::state::load(&self.paths.shim_state(id)) {
+            Ok(Some(st)) if st.status != barge_shim::state::Status::Exited && !st.shim_alive() => {
+                Error::ShimLost {
+                    id: id.to_string(),
+                    shim_pid: st.shim_pid,
+                }
+            }
+            _ => e,
+        }
+    }
+
+    pub(crate) fn connect(&self, id: &str) -> Result<UnixStream> {
         let p = self.paths.socket(id);
         UnixStream::connect(&p).map_err(|e| Error::Shim {
             id: id.into(),
@@ -292,11 +322,18 @@ impl Engine {
         .map(drop)
     }
 
-    /// Wait until the container is not running; its exit code.
+    /// Wait until the container is not running; its exit code. A container whose shim is
+    /// gone (nobody will record its exit) is [`Error::ShimLost`], at once.
     pub fn wait(&self, key: &str) -> Result<i32> {
         let rec = self.db.find(key)?;
         loop {
             let st = self.status(&rec);
+            if st.shim_lost {
+                return Err(Error::ShimLost {
+                    id: rec.id.clone(),
+                    shim_pid: st.shim_pid,
+                });
+            }
             if !st.state.is_active() {
                 return Ok(st.exit_code.unwrap_or(0));
             }
@@ -369,6 +406,18 @@ impl Engine {
 
     fn stop_locked(&self, rec: &ContainerRecord, timeout: Option<u32>) -> Result<()> {
         let st = self.status(rec);
+        if st.shim_lost {
+            // Nobody else will record the exit or clean up: stop it and do it here.
+            let stopped = self.stop_without_shim(rec, timeout);
+            if let Ok(Some(mut ss)) = barge_shim::state::load(&self.paths.shim_state(&rec.id)) {
+                self.finish_without_shim(
+                    &rec.id,
+                    &mut ss,
+                    "shim lost: the container was stopped by the user (its exit code and the output after the shim died are lost)",
+                );
+            }
+            return stopped;
+        }
         if !st.state.is_active() {
             return Ok(());
         }
@@ -392,6 +441,32 @@ impl Engine {
             Ok(())
         } else {
             Err(Error::Other(format!("container {} did not stop", rec.id)))
+        }
+    }
+
+    /// The stop signal, then SIGKILL after the timeout, to a container without its shim.
+    fn stop_without_shim(&self, rec: &ContainerRecord, timeout: Option<u32>) -> Result<()> {
+        if !self.status(rec).state.is_active() {
+            return Ok(());
+        }
+        let store = self.runtime()?;
+        let secs = timeout.or(rec.config.stop_timeout).unwrap_or(10);
+        let sig = barge_runtime::signal::parse(&rec.config.stop_signal).unwrap_or(Signal::SIGTERM);
+        let _ = barge_runtime::container::set_paused(&store, &rec.id, false);
+        let _ = barge_runtime::container::kill_container(&store, &rec.id, sig, false);
+        let end = Instant::now() + Duration::from_secs(secs as u64);
+        while Instant::now() < end && self.status(rec).state.is_active() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = barge_runtime::container::kill_container(&store, &rec.id, Signal::SIGKILL, true);
+        let end = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < end && self.status(rec).state.is_active() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if self.status(rec).state.is_active() {
+            Err(Error::Other(format!("container {} did not stop", rec.id)))
+        } else {
+            Ok(())
         }
     }
 

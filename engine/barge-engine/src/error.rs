@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 pub enum Error {
     #[error("No such container: {0}")]
     NoSuchContainer(String),
+    #[error("No such exec instance: {0}")]
+    NoSuchExec(String),
     #[error("No such volume: {0}")]
     NoSuchVolume(String),
     #[error("No such network: {0}")]
@@ -36,11 +38,29 @@ pub enum Error {
     Runtime(#[from] barge_runtime::Error),
     #[error("shim of container {id}: {msg}")]
     Shim { id: String, msg: String },
+    /// The container's (or an exec's) process could not be started; `code` is docker's exit
+    /// code for it: 127 (program not found), 126 (not executable), else 125/128.
+    #[error("{msg}")]
+    StartFailed { code: i32, msg: String },
+    /// The container's shim died (SIGKILL, OOM kill): nobody reaps, logs or serves it.
+    #[error("container {id}: its shim (pid {shim_pid}) is gone: the container is not supervised (its logs stopped); run `barge system check` to repair")]
+    ShimLost { id: String, shim_pid: i32 },
     #[error("{0}")]
     Other(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// docker's exit code for a process that could not be started, if this is such an error.
+    pub fn start_failure_code(&self) -> Option<i32> {
+        match self {
+            Error::StartFailed { code, .. } => Some(*code),
+            Error::Runtime(e) => e.exec_failure().map(|f| f.exit_code()),
+            _ => None,
+        }
+    }
+}
 
 /// Attach the operation and path to an I/O error.
 pub trait IoContext<T> {

@@ -9,6 +9,7 @@ pub mod container;
 pub mod create;
 pub mod db;
 pub mod error;
+pub mod exec;
 pub mod lock;
 pub mod names;
 pub mod network;

@@ -47,7 +47,14 @@ pub struct Status {
     pub restart_count: u32,
     pub error: Option<String>,
     pub shim_pid: i32,
+    /// The shim died before the container was finished (SIGKILL, OOM): nobody reaps,
+    /// logs or serves the container; its exit code (if it ended) was not recorded.
+    pub shim_lost: bool,
 }
+
+/// The message of a lost shim (in `State.Error`).
+pub const SHIM_LOST: &str =
+    "shim lost: the container's shim died; its output is no longer logged and its exit code will not be recorded (run `barge system check`)";
 
 impl Engine {
     pub fn status(&self, rec: &ContainerRecord) -> Status {
@@ -60,6 +67,7 @@ impl Engine {
             restart_count: 0,
             error: None,
             shim_pid: 0,
+            shim_lost: false,
         };
         let dir = self.paths.container(&rec.id);
         if !rec.ready || !dir.is_dir() {
@@ -101,8 +109,16 @@ impl Engine {
             ShimStatus::Running if alive => State::Running,
             // The shim is gone (killed, or the host rebooted). The container may still run
             // (orphaned: `system check` deals with it); otherwise it ended unrecorded.
-            _ if st.pid > 0 && self.runtime_alive(&rec.id) => State::Running,
+            _ if st.pid > 0 && self.runtime_alive(&rec.id) => {
+                s.shim_lost = true;
+                s.error = Some(SHIM_LOST.into());
+                State::Running
+            }
             _ => {
+                if st.status != ShimStatus::Exited {
+                    s.shim_lost = true;
+                    s.error = Some(SHIM_LOST.into());
+                }
                 s.exit_code = Some(
                     s.exit_code
                         .filter(|_| st.status == ShimStatus::Exited)

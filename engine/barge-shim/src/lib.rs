@@ -3,6 +3,7 @@
 //! protocol, the CRI log format).
 
 pub mod config;
+pub mod exec;
 pub mod logs;
 pub mod protocol;
 pub mod shim;

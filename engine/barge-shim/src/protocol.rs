@@ -9,6 +9,9 @@
 //! - `resize ROWS COLS`: set the terminal size; answered `ok`.
 //! - `wait`: answered with the exit code (decimal text and newline) when the container exits.
 //! - `wake`: the shim re-reads the stop marker (a user stop during a restart delay); `ok`.
+//! - `exec ID`: start the detached exec whose configuration is `execs/ID.json` in the
+//!   container's directory (see `barge_shim::exec`); answered `ok PID` once it runs, or
+//!   `err CODE MESSAGE` (CODE: 127 program not found, 126 not executable, else 125).
 
 /// Frame stream ids.
 pub const STDOUT: u8 = 1;
@@ -40,6 +43,9 @@ pub enum Request {
     },
     Wait,
     Wake,
+    Exec {
+        id: String,
+    },
 }
 
 impl Request {
@@ -58,6 +64,14 @@ impl Request {
             }),
             "wait" => Some(Request::Wait),
             "wake" => Some(Request::Wake),
+            "exec" => {
+                let id = words.next()?;
+                // An exec id names a file: hex only.
+                if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return None;
+                }
+                Some(Request::Exec { id: id.into() })
+            }
             _ => None,
         }
     }
@@ -73,6 +87,7 @@ impl Request {
             Request::Resize { rows, cols } => format!("resize {rows} {cols}\n"),
             Request::Wait => "wait\n".into(),
             Request::Wake => "wake\n".into(),
+            Request::Exec { id } => format!("exec {id}\n"),
         }
     }
 }
@@ -92,11 +107,14 @@ mod tests {
             Request::Resize { rows: 24, cols: 80 },
             Request::Wait,
             Request::Wake,
+            Request::Exec { id: "ab12".into() },
         ] {
             assert_eq!(Request::parse(&r.line()), Some(r));
         }
         assert_eq!(Request::parse("resize x 3"), None);
         assert_eq!(Request::parse("bogus"), None);
+        assert_eq!(Request::parse("exec ../x"), None);
+        assert_eq!(Request::parse("exec"), None);
         let h = frame_header(STDERR, 70000);
         assert_eq!(parse_header(&h), (STDERR, 70000));
     }

@@ -265,7 +265,7 @@ fn drive_setup(
             drop(fd);
             ch.init.expect(&Msg::Ready, "container init")
         }
-        (Msg::Error(e), _) => Err(Error::Container(e)),
+        (m @ (Msg::Error(_) | Msg::ExecFailed(..)), _) => Err(m.into_error()),
         (other, _) => Err(Error::Container(format!(
             "container init sent {other:?}, expected Ready"
         ))),
@@ -312,7 +312,7 @@ pub(crate) fn hand_seccomp_listener(
 /// If the init already died and told us why, that is the error to report.
 fn init_error_or(ch: &sync::Channel, e: Error) -> Error {
     match ch.recv("container init") {
-        Ok(Msg::Error(msg)) => Error::Container(msg),
+        Ok(m @ (Msg::Error(_) | Msg::ExecFailed(..))) => m.into_error(),
         _ => e,
     }
 }

@@ -48,6 +48,41 @@ pub enum Error {
     /// The caller passed an invalid argument (bad signal name, bad id, ...).
     #[error("{0}")]
     InvalidArgument(String),
+    /// The process's program could not be executed, for `reason` (docker exits 127 or 126).
+    #[error("{message}")]
+    ExecFailed {
+        reason: ExecFailure,
+        message: String,
+    },
+}
+
+/// Why a process's program could not be executed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ExecFailure {
+    /// No such file, or not found in `$PATH` (docker: exit 127).
+    NotFound,
+    /// Found but not executable: no execute permission, a directory (docker: exit 126).
+    NotExecutable,
+}
+
+impl ExecFailure {
+    /// The exit code shells and docker use for this failure.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            ExecFailure::NotFound => 127,
+            ExecFailure::NotExecutable => 126,
+        }
+    }
+}
+
+impl Error {
+    /// Why the program could not be executed, when that is what this error is.
+    pub fn exec_failure(&self) -> Option<ExecFailure> {
+        match self {
+            Error::ExecFailed { reason, .. } => Some(*reason),
+            _ => None,
+        }
+    }
 }
 
 /// Result alias for the runtime library.

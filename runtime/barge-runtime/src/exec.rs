@@ -51,6 +51,7 @@ use oci_spec::runtime::{LinuxNamespaceType, LinuxPersonality, Process};
 
 use crate::cgroups::Placement;
 use crate::error::{at, Context, Error, Result};
+pub use crate::foreground::Foreground;
 use crate::foreground::Signals;
 use crate::namespaces;
 use crate::process::{self, CapPlan};
@@ -195,6 +196,13 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
 /// `process.terminal` is set and no console socket was given (as `run` does), wait for it and
 /// return its exit code (128+N if killed by signal N).
 pub fn exec_and_wait(store: &Store, opts: &ExecOptions) -> Result<i32> {
+    exec_and_wait_with(store, opts, Foreground::default())
+}
+
+/// [`exec_and_wait`] with a policy for signals and stdin (see [`Foreground`]). A caller that
+/// does not forward signals and is ended by one returns 128+N at once: the process, left
+/// without its terminal's master, gets a hangup.
+pub fn exec_and_wait_with(store: &Store, opts: &ExecOptions, fg: Foreground) -> Result<i32> {
     let signals = Signals::block()?;
 
     let mut opts = opts.clone();
@@ -227,7 +235,7 @@ pub fn exec_and_wait(store: &Store, opts: &ExecOptions) -> Result<i32> {
     if let Some(m) = &master {
         tty_proxy::sync_size(m);
     }
-    let code = signals.wait(pid, master.as_ref().zip(raw.as_ref()), reap);
+    let code = signals.wait_with(pid, master.as_ref().zip(raw.as_ref()), reap, fg);
     drop(raw);
     Ok(code)
 }
@@ -378,7 +386,7 @@ fn confirm_exec(ch: &Channel, st: &ContainerState, pid: Pid) -> Result<()> {
                 fd.as_fd(),
             )?,
             Ok((Msg::Ready, _)) => break,
-            Ok((Msg::Error(e), _)) => return Err(Error::Container(e)),
+            Ok((m @ (Msg::Error(_) | Msg::ExecFailed(..)), _)) => return Err(m.into_error()),
             Ok((other, _)) => {
                 return Err(Error::Container(format!(
                     "{peer} sent {other:?}, expected Ready"
@@ -388,7 +396,7 @@ fn confirm_exec(ch: &Channel, st: &ContainerState, pid: Pid) -> Result<()> {
         }
     }
     match ch.recv(peer) {
-        Ok(Msg::Error(e)) => Err(Error::Container(e)),
+        Ok(m @ (Msg::Error(_) | Msg::ExecFailed(..))) => Err(m.into_error()),
         Ok(other) => Err(Error::Container(format!(
             "{peer} sent {other:?} instead of exec'ing"
         ))),
@@ -479,7 +487,7 @@ fn process_main(ch: Channel, c: &Ctx) -> ! {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    let _ = ch.send(&Msg::Error(e.to_string()));
+    let _ = ch.send(&Msg::failure(&e));
     sys::exit_now(1)
 }
 

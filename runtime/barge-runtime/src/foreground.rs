@@ -25,6 +25,34 @@ const FORWARDED: &[Signal] = &[
     Signal::SIGALRM,
 ];
 
+/// How a foreground caller treats the signals it gets and its stdin.
+#[derive(Debug, Clone, Copy)]
+pub struct Foreground {
+    /// Forward signals to the process (runc's behaviour). Without, a terminal's hangup,
+    /// interrupt, quit or terminate signal makes the caller stop waiting and let go of the
+    /// pty (docker's client with `-t`): the process gets the pty's hangup, nothing else.
+    pub forward_signals: bool,
+    /// Copy our stdin to the process's terminal (docker's `-i`).
+    pub stdin: bool,
+}
+
+impl Default for Foreground {
+    fn default() -> Self {
+        Foreground {
+            forward_signals: true,
+            stdin: true,
+        }
+    }
+}
+
+/// The signals that end a caller that does not forward them.
+const ENDING: &[Signal] = &[
+    Signal::SIGHUP,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGTERM,
+];
+
 /// SIGCHLD and the forwarded signals, blocked and read from a signalfd; the previous mask
 /// comes back on drop.
 pub(crate) struct Signals {
@@ -61,16 +89,36 @@ impl Signals {
         terminal: Option<(&OwnedFd, &tty_proxy::RawMode)>,
         reap: fn(Pid) -> Option<i32>,
     ) -> i32 {
+        self.wait_with(pid, terminal, reap, Foreground::default())
+    }
+
+    /// [`Signals::wait`] with a policy for signals and stdin. A caller that does not forward
+    /// signals and holds the pty returns 128+N on an ending signal N, without waiting.
+    pub fn wait_with(
+        &self,
+        pid: Pid,
+        terminal: Option<(&OwnedFd, &tty_proxy::RawMode)>,
+        reap: fn(Pid) -> Option<i32>,
+        fg: Foreground,
+    ) -> i32 {
         if let Some((m, raw)) = terminal {
             let mut code = None;
-            tty_proxy::pump(
+            let ended = std::cell::Cell::new(None);
+            tty_proxy::pump_with(
                 m,
                 self.sfd.as_fd(),
                 raw.is_tty(),
-                || self.forward_pending(pid, Some(m)),
+                fg.stdin,
+                || {
+                    if fg.forward_signals {
+                        self.forward_pending(pid, Some(m));
+                    } else if let Some(sig) = self.take_pending(Some(m)) {
+                        ended.set(Some(128 + sig as i32));
+                    }
+                },
                 || {
                     if code.is_none() {
-                        code = reap(pid);
+                        code = reap(pid).or(ended.get());
                     }
                     code.is_some()
                 },
@@ -93,6 +141,25 @@ impl Signals {
             }
             self.forward_pending(pid, None);
         }
+    }
+
+    /// Read queued signals without forwarding them (SIGWINCH resizes the pty); the first
+    /// ending signal among them, if any.
+    fn take_pending(&self, master: Option<&OwnedFd>) -> Option<Signal> {
+        let mut ending = None;
+        while let Ok(Some(info)) = self.sfd.read_signal() {
+            let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else {
+                continue;
+            };
+            if sig == Signal::SIGWINCH {
+                if let Some(m) = master {
+                    tty_proxy::sync_size(m);
+                }
+            } else if ENDING.contains(&sig) && ending.is_none() {
+                ending = Some(sig);
+            }
+        }
+        ending
     }
 
     /// Forward queued signals to `pid`; SIGWINCH resizes the pty instead when we proxy one.

@@ -139,7 +139,7 @@ fn write_time_offsets(spec: &Spec) -> Result<()> {
 fn init(ch: &Channel, a: &InitArgs) -> ! {
     match init_until_ready(ch, a) {
         Err(e) => {
-            let _ = ch.send(&Msg::Error(e.to_string()));
+            let _ = ch.send(&Msg::failure(&e));
             sys::exit_now(1)
         }
         Ok(mut waiting) => {

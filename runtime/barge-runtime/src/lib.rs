@@ -35,5 +35,5 @@ pub mod tty_proxy;
 pub mod update;
 
 pub use container::CreateOptions;
-pub use error::{Error, Result};
+pub use error::{Error, ExecFailure, Result};
 pub use state::{Status, Store};

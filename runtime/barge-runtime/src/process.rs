@@ -16,7 +16,7 @@ use nix::sys::stat::{umask, Mode};
 use nix::unistd::{setgroups, setresgid, setresuid, Gid, Pid, Uid};
 use oci_spec::runtime::{Capabilities, PosixRlimitType, Process};
 
-use crate::error::{Context, Error, Result};
+use crate::error::{Context, Error, ExecFailure, Result};
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -186,25 +186,36 @@ pub fn find_executable(p: &Process) -> Result<PathBuf> {
             return Ok(candidate);
         }
     }
-    Err(Error::Container(format!(
-        "exec: {name:?}: executable file not found in $PATH"
-    )))
+    Err(Error::ExecFailed {
+        reason: ExecFailure::NotFound,
+        message: format!("exec: {name:?}: executable file not found in $PATH"),
+    })
 }
 
 fn check_exec(path: &Path) -> Result<()> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| Error::Container(format!("exec: {}: {e}", path.display())))?;
+    let meta = std::fs::metadata(path).map_err(|e| {
+        let message = format!("exec: {}: {e}", path.display());
+        match e.kind() {
+            std::io::ErrorKind::NotFound => Error::ExecFailed {
+                reason: ExecFailure::NotFound,
+                message,
+            },
+            std::io::ErrorKind::PermissionDenied => Error::ExecFailed {
+                reason: ExecFailure::NotExecutable,
+                message,
+            },
+            _ => Error::Container(message),
+        }
+    })?;
+    let not_executable = |what: &str| Error::ExecFailed {
+        reason: ExecFailure::NotExecutable,
+        message: format!("exec: {}: {what}", path.display()),
+    };
     if meta.is_dir() {
-        return Err(Error::Container(format!(
-            "exec: {}: is a directory",
-            path.display()
-        )));
+        return Err(not_executable("is a directory"));
     }
     if meta.permissions().mode() & 0o111 == 0 {
-        return Err(Error::Container(format!(
-            "exec: {}: permission denied",
-            path.display()
-        )));
+        return Err(not_executable("permission denied"));
     }
     Ok(())
 }
@@ -250,7 +261,18 @@ pub fn exec(path: &Path, argv: &[CString], envp: &[CString]) -> Error {
         return Error::Container(format!("exec {}: path contains NUL", path.display()));
     };
     match nix::unistd::execve(&cpath, argv, envp) {
-        Err(e) => Error::Container(format!("exec {}: {e}", path.display())),
+        Err(e) => {
+            let message = format!("exec {}: {e}", path.display());
+            let reason = match e {
+                nix::errno::Errno::ENOENT => ExecFailure::NotFound,
+                nix::errno::Errno::EACCES
+                | nix::errno::Errno::ENOEXEC
+                | nix::errno::Errno::EISDIR
+                | nix::errno::Errno::EPERM => ExecFailure::NotExecutable,
+                _ => return Error::Container(message),
+            };
+            Error::ExecFailed { reason, message }
+        }
         Ok(never) => match never {},
     }
 }

@@ -31,6 +31,27 @@ pub enum Msg {
     Ready,
     /// Child → parent: setup failed.
     Error(String),
+    /// Child → parent: the program could not be executed (see [`Error::ExecFailed`]).
+    ExecFailed(crate::error::ExecFailure, String),
+}
+
+impl Msg {
+    /// The message reporting `e` (keeping why a program could not be executed).
+    pub fn failure(e: &Error) -> Msg {
+        match e {
+            Error::ExecFailed { reason, message } => Msg::ExecFailed(*reason, message.clone()),
+            other => Msg::Error(other.to_string()),
+        }
+    }
+
+    /// The error a failure message reports (`Msg::Error` or `Msg::ExecFailed`).
+    pub fn into_error(self) -> Error {
+        match self {
+            Msg::ExecFailed(reason, message) => Error::ExecFailed { reason, message },
+            Msg::Error(e) => Error::Container(e),
+            other => Error::Container(format!("unexpected {other:?}")),
+        }
+    }
 }
 
 /// One end of the sync channel.
@@ -134,7 +155,7 @@ impl Channel {
     pub fn expect(&self, want: &Msg, peer: &str) -> Result<()> {
         match self.recv(peer)? {
             ref m if m == want => Ok(()),
-            Msg::Error(e) => Err(Error::Container(e)),
+            m @ (Msg::Error(_) | Msg::ExecFailed(..)) => Err(m.into_error()),
             other => Err(Error::Container(format!(
                 "{peer} sent {other:?}, expected {want:?}"
             ))),

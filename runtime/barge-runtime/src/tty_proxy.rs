@@ -79,11 +79,24 @@ pub fn pump(
     master: &OwnedFd,
     sigfd: BorrowedFd,
     stdin_is_tty: bool,
+    on_signal: impl FnMut(),
+    done: impl FnMut() -> bool,
+) {
+    pump_with(master, sigfd, stdin_is_tty, true, on_signal, done)
+}
+
+/// [`pump`], reading our stdin only with `read_stdin` (else the program's terminal gets no
+/// input, as docker's `-t` without `-i`).
+pub fn pump_with(
+    master: &OwnedFd,
+    sigfd: BorrowedFd,
+    stdin_is_tty: bool,
+    read_stdin: bool,
     mut on_signal: impl FnMut(),
     mut done: impl FnMut() -> bool,
 ) {
     let stdin = std::io::stdin();
-    let mut stdin_open = true;
+    let mut stdin_open = read_stdin;
     let mut master_open = true;
     let mut buf = [0u8; 8192];
     loop {

@@ -27,9 +27,22 @@ pub struct Stdio {
     pub terminal: bool,
 }
 
+/// Why a start failed: the exit code to record (docker's: 127 for a program not found, 126 for
+/// one that can't be executed, 128 for any other failure) and the message.
+pub type Failure = (i32, String);
+
+/// The code recorded for a start that failed for another reason than the program.
+pub const START_FAILED: i32 = 128;
+
+fn failure_code(e: &barge_runtime::Error) -> i32 {
+    e.exec_failure()
+        .map(|f| f.exit_code())
+        .unwrap_or(START_FAILED)
+}
+
 /// Create and start the container; returns its init pid and the shim's ends of its stdio.
-pub fn launch(cfg: &ShimConfig) -> Result<(i32, Stdio), String> {
-    let err = |what: &str, e: nix::Error| format!("{what}: {e}");
+pub fn launch(cfg: &ShimConfig) -> Result<(i32, Stdio), Failure> {
+    let err = |what: &str, e: nix::Error| (START_FAILED, format!("{what}: {e}"));
     let (res_r, res_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| err("pipe", e))?;
     // Child ends (given to the container) and shim ends.
     let mut child_fds: Vec<OwnedFd> = Vec::new();
@@ -46,10 +59,11 @@ pub fn launch(cfg: &ShimConfig) -> Result<(i32, Stdio), String> {
             .write(true)
             .open("/dev/null")
             .map(OwnedFd::from)
-            .map_err(|e| format!("open /dev/null: {e}"))
+            .map_err(|e| (START_FAILED, format!("open /dev/null: {e}")))
     };
     if cfg.terminal {
-        let (ours, theirs) = UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
+        let (ours, theirs) =
+            UnixStream::pair().map_err(|e| (START_FAILED, format!("socketpair: {e}")))?;
         console = Some((ours, Arc::new(theirs.into())));
         for _ in 0..3 {
             child_fds.push(devnull()?);
@@ -80,7 +94,7 @@ pub fn launch(cfg: &ShimConfig) -> Result<(i32, Stdio), String> {
             let mut res_w = std::fs::File::from(res_w);
             let msg = match run_in_child(cfg, &opts, &child_fds) {
                 Ok(pid) => format!("ok {pid}"),
-                Err(e) => format!("err {e}"),
+                Err((code, e)) => format!("err {code} {e}"),
             };
             let _ = res_w.write_all(msg.as_bytes());
             sys::exit_now(0);
@@ -99,7 +113,7 @@ pub fn launch(cfg: &ShimConfig) -> Result<(i32, Stdio), String> {
                     let msg = read_result(res_r, child);
                     return Err(match msg {
                         Err(m) => m,
-                        Ok(_) => e.to_string(),
+                        Ok(_) => (START_FAILED, e.to_string()),
                     });
                 }
             }
@@ -108,40 +122,48 @@ pub fn launch(cfg: &ShimConfig) -> Result<(i32, Stdio), String> {
     };
     let pid = read_result(res_r, child)?;
     if let Some(m) = master {
-        let dup = m.try_clone().map_err(|e| format!("dup pty master: {e}"))?;
+        let dup = m
+            .try_clone()
+            .map_err(|e| (START_FAILED, format!("dup pty master: {e}")))?;
         stdio.stdout = Some(m);
         stdio.stdin = Some(dup);
     }
     Ok((pid, stdio))
 }
 
-fn read_result(res_r: OwnedFd, child: nix::unistd::Pid) -> Result<i32, String> {
+pub(super) fn read_result(res_r: OwnedFd, child: nix::unistd::Pid) -> Result<i32, Failure> {
     let mut msg = String::new();
     let r = std::fs::File::from(res_r).read_to_string(&mut msg);
     let _ = waitpid(child, None);
-    r.map_err(|e| format!("read the result of create: {e}"))?;
+    let fail = |m: String| (START_FAILED, m);
+    r.map_err(|e| fail(format!("read the result of create: {e}")))?;
     match msg.split_once(' ') {
         Some(("ok", pid)) => pid
             .trim()
             .parse()
-            .map_err(|_| format!("bad pid from create: {pid:?}")),
-        Some(("err", e)) => Err(e.to_string()),
-        _ => Err("create failed without a message".into()),
+            .map_err(|_| fail(format!("bad pid from create: {pid:?}"))),
+        Some(("err", e)) => Err(match e.split_once(' ') {
+            Some((code, m)) => (code.parse().unwrap_or(START_FAILED), m.to_string()),
+            None => fail(e.to_string()),
+        }),
+        _ => Err(fail("create failed without a message".into())),
     }
 }
 
 /// In the forked child: put the container's stdio on 0, 1, 2, then create and start.
-fn run_in_child(cfg: &ShimConfig, opts: &CreateOptions, fds: &[OwnedFd]) -> Result<i32, String> {
+fn run_in_child(cfg: &ShimConfig, opts: &CreateOptions, fds: &[OwnedFd]) -> Result<i32, Failure> {
+    let fail = |e: barge_runtime::Error| (failure_code(&e), e.to_string());
     if let [i, o, e] = fds {
-        dup2_stdin(i).map_err(|e| format!("dup2 stdin: {e}"))?;
-        dup2_stdout(o).map_err(|e| format!("dup2 stdout: {e}"))?;
-        dup2_stderr(e).map_err(|e| format!("dup2 stderr: {e}"))?;
+        let dup = |what: &str, e: nix::Error| (START_FAILED, format!("dup2 {what}: {e}"));
+        dup2_stdin(i).map_err(|e| dup("stdin", e))?;
+        dup2_stdout(o).map_err(|e| dup("stdout", e))?;
+        dup2_stderr(e).map_err(|e| dup("stderr", e))?;
     }
-    let store = Store::open(&cfg.runtime_root).map_err(|e| e.to_string())?;
-    let st = container::create(&store, opts).map_err(|e| e.to_string())?;
+    let store = Store::open(&cfg.runtime_root).map_err(fail)?;
+    let st = container::create(&store, opts).map_err(fail)?;
     if let Err(e) = container::start(&store, &cfg.id) {
         let _ = container::delete(&store, &cfg.id, true);
-        return Err(e.to_string());
+        return Err(fail(e));
     }
     Ok(st.pid)
 }

@@ -7,6 +7,7 @@
 //! shim's socket (the caller has already written its request line into it).
 
 mod clients;
+mod execs;
 mod launch;
 mod supervisor;
 mod sys;
@@ -178,19 +179,19 @@ fn serve(
                 delete_runtime_container(&sup.cfg);
                 code
             }
-            Err(e) => {
+            Err((code, e)) => {
                 sup.state.error = Some(e.clone());
                 if !reported {
                     // The caller sees the error; no restart for a container that never ran.
                     report(&format!("err {e}"));
                     sup.state.status = Status::Exited;
-                    sup.state.exit_code = Some(127);
+                    sup.state.exit_code = Some(code);
                     sup.state.finished_at = Some(barge_runtime::time::now_rfc3339());
                     sup.save_state();
-                    sup.announce_exit(127);
+                    sup.announce_exit(code);
                     break;
                 }
-                127
+                code
             }
         };
         let stopped = sup.cfg.stop_marker.exists();

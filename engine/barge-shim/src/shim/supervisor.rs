@@ -31,6 +31,8 @@ pub struct Supervisor {
     pub state: ShimState,
     /// A `wake` request arrived (the stop marker may have appeared).
     woken: bool,
+    /// Detached execs started and not reaped yet.
+    execs: Vec<super::execs::Running>,
 }
 
 /// The I/O of one run of the container.
@@ -93,6 +95,7 @@ impl Supervisor {
             log,
             state,
             woken: false,
+            execs: Vec::new(),
         }
     }
 
@@ -265,6 +268,11 @@ impl Supervisor {
     }
 
     fn reaped(&mut self, run: &mut Run, pid: Pid, code: i32) {
+        if let Some(i) = self.execs.iter().position(|e| e.state.pid == pid.as_raw()) {
+            let mut e = self.execs.swap_remove(i);
+            super::execs::finished(&self.cfg, &mut e, code);
+            return;
+        }
         if run.pid != 0 && pid.as_raw() == run.pid && run.exit.is_none() {
             run.exit = Some(code);
             run.deadline = Some(Instant::now() + DRAIN);
@@ -339,6 +347,30 @@ impl Supervisor {
                     }
                     c.push_raw(b"ok\n");
                     c.closing = true;
+                }
+                Some(Request::Exec { id }) => {
+                    // Only while the container runs (not during a restart delay).
+                    let answer = if run.pid == 0 || run.exit.is_some() {
+                        format!("err 125 container {} is not running\n", self.cfg.id)
+                    } else {
+                        match super::execs::start(&self.cfg, &id) {
+                            Ok(e) => {
+                                let line = format!("ok {}\n", e.state.pid);
+                                self.execs.push(e);
+                                line
+                            }
+                            Err((code, msg)) => {
+                                format!("err {code} {}\n", msg.replace('\n', " "))
+                            }
+                        }
+                    };
+                    // `self.clients[i]` again: starting the exec borrowed all of `self`.
+                    if let Some(c) = self.clients.get_mut(i) {
+                        c.push_raw(answer.as_bytes());
+                        c.closing = true;
+                        c.flush();
+                    }
+                    return;
                 }
                 Some(Request::Wake) => {
                     self.woken = true;
