@@ -142,7 +142,7 @@ async fn fetch_manifest(
 ) -> Result<(Vec<u8>, Digest)> {
     let (bytes, _) = ctx
         .client
-        .pull_manifest_raw(reference.oci(), auth, manifest::ACCEPTED)
+        .pull_manifest_raw(&reference.oci(), auth, manifest::ACCEPTED)
         .await
         .map_err(|e| {
             registry_err(
@@ -207,7 +207,7 @@ async fn pull_inner(
     if !store.content.exists(&config_digest) {
         let mut data = Vec::new();
         ctx.client
-            .pull_blob(reference.oci(), config_digest.as_str(), &mut data)
+            .pull_blob(&reference.oci(), config_digest.as_str(), &mut data)
             .await
             .map_err(|e| {
                 registry_err(reference, format!("fetching config {config_digest}: {e}"))
@@ -421,7 +421,7 @@ async fn download(
     } else {
         Some(
             ctx.client
-                .pull_blob_stream_partial(ctx.reference.oci(), job.digest.as_str(), offset, None)
+                .pull_blob_stream_partial(&ctx.reference.oci(), job.digest.as_str(), offset, None)
                 .await
                 .map_err(|e| {
                     registry_err(
