@@ -15,7 +15,11 @@ fn listed(b: &BargeEnv) -> Vec<String> {
         .lines()
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            format!("{} {}", v["Repository"].as_str().unwrap(), v["Tag"].as_str().unwrap())
+            format!(
+                "{} {}",
+                v["Repository"].as_str().unwrap(),
+                v["Tag"].as_str().unwrap()
+            )
         })
         .collect()
 }
