@@ -82,6 +82,15 @@ fn bad_names_get_dockers_messages() {
         assert!(!o.status.success(), "pull {name} succeeded");
         assert!(stderr(&o).contains(want), "pull {name}: {}", stderr(&o));
     }
+    // run: refused as a name, not looked for ("Unable to find image ... locally").
+    let o = b.run(&["run", "--rm", "Busybox", "true"]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("repository name (library/Busybox) must be lowercase"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("Unable to find"), "{}", stderr(&o));
     let long = format!("reg.io/{}", "a".repeat(250));
     let o = b.run(&["tag", "bb", &long]);
     assert!(
