@@ -21,6 +21,8 @@
 #   BARGE=...          use this barge binary instead of building one (release)
 #   PODMAN=0           leave podman out
 #   SAMPLES=file.csv   also write every timed run (tool,index,ns) there
+#   CONCURRENCY="1 2 3 4 5"  max-concurrent-downloads values for barge's RSS table
+#                      (empty: no table)
 #
 # Needs root, python3, curl, docker-registry, umoci, skopeo and (optional)
 # podman, GNU time for the RSS figures (Debian: apt-get install -y
@@ -35,6 +37,7 @@ WARMUP=${WARMUP:-1}
 LAYERS=${LAYERS:-5}
 LAYER_MB=${LAYER_MB:-22}
 RUN_TIMEOUT=${RUN_TIMEOUT:-60}
+CONCURRENCY=${CONCURRENCY-1 2 3 4 5}
 PODMAN=${PODMAN:-1}
 BUSYBOX=${BUSYBOX:-/bin/busybox}
 
@@ -43,6 +46,9 @@ die() { log "error: $*"; exit 1; }
 
 for n in RUNS WARMUP LAYERS LAYER_MB RUN_TIMEOUT; do
     [[ ${!n} =~ ^[0-9]+$ ]] || die "$n must be a whole number, got '${!n}'"
+done
+for c in $CONCURRENCY; do
+    [[ $c =~ ^[1-9][0-9]*$ ]] || die "CONCURRENCY must list whole numbers >= 1, got '$c'"
 done
 ((RUNS >= 1)) || die "RUNS must be at least 1"
 ((LAYERS >= 1)) || die "LAYERS must be at least 1"
@@ -378,6 +384,23 @@ if [[ -n $time_bin ]]; then
     done
 fi
 
+# Peak RSS and time of barge against max-concurrent-downloads (config.json), one pull each
+# (the default, 3, is also the row above).
+sweep=$work/sweep.tsv
+: >"$sweep"
+if [[ -n $time_bin && -n $CONCURRENCY ]]; then
+    log "peak RSS against max-concurrent-downloads: $CONCURRENCY"
+    for c in $CONCURRENCY; do
+        printf '{"max-concurrent-downloads": %d}\n' "$c" >"$barge_etc/config.json"
+        prep_barge
+        sync
+        "$time_bin" -o "$work/rss" -f '%e %M' "$barge" --root "$barge_root" \
+            --config "$barge_etc" pull -q "$ref" >/dev/null 2>&1 || die "barge pull failed with max-concurrent-downloads $c"
+        printf '%s\t%s\n' "$c" "$(tail -n1 "$work/rss")" >>"$sweep"
+    done
+    rm -f "$barge_etc/config.json"
+fi
+
 if [[ -n ${SAMPLES:-} ]]; then
     { echo "tool,index,ns" && cat "$samples"; } >"$SAMPLES"
     log "raw timings written to $SAMPLES"
@@ -403,7 +426,7 @@ report_rows() {
 
 MACHINE="nproc $(nproc), memory $mem, kernel $(uname -r), CPU $cpu, $fs" \
     IMAGE="$image_stats" VERSIONS="$versions" REV="$rev" BARGE_BIN="$barge" RUNS="$RUNS" \
-    WARMUP="$WARMUP" python3 - "$samples" <(report_rows) <<'PY'
+    WARMUP="$WARMUP" python3 - "$samples" <(report_rows) "$sweep" <<'PY'
 import os
 import statistics
 import sys
@@ -444,6 +467,12 @@ for tool, label, _, broken in rows:
     if broken:
         out.append("")
         out.append(f"{label}: n/a, {broken}")
+sweep = [line.split() for line in open(sys.argv[3]) if line.strip()]
+if sweep:
+    out += ["", "| barge pull, max-concurrent-downloads | s (one pull) | peak RSS MiB |",
+            "| ---: | ---: | ---: |"]
+    for c, secs, kib in sweep:
+        out.append(f"| {c} | {float(secs):.2f} | {int(kib) / 1024:.1f} |")
 print("\n".join(out), flush=True)
 sys.exit(1 if failed else 0)
 PY

@@ -6,6 +6,7 @@ mod container;
 mod format;
 mod image;
 mod progress;
+mod sys;
 
 use std::path::PathBuf;
 
@@ -31,7 +32,10 @@ struct Cli {
     command: Command,
 }
 
+// Only the subcommand given is built (its flags, help, defaults): building all of them for
+// every invocation touched code all over the binary, megabytes of resident pages.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 enum Command {
     /// The OCI runtime, with runc's commands and flags (same as the `barge-runtime` binary).
     Runtime(barge_runtime_cli::Cli),
@@ -116,6 +120,7 @@ fn container_cmd(f: impl FnOnce() -> anyhow::Result<i32>, fail_code: i32) -> i32
 }
 
 fn main() {
+    sys::tune_malloc();
     let cli = Cli::parse();
     let ctx = image::Ctx {
         root: cli.root,

@@ -271,6 +271,11 @@ pub fn create(
     opts: CreateOptions,
 ) -> Result<ContainerRecord> {
     let have = engine.images.resolve(&args.image).is_ok();
+    if !have {
+        // Not a stored name or ID: a name that can't be pulled is refused as such (docker's
+        // "invalid reference format"), not looked for in a registry.
+        barge_image::reference::ImageRef::parse(&args.image)?;
+    }
     let need = match args.pull.as_str() {
         "always" => true,
         "never" => false,

@@ -20,7 +20,7 @@ pub async fn check(
     let (client, _) = crate::pull::client_for(&probe, config, insecure)?;
     let auth = RegistryAuth::Basic(user.to_string(), password.to_string());
     match client
-        .pull_manifest_raw(probe.oci(), &auth, crate::manifest::ACCEPTED)
+        .pull_manifest_raw(&probe.oci(), &auth, crate::manifest::ACCEPTED)
         .await
     {
         Ok(_) => Ok(()),

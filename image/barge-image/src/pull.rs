@@ -34,8 +34,15 @@ use crate::reference::{is_loopback_registry, ImageRef};
 use crate::store::Store;
 use crate::unpack::{Compression, Limits};
 
+#[cfg(test)]
+mod memory_tests;
+
 const MAX_MANIFEST: usize = 4 << 20;
 const ATTEMPTS: u32 = 5;
+/// Pieces of at most [`PIECE`] bytes queued per layer for its unpacking thread; the socket's
+/// own buffer keeps the stream flowing while the queue is full.
+const CHUNKS_IN_FLIGHT: usize = 4;
+const PIECE: usize = 64 << 10;
 
 pub struct PullOptions {
     pub platform: Platform,
@@ -679,6 +686,26 @@ impl<R: Read> Read for TeeToIngest<'_, R> {
     }
 }
 
+/// Queue `chunk` as copies of at most [`PIECE`] bytes. The chunk shares hyper's read buffer
+/// (up to ~400 KB when the network outruns the disk): queued as it is, every chunk waiting
+/// kept a whole buffer alive and made hyper allocate another (64 queued chunks a layer held
+/// tens of MB). Dropped here, the buffer is free for the next read. False if the worker is gone.
+async fn send_copied(
+    tx: &mpsc::Sender<std::io::Result<bytes::Bytes>>,
+    chunk: bytes::Bytes,
+) -> bool {
+    for piece in chunk.chunks(PIECE) {
+        if tx
+            .send(Ok(bytes::Bytes::copy_from_slice(piece)))
+            .await
+            .is_err()
+        {
+            return false;
+        }
+    }
+    true
+}
+
 async fn download(
     ctx: &Arc<Ctx>,
     auth: &RegistryAuth,
@@ -724,7 +751,7 @@ async fn download(
             state: LayerState::Resuming { from: start },
         });
     }
-    let (tx, rx) = mpsc::channel::<std::io::Result<bytes::Bytes>>(64);
+    let (tx, rx) = mpsc::channel::<std::io::Result<bytes::Bytes>>(CHUNKS_IN_FLIGHT);
     let (ctx2, job2) = (ctx.clone(), job.clone());
     let worker = tokio::task::spawn_blocking(move || -> Result<()> {
         if restart {
@@ -790,7 +817,7 @@ async fn download(
             match item {
                 Ok(chunk) => {
                     done += chunk.len() as u64;
-                    if tx.send(Ok(chunk)).await.is_err() {
+                    if !send_copied(&tx, chunk).await {
                         break; // the worker failed; its error is reported below
                     }
                     if done - last_report >= 256 * 1024 || done == total {

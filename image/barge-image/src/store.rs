@@ -100,11 +100,6 @@ impl Store {
     /// Find an image by name (`busybox`, `busybox:1`, `reg/x@sha256:…`), by full ID
     /// (`sha256:<config>`), or by an unambiguous ID prefix (at least 4 hex characters).
     pub fn resolve(&self, name: &str) -> Result<ImageRecord> {
-        if let Some(c) = crate::reference::fast_canonical(name) {
-            if let Some(rec) = self.db.image(&c)? {
-                return Ok(rec);
-            }
-        }
         if let Ok(r) = ImageRef::parse(name) {
             if let Some(rec) = self.db.image(&r.canonical())? {
                 return Ok(rec);
