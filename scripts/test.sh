@@ -19,5 +19,5 @@ cargo nextest run --workspace --locked --no-fail-fast "$@"
 # fails them. (Not the VM and podman comparisons: 60 s of the package's time, no filter in play.)
 for profile in old docker; do
     BARGE_TEST_SECCOMP=$profile cargo nextest run --locked -p barge-runtime-cli --no-fail-fast \
-        -E 'not (binary(cgroup_v2_vm) | binary(podman))' "$@"
+        -E 'not (binary(cgroup_v2_vm) | binary(podman))'
 done
