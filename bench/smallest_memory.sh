@@ -66,6 +66,7 @@ EOF
     local id="sm-$$-$n" rc=0
     timeout "$RUN_TIMEOUT" "$bin" --root "$work/root-$1" run --bundle "$work/bundle" "$id" \
         >"$work/out" 2>&1 </dev/null || rc=$?
+    ((rc == 0)) || echo "(exit status $rc)" >>"$work/out"
     "$bin" --root "$work/root-$1" delete --force "$id" >/dev/null 2>&1 || true
     return $rc
 }
@@ -102,12 +103,13 @@ done
 
 echo "## Smallest memory limit for \`run\` of \`true\`"
 echo
-echo "$(nproc) cores, $(uname -r), cgroups: $(stat -fc %T /sys/fs/cgroup), $TRIES tries per point, 4 KiB steps."
+layout="v1/hybrid"; [[ $(stat -fc %T /sys/fs/cgroup) == cgroup2fs ]] && layout="v2"
+echo "$(nproc) cores, $(uname -r), cgroups $layout, $TRIES tries per point, 4 KiB steps; $(runc --version 2>/dev/null | head -1)."
 echo
 echo "| runtime | smallest limit that runs \`true\` | error 4 KiB below it |"
 echo "|---|---|---|"
 for r in "${runtimes[@]}"; do
     name=${r%%=*}
     unit=" KiB"; [[ ${smallest[$name]} == n/a ]] && unit=""
-    echo "| $name | ${smallest[$name]}$unit | ${message[$name]:-(exit status only)} |"
+    echo "| $name | ${smallest[$name]}$unit | ${message[$name]} |"
 done
