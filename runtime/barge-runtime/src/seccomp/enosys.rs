@@ -393,6 +393,33 @@ mod tests {
         assert_eq!(l.plain, vec![(0x4000_0003, 384)], "arch_prctl on i386");
     }
 
+    #[test]
+    fn a_missed_architecture_falls_through_to_the_filter() {
+        // i386 then x86_64 without x32: every "not this arch" and every verdict lands on the
+        // ENOSYS return or right after it (the filter), never elsewhere.
+        let l = Limits {
+            plain: vec![(0x4000_0003, 384)],
+            x86_64: Some(332),
+            x32: None,
+        };
+        let insns = assemble(&ops(&l)).unwrap();
+        let k: Vec<_> = insns.iter().map(|i| (i.code, i.jt, i.jf, i.k)).collect();
+        assert_eq!(
+            k,
+            vec![
+                (LD_W_ABS, 0, 0, ARCH_OFFSET),
+                (JEQ, 0, 2, 0x4000_0003),
+                (LD_W_ABS, 0, 0, NR_OFFSET),
+                (JGT, 4, 5, 384),
+                (JEQ, 0, 4, 0xc000_003e),
+                (LD_W_ABS, 0, 0, NR_OFFSET),
+                (JSET, 2, 0, X32_SYSCALL_BIT),
+                (JGT, 0, 1, 332),
+                (RET_K, 0, 0, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
+            ]
+        );
+    }
+
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn x86_64_prologue_layout() {
