@@ -166,14 +166,79 @@ impl Bundle {
         self
     }
 
-    /// Write `config` to config.json.
+    /// Write `config` to config.json (with [`TEST_SECCOMP_ENV`]'s profile if it names one and
+    /// the config has no `linux.seccomp` key: set it to `null` for "no filter, on purpose").
     pub fn write(&self) {
+        let mut config = self.config.clone();
+        if let Some(profile) = test_seccomp_profile(&config) {
+            if config["linux"].get("seccomp").is_none() {
+                config["linux"]["seccomp"] = profile;
+            }
+        }
         fs::write(
             self.path().join("config.json"),
-            serde_json::to_vec_pretty(&self.config).expect("encode config"),
+            serde_json::to_vec_pretty(&config).expect("encode config"),
         )
         .expect("write config.json");
     }
+}
+
+/// Run the runtime tests under a seccomp profile: `docker` (Docker's current default profile)
+/// or `old` ([`OLD_SECCOMP_PROFILE`]), each resolved for the bundle's capabilities. Every
+/// [`Bundle`] without a `linux.seccomp` of its own then gets it, so a system call the runtime
+/// makes after loading the filter and a profile may deny fails the tests (`scripts/test.sh`
+/// runs the runtime's container tests once per profile).
+pub const TEST_SECCOMP_ENV: &str = "BARGE_TEST_SECCOMP";
+
+/// A Docker 18.09-era profile in Docker's format (`includes`/`excludes` by capability): no
+/// system call newer than Linux 4.14, default ERRNO (EPERM).
+pub const OLD_SECCOMP_PROFILE: &str =
+    include_str!("../../runtime/barge-runtime-cli/tests/data/seccomp-docker-18.09.json");
+
+fn test_seccomp_profile(config: &Value) -> Option<Value> {
+    let which = std::env::var(TEST_SECCOMP_ENV).ok()?;
+    let caps: Vec<&str> = config["process"]["capabilities"]["bounding"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    match which.as_str() {
+        "" | "none" => None,
+        "docker" => Some(
+            serde_json::to_value(barge_runtime::seccomp::default_profile_for_caps(&caps))
+                .expect("encode Docker's default profile"),
+        ),
+        "old" => Some(old_seccomp_profile(&caps)),
+        other => panic!("{TEST_SECCOMP_ENV}={other:?}: expected docker, old or none"),
+    }
+}
+
+/// [`OLD_SECCOMP_PROFILE`] as `linux.seccomp` for a process with these capabilities: a rule
+/// with `includes.caps` applies if all are held, one with `excludes.caps` if none is (as
+/// dockerd resolves its profiles).
+pub fn old_seccomp_profile(caps: &[&str]) -> Value {
+    let mut p: Value = serde_json::from_str(OLD_SECCOMP_PROFILE).expect("parse the old profile");
+    let holds = |v: &Value| v.as_str().is_some_and(|c| caps.contains(&c));
+    let rules = p["syscalls"].as_array().cloned().unwrap_or_default();
+    let rules: Vec<Value> = rules
+        .into_iter()
+        .filter(|r| {
+            let inc = r["includes"]["caps"].as_array();
+            let exc = r["excludes"]["caps"].as_array();
+            inc.is_none_or(|l| l.iter().all(holds)) && !exc.is_some_and(|l| l.iter().any(holds))
+        })
+        .map(|mut r| {
+            if let Some(o) = r.as_object_mut() {
+                o.remove("includes");
+                o.remove("excludes");
+            }
+            r
+        })
+        .collect();
+    p["syscalls"] = Value::Array(rules);
+    if let Some(o) = p.as_object_mut() {
+        o.remove("comment");
+    }
+    p
 }
 
 /// A runtime root directory plus the binary under test.

@@ -168,7 +168,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<ContainerState> {
     let r = drive_setup(&chans, inter, &plan, spec, &mut st, &mut guard);
     // The intermediate exits right after reporting the init pid (or an error).
     let _ = waitpid(inter, None);
-    r?;
+    r.map_err(|e| oom_or(e, &placement, spec))?;
     st.status = Status::Created;
     store.save(&st)?;
     if let Some(p) = &opts.pid_file {
@@ -309,6 +309,23 @@ pub(crate) fn hand_seccomp_listener(
     crate::seccomp::send_to_listener(path, metadata, pid, state, fd)
 }
 
+/// A setup failure in a memory cgroup that hit its limit is reported as such, naming the
+/// limit; any other failure passes through.
+fn oom_or(e: Error, p: &cgroups::Placement, spec: &oci_spec::runtime::Spec) -> Error {
+    match cgroups::setup_oom::SetupOom::read(p) {
+        Some(oom) => {
+            let limit = spec
+                .linux()
+                .as_ref()
+                .and_then(|l| l.resources().as_ref())
+                .and_then(|r| r.memory().as_ref())
+                .and_then(|m| m.limit());
+            oom.error(limit, &e)
+        }
+        None => e,
+    }
+}
+
 /// If the init already died and told us why, that is the error to report.
 fn init_error_or(ch: &sync::Channel, e: Error) -> Error {
     match ch.recv("container init") {
@@ -409,15 +426,21 @@ pub fn start(store: &Store, id: &str) -> Result<ContainerState> {
     match msg.as_slice() {
         b"0" => {}
         [] => {
-            return Err(Error::Container(format!(
-                "container {id}: init exited before starting"
-            )))
+            return Err(oom_or(
+                Error::Container(format!("container {id}: init exited before starting")),
+                &st.cgroup,
+                &st.spec,
+            ))
         }
         m => {
-            return Err(Error::Container(format!(
-                "container {id}: {}",
-                String::from_utf8_lossy(m.strip_prefix(b"0").unwrap_or(m))
-            )))
+            return Err(oom_or(
+                Error::Container(format!(
+                    "container {id}: {}",
+                    String::from_utf8_lossy(m.strip_prefix(b"0").unwrap_or(m))
+                )),
+                &st.cgroup,
+                &st.spec,
+            ))
         }
     }
     st.status = Status::Running;

@@ -525,6 +525,10 @@ fn process_steps(ch: &Channel, c: &Ctx) -> Result<std::convert::Infallible> {
     let cwd = p.cwd();
     let early_chdir = chdir(cwd.as_path()).is_ok();
     let nnp = p.no_new_privileges() == Some(true);
+    // Before any filter goes in: the profile may deny what these need (close_range).
+    process::set_umask(p);
+    sys::cloexec_from(3 + c.preserve).ctx(|| "mark fds close-on-exec".into())?;
+    sys::reset_signal_dispositions();
     let mut listener = None;
     if !nnp {
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: before caps go.
@@ -556,9 +560,6 @@ fn process_steps(ch: &Channel, c: &Ctx) -> Result<std::convert::Infallible> {
     if let Some(fd) = listener {
         ch.send_fd(&Msg::SeccompFd, fd.as_fd())?;
     }
-    process::set_umask(p);
-    sys::cloexec_from(3 + c.preserve).ctx(|| "mark fds close-on-exec".into())?;
-    sys::reset_signal_dispositions();
     ch.send(&Msg::Ready)?;
     Err(process::exec(&exe, &argv, &envp))
 }

@@ -323,6 +323,12 @@ impl Waiting {
         let early_chdir = chdir(cwd.as_path()).is_ok();
         let nnp = process.no_new_privileges() == Some(true);
         let late_seccomp = a.seccomp.filter(|f| !f.uses_notify());
+        // Before any filter goes in: the container's own profile may deny what these need
+        // (close_range, which profiles older than Linux 5.9 do not list). What follows opens
+        // fds only with O_CLOEXEC.
+        process::set_umask(process);
+        sys::cloexec_from(3 + a.preserve).ctx(|| "mark fds close-on-exec".into())?;
+        sys::reset_signal_dispositions();
         if !nnp {
             // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: before caps go.
             if let Some(f) = late_seccomp {
@@ -350,9 +356,9 @@ impl Waiting {
                 f.load()?;
             }
         }
-        process::set_umask(process);
-        sys::cloexec_from(3 + a.preserve).ctx(|| "mark fds close-on-exec".into())?;
-        sys::reset_signal_dispositions();
+        // After the filter: only what every profile must allow for any process to run
+        // (execve) or that runc needs as well (prctl, capset, setgroups, setres[ug]id, chdir,
+        // getcwd, openat/write/close for the LSM label when no_new_privs is off).
         Err(process::exec(&self.exe, &argv, &envp))
     }
 }

@@ -135,7 +135,25 @@ impl Channel {
 
     /// Receive one message; a closed peer is an error naming `peer`.
     pub fn recv(&self, peer: &str) -> Result<Msg> {
-        let mut buf = vec![0u8; 64 * 1024];
+        // The datagram's length first (MSG_PEEK | MSG_TRUNC), then a buffer of just that size:
+        // in the container's processes every page written is charged to the container's
+        // memory cgroup, and a zeroed 64 KiB buffer was 16 of them.
+        let len = loop {
+            match recv(
+                self.fd.as_raw_fd(),
+                &mut [],
+                MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC,
+            ) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                r => break r.ctx(|| format!("receive from {peer}"))?,
+            }
+        };
+        if len == 0 {
+            return Err(Error::Container(format!(
+                "{peer} exited before finishing setup"
+            )));
+        }
+        let mut buf = vec![0u8; len];
         let n = loop {
             match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
                 Err(nix::errno::Errno::EINTR) => continue,

@@ -82,7 +82,9 @@ pub fn pidfd_open(pid: Pid) -> nix::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
-/// Mark every fd from `first` upwards close-on-exec (`close_range(2)` with CLOSE_RANGE_CLOEXEC).
+/// Mark every fd from `first` upwards close-on-exec: `close_range(2)` with CLOSE_RANGE_CLOEXEC,
+/// or, if that fails for any reason (a kernel before 5.11, a seccomp filter that denies it),
+/// each fd listed in `/proc/self/fd` with `fcntl(F_SETFD)`, as runc does.
 pub fn cloexec_from(first: u32) -> nix::Result<()> {
     // SAFETY: close_range only changes fd flags; no memory is passed.
     let r = unsafe {
@@ -93,7 +95,31 @@ pub fn cloexec_from(first: u32) -> nix::Result<()> {
             libc::CLOSE_RANGE_CLOEXEC,
         )
     };
-    Errno::result(r).map(drop)
+    match Errno::result(r) {
+        Ok(_) => Ok(()),
+        Err(_) => cloexec_listed(first),
+    }
+}
+
+/// The fallback of [`cloexec_from`]: every fd in `/proc/self/fd` from `first` upwards.
+pub(crate) fn cloexec_listed(first: u32) -> nix::Result<()> {
+    let io = |e: std::io::Error| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
+    // Collected first: the directory's own fd is listed too, and goes away with the iterator.
+    let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
+        .map_err(io)?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| u32::try_from(*fd).is_ok_and(|fd| fd >= first))
+        .collect();
+    for fd in fds {
+        // SAFETY: F_GETFD/F_SETFD only read and change the descriptor's flags.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        if flags < 0 {
+            continue; // closed meanwhile (the directory's own fd)
+        }
+        // SAFETY: as above.
+        Errno::result(unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) })?;
+    }
+    Ok(())
 }
 
 /// `unshare(2)` with raw flags (nix's CloneFlags lacks CLONE_NEWTIME).
@@ -558,4 +584,22 @@ pub fn set_link_up(name: &str) -> nix::Result<()> {
     unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
     // SAFETY: `req` is a valid ifreq with the interface name and the new flags.
     Errno::result(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) }).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    use std::os::fd::AsRawFd;
+
+    /// The /proc/self/fd walk (close_range's fallback) marks an fd that was not close-on-exec.
+    #[test]
+    fn cloexec_fallback_marks_listed_fds() {
+        let f = std::fs::File::open("/dev/null").unwrap();
+        fcntl(&f, FcntlArg::F_SETFD(FdFlag::empty())).unwrap();
+        let flags =
+            |f: &std::fs::File| FdFlag::from_bits_truncate(fcntl(f, FcntlArg::F_GETFD).unwrap());
+        assert!(!flags(&f).contains(FdFlag::FD_CLOEXEC));
+        super::cloexec_listed(f.as_raw_fd() as u32).unwrap();
+        assert!(flags(&f).contains(FdFlag::FD_CLOEXEC));
+    }
 }

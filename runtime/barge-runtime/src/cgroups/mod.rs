@@ -14,6 +14,7 @@ mod bpf;
 pub mod devices;
 pub mod oom;
 pub mod resources;
+pub mod setup_oom;
 pub mod stats;
 mod v1;
 mod v2;

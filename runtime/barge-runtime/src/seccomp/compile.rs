@@ -359,7 +359,7 @@ fn set_flag(
 }
 
 /// The libseccomp architecture for an OCI one.
-fn scmp_arch(a: Arch) -> ScmpArch {
+pub(super) fn scmp_arch(a: Arch) -> ScmpArch {
     match a {
         Arch::ScmpArchNative => ScmpArch::Native,
         Arch::ScmpArchX86 => ScmpArch::X86,

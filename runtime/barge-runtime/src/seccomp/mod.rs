@@ -15,6 +15,7 @@
 
 mod compile;
 mod default_profile;
+mod enosys;
 mod notify;
 mod program;
 

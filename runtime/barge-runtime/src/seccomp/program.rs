@@ -20,6 +20,10 @@ use crate::state::{write_atomic, Durability};
 /// Where root caches generated programs (tmpfs: gone at reboot, like the libseccomp build).
 const CACHE_DIR: &str = "/run/barge/seccomp-cache";
 
+/// What the cached programs hold, beyond libseccomp's output (part of the cache key, so a
+/// program cached by an older build is never reused).
+const PROGRAM_FORMAT: &str = "enosys-prologue-1";
+
 /// A filter ready to install.
 #[derive(Debug)]
 pub struct Program {
@@ -40,6 +44,21 @@ impl Program {
             return Ok(Program { bpf, flags, notify });
         }
         let bpf = Filter::compile(s)?.bpf()?;
+        // System calls newer than the profile answer ENOSYS (see `enosys`).
+        let bpf = match super::enosys::prologue(s) {
+            Some(mut p) => {
+                p.extend_from_slice(&bpf);
+                p
+            }
+            None => bpf,
+        };
+        if bpf.len() / crate::sys::SOCK_FILTER_SIZE > libc::BPF_MAXINSNS as usize {
+            return Err(Error::Config(format!(
+                "linux.seccomp: the filter needs {} BPF instructions, more than the kernel's {}",
+                bpf.len() / crate::sys::SOCK_FILTER_SIZE,
+                libc::BPF_MAXINSNS
+            )));
+        }
         if let Some(p) = cache {
             if let Err(e) = write_cached(&p, &key, &bpf) {
                 tracing::debug!("seccomp cache not written: {e}");
@@ -105,7 +124,7 @@ fn cache_key(s: &LinuxSeccomp) -> Result<String> {
     let profile = serde_json::to_string(s)
         .map_err(|e| Error::Container(format!("encode linux.seccomp: {e}")))?;
     Ok(format!(
-        "barge {} libseccomp {} {}\n{profile}",
+        "barge {} {PROGRAM_FORMAT} libseccomp {} {}\n{profile}",
         env!("CARGO_PKG_VERSION"),
         lib_version(),
         std::env::consts::ARCH
@@ -185,7 +204,9 @@ mod tests {
         let first = Program::build(&s).unwrap();
         let again = Program::build(&s).unwrap();
         assert_eq!(first.bpf, again.bpf);
-        assert_eq!(first.bpf, Filter::compile(&s).unwrap().bpf().unwrap());
+        let plain = Filter::compile(&s).unwrap().bpf().unwrap();
+        let prologue = super::super::enosys::prologue(&s).unwrap();
+        assert_eq!(first.bpf, [prologue, plain].concat());
         assert!(first.len() > 100, "{} instructions", first.len());
     }
 }
