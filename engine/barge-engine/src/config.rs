@@ -224,8 +224,8 @@ mod tests {
         assert!(MountSpec::parse("/a:rel").is_err());
         assert!(MountSpec::parse("/a:/b:xx").is_err());
         assert!(MountSpec::parse("/a:/b/../c").is_err());
-        assert!(MountSpec::parse("v:/d:nocopy").unwrap().nocopy);
-        assert!(!MountSpec::parse("v:/d").unwrap().nocopy);
+        assert!(MountSpec::parse("vol:/d:nocopy").unwrap().nocopy);
+        assert!(!MountSpec::parse("vol:/d").unwrap().nocopy);
         assert!(MountSpec::parse("/a:/b:nocopy").is_err());
     }
 
