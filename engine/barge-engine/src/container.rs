@@ -105,6 +105,9 @@ impl Engine {
         held: crate::network::ports::HeldPorts,
     ) -> Result<Option<UnixStream>> {
         let mut cfg = self.shim_config(rec);
+        // Inheritable from here to the spawn: a child another thread of this process
+        // spawned meanwhile would inherit them too (and hold the ports until it exits); the
+        // CLI starts containers from one thread.
         for s in &held.sockets {
             nix::fcntl::fcntl(
                 s,

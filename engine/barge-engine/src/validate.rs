@@ -43,7 +43,7 @@ fn memory(m: &mut Option<i64>) -> Result<()> {
 
 fn cpus(c: &mut Option<f64>, ncpu: usize) -> Result<()> {
     match *c {
-        Some(v) if v == 0.0 => *c = None,
+        Some(0.0) => *c = None,
         Some(v) if !v.is_finite() || v < MIN_CPUS || v > ncpu as f64 => {
             return Err(Error::BadParameter(format!(
                 "range of CPUs is from {MIN_CPUS:.2} to {ncpu}.00, as there are only {ncpu} CPUs available"

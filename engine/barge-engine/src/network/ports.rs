@@ -1,9 +1,11 @@
 //! Published ports: docker's `-p`/`--publish`, `-P`/`--publish-all` and `--expose`.
 //!
 //! [`PortSpec::parse`] turns one `-p` value into port specs (a range gives several),
-//! [`resolve`] turns the specs of a container into concrete [`PortBinding`]s when it starts
-//! (random host ports picked by binding a socket), and the remaining functions render the
-//! bindings for the CNI portmap plugin, `docker ps` and `docker inspect`.
+//! [`resolve`] turns the specs of a container into concrete [`PortBinding`]s when it starts,
+//! binding every host port (random ones by binding port 0) and returning the sockets
+//! ([`HeldPorts`]) that the container's shim keeps while it lives, as docker-proxy does; the
+//! remaining functions render the bindings for the CNI portmap plugin, `docker ps` and
+//! `docker inspect`.
 
 use std::collections::BTreeSet;
 use std::fmt;
