@@ -101,6 +101,12 @@ fn a_pre_existing_store_root_is_made_private_and_its_secrets_unreadable() {
                 stdout(&o)
             );
         }
+        // A database left world-readable (by an older barge) is made private again on open.
+        fs::set_permissions(root.join("barge.db"), fs::Permissions::from_mode(0o644)).unwrap();
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(on_root(&b, &root, &["ps"]).status.success());
+        assert_eq!(mode(&root.join("barge.db")), 0o600, "{name}");
+        assert_eq!(mode(&root), 0o700, "{name}");
         // Still usable by root, and the volume kept its data.
         let o = on_root(
             &b,
