@@ -227,11 +227,31 @@ fn published_ports_are_held_while_the_container_lives_and_freed_when_it_stops() 
     // Nobody else can take the ports meanwhile, on any address.
     assert!(!tcp_free("0.0.0.0", p), "tcp {p} not held");
     assert!(!tcp_free("127.0.0.1", p), "tcp 127.0.0.1:{p} not held");
+    assert!(!tcp_free("::", p), "tcp [::]:{p} not held");
     assert!(!udp_free(u), "udp {u} not held");
     // The traffic still goes to the container, several connections in a row.
     for _ in 0..5 {
         assert_eq!(http_get(p).as_deref(), Some("held\n"));
     }
+    // Another container can't publish it either (docker's refusal).
+    let o = b.run(&[
+        "run",
+        "-d",
+        "--name",
+        "twin",
+        "-p",
+        &format!("{p}:80"),
+        "bb",
+        "true",
+    ]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!(
+            "Bind for 0.0.0.0:{p} failed: port is already allocated"
+        )),
+        "{}",
+        stderr(&o)
+    );
     // Neither the CLI nor the container has the sockets: only the shim.
     let shim_pid: i32 = b.inspect("web", "{{.State.Pid}}").parse().expect("pid");
     let holders = socket_holders(p);
@@ -243,6 +263,7 @@ fn published_ports_are_held_while_the_container_lives_and_freed_when_it_stops() 
     // Stopped: free at once; started again: held and served again.
     b.ok(&["stop", "-t", "1", "web"]);
     assert!(tcp_free("0.0.0.0", p), "tcp {p} still held after stop");
+    assert!(tcp_free("::", p), "tcp [::]:{p} still held after stop");
     assert!(udp_free(u), "udp {u} still held after stop");
     b.ok(&["start", "web"]);
     assert_eq!(wait_http(p), "held\n");

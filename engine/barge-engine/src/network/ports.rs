@@ -248,28 +248,97 @@ fn shown_addr(ip: &str, port: u16) -> String {
     }
 }
 
+/// A bind that failed: the address as docker shows it, and why.
+struct BindError {
+    addr: String,
+    err: std::io::Error,
+}
+
 impl Held {
-    /// Bind `ip` (all IPv4 addresses when "") and `port` (0: any) for `proto`: a TCP
-    /// listener, or a UDP socket; sctp is probed with TCP. The bound port and its socket.
-    fn bind(ip: &str, port: u16, proto: &str) -> std::io::Result<(u16, OwnedFd)> {
-        let sa = socket_addr(ip, port)?;
-        if proto == "udp" {
-            let s = UdpSocket::bind(sa)?;
-            Ok((s.local_addr()?.port(), s.into()))
+    /// Bind `ip` and `port` (0: any) for `proto`: a TCP listener, or a UDP socket; sctp is
+    /// probed with TCP. All addresses ("") are 0.0.0.0 and also [::] (IPv6 only, as
+    /// docker-proxy holds them; skipped on a host without IPv6), on the same port. The bound
+    /// port and its sockets.
+    fn bind(
+        ip: &str,
+        port: u16,
+        proto: &str,
+    ) -> std::result::Result<(u16, Vec<OwnedFd>), BindError> {
+        let fail = |port: u16, err| BindError {
+            addr: shown_addr(ip, port),
+            err,
+        };
+        let sa = socket_addr(ip, port).map_err(|e| fail(port, e))?;
+        let (port, fd): (u16, OwnedFd) = if proto == "udp" {
+            let s = UdpSocket::bind(sa).map_err(|e| fail(port, e))?;
+            (s.local_addr().map_err(|e| fail(port, e))?.port(), s.into())
         } else {
-            let l = TcpListener::bind(sa)?;
-            Ok((l.local_addr()?.port(), l.into()))
+            let l = TcpListener::bind(sa).map_err(|e| fail(port, e))?;
+            (l.local_addr().map_err(|e| fail(port, e))?.port(), l.into())
+        };
+        let mut fds = vec![fd];
+        if ip.is_empty() && proto != "sctp" {
+            match bind_v6_any(port, proto) {
+                Ok(Some(fd)) => fds.push(fd),
+                Ok(None) => {}
+                Err(err) => {
+                    return Err(BindError {
+                        addr: format!("[::]:{port}"),
+                        err,
+                    })
+                }
+            }
         }
+        Ok((port, fds))
     }
 
-    /// Keep the socket of a chosen binding (sctp's TCP probe is only a probe).
-    fn chosen(&mut self, fd: OwnedFd, proto: &str) {
+    /// Keep the sockets of a chosen binding (sctp's TCP probe is only a probe).
+    fn chosen(&mut self, fds: Vec<OwnedFd>, proto: &str) {
         if proto == "sctp" {
-            self.probes.push(fd);
+            self.probes.extend(fds);
         } else {
-            self.keep.push(fd);
+            self.keep.extend(fds);
         }
     }
+}
+
+/// Bind `[::]:port` with IPV6_V6ONLY (so it does not overlap 0.0.0.0): a TCP listener or a
+/// UDP socket; None when the host has no IPv6.
+fn bind_v6_any(port: u16, proto: &str) -> std::io::Result<Option<OwnedFd>> {
+    use nix::errno::Errno;
+    use nix::sys::socket::{
+        self, sockopt, AddressFamily, Backlog, SockFlag, SockType, SockaddrIn6,
+    };
+    let ty = if proto == "udp" {
+        SockType::Datagram
+    } else {
+        SockType::Stream
+    };
+    let fd = match socket::socket(AddressFamily::Inet6, ty, SockFlag::SOCK_CLOEXEC, None) {
+        Ok(fd) => fd,
+        Err(Errno::EAFNOSUPPORT) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    socket::setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
+    if ty == SockType::Stream {
+        // As std's TcpListener (and servers) do: TIME_WAIT connections don't block it.
+        socket::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    }
+    let addr = SockaddrIn6::from(std::net::SocketAddrV6::new(
+        std::net::Ipv6Addr::UNSPECIFIED,
+        port,
+        0,
+        0,
+    ));
+    match socket::bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr) {
+        Ok(()) => {}
+        Err(Errno::EADDRNOTAVAIL | Errno::EAFNOSUPPORT) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    if ty == SockType::Stream {
+        socket::listen(&fd, Backlog::new(128)?)?;
+    }
+    Ok(Some(fd))
 }
 
 /// Whether two host addresses (canonical text, "" = all) can receive the same packets:
@@ -396,18 +465,17 @@ pub fn resolve(
         }
         if s.proto != "sctp" {
             match Held::bind(&s.host_ip, s.host_port, &s.proto) {
-                Ok((_, fd)) => held.chosen(fd, &s.proto),
-                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                Ok((_, fds)) => held.chosen(fds, &s.proto),
+                Err(e) if e.err.kind() == std::io::ErrorKind::AddrInUse => {
                     return Err(Error::PortAllocated {
-                        addr: shown_addr(&s.host_ip, s.host_port),
+                        addr: e.addr,
                         proto: s.proto.clone(),
                     })
                 }
                 Err(e) => {
                     return Err(Error::Invalid(format!(
-                        "{}: Bind for {} failed: {e}",
-                        w.origin,
-                        shown_addr(&s.host_ip, s.host_port)
+                        "{}: Bind for {} failed: {}",
+                        w.origin, e.addr, e.err
                     )))
                 }
             }
@@ -445,11 +513,11 @@ fn pick_in_range(held: &mut Held, chosen: &[(PortBinding, String)], w: &Want) ->
             continue;
         }
         match Held::bind(&s.host_ip, port, &s.proto) {
-            Ok((_, fd)) => {
-                held.chosen(fd, &s.proto);
+            Ok((_, fds)) => {
+                held.chosen(fds, &s.proto);
                 return Ok(port);
             }
-            Err(e) => last_err = Some(e),
+            Err(e) => last_err = Some(e.err),
         }
     }
     Err(Error::Invalid(format!(
@@ -466,19 +534,25 @@ fn pick_in_range(held: &mut Held, chosen: &[(PortBinding, String)], w: &Want) ->
 fn pick_random(held: &mut Held, chosen: &[(PortBinding, String)], w: &Want) -> Result<u16> {
     let s = &w.spec;
     for _ in 0..32 {
-        let (port, fd) = Held::bind(&s.host_ip, 0, &s.proto).map_err(|e| {
-            Error::Invalid(format!(
-                "{}: cannot find a free host port on {}: {e}",
-                w.origin,
-                describe_ip(&s.host_ip)
-            ))
-        })?;
+        let (port, fds) = match Held::bind(&s.host_ip, 0, &s.proto) {
+            Ok(b) => b,
+            // The kernel's IPv4 pick is taken on [::]: try another.
+            Err(e) if e.err.kind() == std::io::ErrorKind::AddrInUse => continue,
+            Err(e) => {
+                return Err(Error::Invalid(format!(
+                    "{}: cannot find a free host port on {}: {}",
+                    w.origin,
+                    describe_ip(&s.host_ip),
+                    e.err
+                )))
+            }
+        };
         if clash(chosen, &s.host_ip, port, &s.proto).is_none() {
-            held.chosen(fd, &s.proto);
+            held.chosen(fds, &s.proto);
             return Ok(port);
         }
         // Kept until the end, so the next try gets another port.
-        held.probes.push(fd);
+        held.probes.extend(fds);
     }
     Err(Error::Invalid(format!(
         "{}: cannot find a free host port on {}",
@@ -827,8 +901,13 @@ mod tests {
         assert_eq!(b[1].host_ip, "127.0.0.1");
         assert_ne!(b[2].host_port, 0);
         assert_eq!(b[2].proto, "udp");
-        // the ports stay held (one socket each) while the HeldPorts live, and are free after
-        assert_eq!(held.sockets.len(), 3);
+        // the ports stay held while the HeldPorts live (all addresses: IPv4 and IPv6), and
+        // are free after
+        assert_eq!(held.sockets.len(), 4);
+        assert_eq!(
+            bind_v6_any(b[2].host_port, "udp").unwrap_err().kind(),
+            std::io::ErrorKind::AddrInUse
+        );
         for p in [18080, b[1].host_port] {
             let e = TcpListener::bind(("127.0.0.1", p)).unwrap_err();
             assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse, "{p}");
@@ -858,6 +937,20 @@ mod tests {
             Err(e) => assert_eq!(
                 e.to_string(),
                 format!("Bind for [::1]:{p} failed: port is already allocated")
+            ),
+            other => panic!("{other:?}"),
+        }
+        // all addresses also means [::] (an IPv6-only socket there is refused too)
+        let v6 = bind_v6_any(0, "tcp").unwrap().expect("IPv6");
+        let p = nix::sys::socket::getsockname::<nix::sys::socket::SockaddrIn6>(
+            std::os::fd::AsRawFd::as_raw_fd(&v6),
+        )
+        .unwrap()
+        .port();
+        match resolve(&[spec("", p, 0, 80, "tcp")], false, &[]) {
+            Err(e) => assert_eq!(
+                e.to_string(),
+                format!("Bind for [::]:{p} failed: port is already allocated")
             ),
             other => panic!("{other:?}"),
         }
