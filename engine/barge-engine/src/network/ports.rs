@@ -504,6 +504,32 @@ pub fn resolve(
     ))
 }
 
+/// Hold the host ports of bindings already chosen (e.g. those recorded in a running
+/// container's attachments, for a shim that takes over a container whose shim was lost):
+/// the same sockets [`resolve`] returns, or [`Error::PortAllocated`] for a port someone
+/// took meanwhile.
+pub fn hold(bindings: &[PortBinding]) -> Result<HeldPorts> {
+    let mut held = Held::default();
+    for b in bindings.iter().filter(|b| b.proto != "sctp") {
+        match Held::bind(&b.host_ip, b.host_port, &b.proto) {
+            Ok((_, fds)) => held.chosen(fds, &b.proto),
+            Err(e) if e.err.kind() == std::io::ErrorKind::AddrInUse => {
+                return Err(Error::PortAllocated {
+                    addr: e.addr,
+                    proto: b.proto.clone(),
+                })
+            }
+            Err(e) => {
+                return Err(Error::Invalid(format!(
+                    "Bind for {} failed: {}",
+                    e.addr, e.err
+                )))
+            }
+        }
+    }
+    Ok(HeldPorts { sockets: held.keep })
+}
+
 /// The first port of the spec's host range that no binding uses and that binds.
 fn pick_in_range(held: &mut Held, chosen: &[(PortBinding, String)], w: &Want) -> Result<u16> {
     let s = &w.spec;
@@ -918,6 +944,16 @@ mod tests {
         TcpListener::bind(("127.0.0.1", 18080)).unwrap();
         TcpListener::bind(("127.0.0.1", b[1].host_port)).unwrap();
         UdpSocket::bind(("0.0.0.0", b[2].host_port)).unwrap();
+    }
+
+    #[test]
+    fn hold_binds_recorded_bindings_again() {
+        let (b, held) = resolve(&[spec("127.0.0.1", 0, 0, 80, "tcp")], false, &[]).unwrap();
+        assert!(hold(&b).is_err(), "held twice");
+        drop(held);
+        let again = hold(&b).unwrap();
+        assert_eq!(again.sockets.len(), 1);
+        assert!(TcpListener::bind(("127.0.0.1", b[0].host_port)).is_err());
     }
 
     #[test]
