@@ -1688,7 +1688,8 @@ fn bad_flag_values_are_refused_naming_the_flag() {
         (vec!["--memory", "lots"], "--memory"),
         (vec!["--restart", "sometimes"], "sometimes"),
         (vec!["--restart", "on-failure:x"], "on-failure:x"),
-        (vec!["--cpus", "0"], "--cpus"),
+        // (docker: `--cpus 0` is no limit; the range is 0.01 to the CPU count)
+        (vec!["--cpus", "-0.5"], "range of CPUs"),
         (vec!["--cpus", "many"], "--cpus"),
         (vec!["-v", "rel:path"], "rel:path"),
         (vec!["-v", "/a:/b:bogus"], "bogus"),

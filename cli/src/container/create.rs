@@ -53,10 +53,10 @@ pub struct CreateArgs {
     #[arg(long, default_value = "no")]
     pub restart: String,
     /// Memory limit (e.g. 512m).
-    #[arg(short, long)]
+    #[arg(short, long, allow_hyphen_values = true)]
     pub memory: Option<String>,
     /// Number of CPUs.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub cpus: Option<String>,
     /// Tune the container's pids limit (-1 for unlimited).
     #[arg(long = "pids-limit", allow_hyphen_values = true)]
@@ -214,7 +214,7 @@ impl CreateArgs {
             memory: self
                 .memory
                 .as_deref()
-                .map(|m| config::parse_bytes("--memory", m))
+                .map(|m| config::parse_bytes("-m, --memory", m))
                 .transpose()?,
             cpus: self.cpus.as_deref().map(config::parse_cpus).transpose()?,
             pids_limit: self.pids_limit.filter(|p| *p > 0),

@@ -83,6 +83,9 @@ pub struct MountSpec {
     pub source: String,
     pub destination: String,
     pub readonly: bool,
+    /// `-v NAME:/dst:nocopy`: a new volume is not filled with the image's content at `/dst`.
+    #[serde(default)]
+    pub nocopy: bool,
 }
 
 impl MountSpec {
@@ -104,10 +107,12 @@ impl MountSpec {
             return Err(bad("the destination must not contain \"..\""));
         }
         let mut readonly = false;
+        let mut nocopy = false;
         for m in mode.split(',').filter(|m| !m.is_empty()) {
             match m {
                 "ro" => readonly = true,
                 "rw" => readonly = false,
+                "nocopy" if !source.starts_with('/') => nocopy = true,
                 "z" | "Z" | "rprivate" | "private" | "rslave" | "slave" => {}
                 other => return Err(bad(&format!("unknown mode {other:?}"))),
             }
@@ -125,31 +130,36 @@ impl MountSpec {
             source: source.into(),
             destination: dest.into(),
             readonly,
+            nocopy,
         })
     }
 }
 
-/// Parse a size like docker's `--memory`: `512m`, `1g`, `1024k`, `1000000` (bytes).
+/// Parse a size like docker's `--memory`: `512m`, `1g`, `1024k`, `1000000` (bytes), `0`
+/// (no limit). `flag` names it as docker does (`-m, --memory`); a value that is not a size
+/// (`-1`, `lots`) is docker's "invalid argument" bad parameter. The range is checked with the
+/// rest of the request ([`crate::validate`]).
 pub fn parse_bytes(flag: &str, s: &str) -> Result<i64> {
-    barge_shim::logs::parse_size(s)
-        .ok()
+    let digits = s.bytes().next().is_some_and(|b| b.is_ascii_digit());
+    digits
+        .then(|| barge_shim::logs::parse_size(s).ok())
+        .flatten()
         .and_then(|n| i64::try_from(n).ok())
-        .filter(|n| *n > 0)
         .ok_or_else(|| {
-            Error::Invalid(format!(
-                "{flag} {s:?}: expected a positive size such as 512m or 1g"
+            Error::BadParameter(format!(
+                "invalid argument \"{s}\" for \"{flag}\" flag: invalid size: '{s}'"
             ))
         })
 }
 
-/// Parse `--cpus`: a positive decimal number of CPUs.
+/// Parse `--cpus`: a decimal number of CPUs (its range is checked with the rest of the
+/// request, [`crate::validate`]).
 pub fn parse_cpus(s: &str) -> Result<f64> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 && v <= 1024.0 => Ok(v),
-        _ => Err(Error::Invalid(format!(
-            "--cpus {s:?}: expected a positive number such as 0.5 or 2"
-        ))),
-    }
+    s.trim().parse::<f64>().map_err(|_| {
+        Error::BadParameter(format!(
+            "invalid argument \"{s}\" for \"--cpus\" flag: failed to parse {s} as a rational number"
+        ))
+    })
 }
 
 /// Parse an `--env-file`: `KEY=VALUE` lines, `KEY` alone takes the value from our
@@ -214,13 +224,21 @@ mod tests {
         assert!(MountSpec::parse("/a:rel").is_err());
         assert!(MountSpec::parse("/a:/b:xx").is_err());
         assert!(MountSpec::parse("/a:/b/../c").is_err());
+        assert!(MountSpec::parse("vol:/d:nocopy").unwrap().nocopy);
+        assert!(!MountSpec::parse("vol:/d").unwrap().nocopy);
+        assert!(MountSpec::parse("/a:/b:nocopy").is_err());
     }
 
     #[test]
     fn parses_limits_and_env() {
         assert_eq!(parse_bytes("--memory", "64m").unwrap(), 64 << 20);
         assert!(parse_bytes("--memory", "lots").is_err());
-        assert!(parse_cpus("0").is_err());
+        assert_eq!(
+            parse_bytes("-m, --memory", "-1").unwrap_err().to_string(),
+            "invalid argument \"-1\" for \"-m, --memory\" flag: invalid size: '-1'"
+        );
+        assert_eq!(parse_cpus("-1").unwrap(), -1.0);
+        assert!(parse_cpus("x").is_err());
         assert_eq!(parse_cpus("1.5").unwrap(), 1.5);
         assert_eq!(
             merge_env(&["A=1".into(), "B=2".into()], &["A=3".into()]),

@@ -98,21 +98,35 @@ impl Engine {
         // rootfs, removing its socket): its clean-up must not hit the new run.
         self.wait_shim_gone(&rec.id, Duration::from_secs(10))?;
         self.mount_rootfs(&rec.id)?;
-        self.network_up(&rec)?;
-        let res = self.launch_shim(&rec, attach);
+        let held = self.network_up(&rec)?;
+        let res = self.launch_shim(&rec, attach, held);
         if res.is_err() {
             self.network_down(&rec.id);
         }
         res.map(|sock| (rec, sock))
     }
 
-    /// Write the shim's config and start it; the socket to attach through, if asked.
+    /// Write the shim's config and start it; the socket to attach through, if asked. The
+    /// sockets holding the published ports are handed to the shim (inherited: close-on-exec
+    /// is cleared on them for the spawn only) and closed here once it has them.
     fn launch_shim(
         &self,
         rec: &ContainerRecord,
         attach: Option<Streams>,
+        held: crate::network::ports::HeldPorts,
     ) -> Result<Option<UnixStream>> {
-        let cfg = self.shim_config(rec);
+        let mut cfg = self.shim_config(rec);
+        // Inheritable from here to the spawn: a child another thread of this process
+        // spawned meanwhile would inherit them too (and hold the ports until it exits); the
+        // CLI starts containers from one thread.
+        for s in &held.sockets {
+            nix::fcntl::fcntl(
+                s,
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+            )
+            .map_err(|e| Error::Other(format!("pass the published ports to the shim: {e}")))?;
+            cfg.held_fds.push(std::os::fd::AsRawFd::as_raw_fd(s));
+        }
         let path = self.paths.container(&rec.id).join(ShimConfig::FILE);
         let data = serde_json::to_vec(&cfg)
             .map_err(|e| Error::Other(format!("encode shim config: {e}")))?;
@@ -143,6 +157,7 @@ impl Engine {
             .stderr(Stdio::null())
             .spawn()
             .ctx("run shim", &self.opts.shim)?;
+        drop(held);
         let mut line = String::new();
         let read = child
             .stdout
@@ -256,6 +271,7 @@ impl Engine {
             restart: rec.config.restart,
             stop_marker: self.paths.stop_marker(id),
             exit_command,
+            held_fds: Vec::new(),
         }
     }
 

@@ -41,6 +41,7 @@ impl Engine {
             None => crate::names::random_name()?,
         };
         let mut config = merge_image(opts, &image, &id)?;
+        crate::validate::request(&mut config)?;
         self.resolve_network(&mut config)?;
         let dir = self.paths.container(&id);
         std::fs::create_dir_all(&dir).ctx("create container directory", &dir)?;
@@ -82,8 +83,10 @@ impl Engine {
         let rootfs = self.paths.rootfs(&id);
         std::fs::create_dir_all(&rootfs).ctx("create rootfs directory", &rootfs)?;
         barge_image::mount::mount_all(&mounts, &rootfs)?;
+        crate::populate::working_dir(&rootfs, &rec.config.working_dir)?;
         // Volumes: named ones are created on first use; the image's VOLUMEs not covered by a
-        // -v become anonymous volumes.
+        // -v become anonymous volumes. An empty volume gets the image's content at its
+        // mount point (unless `nocopy`).
         let mut sources = Vec::new();
         for m in rec.config.mounts.iter_mut() {
             if m.kind == "volume" {
@@ -92,7 +95,11 @@ impl Engine {
                     m.source = crate::names::new_id()?;
                 }
                 self.volume_create(&m.source, Default::default(), anonymous)?;
-                sources.push(self.volume_path(&m.source));
+                let path = self.volume_path(&m.source);
+                if !m.nocopy {
+                    crate::populate::volume_from_image(&rootfs, &m.destination, &path)?;
+                }
+                sources.push(path);
             } else {
                 let p = PathBuf::from(&m.source);
                 if !p.exists() {
@@ -328,6 +335,7 @@ fn merge_image(opts: CreateOptions, image: &Image, id: &str) -> Result<Container
                 source: String::new(),
                 destination: v.clone(),
                 readonly: false,
+                nocopy: false,
             });
         }
     }

@@ -18,6 +18,13 @@ pub enum Error {
     Conflict(String),
     #[error("invalid argument: {0}")]
     Invalid(String),
+    /// A request docker refuses as a bad parameter, with docker's message (e.g. "Minimum
+    /// memory limit allowed is 6MB").
+    #[error("{0}")]
+    BadParameter(String),
+    /// A published host port that another process holds.
+    #[error("Bind for {addr} failed: port is already allocated")]
+    PortAllocated { addr: String, proto: String },
     #[error("container {id} is {state}: {hint}")]
     BadState {
         id: String,

@@ -14,10 +14,12 @@ pub mod lock;
 pub mod names;
 pub mod network;
 pub mod paths;
+pub mod populate;
 pub mod seccomp;
 pub mod spec;
 pub mod status;
 pub mod user;
+pub mod validate;
 pub mod volumes;
 
 use std::path::PathBuf;
@@ -60,13 +62,16 @@ impl Engine {
             root: opts.root.clone(),
             runroot: opts.runroot.clone(),
         };
-        for d in [paths.containers(), paths.runroot.clone()] {
-            std::fs::create_dir_all(&d).map_err(|e| Error::Io {
-                what: "create directory",
-                path: d.clone(),
-                source: e,
-            })?;
+        // Containers (rootfs, config with the environment) and volumes (their data) are
+        // the store's like the root is: 0700 even where they existed with another mode.
+        for d in [paths.containers(), paths.volumes()] {
+            barge_image::store::secure_dir(&d, "create directory")?;
         }
+        std::fs::create_dir_all(&paths.runroot).map_err(|e| Error::Io {
+            what: "create directory",
+            path: paths.runroot.clone(),
+            source: e,
+        })?;
         Ok(Engine {
             paths,
             images,

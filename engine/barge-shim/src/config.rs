@@ -123,6 +123,11 @@ pub struct ShimConfig {
     /// Run when the container is finished for good (e.g. `barge container cleanup --rm ID`).
     #[serde(default)]
     pub exit_command: Vec<String>,
+    /// Descriptors inherited from the engine that hold the container's published host ports
+    /// (bound sockets, as docker-proxy holds them): kept open across restarts and closed when
+    /// the container is finished for good, before its exit is recorded.
+    #[serde(default)]
+    pub held_fds: Vec<i32>,
 }
 
 fn one() -> u32 {

@@ -52,6 +52,10 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    /// The store (its root or database) is not ours to use: barge runs as root, or on a
+    /// root the user can write.
+    #[error("permission denied on {}: barge needs root (run it as root, or give a --root the user can write)", path.display())]
+    PermissionDenied { path: PathBuf },
     /// An object is in use and can't be removed.
     #[error("{what} {name} is in use: {by}")]
     InUse {

@@ -102,12 +102,54 @@ pub fn now_nanos() -> u128 {
         .unwrap_or(0)
 }
 
+/// The database and its WAL files are 0600 (they hold the containers' environment): created
+/// so before SQLite opens the database (SQLite gives its -wal and -shm the database's mode),
+/// and brought back to it when a file had another mode.
+pub fn secure_db_files(path: &Path) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let denied = |p: &Path, e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            Error::PermissionDenied {
+                path: p.to_path_buf(),
+            }
+        } else {
+            Error::io("open", p, e)
+        }
+    };
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| denied(path, e))?;
+    let mut name = path.as_os_str().to_owned();
+    let base = name.clone();
+    for suffix in ["", "-wal", "-shm"] {
+        name.clone_from(&base);
+        name.push(suffix);
+        let p = Path::new(&name);
+        match std::fs::metadata(p) {
+            Ok(m) if m.permissions().mode() & 0o7777 != 0o600 => {
+                std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| denied(p, e))?
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(denied(p, e)),
+        }
+    }
+    Ok(())
+}
+
 impl Db {
     pub fn open(path: &Path) -> Result<Db> {
         let err = |source| Error::Db {
             path: path.to_path_buf(),
             source,
         };
+        secure_db_files(path)?;
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL")

@@ -40,6 +40,42 @@ impl Image {
     }
 }
 
+/// Create `dir` (and its parents) or bring an existing one to mode 0700, and check that we
+/// can use it. The store root is 0700 whatever mode it had (`mkdir -m 0755` or 0777 before
+/// the first run): layers hold setuid binaries and device nodes, the database holds the
+/// containers' environment (secrets), volumes hold their data; none of it is for the
+/// host's other users. 0700 rather than docker's 0710: docker's group bit lets a
+/// user-namespace-remapped root traverse the root, and barge does not remap users. A root
+/// that is not ours to change or use is [`Error::PermissionDenied`], naming it.
+pub fn secure_dir(dir: &Path, what: &'static str) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let denied = |e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            Error::PermissionDenied {
+                path: dir.to_path_buf(),
+            }
+        } else {
+            Error::io(what, dir, e)
+        }
+    };
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(denied)?;
+    let mode = fs::metadata(dir).map_err(denied)?.permissions().mode();
+    if mode & 0o7777 != 0o700 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(denied)?;
+    }
+    nix::unistd::access(
+        dir,
+        nix::unistd::AccessFlags::R_OK
+            | nix::unistd::AccessFlags::W_OK
+            | nix::unistd::AccessFlags::X_OK,
+    )
+    .map_err(|e| denied(e.into()))
+}
+
 /// While held (shared), garbage collection (exclusive) waits: it protects blobs and snapshots
 /// that a pull or load has written but not yet named.
 pub struct StoreLease {
@@ -47,14 +83,10 @@ pub struct StoreLease {
 }
 
 impl Store {
-    /// Open or create the store. The root is 0700: layers hold setuid binaries and device nodes
-    /// that must stay out of reach of the host's unprivileged users.
+    /// Open or create the store. The root is 0700, also when it existed with another mode
+    /// (see [`secure_dir`]).
     pub fn open(root: &Path) -> Result<Store> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(root)
-            .ctx("create store root", root)?;
+        secure_dir(root, "create store root")?;
         let db = Arc::new(Db::open(&root.join("barge.db"))?);
         Ok(Store {
             root: root.to_path_buf(),

@@ -156,14 +156,25 @@ impl Engine {
 
     /// Bring the container's network up before its process starts (see the module docs).
     /// Leftovers of a run that was not torn down (a crash, a reboot) are torn down first.
+    /// The published host ports are bound before anything else (a port another process
+    /// holds fails the start here, before any namespace or rule exists); the returned
+    /// sockets hold them and go to the shim, which keeps them while the container lives.
     /// On failure nothing is left: every ADD done is undone.
-    pub(crate) fn network_up(&self, rec: &ContainerRecord) -> Result<()> {
+    pub(crate) fn network_up(&self, rec: &ContainerRecord) -> Result<ports::HeldPorts> {
         match Mode::of(&rec.config) {
-            Mode::Host => return Ok(()),
-            Mode::Container(other) => return self.check_joinable(other),
+            Mode::Host => return Ok(Default::default()),
+            Mode::Container(other) => {
+                return self.check_joinable(other).map(|()| Default::default())
+            }
             Mode::None | Mode::Networks => {}
         }
         self.network_down(&rec.id);
+        let exposed = ports::parse_exposed(&rec.config.exposed)?;
+        let (bindings, held) = if rec.config.networks.is_empty() {
+            Default::default()
+        } else {
+            ports::resolve(&rec.config.ports, rec.config.publish_all, &exposed)?
+        };
         let pin = self.paths.netns(&rec.id);
         barge_runtime::netns::create_pinned(
             &pin,
@@ -173,12 +184,6 @@ impl Engine {
             },
         )?;
         let res = (|| -> Result<()> {
-            let exposed = ports::parse_exposed(&rec.config.exposed)?;
-            let bindings = if rec.config.networks.is_empty() {
-                Vec::new()
-            } else {
-                ports::resolve(&rec.config.ports, rec.config.publish_all, &exposed)?
-            };
             for (i, ep) in rec.config.networks.iter().enumerate() {
                 let b = if i == 0 { &bindings[..] } else { &[] };
                 self.attach_one(rec, ep, &format!("eth{i}"), b)?;
@@ -196,7 +201,7 @@ impl Engine {
             .map(|a| a.network.clone())
             .collect();
         self.refresh_hosts(&dns, Some(rec));
-        Ok(())
+        Ok(held)
     }
 
     /// `--network container:X`: X must be up with a pinned namespace.

@@ -63,7 +63,18 @@ fn render(
     }
     for h in &rec.config.extra_hosts {
         if let Ok(e) = files::parse_add_host(h) {
-            entries.push(e);
+            if e.ip == files::HOST_GATEWAY {
+                // docker's host-gateway: the host as the container reaches it, here the
+                // gateway of its first network (each family's); left out without one.
+                for gw in host_gateways(atts) {
+                    entries.push(HostEntry {
+                        ip: gw,
+                        names: e.names.clone(),
+                    });
+                }
+            } else {
+                entries.push(e);
+            }
         }
     }
     for a in atts.iter().filter(|a| a.dns) {
@@ -85,4 +96,21 @@ fn render(
         }
     }
     files::hosts_file(&entries)
+}
+
+/// The gateways (one per address family, IPv4 first) of the first network that has one.
+fn host_gateways(atts: &[Attachment]) -> Vec<String> {
+    for a in atts {
+        let mut gws: Vec<std::net::IpAddr> = a
+            .addresses()
+            .into_iter()
+            .filter_map(|(_, _, gw)| gw?.parse().ok())
+            .collect();
+        if !gws.is_empty() {
+            gws.sort_by_key(|g| g.is_ipv6());
+            gws.dedup_by_key(|g| g.is_ipv6());
+            return gws.into_iter().map(|g| g.to_string()).collect();
+        }
+    }
+    Vec::new()
 }

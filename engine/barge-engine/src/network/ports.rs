@@ -1,13 +1,16 @@
 //! Published ports: docker's `-p`/`--publish`, `-P`/`--publish-all` and `--expose`.
 //!
 //! [`PortSpec::parse`] turns one `-p` value into port specs (a range gives several),
-//! [`resolve`] turns the specs of a container into concrete [`PortBinding`]s when it starts
-//! (random host ports picked by binding a socket), and the remaining functions render the
-//! bindings for the CNI portmap plugin, `docker ps` and `docker inspect`.
+//! [`resolve`] turns the specs of a container into concrete [`PortBinding`]s when it starts,
+//! binding every host port (random ones by binding port 0) and returning the sockets
+//! ([`HeldPorts`]) that the container's shim keeps while it lives, as docker-proxy does; the
+//! remaining functions render the bindings for the CNI portmap plugin, `docker ps` and
+//! `docker inspect`.
 
 use std::collections::BTreeSet;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::os::fd::OwnedFd;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -207,37 +210,135 @@ struct Want {
     origin: String,
 }
 
-/// Sockets held while resolving so that two random picks can't return the same port.
+/// The host sockets that hold a container's published ports while it runs (docker's
+/// docker-proxy holds them the same way): TCP listeners and bound UDP sockets, on the
+/// binding's host address (0.0.0.0 for all addresses). Nothing reads them; the CNI portmap
+/// plugin's DNAT sends the traffic to the container before it could reach them. sctp ports
+/// are not held (the kernel may not have sctp).
+#[derive(Debug, Default)]
+pub struct HeldPorts {
+    pub sockets: Vec<OwnedFd>,
+}
+
+/// Sockets bound while resolving: `keep` become the [`HeldPorts`], `probes` only keep two
+/// random picks from returning the same port and are closed at the end.
 #[derive(Default)]
 struct Held {
-    tcp: Vec<TcpListener>,
-    udp: Vec<UdpSocket>,
+    keep: Vec<OwnedFd>,
+    probes: Vec<OwnedFd>,
+}
+
+/// The address a binding's socket binds: all IPv4 addresses for "".
+fn socket_addr(ip: &str, port: u16) -> std::io::Result<SocketAddr> {
+    let addr: IpAddr = if ip.is_empty() {
+        Ipv4Addr::UNSPECIFIED.into()
+    } else {
+        ip.parse().map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "not an IP address")
+        })?
+    };
+    Ok(SocketAddr::new(addr, port))
+}
+
+/// The address as docker shows it in "Bind for ... failed": `0.0.0.0:8080`, `[::1]:8080`.
+fn shown_addr(ip: &str, port: u16) -> String {
+    match socket_addr(ip, port) {
+        Ok(sa) => sa.to_string(),
+        Err(_) => format!("{ip}:{port}"),
+    }
+}
+
+/// A bind that failed: the address as docker shows it, and why.
+struct BindError {
+    addr: String,
+    err: std::io::Error,
 }
 
 impl Held {
-    /// Bind `ip` (all IPv4 addresses when "") and `port` (0: any) for `proto` and keep the
-    /// socket; sctp is probed with TCP. Returns the bound port.
-    fn bind(&mut self, ip: &str, port: u16, proto: &str) -> std::io::Result<u16> {
-        let addr: IpAddr = if ip.is_empty() {
-            Ipv4Addr::UNSPECIFIED.into()
-        } else {
-            ip.parse().map_err(|_| {
-                std::io::Error::new(std::io::ErrorKind::InvalidInput, "not an IP address")
-            })?
+    /// Bind `ip` and `port` (0: any) for `proto`: a TCP listener, or a UDP socket; sctp is
+    /// probed with TCP. All addresses ("") are 0.0.0.0 and also [::] (IPv6 only, as
+    /// docker-proxy holds them; skipped on a host without IPv6), on the same port. The bound
+    /// port and its sockets.
+    fn bind(
+        ip: &str,
+        port: u16,
+        proto: &str,
+    ) -> std::result::Result<(u16, Vec<OwnedFd>), BindError> {
+        let fail = |port: u16, err| BindError {
+            addr: shown_addr(ip, port),
+            err,
         };
-        let sa = SocketAddr::new(addr, port);
-        if proto == "udp" {
-            let s = UdpSocket::bind(sa)?;
-            let port = s.local_addr()?.port();
-            self.udp.push(s);
-            Ok(port)
+        let sa = socket_addr(ip, port).map_err(|e| fail(port, e))?;
+        let (port, fd): (u16, OwnedFd) = if proto == "udp" {
+            let s = UdpSocket::bind(sa).map_err(|e| fail(port, e))?;
+            (s.local_addr().map_err(|e| fail(port, e))?.port(), s.into())
         } else {
-            let l = TcpListener::bind(sa)?;
-            let port = l.local_addr()?.port();
-            self.tcp.push(l);
-            Ok(port)
+            let l = TcpListener::bind(sa).map_err(|e| fail(port, e))?;
+            (l.local_addr().map_err(|e| fail(port, e))?.port(), l.into())
+        };
+        let mut fds = vec![fd];
+        if ip.is_empty() && proto != "sctp" {
+            match bind_v6_any(port, proto) {
+                Ok(Some(fd)) => fds.push(fd),
+                Ok(None) => {}
+                Err(err) => {
+                    return Err(BindError {
+                        addr: format!("[::]:{port}"),
+                        err,
+                    })
+                }
+            }
+        }
+        Ok((port, fds))
+    }
+
+    /// Keep the sockets of a chosen binding (sctp's TCP probe is only a probe).
+    fn chosen(&mut self, fds: Vec<OwnedFd>, proto: &str) {
+        if proto == "sctp" {
+            self.probes.extend(fds);
+        } else {
+            self.keep.extend(fds);
         }
     }
+}
+
+/// Bind `[::]:port` with IPV6_V6ONLY (so it does not overlap 0.0.0.0): a TCP listener or a
+/// UDP socket; None when the host has no IPv6.
+fn bind_v6_any(port: u16, proto: &str) -> std::io::Result<Option<OwnedFd>> {
+    use nix::errno::Errno;
+    use nix::sys::socket::{
+        self, sockopt, AddressFamily, Backlog, SockFlag, SockType, SockaddrIn6,
+    };
+    let ty = if proto == "udp" {
+        SockType::Datagram
+    } else {
+        SockType::Stream
+    };
+    let fd = match socket::socket(AddressFamily::Inet6, ty, SockFlag::SOCK_CLOEXEC, None) {
+        Ok(fd) => fd,
+        Err(Errno::EAFNOSUPPORT) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    socket::setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
+    if ty == SockType::Stream {
+        // As std's TcpListener (and servers) do: TIME_WAIT connections don't block it.
+        socket::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    }
+    let addr = SockaddrIn6::from(std::net::SocketAddrV6::new(
+        std::net::Ipv6Addr::UNSPECIFIED,
+        port,
+        0,
+        0,
+    ));
+    match socket::bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr) {
+        Ok(()) => {}
+        Err(Errno::EADDRNOTAVAIL | Errno::EAFNOSUPPORT) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    if ty == SockType::Stream {
+        socket::listen(&fd, Backlog::new(128)?)?;
+    }
+    Ok(Some(fd))
 }
 
 /// Whether two host addresses (canonical text, "" = all) can receive the same packets:
@@ -292,18 +393,20 @@ fn check_spec(s: &PortSpec, origin: &str) -> Result<()> {
 
 /// Turn the specs of a container into concrete bindings, in order: first the specs, then
 /// (with `publish_all`, docker's `-P`) every exposed port not published by a spec, on a
-/// random host port on all addresses.
+/// random host port on all addresses; with the sockets that hold them ([`HeldPorts`]).
 ///
-/// A host port 0 becomes a free port found by binding a socket (TCP, or UDP for udp) to the
-/// host address (0.0.0.0 for all addresses) and port 0; a host port range becomes its first
-/// port that binds. The probe sockets are closed on return, so another process could take
-/// the port before the container publishes it (docker has the same race). Two bindings
-/// with the same host port and protocol on overlapping addresses are an error.
+/// Every host port is bound here (TCP, or UDP for udp, on the host address, 0.0.0.0 for
+/// all addresses): a fixed port another process holds is refused with docker's
+/// "Bind for 0.0.0.0:8080 failed: port is already allocated" ([`Error::PortAllocated`]); a
+/// host port 0 becomes the port the kernel picks for a bind to port 0, and a host port range
+/// its first port that binds. The sockets stay bound for as long as the caller keeps the
+/// returned [`HeldPorts`], so nothing can take a port between its choice and its use. Two
+/// bindings with the same host port and protocol on overlapping addresses are an error.
 pub fn resolve(
     specs: &[PortSpec],
     publish_all: bool,
     exposed: &[(u16, String)],
-) -> Result<Vec<PortBinding>> {
+) -> Result<(Vec<PortBinding>, HeldPorts)> {
     let mut wants: Vec<Want> = Vec::new();
     for s in specs {
         let origin = format!("-p {s}");
@@ -345,6 +448,7 @@ pub fn resolve(
     };
 
     // Fixed host ports first, so random picks can avoid them.
+    let mut held = Held::default();
     for (i, w) in wants.iter().enumerate() {
         let s = &w.spec;
         if s.host_port == 0 || s.host_port_end != 0 {
@@ -359,12 +463,28 @@ pub fn resolve(
                 describe_ip(&s.host_ip)
             )));
         }
+        if s.proto != "sctp" {
+            match Held::bind(&s.host_ip, s.host_port, &s.proto) {
+                Ok((_, fds)) => held.chosen(fds, &s.proto),
+                Err(e) if e.err.kind() == std::io::ErrorKind::AddrInUse => {
+                    return Err(Error::PortAllocated {
+                        addr: e.addr,
+                        proto: s.proto.clone(),
+                    })
+                }
+                Err(e) => {
+                    return Err(Error::Invalid(format!(
+                        "{}: Bind for {} failed: {}",
+                        w.origin, e.addr, e.err
+                    )))
+                }
+            }
+        }
         let b = binding(s, s.host_port);
         slots[i] = Some(b.clone());
         chosen.push((b, w.origin.clone()));
     }
 
-    let mut held = Held::default();
     for (i, w) in wants.iter().enumerate() {
         let s = &w.spec;
         let port = if s.host_port_end != 0 {
@@ -378,7 +498,36 @@ pub fn resolve(
         slots[i] = Some(b.clone());
         chosen.push((b, w.origin.clone()));
     }
-    Ok(slots.into_iter().flatten().collect())
+    Ok((
+        slots.into_iter().flatten().collect(),
+        HeldPorts { sockets: held.keep },
+    ))
+}
+
+/// Hold the host ports of bindings already chosen (e.g. those recorded in a running
+/// container's attachments, for a shim that takes over a container whose shim was lost):
+/// the same sockets [`resolve`] returns, or [`Error::PortAllocated`] for a port someone
+/// took meanwhile.
+pub fn hold(bindings: &[PortBinding]) -> Result<HeldPorts> {
+    let mut held = Held::default();
+    for b in bindings.iter().filter(|b| b.proto != "sctp") {
+        match Held::bind(&b.host_ip, b.host_port, &b.proto) {
+            Ok((_, fds)) => held.chosen(fds, &b.proto),
+            Err(e) if e.err.kind() == std::io::ErrorKind::AddrInUse => {
+                return Err(Error::PortAllocated {
+                    addr: e.addr,
+                    proto: b.proto.clone(),
+                })
+            }
+            Err(e) => {
+                return Err(Error::Invalid(format!(
+                    "Bind for {} failed: {}",
+                    e.addr, e.err
+                )))
+            }
+        }
+    }
+    Ok(HeldPorts { sockets: held.keep })
 }
 
 /// The first port of the spec's host range that no binding uses and that binds.
@@ -389,9 +538,12 @@ fn pick_in_range(held: &mut Held, chosen: &[(PortBinding, String)], w: &Want) ->
         if clash(chosen, &s.host_ip, port, &s.proto).is_some() {
             continue;
         }
-        match held.bind(&s.host_ip, port, &s.proto) {
-            Ok(_) => return Ok(port),
-            Err(e) => last_err = Some(e),
+        match Held::bind(&s.host_ip, port, &s.proto) {
+            Ok((_, fds)) => {
+                held.chosen(fds, &s.proto);
+                return Ok(port);
+            }
+            Err(e) => last_err = Some(e.err),
         }
     }
     Err(Error::Invalid(format!(
@@ -408,17 +560,25 @@ fn pick_in_range(held: &mut Held, chosen: &[(PortBinding, String)], w: &Want) ->
 fn pick_random(held: &mut Held, chosen: &[(PortBinding, String)], w: &Want) -> Result<u16> {
     let s = &w.spec;
     for _ in 0..32 {
-        let port = held.bind(&s.host_ip, 0, &s.proto).map_err(|e| {
-            Error::Invalid(format!(
-                "{}: cannot find a free host port on {}: {e}",
-                w.origin,
-                describe_ip(&s.host_ip)
-            ))
-        })?;
-        // The socket stays held, so the next try gets another port.
+        let (port, fds) = match Held::bind(&s.host_ip, 0, &s.proto) {
+            Ok(b) => b,
+            // The kernel's IPv4 pick is taken on [::]: try another.
+            Err(e) if e.err.kind() == std::io::ErrorKind::AddrInUse => continue,
+            Err(e) => {
+                return Err(Error::Invalid(format!(
+                    "{}: cannot find a free host port on {}: {}",
+                    w.origin,
+                    describe_ip(&s.host_ip),
+                    e.err
+                )))
+            }
+        };
         if clash(chosen, &s.host_ip, port, &s.proto).is_none() {
+            held.chosen(fds, &s.proto);
             return Ok(port);
         }
+        // Kept until the end, so the next try gets another port.
+        held.probes.extend(fds);
     }
     Err(Error::Invalid(format!(
         "{}: cannot find a free host port on {}",
@@ -759,7 +919,7 @@ mod tests {
             spec("127.0.0.1", 0, 0, 81, "tcp"),
             spec("", 0, 0, 53, "udp"),
         ];
-        let b = resolve(&specs, false, &[]).unwrap();
+        let (b, held) = resolve(&specs, false, &[]).unwrap();
         assert_eq!(b.len(), 3);
         assert_eq!(b[0], bind("127.0.0.1", 18080, 80, "tcp"));
         assert_eq!((b[1].container_port, b[1].proto.as_str()), (81, "tcp"));
@@ -767,14 +927,91 @@ mod tests {
         assert_eq!(b[1].host_ip, "127.0.0.1");
         assert_ne!(b[2].host_port, 0);
         assert_eq!(b[2].proto, "udp");
-        // the picked port is free again after resolve returns
+        // the ports stay held while the HeldPorts live (all addresses: IPv4 and IPv6), and
+        // are free after
+        assert_eq!(held.sockets.len(), 4);
+        assert_eq!(
+            bind_v6_any(b[2].host_port, "udp").unwrap_err().kind(),
+            std::io::ErrorKind::AddrInUse
+        );
+        for p in [18080, b[1].host_port] {
+            let e = TcpListener::bind(("127.0.0.1", p)).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse, "{p}");
+        }
+        let e = UdpSocket::bind(("0.0.0.0", b[2].host_port)).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse);
+        drop(held);
+        TcpListener::bind(("127.0.0.1", 18080)).unwrap();
         TcpListener::bind(("127.0.0.1", b[1].host_port)).unwrap();
+        UdpSocket::bind(("0.0.0.0", b[2].host_port)).unwrap();
+    }
+
+    #[test]
+    fn hold_binds_recorded_bindings_again() {
+        let (b, held) = resolve(&[spec("127.0.0.1", 0, 0, 80, "tcp")], false, &[]).unwrap();
+        assert!(hold(&b).is_err(), "held twice");
+        drop(held);
+        let again = hold(&b).unwrap();
+        assert_eq!(again.sockets.len(), 1);
+        assert!(TcpListener::bind(("127.0.0.1", b[0].host_port)).is_err());
+    }
+
+    #[test]
+    fn resolve_refuses_a_port_another_process_holds() {
+        let busy = TcpListener::bind("0.0.0.0:0").unwrap();
+        let p = busy.local_addr().unwrap().port();
+        match resolve(&[spec("", p, 0, 80, "tcp")], false, &[]) {
+            Err(e @ Error::PortAllocated { .. }) => assert_eq!(
+                e.to_string(),
+                format!("Bind for 0.0.0.0:{p} failed: port is already allocated")
+            ),
+            other => panic!("{other:?}"),
+        }
+        let busy6 = TcpListener::bind("[::1]:0").unwrap();
+        let p = busy6.local_addr().unwrap().port();
+        match resolve(&[spec("::1", p, 0, 80, "tcp")], false, &[]) {
+            Err(e) => assert_eq!(
+                e.to_string(),
+                format!("Bind for [::1]:{p} failed: port is already allocated")
+            ),
+            other => panic!("{other:?}"),
+        }
+        // all addresses also means [::] (an IPv6-only socket there is refused too)
+        let v6 = bind_v6_any(0, "tcp").unwrap().expect("IPv6");
+        let p = nix::sys::socket::getsockname::<nix::sys::socket::SockaddrIn6>(
+            std::os::fd::AsRawFd::as_raw_fd(&v6),
+        )
+        .unwrap()
+        .port();
+        match resolve(&[spec("", p, 0, 80, "tcp")], false, &[]) {
+            Err(e) => assert_eq!(
+                e.to_string(),
+                format!("Bind for [::]:{p} failed: port is already allocated")
+            ),
+            other => panic!("{other:?}"),
+        }
+        // nothing of a refused request stays held
+        let free = TcpListener::bind("127.0.0.1:0").unwrap();
+        let q = free.local_addr().unwrap().port();
+        drop(free);
+        let busy = UdpSocket::bind("0.0.0.0:0").unwrap();
+        let u = busy.local_addr().unwrap().port();
+        assert!(resolve(
+            &[
+                spec("127.0.0.1", q, 0, 80, "tcp"),
+                spec("", u, 0, 53, "udp")
+            ],
+            false,
+            &[]
+        )
+        .is_err());
+        TcpListener::bind(("127.0.0.1", q)).unwrap();
     }
 
     #[test]
     fn resolve_random_ports_are_distinct() {
         let specs: Vec<PortSpec> = (1..=20).map(|cp| spec("", 0, 0, cp, "tcp")).collect();
-        let b = resolve(&specs, false, &[]).unwrap();
+        let b = resolve(&specs, false, &[]).unwrap().0;
         let ports: BTreeSet<u16> = b.iter().map(|b| b.host_port).collect();
         assert_eq!(ports.len(), 20);
         assert!(!ports.contains(&0));
@@ -789,7 +1026,7 @@ mod tests {
             (443, "tcp".to_string()),
             (443, "tcp".to_string()),
         ];
-        let b = resolve(&specs, true, &exposed).unwrap();
+        let b = resolve(&specs, true, &exposed).unwrap().0;
         assert_eq!(b.len(), 3);
         assert_eq!(b[0], bind("", 18081, 80, "tcp"));
         assert_eq!((b[1].container_port, b[1].proto.as_str()), (80, "udp"));
@@ -798,7 +1035,7 @@ mod tests {
             .iter()
             .all(|b| b.host_port != 0 && b.host_ip.is_empty()));
         // without -P exposed ports are not published
-        assert_eq!(resolve(&specs, false, &exposed).unwrap().len(), 1);
+        assert_eq!(resolve(&specs, false, &exposed).unwrap().0.len(), 1);
     }
 
     #[test]
@@ -807,7 +1044,7 @@ mod tests {
         let p = busy.local_addr().unwrap().port();
         let end = p.saturating_add(50);
         let specs = [spec("", p, end, 80, "tcp")];
-        let b = resolve(&specs, false, &[]).unwrap();
+        let b = resolve(&specs, false, &[]).unwrap().0;
         assert!(b[0].host_port > p && b[0].host_port <= end, "{b:?}");
 
         // ports taken by other bindings of the container are skipped too
@@ -818,7 +1055,7 @@ mod tests {
             spec("", q.saturating_add(1), q.saturating_add(20), 81, "tcp"),
             spec("", q.saturating_add(1), 0, 80, "tcp"),
         ];
-        let b = resolve(&specs, false, &[]).unwrap();
+        let b = resolve(&specs, false, &[]).unwrap().0;
         assert_eq!(b[1].host_port, q.saturating_add(1));
         assert!(b[0].host_port > q.saturating_add(1), "{b:?}");
     }
@@ -856,7 +1093,7 @@ mod tests {
             spec("127.0.0.1", 18082, 0, 81, "tcp"),
         ]);
         // different protocols, addresses or families don't conflict
-        resolve(
+        let _ = resolve(
             &[
                 spec("", 18082, 0, 80, "tcp"),
                 spec("", 18082, 0, 80, "udp"),

@@ -61,6 +61,13 @@ pub fn main() -> i32 {
         },
         _ => None,
     };
+    let held = match adopt_held(&cfg.held_fds) {
+        Ok(h) => h,
+        Err(e) => {
+            println!("err {e}");
+            return 2;
+        }
+    };
     // Detach: the caller's child exits at once; the grandchild is the shim.
     match sys::fork() {
         Ok(ForkResult::Parent { .. }) => return 0,
@@ -73,12 +80,36 @@ pub fn main() -> i32 {
     let _ = nix::unistd::setsid();
     let _ = std::env::set_current_dir("/");
     match setup(&cfg) {
-        Ok((listener, sfd)) => serve(cfg, listener, sfd, attach),
+        Ok((listener, sfd)) => serve(cfg, listener, sfd, attach, held),
         Err(e) => {
             println!("err {e}");
             1
         }
     }
+}
+
+/// Own the descriptors that hold the published ports, close-on-exec (the container and the
+/// exit command must not inherit them).
+fn adopt_held(fds: &[i32]) -> Result<Vec<std::os::fd::OwnedFd>, String> {
+    let mut out = Vec::new();
+    for &fd in fds {
+        if fd <= 2
+            || !sys::fd_is_open(fd)
+            || out
+                .iter()
+                .any(|o: &std::os::fd::OwnedFd| std::os::fd::AsRawFd::as_raw_fd(o) == fd)
+        {
+            return Err(format!("held port descriptor {fd}: not an open descriptor"));
+        }
+        let owned = sys::adopt_fd(fd);
+        nix::fcntl::fcntl(
+            &owned,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        )
+        .map_err(|e| format!("held port descriptor {fd}: {e}"))?;
+        out.push(owned);
+    }
+    Ok(out)
 }
 
 /// Move an inherited descriptor (possibly stdin) to a close-on-exec one; a standard
@@ -134,6 +165,7 @@ fn serve(
     listener: UnixListener,
     sfd: SignalFd,
     attach: Option<UnixStream>,
+    mut held: Vec<std::os::fd::OwnedFd>,
 ) -> i32 {
     let log_cfg = LogConfig {
         max_size: cfg.log_max_size,
@@ -184,6 +216,7 @@ fn serve(
                 if !reported {
                     // The caller sees the error; no restart for a container that never ran.
                     report(&format!("err {e}"));
+                    held.clear();
                     sup.state.status = Status::Exited;
                     sup.state.exit_code = Some(code);
                     sup.state.finished_at = Some(barge_runtime::time::now_rfc3339());
@@ -205,6 +238,8 @@ fn serve(
         sup.state.status = if again {
             Status::Restarting
         } else {
+            // The ports are free once the exit is seen (a `start` right after binds them).
+            held.clear();
             Status::Exited
         };
         sup.save_state();
@@ -218,6 +253,7 @@ fn serve(
         sup.idle(delay);
         delay = (delay * 2).min(MAX_DELAY);
         if sup.cfg.stop_marker.exists() {
+            held.clear();
             sup.state.status = Status::Exited;
             sup.save_state();
             break;
