@@ -82,11 +82,21 @@ pub fn intermediate(ch: Channel, init_ch: Channel, a: &InitArgs) -> ! {
 fn intermediate_steps(ch: &Channel, a: &InitArgs) -> Result<()> {
     sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
         .ctx(|| "reset signal mask".into())?;
-    // Into the container's cgroups before any namespace is created (the init inherits them).
-    a.placement.join_self_v1()?;
     if a.join_unified {
         a.placement.join_self_unified()?;
     }
+    // The v1 hierarchies (memory among them on a v1 or hybrid host) are joined only after the
+    // namespaces are created, as crun does on cgroup v1: the kernel charges a namespace's own
+    // objects (the copy of the mount table, a network namespace's devices and tables: about
+    // 100-150 KiB) to the memory cgroup of the process that creates it, here the caller's.
+    // Everything the container's processes allocate afterwards (the init's task, page tables,
+    // pages, the rootfs mounts it makes) is charged to the container, so a small limit is
+    // spent on the container rather than on the runtime's setup. With a unified memory
+    // controller the intermediate is born in the container's cgroup (CLONE_INTO_CGROUP) and
+    // the namespaces are charged to the container, as with runc. The files are opened here,
+    // before a user namespace could make them unreachable; the kernel checks the write
+    // against the credentials they were opened with.
+    let v1_tasks = a.placement.open_v1_tasks()?;
     namespaces::enter(a.join_files)?;
     if a.plan.creates(LinuxNamespaceType::User) {
         sys::unshare(libc::CLONE_NEWUSER).ctx(|| "unshare user namespace".into())?;
@@ -113,7 +123,8 @@ fn intermediate_steps(ch: &Channel, a: &InitArgs) -> Result<()> {
     if a.plan.creates(LinuxNamespaceType::Time) {
         write_time_offsets(a.spec)?;
     }
-    Ok(())
+    // Before the init is forked: it is born in the container's cgroups and inherits them.
+    v1_tasks.join_self()
 }
 
 fn write_time_offsets(spec: &Spec) -> Result<()> {
