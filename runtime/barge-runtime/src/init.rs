@@ -15,7 +15,7 @@ use nix::sys::stat::Mode;
 use nix::unistd::{chdir, setresgid, setresuid, ForkResult, Gid, Uid};
 use oci_spec::runtime::{LinuxNamespaceType, LinuxPersonalityDomain, Spec};
 
-use crate::cgroups::Placement;
+use crate::cgroups::{Placement, V1Tasks};
 use crate::error::{Context, Error, Result};
 use crate::hooks;
 use crate::namespaces::{self, Plan};
@@ -55,14 +55,18 @@ pub struct InitArgs<'a> {
 /// `ch` talks to the parent for the intermediate; `init_ch` is handed to the container init,
 /// so the two processes' messages can never interleave on one socket.
 pub fn intermediate(ch: Channel, init_ch: Channel, a: &InitArgs) -> ! {
-    let forked =
-        intermediate_steps(&ch, a).and_then(|_| sys::fork().ctx(|| "fork container init".into()));
+    let forked = intermediate_steps(&ch, a).and_then(|v1_tasks| {
+        sys::fork()
+            .ctx(|| "fork container init".into())
+            .map(|f| (f, v1_tasks))
+    });
     match forked {
-        Ok(ForkResult::Child) => {
+        Ok((ForkResult::Child, v1_tasks)) => {
             drop(ch);
-            init(&init_ch, a)
+            init(&init_ch, v1_tasks, a)
         }
-        Ok(ForkResult::Parent { child }) => {
+        Ok((ForkResult::Parent { child }, v1_tasks)) => {
+            drop(v1_tasks);
             drop(init_ch);
             let code = match ch.send(&Msg::InitPid(child.as_raw())) {
                 Ok(()) => 0,
@@ -79,14 +83,30 @@ pub fn intermediate(ch: Channel, init_ch: Channel, a: &InitArgs) -> ! {
 
 /// Namespaces are joined and created here; the cgroup namespace is left to the init, which is
 /// the first process born in the container's unified cgroup.
-fn intermediate_steps(ch: &Channel, a: &InitArgs) -> Result<()> {
+fn intermediate_steps(ch: &Channel, a: &InitArgs) -> Result<V1Tasks> {
     sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
         .ctx(|| "reset signal mask".into())?;
-    // Into the container's cgroups before any namespace is created (the init inherits them).
-    a.placement.join_self_v1()?;
     if a.join_unified {
         a.placement.join_self_unified()?;
     }
+    // Memory accounting on cgroup v1 (and hybrid hosts, whose memory controller is a v1
+    // hierarchy): the container's v1 cgroups are joined by the init, first thing after it is
+    // forked, not by this process. The kernel charges a namespace's own objects (the copy of
+    // the host's mount table; a network namespace's devices, sysctl and routing tables: about
+    // 120 KiB) and a forked process's kernel structures (task, kernel stack, the page tables
+    // and VMAs copied from this process: about 90 KiB) to the memory cgroup of the process
+    // that allocates them, and v1 never moves charges with a task. So these are charged to
+    // the caller's cgroup, as with crun and runc on v1 (both clone the init with the
+    // namespace flags, then move it into the cgroup); everything the container's processes
+    // allocate afterwards (rootfs mounts, pages the init dirties, the exec'd program's memory,
+    // its children) is charged to the container. A small limit then starts a container
+    // (`true` under 256 KiB) instead of being spent on the runtime's setup; the cost is that
+    // a container's memory.usage leaves out ~200 KiB of its fixed kernel overhead. With a
+    // unified memory controller (v2) nothing changes: the intermediate is born in the
+    // container's cgroup (CLONE_INTO_CGROUP), and all of it is charged to the container. The
+    // files are opened here, before a user namespace could make them unreachable: the kernel
+    // checks a cgroup v1 write against the credentials the file was opened with.
+    let v1_tasks = a.placement.open_v1_tasks()?;
     namespaces::enter(a.join_files)?;
     if a.plan.creates(LinuxNamespaceType::User) {
         sys::unshare(libc::CLONE_NEWUSER).ctx(|| "unshare user namespace".into())?;
@@ -113,7 +133,7 @@ fn intermediate_steps(ch: &Channel, a: &InitArgs) -> Result<()> {
     if a.plan.creates(LinuxNamespaceType::Time) {
         write_time_offsets(a.spec)?;
     }
-    Ok(())
+    Ok(v1_tasks)
 }
 
 fn write_time_offsets(spec: &Spec) -> Result<()> {
@@ -136,8 +156,11 @@ fn write_time_offsets(spec: &Spec) -> Result<()> {
 }
 
 /// Body of the container init. Never returns: execs the user process or exits.
-fn init(ch: &Channel, a: &InitArgs) -> ! {
-    match init_until_ready(ch, a) {
+///
+/// It first joins the container's v1 cgroups (see `intermediate_steps` on memory accounting),
+/// before its cgroup namespace is created, which is rooted at its cgroups.
+fn init(ch: &Channel, v1_tasks: V1Tasks, a: &InitArgs) -> ! {
+    match v1_tasks.join_self().and_then(|_| init_until_ready(ch, a)) {
         Err(e) => {
             let _ = ch.send(&Msg::failure(&e));
             sys::exit_now(1)

@@ -419,15 +419,28 @@ impl Placement {
     /// global cgroup_threadgroup_rwsem for writing: ~50 µs instead of an RCU grace period
     /// (~10 ms) per container start. For a single-threaded process the thread is the process.
     pub fn join_self_v1(&self) -> Result<()> {
-        for dir in self
+        self.open_v1_tasks()?.join_self()
+    }
+
+    /// Open every v1 hierarchy's `tasks` file, to join later with [`V1Tasks::join_self`].
+    ///
+    /// The kernel checks a cgroup v1 write against the credentials the file was opened with,
+    /// so files opened before the caller enters a user namespace still take the write after.
+    pub fn open_v1_tasks(&self) -> Result<V1Tasks> {
+        let files = self
             .paths
             .iter()
             .filter(|p| Some(*p) != self.unified.as_ref())
-        {
-            let tasks = dir.join("tasks");
-            fs::write(&tasks, "0").ctx(|| format!("join {}", tasks.display()))?;
-        }
-        Ok(())
+            .map(|dir| {
+                let tasks = dir.join("tasks");
+                fs::OpenOptions::new()
+                    .write(true)
+                    .open(&tasks)
+                    .map(|f| (tasks.clone(), f))
+                    .ctx(|| at("open", &tasks))
+            })
+            .collect::<Result<_>>()?;
+        Ok(V1Tasks(files))
     }
 
     /// Move the calling process into the unified hierarchy's directory (the fallback when it
@@ -587,6 +600,22 @@ fn rmdir_retry(dir: &Path) -> Result<()> {
             }
             Err(e) => return Err(e).ctx(|| at("remove cgroup", dir)),
         }
+    }
+}
+
+/// The opened `tasks` files of a container's v1 hierarchies (see [`Placement::open_v1_tasks`]).
+pub struct V1Tasks(Vec<(PathBuf, fs::File)>);
+
+impl V1Tasks {
+    /// Move the calling (single-threaded) process into each hierarchy ("0": the caller's
+    /// thread), consuming the files.
+    pub fn join_self(self) -> Result<()> {
+        use std::io::Write;
+        for (path, mut f) in self.0 {
+            f.write_all(b"0")
+                .ctx(|| format!("join {}", path.display()))?;
+        }
+        Ok(())
     }
 }
 
