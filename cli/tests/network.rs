@@ -8,45 +8,18 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use barge_testutil::engine::{wait_until, BargeEnv};
+use barge_testutil::net::{free_port, http_get, ipam_reservations, pins, rules_mentioning, HTTPD};
 use barge_testutil::{stderr, stdout};
 use serde_json::Value;
 
 fn env() -> BargeEnv {
     BargeEnv::new(env!("CARGO_BIN_EXE_barge"))
 }
-
-/// A TCP port nobody listens on now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind")
-        .port()
-}
-
-/// GET / from 127.0.0.1:port; the body (None if it does not answer).
-fn http_get(port: u16) -> Option<String> {
-    let mut s = TcpStream::connect_timeout(
-        &format!("127.0.0.1:{port}").parse().ok()?,
-        Duration::from_secs(2),
-    )
-    .ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
-    s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    out.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
-}
-
-/// A busybox httpd serving `body` on port 80 of the container.
-const HTTPD: &str =
-    "mkdir -p /www && echo \"$BODY\" > /www/index.html && exec httpd -f -p 80 -h /www";
 
 /// A shell command printing the last line of GET / from HOST:80 (the one-line bodies here);
 /// busybox nc, since its wget with -T crashes in the static Debian build.
@@ -89,44 +62,6 @@ fn bridge_ports(bridge: &str) -> BTreeSet<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// host-local's reservations on a network: files named by the address.
-fn ipam_reservations(network: &str) -> BTreeSet<String> {
-    fs::read_dir(Path::new("/var/lib/cni/networks").join(network))
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// iptables and ip6tables rules (all tables) mentioning `needle`.
-fn rules_mentioning(needle: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for bin in ["iptables-save", "ip6tables-save"] {
-        let o = std::process::Command::new(bin).output().expect(bin);
-        out.extend(
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .filter(|l| l.contains(needle))
-                .map(String::from),
-        );
-    }
-    out
-}
-
-/// Mounts of network namespace pins under the store's run root.
-fn pins(b: &BargeEnv) -> Vec<String> {
-    let want = b.runroot().join("netns").display().to_string();
-    fs::read_to_string("/proc/self/mountinfo")
-        .expect("mountinfo")
-        .lines()
-        .filter(|l| l.contains(" nsfs ") && l.contains(&want))
-        .map(String::from)
-        .collect()
 }
 
 #[test]

@@ -9,6 +9,7 @@
 //! [`oci_image`] (deterministic OCI/Docker images written as OCI layouts and pushed).
 
 pub mod engine;
+pub mod net;
 pub mod oci_image;
 pub mod registry;
 pub mod token_proxy;
