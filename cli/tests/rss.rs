@@ -1,0 +1,88 @@
+//! The registry helper (`barge-registry`): `barge` hands pulls to it (the HTTP/TLS stack is not
+//! in `barge`, which keeps `run` of a stored image small), and it dies with `barge`.
+
+use std::fs;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use barge_testutil::oci_image::{push_image, Comp, Entry, Image, Layer};
+use barge_testutil::registry::Registry;
+use barge_testutil::token_proxy::{ProxyOptions, TokenProxy};
+use barge_testutil::{exec_bounded, stderr, CMD_TIMEOUT};
+
+fn barge(dir: &std::path::Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_barge"));
+    c.arg("--root")
+        .arg(dir.join("root"))
+        .arg("--config")
+        .arg(dir.join("etc"))
+        .args(args)
+        .stdin(Stdio::null());
+    c
+}
+
+/// A pull goes through the helper: without it, `pull` says which helper it could not start.
+#[test]
+fn pull_runs_in_the_registry_helper() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = barge(dir.path(), &["pull", "127.0.0.1:1/nothing:here"]);
+    cmd.env("BARGE_REGISTRY", dir.path().join("no-such-helper"));
+    let out = exec_bounded(cmd, CMD_TIMEOUT);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = stderr(&out);
+    assert!(
+        err.contains("starting the registry helper") && err.contains("no-such-helper"),
+        "{err}"
+    );
+    // Bad names are still refused before any helper or registry.
+    let mut cmd = barge(dir.path(), &["pull", "Bad Ref!"]);
+    cmd.env("BARGE_REGISTRY", dir.path().join("no-such-helper"));
+    let err = stderr(&exec_bounded(cmd, CMD_TIMEOUT));
+    assert!(err.contains("invalid reference format"), "{err}");
+}
+
+/// `barge pull` killed with SIGKILL mid-download: the helper's download stops with it.
+#[test]
+fn registry_helper_dies_with_barge() {
+    let reg = Registry::start();
+    let mut big = Layer::new(Comp::None, vec![]);
+    big.entries.push(Entry::file(
+        "blob",
+        barge_testutil::noise(4 << 20, 7),
+        0o644,
+    ));
+    let built = push_image(&reg, "slow", "1", &Image::new(vec![big]));
+    let proxy = TokenProxy::start_with(
+        &reg.addr,
+        ProxyOptions {
+            bytes_per_sec: Some(1 << 20),
+            ..Default::default()
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let partial = dir.path().join(format!(
+        "root/content/ingest/{}.partial",
+        &built.layer_digests[0][7..]
+    ));
+    let size = || fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
+    let mut child = barge(dir.path(), &["pull", &format!("{}/slow:1", proxy.addr)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while size() < 200_000 && Instant::now() < deadline {
+        assert!(child.try_wait().unwrap().is_none(), "the pull ended early");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let after_kill = size();
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(
+        size(),
+        after_kill,
+        "the download went on after barge was killed"
+    );
+}
