@@ -86,3 +86,36 @@ fn registry_helper_dies_with_barge() {
         "the download went on after barge was killed"
     );
 }
+
+/// `run` of an image that is not stored pulls it through the helper (progress and summary on
+/// stderr, the container's output alone on stdout), then runs it.
+#[test]
+fn run_pulls_a_missing_image_through_the_helper() {
+    let reg = Registry::start();
+    push_image(
+        &reg,
+        "team/app",
+        "1.2",
+        &Image::new(vec![Layer::busybox(Comp::Gzip)]),
+    );
+    let b = barge_testutil::engine::BargeEnv::new(env!("CARGO_BIN_EXE_barge"));
+    let name = format!("{}/team/app:1.2", reg.addr);
+    let out = b.run(&["run", "--rm", "--network", "none", &name, "echo", "hello"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(barge_testutil::stdout(&out), "hello\n");
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("Unable to find image '{name}' locally"))
+            && err.contains("Status: Downloaded newer image for"),
+        "{err}"
+    );
+    // A registry that is down: the helper's error, with what was being pulled.
+    let gone = "127.0.0.1:1/team/app:1.2";
+    let out = b.run(&["run", "--rm", "--network", "none", gone, "true"]);
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    assert!(
+        stderr(&out).contains(&format!("pull {gone}: ")),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -1,6 +1,7 @@
-//! `barge-registry`: barge's registry helper (pull, login check). Reads one request as JSON on
-//! stdin, answers one reply as JSON on stdout; progress goes to stderr. `barge` runs it for
-//! `pull`, `login` and the implicit pull of `run`/`create` (see cli/src/registry/mod.rs).
+//! `barge-registry [--parent PID]`: barge's registry helper (pull, login check). Reads one
+//! request as JSON on stdin, answers one reply as JSON on stdout; progress goes to stderr.
+//! `barge` runs it for `pull`, `login` and the implicit pull of `run`/`create` (see
+//! cli/src/registry/mod.rs).
 
 #[allow(dead_code)]
 #[path = "../format.rs"]
@@ -86,12 +87,17 @@ fn serve(req: Request) -> Result<Reply> {
 }
 
 /// The helper dies with barge: a `barge pull` killed (SIGKILL, or a crash) must stop the
-/// pull as it did when the pull ran inside barge, not leave it running on its own.
+/// pull as it did when the pull ran inside barge, not leave it running on its own. barge
+/// passes its pid (`--parent PID`): if barge is already gone when the death signal is armed
+/// (killed right after starting us), we stop here.
 fn die_with_parent() {
-    let parent = nix::unistd::getppid();
-    if nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).is_err()
-        || nix::unistd::getppid() != parent
-    {
+    let mut args = std::env::args().skip(1);
+    let parent = match (args.next().as_deref(), args.next()) {
+        (Some("--parent"), Some(pid)) => pid.parse::<i32>().ok(),
+        _ => None,
+    };
+    let armed = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).is_ok();
+    if !armed || parent.is_some_and(|p| nix::unistd::getppid().as_raw() != p) {
         std::process::exit(1);
     }
 }

@@ -28,6 +28,8 @@ fn helper() -> Result<PathBuf> {
 pub fn call(req: &Request) -> Result<Reply> {
     let path = helper()?;
     let mut child = Command::new(&path)
+        .arg("--parent")
+        .arg(std::process::id().to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
