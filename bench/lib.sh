@@ -2,14 +2,17 @@
 # they set `repo` and define `log` and `die`): the barge binary, a throw-away store with the
 # busybox image in it (and in podman when PODMAN_IMAGE is set), timing and statistics.
 
-# BARGE, or the release binaries built now.
+# BARGE, or the release binaries built now (barge-shim and barge-registry live next to barge).
 bench_build() {
     if [[ -z ${BARGE:-} ]]; then
         log "building release binaries"
         (cd "$repo" && cargo build --release -q -p barge -p barge-shim)
         BARGE=$repo/target/release/barge
     fi
-    [[ -x $BARGE && -x $(dirname "$BARGE")/barge-shim ]] || die "no barge and barge-shim at $BARGE"
+    local d
+    d=$(dirname "$BARGE")
+    [[ -x $BARGE && -x $d/barge-shim && -x $d/barge-registry ]] ||
+        die "no barge, barge-shim and barge-registry (pulls) at $BARGE"
 }
 
 # A store in a new directory `work` (prefix $1), removed with everything in it on exit.

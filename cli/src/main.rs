@@ -6,6 +6,7 @@ mod container;
 mod format;
 mod image;
 mod progress;
+mod registry;
 mod sys;
 
 use std::path::PathBuf;

@@ -5,6 +5,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use anyhow::{Context, Result};
 
 use super::Ctx;
+use crate::registry::proto::{Reply, Request};
 
 #[derive(Debug, clap::Args)]
 pub struct LoginArgs {
@@ -72,15 +73,16 @@ pub fn login(ctx: &Ctx, args: LoginArgs) -> Result<()> {
         );
     }
     let config = ctx.config()?;
-    super::runtime()?
-        .block_on(barge_image::login::check(
-            &config,
-            &args.server,
-            &user,
-            &password,
-            args.insecure,
-        ))
-        .with_context(|| format!("login to {}", args.server))?;
+    match crate::registry::call(&Request::Login {
+        config: ctx.config.clone(),
+        server: args.server.clone(),
+        user: user.clone(),
+        password: password.clone(),
+        insecure: args.insecure,
+    })? {
+        Reply::LoggedIn => {}
+        other => anyhow::bail!("the registry helper answered a login with {other:?}"),
+    }
     config.store_credentials(&args.server, &user, &password)?;
     println!("Login Succeeded");
     Ok(())

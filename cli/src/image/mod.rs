@@ -37,15 +37,6 @@ impl Ctx {
     }
 }
 
-/// A small runtime for the commands that talk to registries: one thread for the network (a
-/// few streams), the unpacking on tokio's blocking threads.
-pub fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
-}
-
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
     /// List images.

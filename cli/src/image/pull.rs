@@ -1,9 +1,10 @@
 //! `barge pull [--platform P] [--insecure] NAME[:TAG|@DIGEST]`
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use barge_image::platform::Platform;
-use barge_image::pull::{pull, PullOptions};
 use barge_image::reference::ImageRef;
+
+use crate::registry::proto::{Reply, Request};
 
 use super::Ctx;
 
@@ -28,21 +29,27 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
 
 /// Pull; the summary goes to stderr with `to_stderr` (`run` keeps stdout for the container).
 pub fn pull_to(ctx: &Ctx, args: Args, to_stderr: bool) -> Result<()> {
-    let reference = ImageRef::parse(&args.image)?;
-    let opts = PullOptions {
-        platform: match &args.platform {
-            Some(p) => Platform::parse(p)?,
-            None => Platform::host(),
-        },
+    // Bad names and platforms are refused here, before the helper starts.
+    ImageRef::parse(&args.image)?;
+    if let Some(p) = &args.platform {
+        Platform::parse(p)?;
+    }
+    let reply = crate::registry::call(&Request::Pull {
+        root: ctx.root.clone(),
+        config: ctx.config.clone(),
+        image: args.image,
+        platform: args.platform,
         insecure: args.insecure,
+        quiet: args.quiet,
+    })?;
+    let Reply::Pulled {
+        digest,
+        name,
+        up_to_date,
+    } = reply
+    else {
+        bail!("the registry helper answered a pull with {reply:?}");
     };
-    let store = ctx.store()?;
-    let config = ctx.config()?;
-    let progress = crate::progress::for_terminal(args.quiet);
-    let had = store.db.image(&reference.canonical())?;
-    let rec =
-        super::runtime()?.block_on(pull(store, &config, &reference, &opts, progress.clone()))?;
-    progress.finish();
     if !args.quiet {
         let say = |line: String| {
             if to_stderr {
@@ -51,16 +58,14 @@ pub fn pull_to(ctx: &Ctx, args: Args, to_stderr: bool) -> Result<()> {
                 println!("{line}")
             }
         };
-        say(format!("Digest: {}", rec.target));
-        let status = match had {
-            Some(old) if old.config == rec.config => "Image is up to date for",
-            _ => "Downloaded newer image for",
+        say(format!("Digest: {digest}"));
+        let status = if up_to_date {
+            "Image is up to date for"
+        } else {
+            "Downloaded newer image for"
         };
-        say(format!(
-            "Status: {status} {}",
-            super::display_name(&rec.name)
-        ));
-        say(rec.name.to_string());
+        say(format!("Status: {status} {}", super::display_name(&name)));
+        say(name);
     }
     Ok(())
 }
