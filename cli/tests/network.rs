@@ -380,7 +380,19 @@ fn hundred_run_rm_cycles_leave_no_veth_rule_namespace_or_address() {
 }
 
 /// A config dir whose `failnet` chains the real bridge plugin and a fake one.
-fn fake_plugin_env(plugin_body: &str, timeout_secs: f64) -> (BargeEnv, String) {
+/// The host bridge a test's own CNI list made: the bridge plugin never deletes its bridge on
+/// DEL, so the test removes it when it ends.
+struct BridgeGuard(String);
+
+impl Drop for BridgeGuard {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.0])
+            .status();
+    }
+}
+
+fn fake_plugin_env(plugin_body: &str, timeout_secs: f64) -> (BargeEnv, String, BridgeGuard) {
     let b = env();
     let plugins = b.path().join("plugins");
     fs::create_dir_all(&plugins).unwrap();
@@ -407,7 +419,7 @@ fn fake_plugin_env(plugin_body: &str, timeout_secs: f64) -> (BargeEnv, String) {
         .to_string(),
     )
     .unwrap();
-    (b, net)
+    (b, net, BridgeGuard(bridge))
 }
 
 fn assert_nothing_left(b: &BargeEnv, net: &str, name: &str) {
@@ -420,7 +432,7 @@ fn assert_nothing_left(b: &BargeEnv, net: &str, name: &str) {
 
 #[test]
 fn a_failing_plugin_gives_its_message_and_leaves_nothing() {
-    let (b, net) = fake_plugin_env(
+    let (b, net, bridge) = fake_plugin_env(
         r#"cat >/dev/null; [ "$CNI_COMMAND" = DEL ] && exit 0; echo '{"cniVersion":"1.0.0","code":7,"msg":"no luck today","details":"fake says so"}'; exit 1"#,
         10.0,
     );
@@ -432,13 +444,12 @@ fn a_failing_plugin_gives_its_message_and_leaves_nothing() {
         "{err}"
     );
     assert_nothing_left(&b, &net, "victim");
-    let bridge = format!("bf{}", std::process::id() % 100_000_000);
-    assert_eq!(bridge_ports(&bridge), BTreeSet::new());
+    assert_eq!(bridge_ports(&bridge.0), BTreeSet::new());
 }
 
 #[test]
 fn a_hanging_plugin_is_killed_after_the_timeout_and_leaves_nothing() {
-    let (b, net) = fake_plugin_env(
+    let (b, net, _bridge) = fake_plugin_env(
         r#"cat >/dev/null; [ "$CNI_COMMAND" = DEL ] && exit 0; echo $$ > "$(dirname "$0")/../hung.pid"; sleep 60"#,
         1.0,
     );
