@@ -1,12 +1,14 @@
 //! `barge`: the main command line, with docker's habits: containers (`run`, `ps`, `logs`,
 //! ...), images (`pull`, `images`, `load`, ...), volumes, `system`, and the OCI runtime
 //! (`barge runtime ...`).
+#![deny(unsafe_code)]
 
 mod container;
 mod format;
 mod image;
 mod progress;
 mod registry;
+#[allow(unsafe_code)] // the crate's one syscall-facing module
 mod sys;
 
 use std::path::PathBuf;

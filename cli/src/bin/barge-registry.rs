@@ -2,6 +2,7 @@
 //! request as JSON on stdin, answers one reply as JSON on stdout; progress goes to stderr.
 //! `barge` runs it for `pull`, `login` and the implicit pull of `run`/`create` (see
 //! cli/src/registry/mod.rs).
+#![deny(unsafe_code)]
 
 #[allow(dead_code)]
 #[path = "../format.rs"]
@@ -10,6 +11,7 @@ mod format;
 mod progress;
 #[path = "../registry/proto.rs"]
 mod proto;
+#[allow(unsafe_code)] // the crate's one syscall-facing module
 #[path = "../sys.rs"]
 mod sys;
 

@@ -6,6 +6,7 @@
 //! - [`ops`]: ADD/DEL/CHECK/STATUS/GC over a list's plugin chain, and VERSION;
 //! - [`result`]: what plugins print (results, error objects, version answers);
 //! - [`error`]: the error type.
+#![forbid(unsafe_code)]
 
 pub mod command;
 pub mod conf;

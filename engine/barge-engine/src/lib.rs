@@ -1,6 +1,7 @@
 //! barge's container engine: containers from images, their metadata, their shims, volumes.
 //! A library over one store (podman's model: no daemon needed); the `barge` CLI uses it
 //! directly and the API daemon will serve the same library.
+#![forbid(unsafe_code)]
 
 pub mod boot;
 pub mod check;

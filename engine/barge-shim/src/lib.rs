@@ -1,6 +1,7 @@
 //! barge's per-container shim (the job of containerd-shim or conmon): the `barge-shim` binary,
 //! and the formats it shares with the engine (its configuration, its state file, its socket
 //! protocol, the CRI log format).
+#![deny(unsafe_code)]
 
 pub mod config;
 pub mod exec;

@@ -1,5 +1,6 @@
 //! runc-compatible command line over `barge-runtime`: shared by the lean `barge-runtime`
 //! binary and `barge runtime` in the main CLI.
+#![forbid(unsafe_code)]
 
 mod commands;
 mod logging;

@@ -4,6 +4,7 @@
 //! A container is created by forking (no re-exec): an intermediate process joins and creates
 //! namespaces, then forks the container init, which sets up the rootfs, reports `Ready`, and
 //! blocks on `<root>/<id>/exec.fifo` until `start` opens it. See `container` for the lifecycle.
+#![deny(unsafe_code)]
 
 pub mod cgroups;
 pub mod console;
@@ -29,6 +30,7 @@ pub mod signal;
 pub mod spec;
 pub mod state;
 mod sync;
+#[allow(unsafe_code)] // the crate's one syscall-facing module
 mod sys;
 pub mod time;
 pub mod tty_proxy;
