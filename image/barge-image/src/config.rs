@@ -153,7 +153,7 @@ fn size_value(v: &serde_json::Value) -> std::result::Result<u64, String> {
         serde_json::Value::Number(n) => n
             .as_u64()
             .ok_or_else(|| format!("{n} is not a size: expected a whole number of bytes")),
-        serde_json::Value::String(s) => crate::size::parse(s.trim()),
+        serde_json::Value::String(s) => barge_util::size::parse_size(s.trim()),
         other => Err(format!(
             "{other} is not a size: expected bytes or a string such as \"512m\" or \"1g\""
         )),

@@ -18,7 +18,6 @@ pub mod platform;
 pub mod progress;
 pub mod pull;
 pub mod reference;
-pub mod size;
 pub mod snapshot;
 pub mod store;
 #[allow(unsafe_code)] // the crate's one syscall-facing module

@@ -21,7 +21,6 @@ mod entry;
 mod files;
 mod follow;
 pub mod reader;
-mod size;
 mod tail;
 mod timestamp;
 pub mod writer;

@@ -12,7 +12,7 @@ use super::files::rotate;
 use super::timestamp::now;
 use super::{io_context, Stream};
 
-pub use super::size::parse_size;
+pub use barge_util::size::parse_size;
 
 /// The most content one entry holds; longer lines are cut into `P` entries (as containerd does).
 pub const MAX_LINE: usize = 16 * 1024;

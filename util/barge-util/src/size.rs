@@ -1,4 +1,4 @@
-//! Parsing size limits written the way docker's `--log-opt max-size` takes them.
+//! Sizes written the way docker writes them (`--log-opt max-size`, `--memory`, `max-layer-size`).
 
 /// Parse a size in bytes the way docker does (`units.RAMInBytes`): a decimal number, optionally
 /// with a fraction, then optionally a unit `k`, `m`, `g`, `t` or `p` (powers of 1024), optionally
@@ -104,5 +104,34 @@ mod tests {
             let err = parse_size(bad).expect_err(bad);
             assert!(err.contains(&format!("{bad:?}")), "{err}");
         }
+    }
+
+    /// The forms `max-layer-size` in the image config takes (this parser's second user).
+    #[test]
+    fn max_layer_size_forms() {
+        for (s, n) in [
+            ("0", 0),
+            ("1048576", 1 << 20),
+            ("512k", 512 << 10),
+            ("512K", 512 << 10),
+            ("10m", 10 << 20),
+            ("10mb", 10 << 20),
+            ("10MiB", 10 << 20),
+            ("1g", 1 << 30),
+            ("1.5g", 3 << 29),
+            ("2 t", 2 << 40),
+            ("100b", 100),
+        ] {
+            assert_eq!(parse_size(s), Ok(n), "{s}");
+        }
+        for s in [
+            "", "m", "10q", "10mm", "-1", "1.2.3m", "1.m", ".5m", "10 m b", "ib", "10i",
+        ] {
+            let err = parse_size(s).unwrap_err();
+            assert!(err.contains(&format!("{s:?}")), "{s}: {err}");
+        }
+        assert!(parse_size("99999999999p")
+            .unwrap_err()
+            .contains("too large"));
     }
 }

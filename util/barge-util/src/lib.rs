@@ -1,0 +1,5 @@
+//! What several barge crates need and none of them owns, kept free of dependencies so the
+//! runtime, the shim and the image layer can all use it.
+#![forbid(unsafe_code)]
+
+pub mod size;
