@@ -7,7 +7,6 @@
 
 use std::path::{Path, PathBuf};
 
-use barge_runtime::state::{write_atomic, Durability};
 use oci_spec::runtime::Process;
 use serde::{Deserialize, Serialize};
 
@@ -78,17 +77,10 @@ pub fn load_config(path: &Path) -> Result<ExecConfig, String> {
 
 /// Read a state file; `Ok(None)` when there is none (created, never started).
 pub fn load_state(path: &Path) -> Result<Option<ExecState>, String> {
-    match std::fs::read(path) {
-        Ok(data) => serde_json::from_slice(&data)
-            .map(Some)
-            .map_err(|e| format!("parse {}: {e}", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("read {}: {e}", path.display())),
-    }
+    crate::state::load_json(path)
 }
 
 /// Write a file atomically and durably (temp file, fsync, rename, fsync of the directory).
 pub fn save<T: Serialize>(path: &Path, v: &T) -> Result<(), String> {
-    let data = serde_json::to_vec(v).map_err(|e| format!("encode {}: {e}", path.display()))?;
-    write_atomic(path, &data, 0o600, Durability::Durable).map_err(|e| e.to_string())
+    crate::state::save_json(path, v)
 }

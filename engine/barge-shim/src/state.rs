@@ -49,6 +49,17 @@ impl ShimState {
 
 /// Read a state file; `Ok(None)` when there is none.
 pub fn load(path: &Path) -> Result<Option<ShimState>, String> {
+    load_json(path)
+}
+
+/// Replace the state file (temp file, fsync, rename, fsync of the directory).
+pub fn save(path: &Path, st: &ShimState) -> Result<(), String> {
+    save_json(path, st)
+}
+
+/// Read a JSON record the shim keeps (its state, an exec's state); `Ok(None)` when there is
+/// none.
+pub(crate) fn load_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, String> {
     match std::fs::read(path) {
         Ok(data) => serde_json::from_slice(&data)
             .map(Some)
@@ -58,8 +69,9 @@ pub fn load(path: &Path) -> Result<Option<ShimState>, String> {
     }
 }
 
-/// Replace the state file (temp file, fsync, rename, fsync of the directory).
-pub fn save(path: &Path, st: &ShimState) -> Result<(), String> {
-    let data = serde_json::to_vec(st).map_err(|e| format!("encode state: {e}"))?;
+/// Write a JSON record atomically and durably (temp file, fsync, rename, fsync of the
+/// directory), private to root.
+pub(crate) fn save_json<T: Serialize>(path: &Path, v: &T) -> Result<(), String> {
+    let data = serde_json::to_vec(v).map_err(|e| format!("encode {}: {e}", path.display()))?;
     write_atomic(path, &data, 0o600, Durability::Durable).map_err(|e| e.to_string())
 }
