@@ -4,6 +4,7 @@
 #![deny(unsafe_code)]
 
 mod container;
+mod daemon;
 mod format;
 mod image;
 mod progress;
@@ -106,6 +107,9 @@ enum Command {
     /// Container housekeeping.
     #[command(subcommand, hide = true)]
     Container(container::network::ContainerCommand),
+    /// Serve the Docker Engine API (docker CLI, docker-py, docker-compose) on a unix socket.
+    #[command(disable_help_flag = true)]
+    Daemon(daemon::Args),
     /// Manage barge: disk usage, prune, check and repair, boot.
     #[command(subcommand)]
     System(container::system::SystemCommand),
@@ -139,6 +143,7 @@ fn main() {
     use container::ENGINE_FAILED;
     let code = match cli.command {
         Command::Runtime(rt) => barge_runtime_cli::run(rt),
+        Command::Daemon(a) => daemon::run(&ctx.root, &ctx.config, &cctx.runroot, a),
         Command::Run(a) => container_cmd(|| container::run::run(&cctx, *a), ENGINE_FAILED),
         Command::Create(a) => container_cmd(|| container::create::run(&cctx, *a), ENGINE_FAILED),
         Command::Start(a) => container_cmd(|| container::lifecycle::start(&cctx, a), 1),

@@ -1,0 +1,115 @@
+//! `barge-daemon` (run as `barge daemon`): the Docker Engine API on unix sockets, over the
+//! same store as the daemonless `barge` CLI.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use barge_api::server::{self, Host};
+use barge_api::state::{AppState, DaemonInfo};
+use barge_engine::{Engine, EngineOptions};
+use clap::Parser;
+
+#[derive(Debug, Parser)]
+#[command(name = "barge daemon", version, about = "Serve the Docker Engine API")]
+struct Args {
+    /// Where to listen: unix:///PATH (repeatable) or fd:// (systemd socket activation).
+    #[arg(
+        short = 'H',
+        long = "host",
+        default_value = "unix:///run/barge/docker.sock"
+    )]
+    hosts: Vec<String>,
+    /// Where barge keeps images and containers.
+    #[arg(long, env = "BARGE_ROOT", default_value = "/var/lib/barge")]
+    root: PathBuf,
+    /// Configuration directory: config.json, certs.d/, auth.json.
+    #[arg(long, env = "BARGE_CONFIG", default_value = barge_image::config::DEFAULT_DIR)]
+    config: PathBuf,
+    /// Volatile state (shim sockets, runtime state); a tmpfs.
+    #[arg(long, env = "BARGE_RUNROOT", default_value = "/run/barge")]
+    runroot: PathBuf,
+    /// Group owning the sockets (mode 0660); root's group when it does not exist.
+    #[arg(short = 'G', long, default_value = "docker")]
+    group: String,
+}
+
+fn main() {
+    let args = Args::parse();
+    // Before any thread exists: socket activation's variables are read and cleared here.
+    let code = match run(args) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("barge daemon: {e}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn engine_options(args: &Args) -> Result<EngineOptions, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("locate own binary: {e}"))?;
+    let near = |name: &str, var: &str| match std::env::var_os(var) {
+        Some(p) => PathBuf::from(p),
+        None => exe.with_file_name(name),
+    };
+    Ok(EngineOptions {
+        root: args.root.clone(),
+        runroot: args.runroot.clone(),
+        shim: near("barge-shim", "BARGE_SHIM"),
+        exe: near("barge", "BARGE_EXE"),
+        init: std::env::var_os("BARGE_INIT")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/usr/bin/tini-static")),
+        config: args.config.clone(),
+        network: barge_engine::network::settings::Settings::load(&args.config)
+            .map_err(|e| e.to_string())?,
+    })
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let hosts: Vec<Host> = args
+        .hosts
+        .iter()
+        .map(|h| Host::parse(h))
+        .collect::<Result<_, _>>()?;
+    let gid = server::group_id(&args.group);
+    let mut listeners = Vec::new();
+    let mut created = Vec::new();
+    for h in &hosts {
+        match h {
+            Host::Unix(p) => {
+                listeners.push(server::bind_unix(p, gid)?);
+                created.push(p.clone());
+            }
+            Host::Activated => {
+                let v = server::activated()?;
+                if v.is_empty() {
+                    return Err("--host fd://: no sockets were passed (LISTEN_FDS)".into());
+                }
+                listeners.extend(v);
+            }
+        }
+    }
+    let opts = engine_options(&args)?;
+    let engine = Engine::open(opts)
+        .map_err(|e| format!("open the store at {}: {e}", args.root.display()))?;
+    let state = AppState {
+        engine: Arc::new(engine),
+        info: Arc::new(DaemonInfo {
+            started: std::time::SystemTime::now(),
+            hosts: args.hosts.clone(),
+        }),
+    };
+    // Two workers are plenty: requests are short, engine work runs on the blocking pool.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(64)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("start the async runtime: {e}"))?;
+    let app = server::app(state);
+    for h in &args.hosts {
+        eprintln!("barge daemon: API listening on {h}");
+    }
+    rt.block_on(server::serve(app, listeners, created))
+}

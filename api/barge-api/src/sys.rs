@@ -1,0 +1,50 @@
+//! Adopting the listening sockets systemd passes (socket activation: `LISTEN_PID`,
+//! `LISTEN_FDS`, fds from 3 on).
+
+use std::os::fd::{FromRawFd, OwnedFd};
+
+/// The fds systemd handed to this process, each taken once (the variables are removed so
+/// nothing adopts them twice). Only fds that are listening unix stream sockets are taken.
+pub fn listen_fds() -> Result<Vec<std::os::unix::net::UnixListener>, String> {
+    let pid_ok = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        == Some(std::process::id());
+    let n: i32 = match std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        Some(n) if pid_ok && n > 0 => n,
+        _ => return Ok(Vec::new()),
+    };
+    std::env::remove_var("LISTEN_PID");
+    std::env::remove_var("LISTEN_FDS");
+    std::env::remove_var("LISTEN_FDNAMES");
+    let mut out = Vec::new();
+    for fd in 3..3 + n {
+        // Check before taking ownership: the fd must be open and a listening socket.
+        let accepting =
+            nix::sys::socket::getsockopt(&unsafe_borrow(fd), nix::sys::socket::sockopt::AcceptConn)
+                .map_err(|e| format!("socket activation: fd {fd} is not a socket: {e}"))?;
+        if !accepting {
+            return Err(format!("socket activation: fd {fd} is not listening"));
+        }
+        // SAFETY: fd is one of the LISTEN_FDS systemd passed to this process (LISTEN_PID is
+        // ours), checked above to be an open listening socket; the variables are cleared, so
+        // this is the only owner taking it.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        nix::fcntl::fcntl(
+            &owned,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        )
+        .map_err(|e| format!("socket activation: fd {fd}: {e}"))?;
+        out.push(std::os::unix::net::UnixListener::from(owned));
+    }
+    Ok(out)
+}
+
+fn unsafe_borrow(fd: i32) -> std::os::fd::BorrowedFd<'static> {
+    // SAFETY: used only for the getsockopt check just above on an fd systemd passed us and
+    // that stays open for the whole process (we never close it before adopting it).
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+}
