@@ -2,6 +2,7 @@
 
 use anyhow::{bail, Result};
 use barge_engine::db::ContainerRecord;
+use barge_engine::docker::list::{command_text, ports_text, status_text};
 use barge_engine::status::{State, Status};
 use serde_json::json;
 
@@ -25,40 +26,6 @@ pub struct Args {
     /// Output format: table (default) or json (one object per line).
     #[arg(long)]
     pub format: Option<String>,
-}
-
-/// docker's STATUS column.
-pub fn status_text(st: &Status) -> String {
-    let now = format::now();
-    let since = |t: &Option<String>| {
-        t.as_deref()
-            .and_then(format::parse_rfc3339)
-            .map(|t| now - t)
-            .unwrap_or(0)
-    };
-    match st.state {
-        State::Created => "Created".into(),
-        State::Running if st.shim_lost => format!(
-            "Up {} (shim lost)",
-            format::human_duration(since(&st.started_at))
-        ),
-        State::Running => format!("Up {}", format::human_duration(since(&st.started_at))),
-        State::Paused => format!(
-            "Up {} (Paused)",
-            format::human_duration(since(&st.started_at))
-        ),
-        State::Restarting => format!(
-            "Restarting ({}) {} ago",
-            st.exit_code.unwrap_or(0),
-            format::human_duration(since(&st.finished_at))
-        ),
-        State::Exited => format!(
-            "Exited ({}) {} ago",
-            st.exit_code.unwrap_or(0),
-            format::human_duration(since(&st.finished_at))
-        ),
-        State::Dead => "Dead".into(),
-    }
 }
 
 fn matches(f: &str, rec: &ContainerRecord, st: &Status) -> Result<bool> {
@@ -94,28 +61,6 @@ fn matches(f: &str, rec: &ContainerRecord, st: &Status) -> Result<bool> {
         }
         _ => bail!("--filter {f:?}: unknown filter (status, name, id, label, ancestor, exited)"),
     })
-}
-
-/// docker ps's PORTS: published ports of the running container, exposed ones otherwise.
-fn ports_text(engine: &barge_engine::Engine, rec: &ContainerRecord) -> String {
-    let exposed =
-        barge_engine::network::ports::parse_exposed(&rec.config.exposed).unwrap_or_default();
-    let bindings: Vec<_> = engine
-        .attachments(&rec.id)
-        .into_iter()
-        .flat_map(|a| a.ports)
-        .collect();
-    barge_engine::network::ports::format_ps(&bindings, &exposed)
-}
-
-pub fn command_text(rec: &ContainerRecord) -> String {
-    rec.config
-        .entrypoint
-        .iter()
-        .chain(&rec.config.cmd)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
@@ -159,7 +104,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
                     "CreatedAt": rec.created_rfc3339(),
                     "RunningFor": format::ago(rec.created_secs(), now),
                     "State": st.state.as_str(),
-                    "Status": status_text(st),
+                    "Status": status_text(st, now),
                     "Names": rec.name,
                     "Labels": rec.config.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
                     "Ports": ports_text(&engine, rec),
@@ -192,7 +137,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
                     rec.config.image.clone(),
                     format!("\"{cmd}\""),
                     format::ago(rec.created_secs(), now),
-                    status_text(st),
+                    status_text(st, now),
                     ports_text(&engine, rec),
                     rec.name.clone(),
                 ]);

@@ -9,6 +9,7 @@ pub mod config;
 pub mod container;
 pub mod create;
 pub mod db;
+pub mod docker;
 pub mod error;
 pub mod exec;
 pub mod lock;
