@@ -12,6 +12,8 @@ pub mod db;
 pub mod docker;
 pub mod error;
 pub mod exec;
+pub mod filters;
+pub mod list;
 pub mod lock;
 pub mod names;
 pub mod network;
