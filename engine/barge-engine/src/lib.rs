@@ -15,6 +15,7 @@ pub mod exec;
 pub mod filters;
 pub mod list;
 pub mod lock;
+pub mod logs;
 pub mod names;
 pub mod network;
 pub mod paths;
@@ -22,6 +23,8 @@ pub mod populate;
 pub mod seccomp;
 pub mod spec;
 pub mod status;
+#[cfg(test)]
+mod testing;
 pub mod user;
 pub mod validate;
 pub mod volumes;
