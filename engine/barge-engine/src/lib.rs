@@ -22,9 +22,11 @@ pub mod paths;
 pub mod populate;
 pub mod seccomp;
 pub mod spec;
+pub mod stats;
 pub mod status;
 #[cfg(test)]
 mod testing;
+pub mod top;
 pub mod user;
 pub mod validate;
 pub mod volumes;
