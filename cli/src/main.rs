@@ -7,7 +7,6 @@ mod container;
 mod format;
 mod image;
 mod progress;
-mod registry;
 #[allow(unsafe_code)] // the crate's one syscall-facing module
 mod sys;
 

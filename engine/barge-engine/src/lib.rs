@@ -20,6 +20,8 @@ pub mod names;
 pub mod network;
 pub mod paths;
 pub mod populate;
+pub mod pull;
+pub mod registry;
 pub mod seccomp;
 pub mod spec;
 pub mod stats;
@@ -48,6 +50,8 @@ pub struct EngineOptions {
     pub shim: PathBuf,
     /// The `barge` binary, run by shims for `--rm` clean-up.
     pub exe: PathBuf,
+    /// The registry helper (`barge-registry`), run for pulls and login checks.
+    pub registry: PathBuf,
     /// A static init for `--init` (docker uses tini).
     pub init: PathBuf,
     /// The configuration directory (passed on to the `barge` commands shims run).

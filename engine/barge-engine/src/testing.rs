@@ -18,6 +18,7 @@ pub fn engine() -> (TempDir, Arc<Engine>) {
         runroot: dir.path().join("run"),
         shim: "/nonexistent/barge-shim".into(),
         exe: "/nonexistent/barge".into(),
+        registry: "/nonexistent/barge-registry".into(),
         init: "/nonexistent/tini".into(),
         network: crate::network::settings::Settings::defaults(&config),
         config,
