@@ -14,6 +14,7 @@ pub mod docker;
 pub mod error;
 pub mod exec;
 pub mod filters;
+pub mod frames;
 pub mod list;
 pub mod lock;
 pub mod logs;
@@ -28,6 +29,7 @@ pub mod seccomp;
 pub mod spec;
 pub mod stats;
 pub mod status;
+pub mod terminal;
 #[cfg(test)]
 mod testing;
 pub mod top;
