@@ -6,7 +6,8 @@ use crate::error::{Error, Result};
 /// What the security options ask for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Security {
-    /// `unconfined`, or the profile (a path) to use; None: the default profile.
+    /// `unconfined`, or the profile to use: a path, or the profile's JSON as the docker CLI
+    /// sends it; None: the default profile.
     pub seccomp: Option<String>,
     pub no_new_privileges: bool,
 }
