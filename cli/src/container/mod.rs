@@ -46,6 +46,7 @@ impl Ctx {
                 runroot: self.runroot.clone(),
                 shim,
                 exe,
+                registry: crate::image::registry_helper()?,
                 init,
                 config: self.image.config.clone(),
                 network: barge_engine::network::settings::Settings::load(&self.image.config)?,

@@ -9,8 +9,8 @@ use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use barge_engine::frames as protocol;
 use barge_engine::Engine;
-use barge_shim::protocol;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 
 /// How an attach session ended.
@@ -34,12 +34,12 @@ const DETACH: [u8; 2] = [0x10, 0x11];
 
 pub fn pump(engine: Arc<Engine>, sock: UnixStream, opts: Options) -> Ended {
     let raw = if opts.tty && opts.stdin {
-        Some(barge_runtime::tty_proxy::RawMode::enter())
+        Some(barge_engine::terminal::RawMode::enter())
     } else {
         None
     };
     if opts.tty {
-        if let Some((rows, cols)) = barge_runtime::tty_proxy::terminal_size() {
+        if let Some((rows, cols)) = barge_engine::terminal::terminal_size() {
             let _ = engine.resize(&opts.id, rows, cols);
         }
     }
@@ -178,7 +178,7 @@ fn start_signal_thread(engine: Arc<Engine>, opts: &Options) {
     std::thread::spawn(move || loop {
         let Ok(sig) = set.wait() else { return };
         if sig == Signal::SIGWINCH {
-            if let Some((rows, cols)) = barge_runtime::tty_proxy::terminal_size() {
+            if let Some((rows, cols)) = barge_engine::terminal::terminal_size() {
                 let _ = engine.resize(&id, rows, cols);
             }
         } else {

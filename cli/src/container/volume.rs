@@ -2,7 +2,6 @@
 
 use anyhow::Result;
 use clap::Subcommand;
-use serde_json::json;
 
 use super::Ctx;
 
@@ -48,13 +47,7 @@ pub fn run(ctx: &Ctx, cmd: VolumeCommand) -> Result<i32> {
     let engine = ctx.engine()?;
     match cmd {
         VolumeCommand::Create { label, name } => {
-            let labels = label
-                .iter()
-                .map(|l| {
-                    let (k, v) = l.split_once('=').unwrap_or((l, ""));
-                    (k.to_string(), v.to_string())
-                })
-                .collect();
+            let labels = barge_engine::config::labels::parse_labels("--label", &label)?;
             let anonymous = name.is_none();
             let name = match name {
                 Some(n) => n,
@@ -92,17 +85,12 @@ pub fn run(ctx: &Ctx, cmd: VolumeCommand) -> Result<i32> {
             let mut out = Vec::new();
             for n in names {
                 let v = engine.db.volume(&n)?;
-                out.push(json!({
-                    "Name": v.name, "Driver": "local", "Scope": "local",
-                    "Mountpoint": engine.volume_path(&v.name),
-                    "CreatedAt": barge_runtime::time::format_rfc3339(v.created, 0),
-                    "Labels": v.labels,
-                }));
+                out.push(barge_engine::docker::volume::volume(&engine, &v));
             }
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
         VolumeCommand::Prune { all, .. } => {
-            let removed = engine.volume_prune(all)?;
+            let removed = engine.prune_volumes(all)?.deleted;
             if !removed.is_empty() {
                 println!("Deleted Volumes:");
                 for n in &removed {

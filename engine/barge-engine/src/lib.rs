@@ -9,16 +9,30 @@ pub mod config;
 pub mod container;
 pub mod create;
 pub mod db;
+pub mod disk;
+pub mod docker;
 pub mod error;
 pub mod exec;
+pub mod filters;
+pub mod frames;
+pub mod list;
 pub mod lock;
+pub mod logs;
 pub mod names;
 pub mod network;
 pub mod paths;
 pub mod populate;
+pub mod prune;
+pub mod pull;
+pub mod registry;
 pub mod seccomp;
 pub mod spec;
+pub mod stats;
 pub mod status;
+pub mod terminal;
+#[cfg(test)]
+mod testing;
+pub mod top;
 pub mod user;
 pub mod validate;
 pub mod volumes;
@@ -40,6 +54,8 @@ pub struct EngineOptions {
     pub shim: PathBuf,
     /// The `barge` binary, run by shims for `--rm` clean-up.
     pub exe: PathBuf,
+    /// The registry helper (`barge-registry`), run for pulls and login checks.
+    pub registry: PathBuf,
     /// A static init for `--init` (docker uses tini).
     pub init: PathBuf,
     /// The configuration directory (passed on to the `barge` commands shims run).
