@@ -275,8 +275,7 @@ impl Event {
 
     /// Parse a journal line (or any docker event JSON).
     pub fn parse(line: &[u8]) -> Result<Event, String> {
-        let w: Wire =
-            serde_json::from_slice(line).map_err(|e| format!("parse event {e}"))?;
+        let w: Wire = serde_json::from_slice(line).map_err(|e| format!("parse event {e}"))?;
         Ok(Event {
             time_nano: w.time_nano,
             typ: w.typ,

@@ -215,18 +215,38 @@ mod tests {
         j.append(&ev(0)).unwrap();
         let mut all = Follower::open(&j, true).unwrap();
         let mut live = Follower::open(&j, false).unwrap();
-        assert_eq!(all.next_timeout(Some(Duration::ZERO)).unwrap().unwrap().actor.id, "c0");
-        assert!(live.next_timeout(Some(Duration::from_millis(20))).unwrap().is_none());
+        assert_eq!(
+            all.next_timeout(Some(Duration::ZERO))
+                .unwrap()
+                .unwrap()
+                .actor
+                .id,
+            "c0"
+        );
+        assert!(live
+            .next_timeout(Some(Duration::from_millis(20)))
+            .unwrap()
+            .is_none());
         let j2 = j.clone();
         let writer = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(100));
             j2.append(&ev(1)).unwrap();
         });
         let t = Instant::now();
-        let got = live.next_timeout(Some(Duration::from_secs(5))).unwrap().unwrap();
+        let got = live
+            .next_timeout(Some(Duration::from_secs(5)))
+            .unwrap()
+            .unwrap();
         assert_eq!(got.actor.id, "c1");
         assert!(t.elapsed() < Duration::from_secs(2));
-        assert_eq!(all.next_timeout(Some(Duration::from_secs(5))).unwrap().unwrap().actor.id, "c1");
+        assert_eq!(
+            all.next_timeout(Some(Duration::from_secs(5)))
+                .unwrap()
+                .unwrap()
+                .actor
+                .id,
+            "c1"
+        );
         writer.join().unwrap();
     }
 

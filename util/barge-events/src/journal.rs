@@ -206,7 +206,10 @@ mod tests {
             }
         });
         let data = std::fs::read(j.current()).unwrap();
-        let lines: Vec<&[u8]> = data.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
+        let lines: Vec<&[u8]> = data
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
         assert_eq!(lines.len(), 1000);
         for l in &lines {
             Event::parse(l).unwrap();
