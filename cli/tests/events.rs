@@ -212,6 +212,24 @@ fn wait_on_a_restarting_container_returns_at_its_next_exit() {
         )
     }));
     b.ok(&["rm", "-f", &id]);
+    // The shim's events: an exit, then the policy's restart and the new start; `rm -f` kills
+    // (9) and removes.
+    let evs = actions_of(&b, &id);
+    let actions: Vec<Action> = evs.iter().map(|(a, _)| *a).collect();
+    assert_eq!(
+        &actions[..5],
+        [
+            Action::Create,
+            Action::Start,
+            Action::Die,
+            Action::Restart,
+            Action::Start,
+        ],
+        "{actions:?}"
+    );
+    assert_eq!(actions.last(), Some(&Action::Destroy), "{actions:?}");
+    let kill = evs.iter().find(|(a, _)| *a == Action::Kill).expect("kill");
+    assert_eq!(kill.1.attribute("signal"), Some("9"));
 }
 
 #[test]

@@ -638,6 +638,11 @@ impl Engine {
             if st.state == State::Paused {
                 let _ = barge_runtime::container::set_paused(&store, &rec.id, false);
             }
+            self.emit_container(
+                &rec,
+                Action::Kill,
+                &[("signal", (Signal::SIGKILL as i32).to_string())],
+            );
             let _ =
                 barge_runtime::container::kill_container(&store, &rec.id, Signal::SIGKILL, true);
             self.wait_inactive(&rec, Duration::from_secs(10));
