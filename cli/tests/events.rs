@@ -283,6 +283,42 @@ fn run_rm_is_removed_by_barge_exit_with_a_destroy_event() {
 }
 
 #[test]
+fn exec_events_foreground_and_detached() {
+    let b = env();
+    let id = b.run_d(&["bb", "sleep", "30"]);
+    let out = b.run(&["exec", &id, "sh", "-c", "exit 2"]);
+    assert_eq!(out.status.code(), Some(2));
+    b.ok(&["exec", "-d", &id, "sh", "-c", "exit 6"]);
+    let exec_dies = || -> Vec<Option<i32>> {
+        actions_of(&b, &id)
+            .into_iter()
+            .filter(|(a, _)| *a == Action::ExecDie)
+            .map(|(_, e)| e.exit_code())
+            .collect()
+    };
+    // The detached one's exit is recorded by the shim, which reaps it.
+    assert!(
+        wait_until(Duration::from_secs(5), || exec_dies().len() == 2),
+        "{:?}",
+        actions_of(&b, &id)
+    );
+    assert_eq!(exec_dies(), [Some(2), Some(6)]);
+    let actions: Vec<Action> = actions_of(&b, &id).into_iter().map(|(a, _)| a).collect();
+    assert_eq!(
+        &actions[2..],
+        [
+            Action::ExecCreate,
+            Action::ExecStart,
+            Action::ExecDie,
+            Action::ExecCreate,
+            Action::ExecStart,
+            Action::ExecDie
+        ]
+    );
+    b.ok(&["rm", "-f", &id]);
+}
+
+#[test]
 fn volume_and_image_events() {
     let b = env();
     b.ok(&["volume", "create", "ev-vol"]);

@@ -12,6 +12,9 @@
 //! - `exec ID`: start the detached exec whose configuration is `execs/ID.json` in the
 //!   container's directory (see `barge_shim::exec`); answered `ok PID` once it runs, or
 //!   `err CODE MESSAGE` (CODE: 127 program not found, 126 not executable, else 125).
+//!
+//! The shim's answer to the engine that started it (one line on its stdout) has the same
+//! form: [`Reply`].
 
 /// The shim's one-line answer to the engine that started it (on its stdout), or to an `exec`
 /// request: `ok PID`, or `err CODE MESSAGE`.

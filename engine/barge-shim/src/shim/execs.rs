@@ -90,6 +90,12 @@ pub fn start(cfg: &ShimConfig, id: &str) -> Result<Running, Failure> {
     let saved = exec::save(&exec::state_path(&cfg.bundle, id), &state);
     result?;
     saved.map_err(fail)?;
+    // Here, not by the engine after the answer: the shim's exec_die must come after it.
+    super::events::emit(
+        cfg,
+        barge_events::Action::ExecStart,
+        &[("execID", id.to_string())],
+    );
     Ok(Running {
         id: id.to_string(),
         state,
