@@ -319,6 +319,26 @@ fn exec_events_foreground_and_detached() {
 }
 
 #[test]
+fn the_network_of_a_container_that_exits_is_torn_down_by_barge_exit() {
+    let b = env();
+    let id = b.run_d(&["bb", "sh", "-c", "sleep 0.3"]);
+    let pin = b.runroot().join("netns").join(&id);
+    assert!(
+        std::fs::symlink_metadata(&pin).is_ok(),
+        "a network namespace pin while it runs"
+    );
+    // Nobody but the shim's exit command (barge-exit) tears it down.
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            std::fs::symlink_metadata(&pin).is_err() && !b.container_dir(&id).join("net").exists()
+        }),
+        "network still up after the exit"
+    );
+    assert_eq!(b.inspect(&id, "{{.State.Status}}"), "exited");
+    b.ok(&["rm", &id]);
+}
+
+#[test]
 fn volume_and_image_events() {
     let b = env();
     b.ok(&["volume", "create", "ev-vol"]);
