@@ -12,6 +12,7 @@ pub mod db;
 pub mod disk;
 pub mod docker;
 pub mod error;
+pub mod events;
 pub mod exec;
 pub mod filters;
 pub mod frames;
@@ -52,8 +53,9 @@ pub struct EngineOptions {
     pub runroot: PathBuf,
     /// The `barge-shim` binary.
     pub shim: PathBuf,
-    /// The `barge` binary, run by shims for `--rm` clean-up.
-    pub exe: PathBuf,
+    /// The `barge-exit` binary, which shims run when their container is finished for good
+    /// (network teardown, `--rm` removal); see [`helper_binary`].
+    pub exit_helper: PathBuf,
     /// The registry helper (`barge-registry`), run for pulls and login checks.
     pub registry: PathBuf,
     /// A static init for `--init` (docker uses tini).
@@ -62,6 +64,18 @@ pub struct EngineOptions {
     pub config: PathBuf,
     /// CNI settings.
     pub network: network::settings::Settings,
+}
+
+/// A helper binary of barge's (`barge-shim`, `barge-exit`): the path in environment variable
+/// `env` if set, else the file `name` next to the current executable (where cargo and the
+/// packages install them side by side).
+pub fn helper_binary(name: &str, env: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(env) {
+        return PathBuf::from(p);
+    }
+    std::env::current_exe()
+        .map(|exe| exe.with_file_name(name))
+        .unwrap_or_else(|_| PathBuf::from(name))
 }
 
 pub struct Engine {

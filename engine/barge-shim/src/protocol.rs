@@ -12,6 +12,50 @@
 //! - `exec ID`: start the detached exec whose configuration is `execs/ID.json` in the
 //!   container's directory (see `barge_shim::exec`); answered `ok PID` once it runs, or
 //!   `err CODE MESSAGE` (CODE: 127 program not found, 126 not executable, else 125).
+//!
+//! The shim's answer to the engine that started it (one line on its stdout) has the same
+//! form: [`Reply`].
+
+/// The shim's one-line answer to the engine that started it (on its stdout), or to an `exec`
+/// request: `ok PID`, or `err CODE MESSAGE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Ok {
+        pid: i32,
+    },
+    /// CODE: 127 program not found, 126 not executable, 125 any other failure.
+    Err {
+        code: i32,
+        msg: String,
+    },
+}
+
+impl Reply {
+    /// Parse an answer line; `None` when it is neither form. An `err` without a numeric code
+    /// (an older shim) is a 125.
+    pub fn parse(line: &str) -> Option<Reply> {
+        let line = line.trim_end();
+        let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
+        match word {
+            "ok" => rest.trim().parse().ok().map(|pid| Reply::Ok { pid }),
+            "err" => Some(match rest.split_once(' ') {
+                Some((code, msg)) if code.parse::<i32>().is_ok() => Reply::Err {
+                    code: code.parse().unwrap_or(125),
+                    msg: msg.to_string(),
+                },
+                _ if rest.parse::<i32>().is_ok() => Reply::Err {
+                    code: rest.parse().unwrap_or(125),
+                    msg: String::new(),
+                },
+                _ => Reply::Err {
+                    code: 125,
+                    msg: rest.to_string(),
+                },
+            }),
+            _ => None,
+        }
+    }
+}
 
 /// Frame stream ids.
 pub const STDOUT: u8 = 1;
@@ -115,6 +159,22 @@ mod tests {
         assert_eq!(Request::parse("bogus"), None);
         assert_eq!(Request::parse("exec ../x"), None);
         assert_eq!(Request::parse("exec"), None);
+        assert_eq!(Reply::parse("ok 42\n"), Some(Reply::Ok { pid: 42 }));
+        assert_eq!(
+            Reply::parse("err 127 exec: \"nope\": not found\n"),
+            Some(Reply::Err {
+                code: 127,
+                msg: "exec: \"nope\": not found".into()
+            })
+        );
+        assert_eq!(
+            Reply::parse("err no such file"),
+            Some(Reply::Err {
+                code: 125,
+                msg: "no such file".into()
+            })
+        );
+        assert_eq!(Reply::parse("hello"), None);
         let h = frame_header(STDERR, 70000);
         assert_eq!(parse_header(&h), (STDERR, 70000));
     }

@@ -38,6 +38,9 @@ pub struct ShimState {
     /// Why the container could not start, if it could not.
     #[serde(default)]
     pub error: Option<String>,
+    /// The kernel's OOM killer killed a process of the container during its last run.
+    #[serde(default)]
+    pub oom_killed: bool,
 }
 
 impl ShimState {
@@ -74,4 +77,21 @@ pub(crate) fn load_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<O
 pub(crate) fn save_json<T: Serialize>(path: &Path, v: &T) -> Result<(), String> {
     let data = serde_json::to_vec(v).map_err(|e| format!("encode {}: {e}", path.display()))?;
     write_atomic(path, &data, 0o600, Durability::Durable).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_state_file_without_newer_fields_still_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.json");
+        std::fs::write(
+            &p,
+            r#"{"status":"exited","pid":0,"shim_pid":5,"shim_start":7,"exit_code":3}"#,
+        )
+        .unwrap();
+        let st = super::load(&p).unwrap().unwrap();
+        assert_eq!(st.exit_code, Some(3));
+        assert!(!st.oom_killed);
+    }
 }

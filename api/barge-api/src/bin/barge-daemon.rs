@@ -56,7 +56,8 @@ fn engine_options(args: &Args) -> Result<EngineOptions, String> {
         root: args.root.clone(),
         runroot: args.runroot.clone(),
         shim: near("barge-shim", "BARGE_SHIM"),
-        exe: near("barge", "BARGE_EXE"),
+        exit_helper: near("barge-exit", "BARGE_EXIT"),
+        registry: near("barge-registry", "BARGE_REGISTRY"),
         init: std::env::var_os("BARGE_INIT")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("/usr/bin/tini-static")),

@@ -90,6 +90,12 @@ pub fn start(cfg: &ShimConfig, id: &str) -> Result<Running, Failure> {
     let saved = exec::save(&exec::state_path(&cfg.bundle, id), &state);
     result?;
     saved.map_err(fail)?;
+    // Here, not by the engine after the answer: the shim's exec_die must come after it.
+    super::events::emit(
+        cfg,
+        barge_events::Action::ExecStart,
+        &[("execID", id.to_string())],
+    );
     Ok(Running {
         id: id.to_string(),
         state,
@@ -133,4 +139,9 @@ pub fn finished(cfg: &ShimConfig, run: &mut Running, code: i32) {
     run.state.exit_code = Some(code);
     run.state.finished_at = Some(barge_runtime::time::now_rfc3339());
     let _ = exec::save(&exec::state_path(&cfg.bundle, &run.id), &run.state);
+    super::events::emit(
+        cfg,
+        barge_events::Action::ExecDie,
+        &[("execID", run.id.clone()), ("exitCode", code.to_string())],
+    );
 }
