@@ -72,14 +72,19 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
             0
         })
     } else {
+        let size = args
+            .tty
+            .then(barge_runtime::tty_proxy::terminal_size)
+            .flatten();
         engine
-            .exec_start_attached(
+            .exec_start_attached_sized(
                 &id,
                 Streams {
                     stdin: args.interactive,
                     stdout: true,
                     stderr: true,
                 },
+                size,
             )
             .map(|sock| {
                 let opts = Options {

@@ -42,7 +42,7 @@ impl Supervisor {
         &mut self,
         run: &Run,
         i: usize,
-        id: String,
+        (id, size): (String, Option<(u16, u16)>),
         input: Vec<u8>,
         input_eof: bool,
     ) {
@@ -57,7 +57,7 @@ impl Supervisor {
         let started = if run.pid == 0 || run.exit.is_some() {
             Err((125, format!("container {} is not running", self.cfg.id)))
         } else {
-            execs::start_attached(&self.cfg, &id, stdin)
+            execs::start_attached(&self.cfg, &id, stdin, size)
         };
         let Some(c) = self.clients.get_mut(i) else {
             return;
