@@ -404,3 +404,43 @@ fn cli_exec_with_a_terminal_follows_our_size() {
     assert!(text.contains("33 99"), "{text:?}");
     assert!(text.contains("44 111"), "{text:?}");
 }
+
+/// A container whose shim predates attached execs (started by an older barge, which answers
+/// requests it doesn't know `error: bad request`): the engine says so with a typed error, and
+/// `barge exec` (single-threaded, it may fork) runs the process itself instead.
+#[test]
+fn cli_exec_falls_back_for_a_shim_that_predates_attached_exec() {
+    let b = env();
+    let cid = b.run_d(&["--name", "old", "bb", "sleep", "600"]);
+    let e = engine(&b);
+    let sock = e.paths.socket(&cid);
+    let real = sock.with_extension("real");
+    std::fs::rename(&sock, &real).expect("move the shim's socket aside");
+    let old = std::os::unix::net::UnixListener::bind(&sock).expect("bind the old shim");
+    let server = std::thread::spawn(move || {
+        // An old shim: every request is unknown to it.
+        for _ in 0..2 {
+            let Ok((mut c, _)) = old.accept() else { return };
+            let mut line = Vec::new();
+            let mut byte = [0u8; 1];
+            while c.read(&mut byte).is_ok_and(|n| n == 1) && byte[0] != b'\n' {
+                line.push(byte[0]);
+            }
+            let _ = c.write_all(b"error: bad request\n");
+        }
+    });
+    let id = e
+        .exec_create("old", &opts(&["true"], false, false))
+        .expect("create");
+    match e.exec_start_attached(&id, ALL) {
+        Err(Error::ShimOutdated { id: c, .. }) => assert_eq!(c, cid),
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("an old shim started an attached exec"),
+    }
+    let out = b.run(&["exec", "old", "sh", "-c", "echo fallback; exit 3"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "fallback\n");
+    server.join().expect("old shim");
+    std::fs::rename(&real, &sock).expect("restore the shim's socket");
+    assert_eq!(b.ok(&["exec", "old", "echo", "current"]), "current\n");
+}

@@ -196,6 +196,12 @@ impl Engine {
             }
         }
         let answer = String::from_utf8_lossy(&answer);
+        if answer.trim_end() == BAD_REQUEST {
+            return Err(Error::ShimOutdated {
+                id: cfg.container_id.clone(),
+                what: "run attached execs",
+            });
+        }
         parse_start_answer(&cfg.container_id, &cfg.id, answer.trim_end())?;
         sock.set_read_timeout(None).map_err(shim_err)?;
         Ok(sock)
@@ -215,6 +221,10 @@ impl Engine {
         )?;
         match answer.trim_end().split_once(' ') {
             None if answer.trim_end() == "ok" => Ok(()),
+            _ if answer.trim_end() == BAD_REQUEST => Err(Error::ShimOutdated {
+                id: cfg.container_id.clone(),
+                what: "resize execs",
+            }),
             Some(("err", rest)) => Err(Error::Shim {
                 id: cfg.container_id.clone(),
                 msg: format!(
@@ -479,6 +489,9 @@ fn prune_finished(container_dir: &std::path::Path) {
         let _ = std::fs::remove_file(files::state_path(container_dir, &id));
     }
 }
+
+/// What a shim answers to a request it does not know (one started by an older barge).
+const BAD_REQUEST: &str = "error: bad request";
 
 /// The shim's answer to `exec ID`: `ok PID` or `err CODE MESSAGE`.
 fn parse_start_answer(container: &str, exec_id: &str, answer: &str) -> Result<i32> {

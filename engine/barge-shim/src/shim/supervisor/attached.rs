@@ -73,6 +73,10 @@ impl Supervisor {
         };
         c.push_raw(format!("ok {}\n", exec.state.pid).as_bytes());
         let client = c.hand_over().ok();
+        if client.is_none() {
+            // No descriptor left to serve it with: the client is as good as gone.
+            c.closing = true;
+        }
         let mut r = Run {
             pid: exec.state.pid,
             stdout: io.stdout,
@@ -98,8 +102,15 @@ impl Supervisor {
             stderr,
             exit_sent: false,
         };
-        if let Some(c) = &mut s.client {
-            c.flush();
+        match &mut s.client {
+            Some(c) => c.flush(),
+            // Hung up at once (see `tend_sessions`).
+            None => {
+                let _ = kill(Pid::from_raw(s.run.pid), Signal::SIGHUP);
+                s.run.stdout = None;
+                s.run.stderr = None;
+                s.run.stdin = None;
+            }
         }
         self.sessions.push(s);
     }
