@@ -258,6 +258,15 @@ impl Supervisor {
                 r.stdin = None;
                 r.stdin_buf.clear();
             }
+            // The drain deadline runs only while the client takes its output: a slow client
+            // loses nothing.
+            if r.deadline.is_some()
+                && s.client
+                    .as_ref()
+                    .is_some_and(|c| c.pending_out() > OUT_HIGH_WATER)
+            {
+                r.deadline = Some(Instant::now() + DRAIN);
+            }
             if !s.exit_sent && r.finished() {
                 s.exit_sent = true;
                 r.stdout = None;
