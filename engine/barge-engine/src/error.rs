@@ -54,6 +54,12 @@ pub enum Error {
     /// The container's shim died (SIGKILL, OOM kill): nobody reaps, logs or serves it.
     #[error("container {id}: its shim (pid {shim_pid}) is gone: the container is not supervised (its logs stopped); run `barge system check` to repair")]
     ShimLost { id: String, shim_pid: i32 },
+    /// The container's shim predates a request (an older barge started it): a restart of the
+    /// container gives it a current shim.
+    #[error(
+        "container {id}: its shim, started by an older barge, cannot {what}; restart the container"
+    )]
+    ShimOutdated { id: String, what: &'static str },
     #[error("{0}")]
     Other(String),
 }
