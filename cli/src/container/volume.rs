@@ -95,7 +95,7 @@ pub fn run(ctx: &Ctx, cmd: VolumeCommand) -> Result<i32> {
                 out.push(json!({
                     "Name": v.name, "Driver": "local", "Scope": "local",
                     "Mountpoint": engine.volume_path(&v.name),
-                    "CreatedAt": barge_runtime::time::format_rfc3339(v.created, 0),
+                    "CreatedAt": barge_util::time::rfc3339_secs(v.created),
                     "Labels": v.labels,
                 }));
             }

@@ -130,12 +130,8 @@ impl Engine {
         let path = self.paths.container(&rec.id).join(ShimConfig::FILE);
         let data = serde_json::to_vec(&cfg)
             .map_err(|e| Error::Other(format!("encode shim config: {e}")))?;
-        barge_runtime::state::write_atomic(
-            &path,
-            &data,
-            0o600,
-            barge_runtime::state::Durability::Durable,
-        )?;
+        barge_util::fs::write_atomic(&path, &data, 0o600, barge_util::fs::Durability::Durable)
+            .ctx("write shim config", &path)?;
         let (ours, theirs) = match attach {
             Some(s) => {
                 let (mut a, b) =
@@ -388,12 +384,8 @@ impl Engine {
     /// after a reboot) and cancel a pending restart.
     fn mark_stopped(&self, id: &str) -> Result<()> {
         let marker = self.paths.stop_marker(id);
-        barge_runtime::state::write_atomic(
-            &marker,
-            b"",
-            0o600,
-            barge_runtime::state::Durability::Durable,
-        )?;
+        barge_util::fs::write_atomic(&marker, b"", 0o600, barge_util::fs::Durability::Durable)
+            .ctx("write stop marker", &marker)?;
         let _ = self.request(id, Request::Wake, Some(Duration::from_secs(2)));
         Ok(())
     }
@@ -625,11 +617,10 @@ pub fn is_mounted(path: &Path) -> bool {
     if a.dev() != b.dev() {
         return true;
     }
-    let want = path.to_string_lossy();
-    std::fs::read_to_string("/proc/self/mountinfo")
+    barge_util::mountinfo::read_self()
         .unwrap_or_default()
-        .lines()
-        .any(|l| l.split(' ').nth(4) == Some(&*want))
+        .iter()
+        .any(|m| m.mount_point == path)
 }
 
 /// Unmount a container's rootfs (all stacked mounts).

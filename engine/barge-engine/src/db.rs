@@ -30,10 +30,7 @@ impl ContainerRecord {
 
     /// When it was created, as RFC 3339 with nanoseconds.
     pub fn created_rfc3339(&self) -> String {
-        barge_runtime::time::format_rfc3339(
-            self.created_secs(),
-            (self.created % 1_000_000_000) as u32,
-        )
+        barge_util::time::rfc3339_nanos(self.created_secs(), (self.created % 1_000_000_000) as u32)
     }
 }
 

@@ -166,14 +166,12 @@ impl Engine {
             nix::unistd::dup2_stdin(&null).map_err(|e| Error::Other(format!("dup2: {e}")))?;
         }
         let state_path = files::state_path(&dir, exec_id);
-        let now = barge_runtime::time::now_rfc3339();
+        let now = barge_util::time::now_rfc3339();
         let me = std::process::id() as i32;
         let started = ExecState {
             running: true,
             reaper_pid: me,
-            reaper_start: barge_runtime::state::proc_stat(me)
-                .map(|s| s.0)
-                .unwrap_or(0),
+            reaper_start: barge_util::process::start_time(me).unwrap_or(0),
             started_at: Some(now.clone()),
             ..Default::default()
         };
@@ -181,7 +179,7 @@ impl Engine {
         let result = barge_runtime::exec::exec_and_wait_with(&store, &opts, fg);
         let mut st = started;
         st.running = false;
-        st.finished_at = Some(barge_runtime::time::now_rfc3339());
+        st.finished_at = Some(barge_util::time::now_rfc3339());
         match &result {
             Ok(code) => st.exit_code = Some(*code),
             Err(e) => {
@@ -208,10 +206,10 @@ impl Engine {
         if st.running {
             // A foreground exec's pid is not recorded: its client (the reaper) tells.
             let alive = if st.pid > 0 {
-                barge_runtime::state::process_alive(st.pid, st.pid_start)
+                barge_util::process::alive_since(st.pid, st.pid_start)
             } else {
                 st.reaper_pid > 0
-                    && barge_runtime::state::process_alive(st.reaper_pid, st.reaper_start)
+                    && barge_util::process::alive_since(st.reaper_pid, st.reaper_start)
             };
             if !alive {
                 st.running = false;

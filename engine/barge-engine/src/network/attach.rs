@@ -136,16 +136,18 @@ impl Engine {
         std::fs::create_dir_all(&dir).ctx("create", &dir)?;
         let data =
             serde_json::to_vec(a).map_err(|e| Error::Other(format!("encode attachment: {e}")))?;
-        barge_runtime::state::write_atomic(
-            &dir.join(a.file_name()),
+        let path = dir.join(a.file_name());
+        barge_util::fs::write_atomic(
+            &path,
             &data,
             0o600,
             if durable {
-                barge_runtime::state::Durability::Durable
+                barge_util::fs::Durability::Durable
             } else {
-                barge_runtime::state::Durability::Atomic
+                barge_util::fs::Durability::Atomic
             },
-        )?;
+        )
+        .ctx("write network attachment", &path)?;
         Ok(())
     }
 

@@ -65,7 +65,7 @@ pub fn start(cfg: &ShimConfig, id: &str) -> Result<Running, Failure> {
     drop(res_w);
     drop(null);
     let me = std::process::id() as i32;
-    let now = barge_runtime::time::now_rfc3339();
+    let now = barge_util::time::now_rfc3339();
     let result = read_result(res_r, child);
     let state = match &result {
         Ok(pid) => ExecState {
@@ -97,9 +97,7 @@ pub fn start(cfg: &ShimConfig, id: &str) -> Result<Running, Failure> {
 }
 
 fn start_time(pid: i32) -> u64 {
-    barge_runtime::state::proc_stat(pid)
-        .map(|s| s.0)
-        .unwrap_or(0)
+    barge_util::process::start_time(pid).unwrap_or(0)
 }
 
 /// In the forked child: stdio to /dev/null (docker discards a detached exec's output), then
@@ -131,6 +129,6 @@ fn run_in_child(cfg: &ShimConfig, ecfg: &ExecConfig, null: &OwnedFd) -> Result<i
 pub fn finished(cfg: &ShimConfig, run: &mut Running, code: i32) {
     run.state.running = false;
     run.state.exit_code = Some(code);
-    run.state.finished_at = Some(barge_runtime::time::now_rfc3339());
+    run.state.finished_at = Some(barge_util::time::now_rfc3339());
     let _ = exec::save(&exec::state_path(&cfg.bundle, &run.id), &run.state);
 }
