@@ -4,6 +4,8 @@
 //! on the host (the container's cgroup files, /proc/PID, bind-mounted directories), never
 //! only barge's own exit codes. Each test has its own store (`BargeEnv`), whose drop removes
 //! every container it made.
+// Test helpers may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::HashSet;
 use std::fs;

@@ -5,6 +5,8 @@
 //!
 //! Only processes this test started, or found through its own store's state files (and
 //! verified by command line or cgroup), are ever signalled.
+// Test helpers may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;

@@ -7,6 +7,8 @@
 //!
 //! Only processes this test started, or found through its own store's state files (and
 //! verified by command line), are signalled.
+// Test helpers may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 
 use std::fs;
 use std::os::unix::process::CommandExt;

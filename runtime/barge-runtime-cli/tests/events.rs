@@ -1,5 +1,7 @@
 //! `events` (statistics and OOM notifications) and `ps` through the `barge-runtime` command line
 //! (run as root), checked against what the host shows in /proc and what the container did.
+// Test helpers may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom};

@@ -1,6 +1,8 @@
 //! `barge-runtime exec` (run as root): the new process is checked from inside the container and
 //! from the host against the container's init: namespaces, cgroups, user, env, capabilities,
 //! seccomp, the terminal, exit codes, and clean errors.
+// Test helpers may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 
 use std::fs;
 use std::io::Read;
