@@ -37,15 +37,15 @@ fn proc_stat(pid: i32) -> Option<Vec<String>> {
 
 /// The process state letter (`R`, `S`, `Z`, ...), None when there is no such process.
 fn proc_state(pid: i32) -> Option<char> {
-    proc_stat(pid)?.first()?.chars().next()
+    barge_util::process::stat(pid).map(|s| s.state)
 }
 
 fn ppid(pid: i32) -> Option<i32> {
-    proc_stat(pid)?.get(1)?.parse().ok()
+    barge_util::process::stat(pid).map(|s| s.ppid)
 }
 
 fn start_time(pid: i32) -> Option<u64> {
-    proc_stat(pid)?.get(19)?.parse().ok()
+    barge_util::process::start_time(pid)
 }
 
 /// Every pid in /proc.

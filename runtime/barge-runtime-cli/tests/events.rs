@@ -72,7 +72,7 @@ fn proc_stat_fields(pid: i32) -> Option<Vec<String>> {
 }
 
 fn alive(pid: i32) -> bool {
-    matches!(proc_stat_fields(pid), Some(f) if f[0] != "Z" && f[0] != "X")
+    barge_util::process::alive(pid)
 }
 
 /// `pid` and all its descendants.

@@ -124,12 +124,7 @@ fn container_pids(r: &Runtime, id: &str) -> Vec<i64> {
 }
 
 fn pid_alive(pid: i32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            let st = s.rsplit(") ").next().unwrap_or("").chars().next();
-            !matches!(st, Some('Z' | 'X') | None)
-        })
-        .unwrap_or(false)
+    barge_util::process::alive(pid)
 }
 
 #[test]

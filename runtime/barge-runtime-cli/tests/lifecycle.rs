@@ -214,15 +214,9 @@ fn pid_of(st: &Value) -> i32 {
 // Processes.
 // ---------------------------------------------------------------------------------------------
 
-/// State letter of a process (R, S, Z...), None if it doesn't exist.
-fn proc_state(pid: i32) -> Option<char> {
-    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    s[s.rfind(')')? + 2..].chars().next()
-}
-
 /// Alive and not a zombie.
 fn alive(pid: i32) -> bool {
-    matches!(proc_state(pid), Some(c) if c != 'Z' && c != 'X')
+    barge_util::process::alive(pid)
 }
 
 fn wait_gone(pid: i32, timeout: Duration) -> bool {
