@@ -5,7 +5,7 @@
 
 use anyhow::Result;
 use barge_engine::exec::ExecOptions;
-use barge_engine::Error;
+use barge_engine::ErrorKind;
 
 use super::Ctx;
 
@@ -56,7 +56,12 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     let id = match engine.exec_create(&args.container, &opts) {
         Ok(id) => id,
         // docker: exit 1 for a container that is missing or not running.
-        Err(e @ (Error::NoSuchContainer(_) | Error::BadState { .. } | Error::ShimLost { .. })) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::NotFound | ErrorKind::Conflict | ErrorKind::Unavailable
+            ) =>
+        {
             eprintln!("Error response from daemon: {e}");
             return Ok(1);
         }
@@ -72,14 +77,17 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     };
     match started {
         Ok(code) => Ok(code),
-        Err(e) => match e.start_failure_code() {
-            // docker: the OCI runtime's message, and 127 (not found) or 126 (not executable).
-            Some(code) => {
-                eprintln!("barge: {e}");
-                Ok(code)
-            }
-            None => Err(e.into()),
-        },
+        // docker: the OCI runtime's message, and 127 (not found) or 126 (not executable).
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::ProgramNotFound | ErrorKind::NotExecutable
+            ) =>
+        {
+            eprintln!("barge: {e}");
+            Ok(e.exit_code())
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -124,20 +124,27 @@ impl Engine {
                 s,
                 nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
             )
-            .map_err(|e| Error::Other(format!("pass the published ports to the shim: {e}")))?;
+            .map_err(Error::sys("pass the published ports to the shim (fcntl)"))?;
             cfg.held_fds.push(std::os::fd::AsRawFd::as_raw_fd(s));
         }
         let path = self.paths.container(&rec.id).join(ShimConfig::FILE);
-        let data = serde_json::to_vec(&cfg)
-            .map_err(|e| Error::Other(format!("encode shim config: {e}")))?;
+        let data = serde_json::to_vec(&cfg).map_err(Error::encode(format!(
+            "shim config of container {}",
+            rec.id
+        )))?;
         barge_util::fs::write_atomic(&path, &data, 0o600, barge_util::fs::Durability::Durable)
             .ctx("write shim config", &path)?;
         let (ours, theirs) = match attach {
             Some(s) => {
-                let (mut a, b) =
-                    UnixStream::pair().map_err(|e| Error::Other(format!("socketpair: {e}")))?;
+                let (mut a, b) = UnixStream::pair().map_err(|e| Error::Shim {
+                    id: rec.id.clone(),
+                    msg: format!("socketpair for the attach: {e}"),
+                })?;
                 a.write_all(s.request().as_bytes())
-                    .map_err(|e| Error::Other(format!("attach: {e}")))?;
+                    .map_err(|e| Error::Shim {
+                        id: rec.id.clone(),
+                        msg: format!("attach: {e}"),
+                    })?;
                 (Some(a), Stdio::from(std::os::fd::OwnedFd::from(b)))
             }
             None => (None, Stdio::null()),
@@ -184,7 +191,7 @@ impl Engine {
                     .filter(|c| *c == 126 || *c == 127);
                 Err(match code {
                     Some(code) => Error::StartFailed { code, msg },
-                    None => Error::Other(msg),
+                    None => Error::StartFailed { code: 125, msg },
                 })
             }
             _ => Err(shim_err(format!("unexpected answer {line:?}"))),
@@ -287,7 +294,10 @@ impl Engine {
     pub fn attach_socket(&self, id: &str, s: Streams) -> Result<UnixStream> {
         let mut sock = self.connect(id).map_err(|e| self.shim_lost_or(id, e))?;
         sock.write_all(s.request().as_bytes())
-            .map_err(|e| Error::Other(format!("attach to {id}: {e}")))?;
+            .map_err(|e| Error::Shim {
+                id: id.to_string(),
+                msg: format!("attach: {e}"),
+            })?;
         Ok(sock)
     }
 
@@ -315,11 +325,13 @@ impl Engine {
     fn request(&self, id: &str, req: Request, timeout: Option<Duration>) -> Result<String> {
         let mut sock = self.connect(id)?;
         sock.set_read_timeout(timeout).ok();
-        sock.write_all(req.line().as_bytes())
-            .map_err(|e| Error::Other(format!("shim of {id}: {e}")))?;
+        let shim_err = |e: std::io::Error| Error::Shim {
+            id: id.to_string(),
+            msg: e.to_string(),
+        };
+        sock.write_all(req.line().as_bytes()).map_err(shim_err)?;
         let mut out = String::new();
-        sock.read_to_string(&mut out)
-            .map_err(|e| Error::Other(format!("shim of {id}: {e}")))?;
+        sock.read_to_string(&mut out).map_err(shim_err)?;
         Ok(out)
     }
 
@@ -448,7 +460,7 @@ impl Engine {
         if self.wait_inactive(rec, Duration::from_secs(10)) {
             Ok(())
         } else {
-            Err(Error::Other(format!("container {} did not stop", rec.id)))
+            Err(Error::DidNotStop { id: rec.id.clone() })
         }
     }
 
@@ -472,7 +484,7 @@ impl Engine {
             std::thread::sleep(Duration::from_millis(50));
         }
         if self.status(rec).state.is_active() {
-            Err(Error::Other(format!("container {} did not stop", rec.id)))
+            Err(Error::DidNotStop { id: rec.id.clone() })
         } else {
             Ok(())
         }

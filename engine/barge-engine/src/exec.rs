@@ -109,7 +109,7 @@ impl Engine {
             &files::config_path(&self.paths.container(&rec.id), &id),
             &cfg,
         )
-        .map_err(Error::Other)?;
+        .map_err(Error::Record)?;
         Ok(id)
     }
 
@@ -163,7 +163,7 @@ impl Engine {
                 path: "/dev/null".into(),
                 source: e,
             })?;
-            nix::unistd::dup2_stdin(&null).map_err(|e| Error::Other(format!("dup2: {e}")))?;
+            nix::unistd::dup2_stdin(&null).map_err(Error::sys("dup2 /dev/null onto stdin"))?;
         }
         let state_path = files::state_path(&dir, exec_id);
         let now = barge_util::time::now_rfc3339();
@@ -277,8 +277,8 @@ impl Engine {
                 )))
             }
         };
-        let cfg = files::load_config(&files::config_path(&dir, &id)).map_err(Error::Other)?;
-        let st = files::load_state(&files::state_path(&dir, &id)).map_err(Error::Other)?;
+        let cfg = files::load_config(&files::config_path(&dir, &id)).map_err(Error::Record)?;
+        let st = files::load_state(&files::state_path(&dir, &id)).map_err(Error::Record)?;
         Ok((cfg, st))
     }
 
@@ -342,7 +342,7 @@ impl Engine {
     /// The container's shim must be alive to start an exec under it.
     fn require_shim(&self, id: &str) -> Result<()> {
         let st = barge_shim::state::load(&self.paths.shim_state(id))
-            .map_err(Error::Other)?
+            .map_err(Error::Record)?
             .unwrap_or_default();
         if st.shim_alive() {
             Ok(())
@@ -399,7 +399,10 @@ fn parse_start_answer(container: &str, exec_id: &str, answer: &str) -> Result<i3
                     code: c,
                     msg: msg.to_string(),
                 }),
-                _ => Err(Error::Other(format!("start exec {exec_id}: {msg}"))),
+                _ => Err(Error::StartFailed {
+                    code: 125,
+                    msg: format!("start exec {exec_id}: {msg}"),
+                }),
             }
         }
         _ => Err(Error::Shim {
@@ -422,7 +425,7 @@ mod tests {
         }
         assert!(matches!(
             parse_start_answer("c", "e", "err 125 boom"),
-            Err(Error::Other(m)) if m.contains("boom")
+            Err(Error::StartFailed { code: 125, msg }) if msg.contains("boom")
         ));
         assert!(parse_start_answer("c", "e", "").is_err());
     }

@@ -51,7 +51,7 @@ impl Attachment {
 
     fn config_list(&self) -> Result<NetworkConfigList> {
         let data = serde_json::to_vec(&self.list)
-            .map_err(|e| Error::Other(format!("encode network {}: {e}", self.network)))?;
+            .map_err(Error::encode(format!("network {}", self.network)))?;
         Ok(NetworkConfigList::from_slice(
             &data,
             &format!("cached config of network {}", self.network),
@@ -134,8 +134,10 @@ impl Engine {
     fn save_attachment(&self, a: &Attachment, durable: bool) -> Result<()> {
         let dir = self.paths.attachments(&a.container_id);
         std::fs::create_dir_all(&dir).ctx("create", &dir)?;
-        let data =
-            serde_json::to_vec(a).map_err(|e| Error::Other(format!("encode attachment: {e}")))?;
+        let data = serde_json::to_vec(a).map_err(Error::encode(format!(
+            "network attachment of container {}",
+            a.container_id
+        )))?;
         let path = dir.join(a.file_name());
         barge_util::fs::write_atomic(
             &path,

@@ -314,8 +314,8 @@ impl Networks<'_> {
 
     fn write(&self, name: &str, meta: &Meta) -> Result<Network> {
         let doc = conflist(name, meta);
-        let data = serde_json::to_vec_pretty(&doc)
-            .map_err(|e| Error::Other(format!("encode network {name}: {e}")))?;
+        let data =
+            serde_json::to_vec_pretty(&doc).map_err(Error::encode(format!("network {name}")))?;
         let path = self.file(name);
         barge_util::fs::write_atomic(&path, &data, 0o644, barge_util::fs::Durability::Durable)
             .ctx("write network config", &path)?;
