@@ -55,24 +55,12 @@ fn cgroup_dir(pid: i32, controller: &str) -> PathBuf {
             ctrls.split(',').any(|c| c == controller).then_some(path)
         })
         .unwrap_or_else(|| panic!("no v1 {controller} cgroup for {pid}: {cg}"));
-    let mi = fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
-    for l in mi.lines() {
-        let Some((pre, post)) = l.split_once(" - ") else {
-            continue;
-        };
-        let pf: Vec<&str> = pre.split(' ').collect();
-        let sf: Vec<&str> = post.split(' ').collect();
-        if sf.first() == Some(&"cgroup")
-            && sf
-                .get(2)
-                .is_some_and(|o| o.split(',').any(|c| c == controller))
-        {
-            let (root, mnt) = (pf[3], pf[4]);
-            let rel = path
-                .strip_prefix(root)
-                .unwrap_or(path)
-                .trim_start_matches('/');
-            return Path::new(mnt).join(rel);
+    for m in barge_util::mountinfo::read_self().expect("mountinfo") {
+        if m.fstype == "cgroup" && m.super_options.split(',').any(|c| c == controller) {
+            let rel = Path::new(path)
+                .strip_prefix(&m.root)
+                .unwrap_or(Path::new(path));
+            return m.mount_point.join(rel.strip_prefix("/").unwrap_or(rel));
         }
     }
     panic!("no mount of the v1 {controller} hierarchy");

@@ -114,13 +114,11 @@ fn ps_ids(b: &BargeEnv, all: bool) -> BTreeSet<String> {
 
 /// Mount points at or below `dir`.
 fn mounts_under(dir: &Path) -> Vec<String> {
-    let prefix = dir.display().to_string();
-    fs::read_to_string("/proc/self/mountinfo")
+    barge_util::mountinfo::read_self()
         .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|p| *p == prefix || p.starts_with(&format!("{prefix}/")))
-        .map(str::to_string)
+        .into_iter()
+        .filter(|m| m.mount_point.starts_with(dir))
+        .map(|m| m.mount_point.display().to_string())
         .collect()
 }
 
