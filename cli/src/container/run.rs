@@ -100,7 +100,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
 /// comes second finds it gone.
 fn remove_after(engine: &barge_engine::Engine, id: &str) -> Result<()> {
     match engine.remove(id, true, true) {
-        Ok(_) | Err(barge_engine::Error::NoSuchContainer(_)) => Ok(()),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e.into()),
     }
 }
