@@ -348,7 +348,7 @@ impl Ingest {
         self.file.sync_all().ctx("fsync partial blob", &self.path)?;
         let target = self.blobs.join(digest.hex());
         fs::rename(&self.path, &target).ctx("commit blob", &target)?;
-        barge_util::fs::sync_dir(&self.blobs).ctx("commit blob", &target)?;
+        barge_util::fs::sync_dir(&self.blobs).ctx("fsync blob directory", &self.blobs)?;
         Ok(digest)
     }
 

@@ -21,9 +21,44 @@ pub enum Durability {
     Durable,
 }
 
-/// An io error that says what failed and on what, keeping the original kind.
+/// An io error that says what failed and on what (`create /x/.f.1.0.tmp: …`), keeping the
+/// system error's kind; its errno stays reachable through [`os_error`].
 pub fn io_error(op: &str, path: &Path, e: io::Error) -> io::Error {
-    io::Error::new(e.kind(), format!("{op} {}: {e}", path.display()))
+    io::Error::new(
+        e.kind(),
+        Context {
+            msg: format!("{op} {}", path.display()),
+            source: e,
+        },
+    )
+}
+
+/// The errno behind an error made here (or any io error), if it came from a system call.
+pub fn os_error(e: &io::Error) -> Option<i32> {
+    e.raw_os_error().or_else(|| {
+        e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<Context>())
+            .and_then(|c| os_error(&c.source))
+    })
+}
+
+/// What failed and on what, around the system's error.
+#[derive(Debug)]
+struct Context {
+    msg: String,
+    source: io::Error,
+}
+
+impl std::fmt::Display for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.msg, self.source)
+    }
+}
+
+impl std::error::Error for Context {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
 }
 
 /// Write `data` to `path` atomically with permission bits `mode` (exactly, whatever the umask).
@@ -34,11 +69,10 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32, durability: Durability)
     f.commit(durability)
 }
 
-/// fsync a directory, so that a rename or a new entry in it survives a power cut.
+/// fsync a directory, so that a rename or a new entry in it survives a power cut. The error
+/// is the system's as it is: the caller says what it was committing.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_error("fsync directory", dir, e))
+    File::open(dir).and_then(|d| d.sync_all())
 }
 
 /// A file being written under a temp name next to its target; [`AtomicFile::commit`] renames
@@ -116,17 +150,11 @@ impl AtomicFile {
             }
             drop(file);
             fs::rename(&self.tmp, &self.path).map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!(
-                        "rename {} to {}: {e}",
-                        self.tmp.display(),
-                        self.path.display()
-                    ),
-                )
+                io_error(&format!("rename {} to", self.tmp.display()), &self.path, e)
             })?;
             if durability == Durability::Durable {
-                sync_dir(parent(&self.path))?;
+                let dir = parent(&self.path);
+                sync_dir(dir).map_err(|e| io_error("fsync directory", dir, e))?;
             }
             Ok(())
         })();
@@ -218,6 +246,8 @@ mod tests {
         let p = Path::new("/nonexistent-barge-dir/f");
         let e = write_atomic(p, b"x", 0o600, Durability::Durable).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        assert_eq!(os_error(&e), Some(2), "ENOENT kept");
+        assert!(std::error::Error::source(&e).is_some() || e.get_ref().is_some());
         let msg = e.to_string();
         assert!(
             msg.starts_with("create /nonexistent-barge-dir/.f."),
