@@ -4,6 +4,8 @@
 //! on the host (the container's cgroup files, /proc/PID, bind-mounted directories), never
 //! only barge's own exit codes. Each test has its own store (`BargeEnv`), whose drop removes
 //! every container it made.
+// Test helpers may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::HashSet;
 use std::fs;
@@ -53,24 +55,12 @@ fn cgroup_dir(pid: i32, controller: &str) -> PathBuf {
             ctrls.split(',').any(|c| c == controller).then_some(path)
         })
         .unwrap_or_else(|| panic!("no v1 {controller} cgroup for {pid}: {cg}"));
-    let mi = fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
-    for l in mi.lines() {
-        let Some((pre, post)) = l.split_once(" - ") else {
-            continue;
-        };
-        let pf: Vec<&str> = pre.split(' ').collect();
-        let sf: Vec<&str> = post.split(' ').collect();
-        if sf.first() == Some(&"cgroup")
-            && sf
-                .get(2)
-                .is_some_and(|o| o.split(',').any(|c| c == controller))
-        {
-            let (root, mnt) = (pf[3], pf[4]);
-            let rel = path
-                .strip_prefix(root)
-                .unwrap_or(path)
-                .trim_start_matches('/');
-            return Path::new(mnt).join(rel);
+    for m in barge_util::mountinfo::read_self().expect("mountinfo") {
+        if m.fstype == "cgroup" && m.super_options.split(',').any(|c| c == controller) {
+            let rel = Path::new(path)
+                .strip_prefix(&m.root)
+                .unwrap_or(Path::new(path));
+            return m.mount_point.join(rel.strip_prefix("/").unwrap_or(rel));
         }
     }
     panic!("no mount of the v1 {controller} hierarchy");
@@ -104,7 +94,7 @@ fn assert_no_containers(b: &BargeEnv) {
 /// Parse an RFC 3339 timestamp into nanoseconds since the epoch.
 fn ts_nanos(s: &str) -> i128 {
     let (secs, nanos) =
-        barge_engine::logs::parse_time("timestamp", s).unwrap_or_else(|e| panic!("{e}"));
+        barge_util::time::parse_timestamp(s).unwrap_or_else(|| panic!("bad timestamp {s:?}"));
     secs as i128 * 1_000_000_000 + nanos as i128
 }
 

@@ -16,7 +16,8 @@ fn engine(dir: &std::path::Path) -> Arc<Engine> {
             root: dir.join("root"),
             runroot: dir.join("run"),
             shim: env!("CARGO_BIN_EXE_barge").into(),
-            exe: env!("CARGO_BIN_EXE_barge").into(),
+            exit_helper: std::path::Path::new(env!("CARGO_BIN_EXE_barge"))
+                .with_file_name("barge-exit"),
             registry: env!("CARGO_BIN_EXE_barge-registry").into(),
             init: "/usr/bin/tini-static".into(),
             network: barge_engine::network::settings::Settings::defaults(&config),
@@ -90,7 +91,7 @@ fn engine_of(b: &barge_testutil::engine::BargeEnv) -> Arc<Engine> {
             root: b.root(),
             runroot: b.runroot(),
             shim: bin.with_file_name("barge-shim"),
-            exe: bin.clone(),
+            exit_helper: bin.with_file_name("barge-exit"),
             registry: env!("CARGO_BIN_EXE_barge-registry").into(),
             init: "/usr/bin/tini-static".into(),
             network: barge_engine::network::settings::Settings::defaults(&config),

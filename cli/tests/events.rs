@@ -39,6 +39,7 @@ fn engine(b: &BargeEnv) -> Engine {
         runroot: b.runroot(),
         shim: bin.with_file_name("barge-shim"),
         exit_helper: bin.with_file_name("barge-exit"),
+        registry: bin.with_file_name("barge-registry"),
         init: PathBuf::from("/usr/bin/tini-static"),
         network: barge_engine::network::settings::Settings::load(&config).expect("settings"),
         config,

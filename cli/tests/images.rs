@@ -1,4 +1,6 @@
 //! The image commands end to end, through the `barge` binary, against a real local registry.
+// Test helpers may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -5,6 +5,8 @@
 //! Only loopback and the addresses of the tests' own containers are reached. Tests that make
 //! a network give it its own name and subnet (10.201.N.0/24), since tests run in parallel and
 //! each store has its own network config directory.
+// Test helpers may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
 use std::fs;

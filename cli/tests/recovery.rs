@@ -5,6 +5,8 @@
 //!
 //! Only processes this test started, or found through its own store's state files (and
 //! verified by command line or cgroup), are ever signalled.
+// Test helpers may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -35,15 +37,15 @@ fn proc_stat(pid: i32) -> Option<Vec<String>> {
 
 /// The process state letter (`R`, `S`, `Z`, ...), None when there is no such process.
 fn proc_state(pid: i32) -> Option<char> {
-    proc_stat(pid)?.first()?.chars().next()
+    barge_util::process::stat(pid).map(|s| s.state)
 }
 
 fn ppid(pid: i32) -> Option<i32> {
-    proc_stat(pid)?.get(1)?.parse().ok()
+    barge_util::process::stat(pid).map(|s| s.ppid)
 }
 
 fn start_time(pid: i32) -> Option<u64> {
-    proc_stat(pid)?.get(19)?.parse().ok()
+    barge_util::process::start_time(pid)
 }
 
 /// Every pid in /proc.
@@ -112,13 +114,11 @@ fn ps_ids(b: &BargeEnv, all: bool) -> BTreeSet<String> {
 
 /// Mount points at or below `dir`.
 fn mounts_under(dir: &Path) -> Vec<String> {
-    let prefix = dir.display().to_string();
-    fs::read_to_string("/proc/self/mountinfo")
+    barge_util::mountinfo::read_self()
         .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|p| *p == prefix || p.starts_with(&format!("{prefix}/")))
-        .map(str::to_string)
+        .into_iter()
+        .filter(|m| m.mount_point.starts_with(dir))
+        .map(|m| m.mount_point.display().to_string())
         .collect()
 }
 

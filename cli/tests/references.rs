@@ -1,6 +1,8 @@
 //! Image names through the `barge` binary: registry-qualified names (ports, IPv6 hosts,
 //! `localhost`, digests) run, list and remove like plain ones, and bad names get docker's
 //! messages before anything is contacted.
+// Test helpers may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 
 use barge_testutil::engine::BargeEnv;
 use barge_testutil::{stderr, stdout};

@@ -7,6 +7,8 @@
 //!
 //! Only processes this test started, or found through its own store's state files (and
 //! verified by command line), are signalled.
+// Test helpers may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 
 use std::fs;
 use std::os::unix::process::CommandExt;
@@ -65,11 +67,10 @@ fn bounded(b: &BargeEnv, args: &[&str], limit: Duration) -> std::process::Output
 }
 
 fn mounted(path: &Path) -> bool {
-    let want = path.display().to_string();
-    fs::read_to_string("/proc/self/mountinfo")
+    barge_util::mountinfo::read_self()
         .unwrap_or_default()
-        .lines()
-        .any(|l| l.split(' ').nth(4) == Some(&*want))
+        .iter()
+        .any(|m| m.mount_point == path)
 }
 
 /// The loss is shown (ps, inspect), `wait`, `attach` and `logs -f` return with an error at

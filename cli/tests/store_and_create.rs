@@ -1,5 +1,7 @@
 //! The store's permissions, create-request validation with docker's messages, the working
 //! directory and volumes filled from the image (issue 14, sections 7).
+// Test helpers may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

@@ -131,13 +131,7 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 
 /// Whether `pid` is a live process (a zombie still has a /proc entry: its state tells).
 pub fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().next().map(str::to_string))
-        })
-        .is_some_and(|st| st != "Z" && st != "X")
+    barge_util::process::alive(pid)
 }
 
 impl Drop for BargeEnv {
@@ -150,16 +144,15 @@ impl Drop for BargeEnv {
         }
         // Networks the test made (their bridges and host rules are the host's).
         let _ = self.run(&["network", "prune", "-f"]);
-        let prefix = self.dir.path().display().to_string();
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut points: Vec<&str> = mounts
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|p| p.starts_with(&prefix))
+        let mut points: Vec<std::path::PathBuf> = barge_util::mountinfo::read_self()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| m.mount_point)
+            .filter(|p| p.starts_with(self.dir.path()))
             .collect();
-        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        points.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
         for p in points {
-            let _ = nix::mount::umount2(p, nix::mount::MntFlags::MNT_DETACH);
+            let _ = nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH);
         }
     }
 }

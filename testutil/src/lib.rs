@@ -7,6 +7,9 @@
 //! For image tests: [`registry`] (a real local `docker-registry`, plain/basic-auth/TLS, plus
 //! skopeo and a tiny HTTP client), [`token_proxy`] (Bearer-token auth in front of it) and
 //! [`oci_image`] (deterministic OCI/Docker images written as OCI layouts and pushed).
+// Test-only helpers: a panic here is a test failure with its message.
+#![allow(clippy::unwrap_used)]
+#![deny(unsafe_code)]
 
 pub mod engine;
 pub mod net;
@@ -409,6 +412,7 @@ pub fn children(pid: i32) -> Vec<i32> {
 
 /// Receive one message on `conn` (up to 64 KiB) and the fd sent with it (SCM_RIGHTS), as a
 /// runtime sends a console master or a seccomp listener.
+#[allow(unsafe_code)] // the one place: taking ownership of an fd the kernel passed (SCM_RIGHTS)
 pub fn recv_with_fd(
     conn: &std::os::unix::net::UnixStream,
 ) -> (Vec<u8>, Option<std::os::fd::OwnedFd>) {

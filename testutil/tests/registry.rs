@@ -1,4 +1,6 @@
 //! The registry fixtures against the real thing: docker-registry, skopeo, the token proxy.
+// Test helpers may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -150,13 +150,19 @@ fn main() {
     let reply = match std::io::stdin().read_to_end(&mut body) {
         Err(e) => Reply::Failed {
             error: format!("reading the request on stdin: {e}"),
+            kind: None,
         },
         Ok(_) => match serde_json::from_slice::<Request>(&body) {
             Err(e) => Reply::Failed {
                 error: format!("decoding the request on stdin: {e}"),
+                kind: Some("bad_parameter".into()),
             },
             Ok(req) => serve(req).unwrap_or_else(|e| Reply::Failed {
                 error: format::error_chain(&e),
+                kind: e.downcast_ref::<barge_image::Error>().map(|ie| {
+                    barge_engine::registry::kind_name(barge_engine::error::image_kind(ie))
+                        .to_string()
+                }),
             }),
         },
     };

@@ -8,7 +8,7 @@
 use anyhow::Result;
 use barge_engine::container::Streams;
 use barge_engine::exec::ExecOptions;
-use barge_engine::Error;
+use barge_engine::ErrorKind;
 
 use super::stream::{pump_exec, Ended, Options};
 use super::Ctx;
@@ -60,7 +60,12 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     let id = match engine.exec_create(&args.container, &opts) {
         Ok(id) => id,
         // docker: exit 1 for a container that is missing or not running.
-        Err(e @ (Error::NoSuchContainer(_) | Error::BadState { .. } | Error::ShimLost { .. })) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::NotFound | ErrorKind::Conflict | ErrorKind::Unavailable
+            ) =>
+        {
             eprintln!("Error response from daemon: {e}");
             return Ok(1);
         }
@@ -103,20 +108,23 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
             }
             // A container started by an older barge: its shim can't, we (single-threaded)
             // may run the process ourselves.
-            Err(Error::ShimOutdated { .. }) => engine.exec_start_foreground(&id),
+            Err(barge_engine::Error::ShimOutdated { .. }) => engine.exec_start_foreground(&id),
             Err(e) => Err(e),
         }
     };
     match started {
         Ok(code) => Ok(code),
-        Err(e) => match e.start_failure_code() {
-            // docker: the OCI runtime's message, and 127 (not found) or 126 (not executable).
-            Some(code) => {
-                eprintln!("barge: {e}");
-                Ok(code)
-            }
-            None => Err(e.into()),
-        },
+        // docker: the OCI runtime's message, and 127 (not found) or 126 (not executable).
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::ProgramNotFound | ErrorKind::NotExecutable
+            ) =>
+        {
+            eprintln!("barge: {e}");
+            Ok(e.exit_code())
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -3,6 +3,7 @@
 
 use anyhow::Result;
 use barge_engine::container::Streams;
+use barge_engine::ErrorKind;
 
 use super::create::{create, CreateArgs};
 use super::stream::{pump, Ended, Options};
@@ -47,10 +48,13 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
             if args.rm {
                 let _ = engine.remove(&rec.id, true, true);
             }
-            let code = e.start_failure_code().unwrap_or(super::ENGINE_FAILED);
-            if code != super::ENGINE_FAILED {
+            // docker: 127 (program not found), 126 (not executable), else 125.
+            if matches!(
+                e.kind(),
+                ErrorKind::ProgramNotFound | ErrorKind::NotExecutable
+            ) {
                 eprintln!("barge: {e}");
-                return Ok(code);
+                return Ok(e.exit_code());
             }
             return Err(e.into());
         }
@@ -96,7 +100,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
 /// comes second finds it gone.
 fn remove_after(engine: &barge_engine::Engine, id: &str) -> Result<()> {
     match engine.remove(id, true, true) {
-        Ok(_) | Err(barge_engine::Error::NoSuchContainer(_)) => Ok(()),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e.into()),
     }
 }

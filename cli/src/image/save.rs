@@ -1,7 +1,6 @@
 //! `barge save [-o FILE] [--format docker-archive|oci-archive] IMAGE...`. The file is written
 //! to a temporary name and renamed when complete, so a cut leaves no truncated archive.
 
-use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
 
@@ -31,31 +30,16 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let store = ctx.store()?;
     match &args.output {
         Some(path) => {
-            let tmp = path.with_file_name(format!(
-                ".{}.barge-tmp",
-                path.file_name()
-                    .map(|n| n.to_string_lossy())
-                    .unwrap_or_default()
-            ));
-            let result = (|| -> Result<()> {
-                let f =
-                    File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-                let mut w = BufWriter::with_capacity(1 << 20, f);
-                barge_image::archive::save(&store, &args.images, format, &mut w)?;
-                let f = w
-                    .into_inner()
-                    .map_err(|e| e.into_error())
-                    .with_context(|| format!("writing {}", tmp.display()))?;
-                f.sync_all()
-                    .with_context(|| format!("fsync {}", tmp.display()))?;
-                std::fs::rename(&tmp, path)
-                    .with_context(|| format!("renaming to {}", path.display()))?;
-                Ok(())
-            })();
-            if result.is_err() {
-                let _ = std::fs::remove_file(&tmp);
-            }
-            result
+            let f = barge_util::fs::AtomicFile::create(path, 0o644)
+                .with_context(|| format!("creating {}", path.display()))?;
+            let mut w = BufWriter::with_capacity(1 << 20, f);
+            barge_image::archive::save(&store, &args.images, format, &mut w)?;
+            let f = w
+                .into_inner()
+                .map_err(|e| e.into_error())
+                .with_context(|| format!("writing {}", path.display()))?;
+            f.commit(barge_util::fs::Durability::Durable)
+                .with_context(|| format!("writing {}", path.display()))
         }
         None => {
             if std::io::stdout().is_terminal() {

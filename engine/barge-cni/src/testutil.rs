@@ -6,9 +6,6 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::kill;
-use nix::unistd::Pid;
-
 /// Writes an executable `#!/bin/sh` script `name` with `body` into `dir`.
 pub fn fake_plugin(dir: &Path, name: &str, body: &str) -> PathBuf {
     let path = dir.join(name);
@@ -26,16 +23,7 @@ pub fn read_pid(path: &Path) -> i32 {
 /// Whether `pid` exists and is not a zombie (zombies are dead, just not reaped yet; in a
 /// container PID 1 may never reap the orphans it inherits).
 pub fn is_alive(pid: i32) -> bool {
-    if kill(Pid::from_raw(pid), None).is_err() {
-        return false;
-    }
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the parenthesised command name.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])),
-        Err(_) => false,
-    }
+    barge_util::process::alive(pid)
 }
 
 /// Whether `pid` is gone (or a zombie) within a few seconds.

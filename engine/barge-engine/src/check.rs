@@ -39,7 +39,7 @@ impl Engine {
         st.status = ShimStatus::Exited;
         st.pid = 0;
         st.exit_code = Some(st.exit_code.unwrap_or(255));
-        st.finished_at = Some(barge_runtime::time::now_rfc3339());
+        st.finished_at = Some(barge_util::time::now_rfc3339());
         st.error = Some(why.to_string());
         let _ = state::save(&self.paths.shim_state(id), st);
         let _ = std::fs::remove_file(self.paths.socket(id));

@@ -155,24 +155,27 @@ impl Engine {
                 s,
                 nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
             )
-            .map_err(|e| Error::Other(format!("pass the published ports to the shim: {e}")))?;
+            .map_err(Error::sys("pass the published ports to the shim (fcntl)"))?;
             cfg.held_fds.push(std::os::fd::AsRawFd::as_raw_fd(s));
         }
         let path = self.paths.container(&rec.id).join(ShimConfig::FILE);
-        let data = serde_json::to_vec(&cfg)
-            .map_err(|e| Error::Other(format!("encode shim config: {e}")))?;
-        barge_runtime::state::write_atomic(
-            &path,
-            &data,
-            0o600,
-            barge_runtime::state::Durability::Durable,
-        )?;
+        let data = serde_json::to_vec(&cfg).map_err(Error::encode(format!(
+            "shim config of container {}",
+            rec.id
+        )))?;
+        barge_util::fs::write_atomic(&path, &data, 0o600, barge_util::fs::Durability::Durable)
+            .ctx("write shim config", &path)?;
         let (ours, theirs) = match attach {
             Some(s) => {
-                let (mut a, b) =
-                    UnixStream::pair().map_err(|e| Error::Other(format!("socketpair: {e}")))?;
+                let (mut a, b) = UnixStream::pair().map_err(|e| Error::Shim {
+                    id: rec.id.clone(),
+                    msg: format!("socketpair for the attach: {e}"),
+                })?;
                 a.write_all(s.request().as_bytes())
-                    .map_err(|e| Error::Other(format!("attach: {e}")))?;
+                    .map_err(|e| Error::Shim {
+                        id: rec.id.clone(),
+                        msg: format!("attach: {e}"),
+                    })?;
                 (Some(a), Stdio::from(std::os::fd::OwnedFd::from(b)))
             }
             None => (None, Stdio::null()),
@@ -291,7 +294,10 @@ impl Engine {
     pub fn attach_socket(&self, id: &str, s: Streams) -> Result<UnixStream> {
         let mut sock = self.connect(id).map_err(|e| self.shim_lost_or(id, e))?;
         sock.write_all(s.request().as_bytes())
-            .map_err(|e| Error::Other(format!("attach to {id}: {e}")))?;
+            .map_err(|e| Error::Shim {
+                id: id.to_string(),
+                msg: format!("attach: {e}"),
+            })?;
         Ok(sock)
     }
 
@@ -324,11 +330,13 @@ impl Engine {
     ) -> Result<String> {
         let mut sock = self.connect(id)?;
         sock.set_read_timeout(timeout).ok();
-        sock.write_all(req.line().as_bytes())
-            .map_err(|e| Error::Other(format!("shim of {id}: {e}")))?;
+        let shim_err = |e: std::io::Error| Error::Shim {
+            id: id.to_string(),
+            msg: e.to_string(),
+        };
+        sock.write_all(req.line().as_bytes()).map_err(shim_err)?;
         let mut out = String::new();
-        sock.read_to_string(&mut out)
-            .map_err(|e| Error::Other(format!("shim of {id}: {e}")))?;
+        sock.read_to_string(&mut out).map_err(shim_err)?;
         Ok(out)
     }
 
@@ -430,12 +438,8 @@ impl Engine {
     /// after a reboot) and cancel a pending restart.
     fn mark_stopped(&self, id: &str) -> Result<()> {
         let marker = self.paths.stop_marker(id);
-        barge_runtime::state::write_atomic(
-            &marker,
-            b"",
-            0o600,
-            barge_runtime::state::Durability::Durable,
-        )?;
+        barge_util::fs::write_atomic(&marker, b"", 0o600, barge_util::fs::Durability::Durable)
+            .ctx("write stop marker", &marker)?;
         let _ = self.request(id, Request::Wake, Some(Duration::from_secs(2)));
         Ok(())
     }
@@ -508,7 +512,7 @@ impl Engine {
         if self.wait_inactive(rec, Duration::from_secs(10)) {
             Ok(())
         } else {
-            Err(Error::Other(format!("container {} did not stop", rec.id)))
+            Err(Error::DidNotStop { id: rec.id.clone() })
         }
     }
 
@@ -532,7 +536,7 @@ impl Engine {
             std::thread::sleep(Duration::from_millis(50));
         }
         if self.status(rec).state.is_active() {
-            Err(Error::Other(format!("container {} did not stop", rec.id)))
+            Err(Error::DidNotStop { id: rec.id.clone() })
         } else {
             Ok(())
         }
@@ -717,11 +721,10 @@ pub fn is_mounted(path: &Path) -> bool {
     if a.dev() != b.dev() {
         return true;
     }
-    let want = path.to_string_lossy();
-    std::fs::read_to_string("/proc/self/mountinfo")
+    barge_util::mountinfo::read_self()
         .unwrap_or_default()
-        .lines()
-        .any(|l| l.split(' ').nth(4) == Some(&*want))
+        .iter()
+        .any(|m| m.mount_point == path)
 }
 
 /// Unmount a container's rootfs (all stacked mounts).

@@ -138,13 +138,9 @@ impl Engine {
         }
         let path = dir.join("config.json");
         let data = serde_json::to_vec_pretty(&spec)
-            .map_err(|e| Error::Other(format!("encode spec: {e}")))?;
-        barge_runtime::state::write_atomic(
-            &path,
-            &data,
-            0o600,
-            barge_runtime::state::Durability::Durable,
-        )?;
+            .map_err(Error::encode(format!("runtime spec of container {id}")))?;
+        barge_util::fs::write_atomic(&path, &data, 0o600, barge_util::fs::Durability::Durable)
+            .ctx("write runtime spec", &path)?;
         self.db.update_config(&id, &rec.config)?;
         self.db.set_ready(&id)
     }

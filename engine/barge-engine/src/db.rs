@@ -30,10 +30,7 @@ impl ContainerRecord {
 
     /// When it was created, as RFC 3339 with nanoseconds.
     pub fn created_rfc3339(&self) -> String {
-        barge_runtime::time::format_rfc3339(
-            self.created_secs(),
-            (self.created % 1_000_000_000) as u32,
-        )
+        barge_util::time::rfc3339_nanos(self.created_secs(), (self.created % 1_000_000_000) as u32)
     }
 }
 
@@ -86,7 +83,7 @@ impl Db {
     /// conflict naming the container that holds it.
     pub fn insert(&self, rec: &ContainerRecord) -> Result<()> {
         let config = serde_json::to_string(&rec.config)
-            .map_err(|e| Error::Other(format!("encode container config: {e}")))?;
+            .map_err(Error::encode(format!("config of container {}", rec.id)))?;
         let conn = self.conn();
         let r = conn.execute(
             "INSERT INTO containers (id, name, created, config, ready) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -122,7 +119,7 @@ impl Db {
 
     pub fn update_config(&self, id: &str, config: &ContainerConfig) -> Result<()> {
         let config = serde_json::to_string(config)
-            .map_err(|e| Error::Other(format!("encode container config: {e}")))?;
+            .map_err(Error::encode(format!("config of container {id}")))?;
         self.conn().execute(
             "UPDATE containers SET config = ?2 WHERE id = ?1",
             params![id, config],
@@ -150,7 +147,7 @@ impl Db {
 
     fn decode(t: (String, String, i64, String, bool)) -> Result<ContainerRecord> {
         let config = serde_json::from_str(&t.3)
-            .map_err(|e| Error::Other(format!("container {}: bad stored config: {e}", t.0)))?;
+            .map_err(|e| Error::Record(format!("container {}: bad stored config: {e}", t.0)))?;
         Ok(ContainerRecord {
             id: t.0,
             name: t.1,

@@ -123,7 +123,7 @@ impl Subscription {
             let got = self
                 .follower
                 .next_timeout(wait)
-                .map_err(|e| Error::Other(format!("read the event journal: {e}")))?;
+                .map_err(|e| Error::Journal(format!("read the event journal: {e}")))?;
             match got {
                 Some(ev) => {
                     if self.opts.until.is_some_and(|u| ev.time_nano > u) {
@@ -186,7 +186,7 @@ impl Engine {
     /// they are appended (by any process), filtered.
     pub fn subscribe(&self, opts: &SubscribeOptions) -> Result<Subscription> {
         let follower = Follower::open(&self.journal(), opts.since.is_some())
-            .map_err(|e| Error::Other(format!("follow the event journal: {e}")))?;
+            .map_err(|e| Error::Journal(format!("follow the event journal: {e}")))?;
         Ok(Subscription {
             follower,
             opts: opts.clone(),

@@ -113,7 +113,7 @@ impl Engine {
             &files::config_path(&self.paths.container(&rec.id), &id),
             &cfg,
         )
-        .map_err(Error::Other)?;
+        .map_err(Error::Record)?;
         self.emit_container(
             &rec,
             crate::events::Action::ExecCreate,
@@ -287,17 +287,15 @@ impl Engine {
                 path: "/dev/null".into(),
                 source: e,
             })?;
-            nix::unistd::dup2_stdin(&null).map_err(|e| Error::Other(format!("dup2: {e}")))?;
+            nix::unistd::dup2_stdin(&null).map_err(Error::sys("dup2 /dev/null onto stdin"))?;
         }
         let state_path = files::state_path(&dir, exec_id);
-        let now = barge_runtime::time::now_rfc3339();
+        let now = barge_util::time::now_rfc3339();
         let me = std::process::id() as i32;
         let started = ExecState {
             running: true,
             reaper_pid: me,
-            reaper_start: barge_runtime::state::proc_stat(me)
-                .map(|s| s.0)
-                .unwrap_or(0),
+            reaper_start: barge_util::process::start_time(me).unwrap_or(0),
             started_at: Some(now.clone()),
             ..Default::default()
         };
@@ -311,7 +309,7 @@ impl Engine {
         let result = barge_runtime::exec::exec_and_wait_with(&store, &opts, fg);
         let mut st = started;
         st.running = false;
-        st.finished_at = Some(barge_runtime::time::now_rfc3339());
+        st.finished_at = Some(barge_util::time::now_rfc3339());
         match &result {
             Ok(code) => st.exit_code = Some(*code),
             Err(e) => {
@@ -344,10 +342,10 @@ impl Engine {
         if st.running {
             // A foreground exec's pid is not recorded: its client (the reaper) tells.
             let alive = if st.pid > 0 {
-                barge_runtime::state::process_alive(st.pid, st.pid_start)
+                barge_util::process::alive_since(st.pid, st.pid_start)
             } else {
                 st.reaper_pid > 0
-                    && barge_runtime::state::process_alive(st.reaper_pid, st.reaper_start)
+                    && barge_util::process::alive_since(st.reaper_pid, st.reaper_start)
             };
             if !alive {
                 st.running = false;
@@ -415,8 +413,8 @@ impl Engine {
                 )))
             }
         };
-        let cfg = files::load_config(&files::config_path(&dir, &id)).map_err(Error::Other)?;
-        let st = files::load_state(&files::state_path(&dir, &id)).map_err(Error::Other)?;
+        let cfg = files::load_config(&files::config_path(&dir, &id)).map_err(Error::Record)?;
+        let st = files::load_state(&files::state_path(&dir, &id)).map_err(Error::Record)?;
         Ok((cfg, st))
     }
 
@@ -480,7 +478,7 @@ impl Engine {
     /// The container's shim must be alive to start an exec under it.
     fn require_shim(&self, id: &str) -> Result<()> {
         let st = barge_shim::state::load(&self.paths.shim_state(id))
-            .map_err(Error::Other)?
+            .map_err(Error::Record)?
             .unwrap_or_default();
         if st.shim_alive() {
             Ok(())
@@ -540,7 +538,10 @@ fn parse_start_answer(container: &str, exec_id: &str, answer: &str) -> Result<i3
                     code: c,
                     msg: msg.to_string(),
                 }),
-                _ => Err(Error::Other(format!("start exec {exec_id}: {msg}"))),
+                _ => Err(Error::StartFailed {
+                    code: 125,
+                    msg: format!("start exec {exec_id}: {msg}"),
+                }),
             }
         }
         _ => Err(Error::Shim {
@@ -563,7 +564,7 @@ mod tests {
         }
         assert!(matches!(
             parse_start_answer("c", "e", "err 125 boom"),
-            Err(Error::Other(m)) if m.contains("boom")
+            Err(Error::StartFailed { code: 125, msg }) if msg.contains("boom")
         ));
         assert!(parse_start_answer("c", "e", "").is_err());
     }

@@ -41,7 +41,7 @@ pub mod volumes;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 
 use crate::db::Db;
 use crate::paths::Paths;

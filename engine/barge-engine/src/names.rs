@@ -8,7 +8,11 @@ fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     let mut b = [0u8; N];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut b))
-        .map_err(|e| Error::Other(format!("read /dev/urandom: {e}")))?;
+        .map_err(|source| Error::Io {
+            what: "read",
+            path: "/dev/urandom".into(),
+            source,
+        })?;
     Ok(b)
 }
 

@@ -26,8 +26,8 @@ pub fn working_dir(rootfs: &Path, wd: &str) -> Result<()> {
     }
     let root = Root::open(rootfs)?;
     let fd = root.create(Path::new(wd), Kind::Dir)?;
-    let st = nix::sys::stat::fstat(&fd)
-        .map_err(|e| Error::Other(format!("working directory {wd}: {e}")))?;
+    let st =
+        nix::sys::stat::fstat(&fd).map_err(Error::sys(format!("stat working directory {wd}")))?;
     if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFDIR {
         return Err(Error::BadParameter(format!(
             "Cannot mkdir: {wd} is not a directory"

@@ -145,9 +145,10 @@ pub fn pull(at: &HelperPaths, reference: &str, opts: &mut PullOptions<'_>) -> Re
             name,
             up_to_date,
         }),
-        other => Err(Error::Other(format!(
-            "the registry helper answered a pull with {other:?}"
-        ))),
+        other => Err(Error::Registry {
+            kind: crate::error::ErrorKind::Internal,
+            msg: format!("the registry helper answered a pull with {other:?}"),
+        }),
     }
 }
 
@@ -168,9 +169,10 @@ pub fn login_check(
     };
     match crate::registry::call(&at.helper, &req, &mut |_| {})? {
         Reply::LoggedIn => Ok(()),
-        other => Err(Error::Other(format!(
-            "the registry helper answered a login with {other:?}"
-        ))),
+        other => Err(Error::Registry {
+            kind: crate::error::ErrorKind::Internal,
+            msg: format!("the registry helper answered a login with {other:?}"),
+        }),
     }
 }
 

@@ -155,7 +155,7 @@ pub fn build(input: &SpecInput) -> Result<Value> {
                 let names: Vec<&str> = caps.iter().map(String::as_str).collect();
                 Some(
                     serde_json::to_value(default_profile_for_caps(&names))
-                        .map_err(|e| Error::Other(format!("encode seccomp profile: {e}")))?,
+                        .map_err(Error::encode("default seccomp profile"))?,
                 )
             }
         };
@@ -170,14 +170,14 @@ pub fn build(input: &SpecInput) -> Result<Value> {
     }
     spec["annotations"] = Value::Object(ann);
     // The result must be a valid spec for the runtime.
-    let parsed: oci_spec::runtime::Spec = serde_json::from_value(spec.clone())
-        .map_err(|e| Error::Other(format!("container spec: {e}")))?;
+    let parsed: oci_spec::runtime::Spec =
+        serde_json::from_value(spec.clone()).map_err(|e| Error::Spec(e.to_string()))?;
     barge_runtime::spec::validate(&parsed)?;
     Ok(spec)
 }
 
 fn no_mounts() -> Error {
-    Error::Other("default spec has no mounts".into())
+    Error::Spec("the default spec has no mounts".into())
 }
 
 /// Every capability barge can give a container: the known ones in our bounding set (as

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use barge_runtime::state::{write_atomic, Durability};
+use barge_util::fs::{write_atomic, Durability};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -46,7 +46,7 @@ pub struct ShimState {
 impl ShimState {
     /// Whether the shim that wrote this is still alive.
     pub fn shim_alive(&self) -> bool {
-        self.shim_pid > 0 && barge_runtime::state::process_alive(self.shim_pid, self.shim_start)
+        self.shim_pid > 0 && barge_util::process::alive_since(self.shim_pid, self.shim_start)
     }
 }
 

@@ -6,8 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -194,22 +192,10 @@ fn read_auths(path: &Path) -> Result<Auths> {
 fn write_auths(path: &Path, auths: &Auths) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).ctx("create directory", dir)?;
-    let tmp = path.with_extension("json.tmp");
     let data = serde_json::to_vec_pretty(auths)
         .map_err(|e| Error::invalid("credentials", e.to_string()))?;
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .ctx("create", &tmp)?;
-    f.set_permissions(fs::Permissions::from_mode(0o600))
-        .ctx("chmod", &tmp)?;
-    f.write_all(&data).ctx("write", &tmp)?;
-    f.sync_all().ctx("fsync", &tmp)?;
-    fs::rename(&tmp, path).ctx("rename", path)?;
-    Ok(())
+    barge_util::fs::write_atomic(path, &data, 0o600, barge_util::fs::Durability::Durable)
+        .ctx("write credentials", path)
 }
 
 #[cfg(test)]

@@ -348,9 +348,7 @@ impl Ingest {
         self.file.sync_all().ctx("fsync partial blob", &self.path)?;
         let target = self.blobs.join(digest.hex());
         fs::rename(&self.path, &target).ctx("commit blob", &target)?;
-        File::open(&self.blobs)
-            .and_then(|d| d.sync_all())
-            .ctx("fsync blob directory", &self.blobs)?;
+        barge_util::fs::sync_dir(&self.blobs).ctx("fsync blob directory", &self.blobs)?;
         Ok(digest)
     }
 

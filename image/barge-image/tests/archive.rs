@@ -1,5 +1,7 @@
 //! docker load / save / import: archives made by skopeo (and by hand, for hostile ones) loaded
 //! into a fresh store and checked file by file; saved archives read back by skopeo and by us.
+// Test helpers may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,6 +1,8 @@
 //! A pull that runs out of space: the store root is a small tmpfs mounted by the test. The
 //! failed pull must leave nothing behind but the resumable partial download of the layer in
 //! flight, and a pull after space was freed must work (resuming that partial).
+// Test helpers may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -2,6 +2,8 @@
 //! `registry-mirrors`, with two real local registries (Debian's docker-registry on 127.0.0.1).
 //! Each image says where it came from in a file (`/which`), read back through the mounted
 //! rootfs.
+// Test helpers may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,5 +1,7 @@
 //! Pulls from a real registry (Debian's docker-registry on 127.0.0.1), seeded with images the
 //! tests build: contents are checked file by file through the mounted overlay.
+// Test helpers may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,5 +1,7 @@
 //! The snapshotter's mounts, mounted for real: long layer lists beyond a page of options, the
 //! upper dir, and garbage collection that never takes a container's layers.
+// Test helpers may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 
 use std::fs;
 

@@ -76,7 +76,7 @@ impl Subscriber for Logger {
         let mut msg = Message(String::new());
         event.record(&mut msg);
         let level = event.metadata().level().as_str().to_ascii_lowercase();
-        let time = barge_runtime::time::now_rfc3339();
+        let time = barge_util::time::now_rfc3339();
         let _ = writeln!(std::io::stderr(), "barge-runtime: {level}: {}", msg.0);
         if let Some(f) = &self.file {
             let line = match self.format {

@@ -1,6 +1,8 @@
 //! Resource limits, observed from inside the container (its cgroup namespace shows its own
 //! cgroup at /sys/fs/cgroup/<controller>) and through their effects. Run as root on the
 //! project's cgroup v1 hybrid machines; the v2 equivalents run in the qemu VM (cgroup_v2_vm.rs).
+// Test helpers may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 
 use std::fs;
 use std::path::PathBuf;

@@ -1,4 +1,6 @@
 //! What the container gets, observed from inside it (run as root).
+// Test helpers may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;

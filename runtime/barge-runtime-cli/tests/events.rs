@@ -1,5 +1,7 @@
 //! `events` (statistics and OOM notifications) and `ps` through the `barge-runtime` command line
 //! (run as root), checked against what the host shows in /proc and what the container did.
+// Test helpers may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom};
@@ -70,7 +72,7 @@ fn proc_stat_fields(pid: i32) -> Option<Vec<String>> {
 }
 
 fn alive(pid: i32) -> bool {
-    matches!(proc_stat_fields(pid), Some(f) if f[0] != "Z" && f[0] != "X")
+    barge_util::process::alive(pid)
 }
 
 /// `pid` and all its descendants.

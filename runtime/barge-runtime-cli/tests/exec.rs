@@ -1,6 +1,8 @@
 //! `barge-runtime exec` (run as root): the new process is checked from inside the container and
 //! from the host against the container's init: namespaces, cgroups, user, env, capabilities,
 //! seccomp, the terminal, exit codes, and clean errors.
+// Test helpers may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 
 use std::fs;
 use std::io::Read;
@@ -122,12 +124,7 @@ fn container_pids(r: &Runtime, id: &str) -> Vec<i64> {
 }
 
 fn pid_alive(pid: i32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            let st = s.rsplit(") ").next().unwrap_or("").chars().next();
-            !matches!(st, Some('Z' | 'X') | None)
-        })
-        .unwrap_or(false)
+    barge_util::process::alive(pid)
 }
 
 #[test]

@@ -3,6 +3,8 @@
 //!
 //! Direction, as the kernel, runc and crun have it: with `{containerID: C, hostID: H}` an id
 //! `C` stored on disk shows through the mount as `H`, and `H` writing through it stores `C`.
+// Test helpers may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 
 use std::fs;
 use std::os::unix::fs::{chown, MetadataExt, PermissionsExt};

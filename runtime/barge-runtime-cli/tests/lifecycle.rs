@@ -214,15 +214,9 @@ fn pid_of(st: &Value) -> i32 {
 // Processes.
 // ---------------------------------------------------------------------------------------------
 
-/// State letter of a process (R, S, Z...), None if it doesn't exist.
-fn proc_state(pid: i32) -> Option<char> {
-    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    s[s.rfind(')')? + 2..].chars().next()
-}
-
 /// Alive and not a zombie.
 fn alive(pid: i32) -> bool {
-    matches!(proc_state(pid), Some(c) if c != 'Z' && c != 'X')
+    barge_util::process::alive(pid)
 }
 
 fn wait_gone(pid: i32, timeout: Duration) -> bool {
@@ -305,22 +299,13 @@ fn wait_catches_term(pid: i32) {
 
 /// Mounted cgroup hierarchies: (controllers, empty for cgroup2; mount point).
 fn cgroup_mounts() -> Vec<(Vec<String>, PathBuf)> {
-    let mi = fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
     let mut out = Vec::new();
-    for line in mi.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        let l: Vec<&str> = left.split(' ').collect();
-        let r: Vec<&str> = right.split(' ').collect();
-        if l.len() < 5 || r.len() < 3 {
-            continue;
-        }
-        match r[0] {
-            "cgroup2" => out.push((Vec::new(), PathBuf::from(l[4]))),
+    for m in barge_util::mountinfo::read_self().expect("mountinfo") {
+        match m.fstype.as_str() {
+            "cgroup2" => out.push((Vec::new(), m.mount_point)),
             "cgroup" => out.push((
-                r[2].split(',').map(str::to_string).collect(),
-                PathBuf::from(l[4]),
+                m.super_options.split(',').map(str::to_string).collect(),
+                m.mount_point,
             )),
             _ => {}
         }

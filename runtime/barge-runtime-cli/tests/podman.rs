@@ -1,5 +1,7 @@
 //! barge-runtime as podman's OCI runtime (`podman --runtime`): the drop-in promise, checked with
 //! the real podman (Debian's package) on private storage.
+// Test helpers may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 
 use std::path::Path;
 use std::process::Command;

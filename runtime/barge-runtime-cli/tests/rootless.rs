@@ -7,6 +7,8 @@
 //! through newuidmap/newgidmap (Debian's `uidmap`), which read /etc/subuid and /etc/subgid:
 //! those tests bind temporary copies over them in a private mount namespace of the runtime
 //! command, so the host's files are never modified.
+// Test helpers may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 
 use std::ffi::OsString;
 use std::fs;

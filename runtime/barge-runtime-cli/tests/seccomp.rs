@@ -1,5 +1,7 @@
 //! `linux.seccomp` in real containers: verdicts seen from inside, and a NOTIFY agent run by
 //! the test.
+// Test helpers may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;

@@ -2,6 +2,8 @@
 //! 4.14, default ERRNO) runs busybox and the host's dynamically linked Debian programs; system
 //! calls newer than every one the profile names answer ENOSYS (so glibc falls back), while one
 //! the profile names keeps its own errno.
+// Test helpers may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 

@@ -2,6 +2,8 @@
 //!
 //! (Symlinked mount targets, masked and read-only /proc paths, and capability sets are tried in
 //! `container.rs`.)
+// Test helpers may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

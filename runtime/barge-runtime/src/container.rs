@@ -95,7 +95,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<ContainerState> {
         pid_start_time: 0,
         bundle: bundle.dir.clone(),
         rootfs: bundle.rootfs.clone(),
-        created: crate::time::now_rfc3339(),
+        created: barge_util::time::now_rfc3339(),
         owner: owner_name(),
         status: Status::Creating,
         annotations: spec.annotations().clone().unwrap_or_default(),
@@ -172,12 +172,13 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<ContainerState> {
     st.status = Status::Created;
     store.save(&st)?;
     if let Some(p) = &opts.pid_file {
-        state::write_atomic(
+        barge_util::fs::write_atomic(
             p,
             st.pid.to_string().as_bytes(),
             0o644,
-            state::Durability::Atomic,
-        )?;
+            barge_util::fs::Durability::Atomic,
+        )
+        .ctx(|| at("write pid file", p))?;
     }
     guard.armed = false;
     Ok(st)
@@ -228,8 +229,7 @@ fn drive_setup(
     };
     guard.pid = Some(pid);
     st.pid = pid;
-    st.pid_start_time = state::proc_stat(pid)
-        .map(|(s, _)| s)
+    st.pid_start_time = barge_util::process::start_time(pid)
         .ok_or_else(|| Error::Container(format!("container init {pid} exited during setup")))?;
     if let Some(adj) = spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
         let path = format!("/proc/{pid}/oom_score_adj");
@@ -564,7 +564,7 @@ fn stop(st: &ContainerState) -> Result<()> {
     for p in st.cgroup.pids().unwrap_or_default() {
         let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
     }
-    if st.pid > 0 && state::process_alive(st.pid, st.pid_start_time) {
+    if st.pid > 0 && barge_util::process::alive_since(st.pid, st.pid_start_time) {
         let pid = Pid::from_raw(st.pid);
         let _ = kill(pid, Signal::SIGKILL);
         if !crate::process::wait_exit(pid, Some(Duration::from_secs(10))) {

@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::cgroups::oom::OomWatcher;
 use crate::cgroups::stats::{self, Stats};
 use crate::error::{Context, Error, Result};
-use crate::state::{self, Store};
+use crate::state::Store;
 use crate::sys;
 
 /// One event line (runc's `types.Event`).
@@ -90,7 +90,7 @@ pub fn stream(store: &Store, id: &str, interval: Duration, out: &mut dyn Write) 
         Err(e) => return Err(e).ctx(|| format!("pidfd_open {pid} (init of container {id})")),
     };
     // The pid may have been reused between the status check and pidfd_open.
-    if !state::process_alive(st.pid, st.pid_start_time) {
+    if !barge_util::process::alive_since(st.pid, st.pid_start_time) {
         return Ok(());
     }
     let mut oom = OomWatcher::new(&st.cgroup)?;

@@ -113,7 +113,7 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
     }
     let ns_files = open_namespaces(&st)?;
     // The files were opened from /proc/<pid>: make sure that pid still is the container's init.
-    if !state::process_alive(st.pid, st.pid_start_time) {
+    if !barge_util::process::alive_since(st.pid, st.pid_start_time) {
         return Err(bad_state(&opts.id, Status::Stopped));
     }
     let unified_fd = match &st.cgroup.unified {
@@ -178,12 +178,14 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
         return Err(e);
     }
     if let Some(path) = &opts.pid_file {
-        if let Err(e) = state::write_atomic(
+        if let Err(e) = barge_util::fs::write_atomic(
             path,
             pid.to_string().as_bytes(),
             0o644,
-            state::Durability::Atomic,
-        ) {
+            barge_util::fs::Durability::Atomic,
+        )
+        .ctx(|| at("write pid file", path))
+        {
             let _ = kill(pid, Signal::SIGKILL);
             wait_for(pid);
             return Err(e);

@@ -32,7 +32,6 @@ pub mod state;
 mod sync;
 #[allow(unsafe_code)] // the crate's one syscall-facing module
 mod sys;
-pub mod time;
 pub mod tty_proxy;
 pub mod update;
 

@@ -3,8 +3,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -13,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cgroups::Placement;
 use crate::error::{at, Context, Error, Result};
+use barge_util::fs::Durability;
 
 /// OCI lifecycle status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,7 +66,7 @@ impl ContainerState {
         if self.status == Status::Creating {
             return Status::Creating;
         }
-        if self.pid <= 0 || !process_alive(self.pid, self.pid_start_time) {
+        if self.pid <= 0 || !barge_util::process::alive_since(self.pid, self.pid_start_time) {
             return Status::Stopped;
         }
         if dir.join(EXEC_FIFO).exists() {
@@ -97,23 +97,6 @@ impl ContainerState {
             "annotations": self.annotations,
         })
     }
-}
-
-/// Start time (clock ticks since boot) and state letter of a process, from /proc/PID/stat.
-pub fn proc_stat(pid: i32) -> Option<(u64, char)> {
-    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The comm field may contain spaces and parentheses: split after the last ')'.
-    let rest = &s[s.rfind(')')? + 2..];
-    let mut fields = rest.split(' ');
-    let state = fields.next()?.chars().next()?;
-    // `rest` starts at field 3 (state); starttime is field 22.
-    let start = fields.nth(18)?.parse().ok()?;
-    Some((start, state))
-}
-
-/// Whether `pid` is alive (not a zombie) and is still the process that started at `start`.
-pub fn process_alive(pid: i32, start: u64) -> bool {
-    matches!(proc_stat(pid), Some((s, st)) if s == start && st != 'Z' && st != 'X')
 }
 
 /// Check a container id: non-empty, no path separators, runc's character set.
@@ -237,7 +220,9 @@ impl Store {
         let dir = self.dir(&state.id);
         let data = serde_json::to_vec(state)
             .map_err(|e| Error::Container(format!("serialize state of {}: {e}", state.id)))?;
-        write_atomic(&dir.join("state.json"), &data, 0o600, Durability::Atomic)
+        let path = dir.join("state.json");
+        barge_util::fs::write_atomic(&path, &data, 0o600, Durability::Atomic)
+            .ctx(|| at("write container state", &path))
     }
 
     /// Ids of every container under the root (directories with a state file).
@@ -270,49 +255,6 @@ impl Store {
     }
 }
 
-/// How hard [`write_atomic`] works to keep the data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Durability {
-    /// Readers see the old or the new content, never a mix (temp file + rename).
-    Atomic,
-    /// Also survives a power cut (fsync of the file and of its directory).
-    Durable,
-}
-
-/// Write `data` to `path` atomically: a temp file in the same directory renamed over it,
-/// fsynced (file and directory) when `durability` asks for it.
-pub fn write_atomic(path: &Path, data: &[u8], mode: u32, durability: Durability) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)
-            .ctx(|| at("create", &tmp))?;
-        f.write_all(data).ctx(|| at("write", &tmp))?;
-        if durability == Durability::Durable {
-            f.sync_all().ctx(|| at("fsync", &tmp))?;
-        }
-        fs::rename(&tmp, path).ctx(|| format!("rename {} to {}", tmp.display(), path.display()))?;
-        if durability == Durability::Durable {
-            let d = File::open(dir).ctx(|| at("open", dir))?;
-            d.sync_all().ctx(|| at("fsync", dir))?;
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,23 +265,5 @@ mod tests {
         for bad in ["", ".", "..", "a/b", "a b", "../x"] {
             assert!(validate_id(bad).is_err(), "{bad:?} accepted");
         }
-    }
-
-    #[test]
-    fn own_process_is_alive_and_start_time_matters() {
-        let pid = std::process::id() as i32;
-        let (start, _) = proc_stat(pid).expect("own stat");
-        assert!(process_alive(pid, start));
-        assert!(!process_alive(pid, start + 1));
-    }
-
-    #[test]
-    fn atomic_write_replaces_content() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("f.json");
-        write_atomic(&p, b"one", 0o600, Durability::Durable).unwrap();
-        write_atomic(&p, b"two", 0o600, Durability::Atomic).unwrap();
-        assert_eq!(fs::read(&p).unwrap(), b"two");
-        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1, "temp file left");
     }
 }

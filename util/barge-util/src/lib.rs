@@ -2,4 +2,8 @@
 //! runtime, the shim and the image layer can all use it.
 #![forbid(unsafe_code)]
 
+pub mod fs;
+pub mod mountinfo;
+pub mod process;
 pub mod size;
+pub mod time;

@@ -138,6 +138,7 @@ mod tests {
             restart_count: 0,
             error: None,
             shim_pid: 0,
+            oom_killed: false,
             shim_lost: false,
         }
     }

@@ -33,7 +33,7 @@ fn cpu(s: Option<&StatsSample>) -> Value {
 
 fn time(s: Option<&StatsSample>) -> String {
     match s {
-        Some(s) => barge_runtime::time::format_rfc3339(s.read.0, s.read.1),
+        Some(s) => barge_util::time::rfc3339_nano(s.read.0, s.read.1),
         None => ZERO_TIME.into(),
     }
 }

@@ -11,7 +11,7 @@ pub fn volume(engine: &Engine, v: &VolumeRecord) -> Value {
         "Name": v.name,
         "Driver": "local",
         "Mountpoint": engine.volume_path(&v.name),
-        "CreatedAt": barge_runtime::time::format_rfc3339(v.created, 0),
+        "CreatedAt": barge_util::time::rfc3339_secs(v.created),
         "Labels": v.labels,
         "Scope": "local",
         "Options": {},

@@ -51,7 +51,7 @@ impl Attachment {
 
     fn config_list(&self) -> Result<NetworkConfigList> {
         let data = serde_json::to_vec(&self.list)
-            .map_err(|e| Error::Other(format!("encode network {}: {e}", self.network)))?;
+            .map_err(Error::encode(format!("network {}", self.network)))?;
         Ok(NetworkConfigList::from_slice(
             &data,
             &format!("cached config of network {}", self.network),
@@ -135,18 +135,22 @@ impl Engine {
     fn save_attachment(&self, a: &Attachment, durable: bool) -> Result<()> {
         let dir = self.paths.attachments(&a.container_id);
         std::fs::create_dir_all(&dir).ctx("create", &dir)?;
-        let data =
-            serde_json::to_vec(a).map_err(|e| Error::Other(format!("encode attachment: {e}")))?;
-        barge_runtime::state::write_atomic(
-            &dir.join(a.file_name()),
+        let data = serde_json::to_vec(a).map_err(Error::encode(format!(
+            "network attachment of container {}",
+            a.container_id
+        )))?;
+        let path = dir.join(a.file_name());
+        barge_util::fs::write_atomic(
+            &path,
             &data,
             0o600,
             if durable {
-                barge_runtime::state::Durability::Durable
+                barge_util::fs::Durability::Durable
             } else {
-                barge_runtime::state::Durability::Atomic
+                barge_util::fs::Durability::Atomic
             },
-        )?;
+        )
+        .ctx("write network attachment", &path)?;
         Ok(())
     }
 

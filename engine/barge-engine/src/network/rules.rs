@@ -110,7 +110,7 @@ pub fn ensure(runroot: &Path, net: &Network) -> Result<()> {
             if !iptables(bin, r.table, "-C", r.chain, &r.spec)? {
                 let op = if r.insert { "-I" } else { "-A" };
                 if !iptables(bin, r.table, op, r.chain, &r.spec)? {
-                    return Err(Error::Other(format!(
+                    return Err(Error::Firewall(format!(
                         "network {}: {bin} -t {} {op} {} {} failed",
                         net.name(),
                         r.table,
@@ -155,7 +155,7 @@ fn iptables(bin: &str, table: &str, op: &str, chain: &str, spec: &[String]) -> R
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .map_err(|e| Error::Other(format!("run {bin}: {e} (is iptables installed?)")))?;
+        .map_err(|e| Error::Firewall(format!("run {bin}: {e} (is iptables installed?)")))?;
     Ok(st.success())
 }
 

@@ -181,7 +181,7 @@ impl Networks<'_> {
             bridge: DEFAULT_BRIDGE.into(),
             subnets,
             internal: false,
-            created: now_rfc3339(),
+            created: barge_util::time::now_rfc3339(),
             labels: BTreeMap::new(),
             dns: false,
         };
@@ -294,7 +294,7 @@ impl Networks<'_> {
             bridge,
             subnets,
             internal: req.internal,
-            created: now_rfc3339(),
+            created: barge_util::time::now_rfc3339(),
             labels: req.labels.clone(),
             dns: true,
         };
@@ -329,15 +329,11 @@ impl Networks<'_> {
 
     fn write(&self, name: &str, meta: &Meta) -> Result<Network> {
         let doc = conflist(name, meta);
-        let data = serde_json::to_vec_pretty(&doc)
-            .map_err(|e| Error::Other(format!("encode network {name}: {e}")))?;
+        let data =
+            serde_json::to_vec_pretty(&doc).map_err(Error::encode(format!("network {name}")))?;
         let path = self.file(name);
-        barge_runtime::state::write_atomic(
-            &path,
-            &data,
-            0o644,
-            barge_runtime::state::Durability::Durable,
-        )?;
+        barge_util::fs::write_atomic(&path, &data, 0o644, barge_util::fs::Durability::Durable)
+            .ctx("write network config", &path)?;
         let mut list = NetworkConfigList::from_slice(&data, &path.display().to_string())?;
         list.path = Some(path);
         Ok(to_network(list))
@@ -392,11 +388,4 @@ fn conflist(name: &str, meta: &Meta) -> serde_json::Value {
         ],
         "barge": meta,
     })
-}
-
-fn now_rfc3339() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    barge_runtime::time::format_rfc3339(now.as_secs() as i64, now.subsec_nanos())
 }

@@ -11,15 +11,36 @@ use std::process::{Command, Stdio};
 
 use proto::{PullEvent, Reply, Request};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 fn failed(helper: &Path, msg: String) -> Error {
-    Error::Other(format!("registry helper {}: {msg}", helper.display()))
+    Error::Registry {
+        kind: ErrorKind::Internal,
+        msg: format!("registry helper {}: {msg}", helper.display()),
+    }
+}
+
+/// The wire name of a failure's kind (see [`proto::Reply::Failed`]).
+pub fn kind_name(k: ErrorKind) -> &'static str {
+    match k {
+        ErrorKind::NotFound => "not_found",
+        ErrorKind::BadParameter => "bad_parameter",
+        ErrorKind::Unavailable => "unavailable",
+        _ => "internal",
+    }
+}
+
+fn kind_of(name: Option<&str>) -> ErrorKind {
+    match name {
+        Some("not_found") => ErrorKind::NotFound,
+        Some("bad_parameter") => ErrorKind::BadParameter,
+        Some("unavailable") => ErrorKind::Unavailable,
+        _ => ErrorKind::Internal,
+    }
 }
 
 /// Send `req` to a new `helper` process and wait for its reply; progress lines go to
-/// `progress`. A `Failed` reply is returned as [`Error::Registry`]-like text error carrying
-/// the helper's message.
+/// `progress`. A `Failed` reply is [`Error::Registry`] with the helper's message and kind.
 pub fn call(helper: &Path, req: &Request, progress: &mut dyn FnMut(PullEvent)) -> Result<Reply> {
     let io = |what: &'static str| {
         move |e: std::io::Error| Error::Io {
@@ -60,7 +81,10 @@ pub fn call(helper: &Path, req: &Request, progress: &mut dyn FnMut(PullEvent)) -
     }
     let status = child.wait().map_err(io("wait for the registry helper"))?;
     match reply {
-        Some(Reply::Failed { error }) => Err(Error::Other(error)),
+        Some(Reply::Failed { error, kind }) => Err(Error::Registry {
+            kind: kind_of(kind.as_deref()),
+            msg: error,
+        }),
         Some(r) => Ok(r),
         None => match bad {
             Some(e) => Err(failed(helper, format!("({status}) gave a bad reply: {e}"))),

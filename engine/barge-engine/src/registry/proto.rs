@@ -119,6 +119,10 @@ pub enum Reply {
     /// The request failed: the whole error chain, as `barge: ...` would print it.
     Failed {
         error: String,
+        /// What kind of failure, for a caller that must decide (the API's status code):
+        /// `not_found`, `bad_parameter`, `unavailable` or `internal` (absent: internal).
+        #[serde(default)]
+        kind: Option<String>,
     },
     /// A step of a pull (only with `events`); more lines follow.
     Progress(PullEvent),

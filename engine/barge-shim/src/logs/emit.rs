@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use barge_runtime::time::format_rfc3339;
+use barge_util::time::rfc3339_nanos;
 
 use super::entry::EntryRef;
 use super::reader::ReadOptions;
@@ -61,7 +61,7 @@ impl<'a> Emitter<'a> {
         self.scratch.clear();
         if starts_line && self.opts.timestamps {
             self.scratch
-                .extend_from_slice(format_rfc3339(e.time.0, e.time.1).as_bytes());
+                .extend_from_slice(rfc3339_nanos(e.time.0, e.time.1).as_bytes());
             self.scratch.push(b' ');
         }
         self.scratch.extend_from_slice(e.content);

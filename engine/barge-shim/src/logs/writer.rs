@@ -6,7 +6,7 @@ use std::mem;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use barge_runtime::time::format_rfc3339;
+use barge_util::time::rfc3339_nanos;
 
 use super::files::rotate;
 use super::timestamp::now;
@@ -133,7 +133,7 @@ impl LogWriter {
     ) -> io::Result<()> {
         let mut line = mem::take(&mut self.line);
         line.clear();
-        line.extend_from_slice(format_rfc3339(time.0, time.1).as_bytes());
+        line.extend_from_slice(rfc3339_nanos(time.0, time.1).as_bytes());
         line.push(b' ');
         line.extend_from_slice(stream.as_str().as_bytes());
         line.extend_from_slice(if partial { b" P " } else { b" F " });

@@ -183,7 +183,7 @@ fn spawn(
         None => None,
     };
     let me = std::process::id() as i32;
-    let now = barge_runtime::time::now_rfc3339();
+    let now = barge_util::time::now_rfc3339();
     let result = read_result(res_r, child).map_err(|(code, m)| {
         // read_result's own failures carry the container's start code.
         (
@@ -241,9 +241,7 @@ fn spawn(
 }
 
 fn start_time(pid: i32) -> u64 {
-    barge_runtime::state::proc_stat(pid)
-        .map(|s| s.0)
-        .unwrap_or(0)
+    barge_util::process::start_time(pid).unwrap_or(0)
 }
 
 /// In the forked child: the process's stdio on 0, 1, 2 (/dev/null for a detached exec: docker
@@ -281,7 +279,7 @@ fn run_in_child(
 pub fn finished(cfg: &ShimConfig, run: &mut Running, code: i32) {
     run.state.running = false;
     run.state.exit_code = Some(code);
-    run.state.finished_at = Some(barge_runtime::time::now_rfc3339());
+    run.state.finished_at = Some(barge_util::time::now_rfc3339());
     let _ = exec::save(&exec::state_path(&cfg.bundle, &run.id), &run.state);
     super::events::emit(
         cfg,

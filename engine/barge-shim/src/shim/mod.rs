@@ -194,9 +194,7 @@ fn serve(
     let state = ShimState {
         status: Status::Starting,
         shim_pid: me,
-        shim_start: barge_runtime::state::proc_stat(me)
-            .map(|s| s.0)
-            .unwrap_or(0),
+        shim_start: barge_util::process::start_time(me).unwrap_or(0),
         ..Default::default()
     };
     let mut sup = Supervisor::new(cfg, listener, sfd, log, state);
@@ -212,7 +210,7 @@ fn serve(
             Ok((pid, stdio)) => {
                 sup.state.status = Status::Running;
                 sup.state.pid = pid;
-                sup.state.started_at = Some(barge_runtime::time::now_rfc3339());
+                sup.state.started_at = Some(barge_util::time::now_rfc3339());
                 sup.state.error = None;
                 sup.state.oom_killed = false;
                 sup.save_state();
@@ -238,7 +236,7 @@ fn serve(
                     held.clear();
                     sup.state.status = Status::Exited;
                     sup.state.exit_code = Some(code);
-                    sup.state.finished_at = Some(barge_runtime::time::now_rfc3339());
+                    sup.state.finished_at = Some(barge_util::time::now_rfc3339());
                     sup.save_state();
                     events::emit(&sup.cfg, Action::Die, &[("exitCode", code.to_string())]);
                     report(&format!(
@@ -259,7 +257,7 @@ fn serve(
             .should_restart(code, sup.state.restart_count, stopped);
         sup.state.pid = 0;
         sup.state.exit_code = Some(code);
-        sup.state.finished_at = Some(barge_runtime::time::now_rfc3339());
+        sup.state.finished_at = Some(barge_util::time::now_rfc3339());
         sup.state.status = if again {
             Status::Restarting
         } else {

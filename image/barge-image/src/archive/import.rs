@@ -96,7 +96,7 @@ fn import_locked(
     }
     let layer = ingest.commit()?;
 
-    let created = now_rfc3339();
+    let created = barge_util::time::now_rfc3339();
     let mut history = json!({"created": created, "created_by": "barge import"});
     if let Some(m) = &opts.message {
         history["comment"] = json!(m);
@@ -211,44 +211,5 @@ fn compress_into(reader: &mut impl Read, ingest: &mut Ingest) -> Result<()> {
             Some(store_error) => store_error,
             None => Error::invalid("rootfs tarball", format!("reading it: {e}")),
         }),
-    }
-}
-
-/// The current time as RFC 3339 in UTC with nanoseconds (`2025-06-01T09:01:34.123456789Z`).
-fn now_rfc3339() -> String {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = d.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's days-to-civil.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60,
-        d.subsec_nanos()
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn timestamp_shape() {
-        let t = super::now_rfc3339();
-        assert_eq!(t.len(), "2025-06-01T09:01:34.123456789Z".len(), "{t}");
-        assert!(
-            t.starts_with("20") && t.ends_with('Z') && t.as_bytes()[10] == b'T',
-            "{t}"
-        );
     }
 }

@@ -530,19 +530,17 @@ mod tests {
             }
             let cgroups = fs::read_to_string("/proc/self/cgroup").unwrap();
             let own = cgroups.lines().find_map(|l| l.strip_prefix("0::"));
-            let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
-            // `id parent dev root mount-point options [optional...] - fstype source options`
-            let mount = mountinfo.lines().find_map(|l| {
-                let (fields, fs_fields) = l.split_once(" - ")?;
-                let f: Vec<&str> = fields.split(' ').collect();
-                fs_fields.starts_with("cgroup2 ").then(|| (f[3], f[4]))
-            });
-            let (Some(own), Some((root, mount_point))) = (own, mount) else {
+            let mount = barge_util::mountinfo::read_self()
+                .unwrap()
+                .into_iter()
+                .find(|m| m.fstype == "cgroup2");
+            let (Some(own), Some(mount)) = (own, mount) else {
                 eprintln!("skipped: no cgroup2 hierarchy");
                 return None;
             };
-            let rel = own.strip_prefix(root).unwrap().trim_start_matches('/');
-            let dir = Path::new(mount_point)
+            let rel = Path::new(own).strip_prefix(&mount.root).unwrap();
+            let dir = mount
+                .mount_point
                 .join(rel)
                 .join(format!("barge-bpf-test-{}", std::process::id()));
             fs::create_dir(&dir).unwrap();

@@ -108,29 +108,21 @@ pub fn parse(mountinfo: &str, proc_cgroup: &str) -> (Mode, Vec<Hierarchy>) {
     let mut hierarchies = Vec::new();
     let mut root_is_v2 = false;
     let mut seen_v1 = false;
-    for line in mountinfo.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        let l: Vec<&str> = left.split(' ').collect();
-        let r: Vec<&str> = right.split(' ').collect();
-        if l.len() < 5 || r.len() < 3 {
-            continue;
-        }
-        let (mount_root, mount_point, fstype, super_opts) = (l[3], l[4], r[0], r[2]);
+    for m in barge_util::mountinfo::parse(mountinfo) {
+        let (mount_root, mount_point) = (&m.root, &m.mount_point);
         if !mount_point.starts_with("/sys/fs/cgroup") {
             continue;
         }
-        let controllers: Vec<String> = match fstype {
+        let controllers: Vec<String> = match m.fstype.as_str() {
             "cgroup2" => {
-                if mount_point == "/sys/fs/cgroup" {
+                if mount_point == Path::new("/sys/fs/cgroup") {
                     root_is_v2 = true;
                 }
                 Vec::new()
             }
             "cgroup" => {
                 seen_v1 = true;
-                super_opts
+                m.super_options
                     .split(',')
                     .filter(|o| {
                         !matches!(*o, "rw" | "ro" | "clone_children" | "xattr" | "noprefix")
@@ -148,7 +140,7 @@ pub fn parse(mountinfo: &str, proc_cgroup: &str) -> (Mode, Vec<Hierarchy>) {
             .map(Path::to_path_buf)
             .unwrap_or_else(|_| PathBuf::new());
         let h = Hierarchy {
-            mount_point: PathBuf::from(unescape(mount_point)),
+            mount_point: mount_point.clone(),
             controllers,
             own: strip_root(&own),
         };
@@ -187,24 +179,6 @@ fn strip_root(p: &Path) -> PathBuf {
     p.components()
         .filter(|c| matches!(c, Component::Normal(_)))
         .collect()
-}
-
-/// mountinfo escapes spaces and a few other characters as \NNN (octal).
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The container's path relative to each hierarchy's root, from `linux.cgroupsPath`.
@@ -868,11 +842,5 @@ mod tests {
             source: std::io::Error::from_raw_os_error(libc::ENOSPC),
         };
         assert!(rootless_fallback(other, 1000, Mode::V2, Some(&dir), None, &none).is_err());
-    }
-
-    #[test]
-    fn mountinfo_escapes_are_decoded() {
-        assert_eq!(unescape("/a\\040b"), "/a b");
-        assert_eq!(unescape("/plain"), "/plain");
     }
 }

@@ -8,7 +8,7 @@ pub mod options;
 pub mod pivot;
 pub mod resolve;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, MsFlags};
 use oci_spec::runtime::Spec;
@@ -209,17 +209,14 @@ fn mask_path(root: &Root, p: &Path) -> Result<()> {
 
 /// pivot_root refuses a new root whose parent mount is shared.
 fn make_parent_private(rootfs: &Path) -> Result<()> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo")
-        .ctx(|| "read /proc/self/mountinfo".into())?;
+    let mounts = barge_util::mountinfo::read_self().ctx(|| "list mounts".into())?;
     let parent = rootfs.parent().unwrap_or(Path::new("/"));
-    let mp = info
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(Path::new)
+    let mp = mounts
+        .into_iter()
+        .map(|m| m.mount_point)
         .filter(|m| parent.starts_with(m))
         .max_by_key(|m| m.as_os_str().len())
-        .unwrap_or(Path::new("/"))
-        .to_path_buf();
+        .unwrap_or_else(|| PathBuf::from("/"));
     mount(
         None::<&str>,
         &mp,

@@ -15,7 +15,7 @@ use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompFilterFlag};
 
 use super::compile::{lib_version, Filter};
 use crate::error::{Context, Error, Result};
-use crate::state::{write_atomic, Durability};
+use barge_util::fs::{write_atomic, Durability};
 
 /// Where root caches generated programs (tmpfs: gone at reboot, like the libseccomp build).
 const CACHE_DIR: &str = "/run/barge/seccomp-cache";
@@ -164,6 +164,7 @@ fn write_cached(path: &Path, key: &str, bpf: &[u8]) -> Result<()> {
     data.push(0);
     data.extend_from_slice(bpf);
     write_atomic(path, &data, 0o600, Durability::Atomic)
+        .ctx(|| crate::error::at("write compiled seccomp filter", path))
 }
 
 #[cfg(test)]

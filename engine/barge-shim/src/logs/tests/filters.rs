@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use barge_runtime::time::format_rfc3339;
+use barge_util::time::rfc3339_nanos;
 
 use super::{line, read_text, write_lines};
 use crate::logs::{read_logs, ReadOptions, Stream};
@@ -65,7 +65,7 @@ fn prefixes_logical_lines_with_timestamps() {
         timestamps: true,
         ..ReadOptions::default()
     };
-    let ts = |t| format_rfc3339(t, 0);
+    let ts = |t| rfc3339_nanos(t, 0);
     assert_eq!(
         read_text(&path, &opts),
         (

@@ -9,7 +9,7 @@ mod tail;
 use std::fs;
 use std::path::Path;
 
-use barge_runtime::time::format_rfc3339;
+use barge_util::time::rfc3339_nanos;
 
 use super::{read_logs, ReadOptions, Stream};
 
@@ -34,7 +34,7 @@ fn line(secs: i64, stream: Stream, partial: bool, content: &str) -> String {
     let tag = if partial { "P" } else { "F" };
     format!(
         "{} {} {tag} {content}\n",
-        format_rfc3339(secs, 0),
+        rfc3339_nanos(secs, 0),
         stream.as_str()
     )
 }
