@@ -6,9 +6,7 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Result};
 use barge_engine::config::Endpoint;
 use barge_engine::network::store::{CreateRequest, Network};
-use barge_engine::Engine;
 use clap::Subcommand;
-use serde_json::{json, Value};
 
 use super::{short, Ctx};
 
@@ -142,13 +140,13 @@ pub fn run(ctx: &Ctx, cmd: NetworkCommand) -> Result<i32> {
             }
             rows.extend(nets.iter().map(row));
             rows.push([
-                pseudo_id("host"),
+                barge_engine::docker::network::pseudo_id("host"),
                 "host".into(),
                 "host".into(),
                 "local".into(),
             ]);
             rows.push([
-                pseudo_id("none"),
+                barge_engine::docker::network::pseudo_id("none"),
                 "none".into(),
                 "null".into(),
                 "local".into(),
@@ -178,7 +176,7 @@ pub fn run(ctx: &Ctx, cmd: NetworkCommand) -> Result<i32> {
             let mut code = 0;
             for n in &names {
                 match engine.networks().get(n) {
-                    Ok(net) => docs.push(document(&engine, &net)?),
+                    Ok(net) => docs.push(barge_engine::docker::network::network(&engine, &net)?),
                     Err(e) => {
                         eprintln!("barge: {e}");
                         code = 1;
@@ -260,14 +258,6 @@ fn row(n: &Network) -> [String; 4] {
     ]
 }
 
-/// Stable ids for the host and none pseudo-networks.
-fn pseudo_id(name: &str) -> String {
-    let seed: u8 = if name == "host" { 0x40 } else { 0x80 };
-    (0..32u8)
-        .map(|i| format!("{:02x}", seed.wrapping_add(i.wrapping_mul(37))))
-        .collect()
-}
-
 fn pairs(flag: &str, items: &[String]) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for l in items {
@@ -278,62 +268,6 @@ fn pairs(flag: &str, items: &[String]) -> Result<BTreeMap<String, String>> {
         out.insert(k.to_string(), v.to_string());
     }
     Ok(out)
-}
-
-/// docker's network inspect document.
-fn document(engine: &Engine, net: &Network) -> Result<Value> {
-    let mut containers = serde_json::Map::new();
-    for (rec, a) in engine.network_members(net.name())? {
-        let mut v4 = String::new();
-        let mut v6 = String::new();
-        for (ip, prefix, _) in a.addresses() {
-            let s = format!("{ip}/{prefix}");
-            if ip.is_ipv4() {
-                v4 = s;
-            } else {
-                v6 = s;
-            }
-        }
-        containers.insert(
-            rec.id.clone(),
-            json!({"Name": rec.name, "EndpointID": format!("{}-{}", short(&rec.id), a.ifname),
-                "MacAddress": a.mac().unwrap_or_default(), "IPv4Address": v4, "IPv6Address": v6}),
-        );
-    }
-    let meta = net.meta.clone().unwrap_or_default();
-    let config: Vec<Value> = meta
-        .subnets
-        .iter()
-        .map(|s| json!({"Subnet": s.subnet.to_string(), "Gateway": s.gateway.to_string()}))
-        .collect();
-    let plugins: Vec<Value> = net
-        .list
-        .plugins
-        .iter()
-        .filter_map(|p| p.get("type").cloned())
-        .collect();
-    let mut options = serde_json::Map::new();
-    if !meta.bridge.is_empty() {
-        options.insert("com.docker.network.bridge.name".into(), json!(meta.bridge));
-    }
-    Ok(json!({
-        "Name": net.name(),
-        "Id": net.id(),
-        "Created": meta.created,
-        "Scope": "local",
-        "Driver": net.driver(),
-        "EnableIPv6": meta.subnets.iter().any(|s| s.subnet.addr().is_ipv6()),
-        "IPAM": {"Driver": "host-local", "Options": {}, "Config": config},
-        "Internal": meta.internal,
-        "Attachable": false,
-        "Ingress": false,
-        "ConfigOnly": false,
-        "Containers": containers,
-        "Options": options,
-        "Labels": meta.labels,
-        "CNI": {"ConfigFile": net.list.path, "CniVersion": net.list.cni_version, "Plugins": plugins,
-                "NameResolution": if net.dns() { "hosts" } else { "none" }},
-    }))
 }
 
 #[derive(Debug, Subcommand)]

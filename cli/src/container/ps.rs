@@ -1,8 +1,9 @@
 //! `barge ps`: docker's columns, `-a`, `-q`, `--filter`, `--no-trunc`, `--format json`.
 
 use anyhow::{bail, Result};
-use barge_engine::db::ContainerRecord;
-use barge_engine::status::{State, Status};
+use barge_engine::docker::list::{command_text, ports_text, status_text};
+use barge_engine::filters::Filters;
+use barge_engine::list::ListOptions;
 use serde_json::json;
 
 use super::{short, Ctx};
@@ -16,9 +17,16 @@ pub struct Args {
     /// Only display container IDs.
     #[arg(short, long)]
     pub quiet: bool,
-    /// Filter output (status=, name=, id=, label=KEY[=VALUE], ancestor=, exited=).
+    /// Filter output (status=, name=, id=, label=KEY[=VALUE], ancestor=, exited=, before=,
+    /// since=, network=, volume=, publish=, expose=).
     #[arg(short, long)]
     pub filter: Vec<String>,
+    /// Show the n last created containers (includes all states).
+    #[arg(short = 'n', long)]
+    pub last: Option<usize>,
+    /// Show the latest created container (includes all states).
+    #[arg(short, long)]
+    pub latest: bool,
     /// Don't truncate output.
     #[arg(long = "no-trunc")]
     pub no_trunc: bool,
@@ -27,114 +35,19 @@ pub struct Args {
     pub format: Option<String>,
 }
 
-/// docker's STATUS column.
-pub fn status_text(st: &Status) -> String {
-    let now = format::now();
-    let since = |t: &Option<String>| {
-        t.as_deref()
-            .and_then(format::parse_rfc3339)
-            .map(|t| now - t)
-            .unwrap_or(0)
-    };
-    match st.state {
-        State::Created => "Created".into(),
-        State::Running if st.shim_lost => format!(
-            "Up {} (shim lost)",
-            format::human_duration(since(&st.started_at))
-        ),
-        State::Running => format!("Up {}", format::human_duration(since(&st.started_at))),
-        State::Paused => format!(
-            "Up {} (Paused)",
-            format::human_duration(since(&st.started_at))
-        ),
-        State::Restarting => format!(
-            "Restarting ({}) {} ago",
-            st.exit_code.unwrap_or(0),
-            format::human_duration(since(&st.finished_at))
-        ),
-        State::Exited => format!(
-            "Exited ({}) {} ago",
-            st.exit_code.unwrap_or(0),
-            format::human_duration(since(&st.finished_at))
-        ),
-        State::Dead => "Dead".into(),
-    }
-}
-
-fn matches(f: &str, rec: &ContainerRecord, st: &Status) -> Result<bool> {
-    let Some((k, v)) = f.split_once('=') else {
-        bail!("--filter {f:?}: expected KEY=VALUE");
-    };
-    Ok(match k {
-        "status" => {
-            if ![
-                "created",
-                "restarting",
-                "running",
-                "removing",
-                "paused",
-                "exited",
-                "dead",
-            ]
-            .contains(&v)
-            {
-                bail!("--filter {f:?}: invalid status");
-            }
-            st.state.as_str() == v
-        }
-        "name" => rec.name.contains(v),
-        "id" => rec.id.starts_with(v),
-        "label" => match v.split_once('=') {
-            Some((lk, lv)) => rec.config.labels.get(lk).map(String::as_str) == Some(lv),
-            None => rec.config.labels.contains_key(v),
-        },
-        "ancestor" => rec.config.image == v || rec.config.image_id.contains(v),
-        "exited" => {
-            st.state == State::Exited && st.exit_code.map(|c| c.to_string()) == Some(v.to_string())
-        }
-        _ => bail!("--filter {f:?}: unknown filter (status, name, id, label, ancestor, exited)"),
-    })
-}
-
-/// docker ps's PORTS: published ports of the running container, exposed ones otherwise.
-fn ports_text(engine: &barge_engine::Engine, rec: &ContainerRecord) -> String {
-    let exposed =
-        barge_engine::network::ports::parse_exposed(&rec.config.exposed).unwrap_or_default();
-    let bindings: Vec<_> = engine
-        .attachments(&rec.id)
-        .into_iter()
-        .flat_map(|a| a.ports)
-        .collect();
-    barge_engine::network::ports::format_ps(&bindings, &exposed)
-}
-
-pub fn command_text(rec: &ContainerRecord) -> String {
-    rec.config
-        .entrypoint
-        .iter()
-        .chain(&rec.config.cmd)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     let engine = ctx.engine()?;
-    let all = args.all
-        || args
-            .filter
-            .iter()
-            .any(|f| f.starts_with("status=") || f.starts_with("exited="));
-    let mut rows = Vec::new();
-    for (rec, st) in engine.list(all)? {
-        let mut keep = true;
-        for f in &args.filter {
-            keep &= matches(f, &rec, &st)?;
-        }
-        if keep {
-            rows.push((rec, st));
-        }
-    }
+    let opts = ListOptions {
+        all: args.all,
+        limit: args.last.unwrap_or(0),
+        latest: args.latest,
+        filters: Filters::parse_args(&args.filter)?,
+    };
+    let rows: Vec<_> = engine
+        .list_containers(&opts)?
+        .into_iter()
+        .map(|l| (l.record, l.status))
+        .collect();
     if args.quiet {
         for (rec, _) in &rows {
             println!(
@@ -159,7 +72,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
                     "CreatedAt": rec.created_rfc3339(),
                     "RunningFor": format::ago(rec.created_secs(), now),
                     "State": st.state.as_str(),
-                    "Status": status_text(st),
+                    "Status": status_text(st, now),
                     "Names": rec.name,
                     "Labels": rec.config.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
                     "Ports": ports_text(&engine, rec),
@@ -192,7 +105,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
                     rec.config.image.clone(),
                     format!("\"{cmd}\""),
                     format::ago(rec.created_secs(), now),
-                    status_text(st),
+                    status_text(st, now),
                     ports_text(&engine, rec),
                     rec.name.clone(),
                 ]);

@@ -2,7 +2,6 @@
 
 use anyhow::Result;
 use clap::Subcommand;
-use serde_json::json;
 
 use super::Ctx;
 
@@ -92,12 +91,7 @@ pub fn run(ctx: &Ctx, cmd: VolumeCommand) -> Result<i32> {
             let mut out = Vec::new();
             for n in names {
                 let v = engine.db.volume(&n)?;
-                out.push(json!({
-                    "Name": v.name, "Driver": "local", "Scope": "local",
-                    "Mountpoint": engine.volume_path(&v.name),
-                    "CreatedAt": barge_runtime::time::format_rfc3339(v.created, 0),
-                    "Labels": v.labels,
-                }));
+                out.push(barge_engine::docker::volume::volume(&engine, &v));
             }
             println!("{}", serde_json::to_string_pretty(&out)?);
         }

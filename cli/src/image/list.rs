@@ -58,7 +58,11 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
         let (created_at, created, size) = match store.image(&rec) {
             Ok(img) => {
                 let c = img.config.created().clone().unwrap_or_default();
-                (c.clone(), format::parse_rfc3339(&c), store.size(&img)?)
+                (
+                    c.clone(),
+                    barge_engine::docker::time::parse_rfc3339(&c),
+                    store.size(&img)?,
+                )
             }
             Err(_) => (String::new(), None, 0),
         };

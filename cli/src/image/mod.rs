@@ -75,8 +75,4 @@ pub fn dispatch(ctx: &Ctx, cmd: ImageCommand) -> Result<()> {
     }
 }
 
-/// The name docker shows for a stored name: `busybox:latest`, `<none>:<none>`.
-pub fn display_name(stored: &str) -> String {
-    let (repo, tag, _) = barge_image::reference::split_stored(stored);
-    format!("{}:{tag}", barge_image::reference::familiar(repo))
-}
+pub use barge_engine::docker::image::display_name;
