@@ -1,12 +1,16 @@
-//! `barge exec`: run a process in a running container (docker's exec create + start): in the
-//! foreground through the runtime's `exec` (which joins the container's namespaces and cgroup,
-//! and proxies a terminal with `-t`), or with `-d` under the container's shim, which reaps it
-//! and records its exit code for `barge container exec-inspect`.
+//! `barge exec`: run a process in a running container (docker's exec create + start). The
+//! container's shim starts it (the runtime's `exec` joins the container's namespaces and
+//! cgroup), reaps it and records its exit code for `barge container exec-inspect`; with `-d`
+//! it runs in the background, else attached: a thin client, like docker's, relays our stdin
+//! (`-i`), its output frames and our terminal (`-t`: raw mode, resized on SIGWINCH) through the
+//! shim's socket, and exits with the process's exit code.
 
 use anyhow::Result;
+use barge_engine::container::Streams;
 use barge_engine::exec::ExecOptions;
 use barge_engine::Error;
 
+use super::stream::{pump_exec, Ended, Options};
 use super::Ctx;
 
 #[derive(Debug, clap::Args)]
@@ -68,7 +72,30 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
             0
         })
     } else {
-        engine.exec_start_foreground(&id)
+        engine
+            .exec_start_attached(
+                &id,
+                Streams {
+                    stdin: args.interactive,
+                    stdout: true,
+                    stderr: true,
+                },
+            )
+            .map(|sock| {
+                let opts = Options {
+                    id: id.clone(),
+                    tty: args.tty,
+                    stdin: args.interactive,
+                    // docker's exec proxies no signals: a client that goes hangs the
+                    // process up (the shim sends it SIGHUP).
+                    sig_proxy: false,
+                };
+                match pump_exec(engine.clone(), sock, opts) {
+                    Ended::Exited(code) => code,
+                    // Detached (^P^Q) or the shim went away.
+                    Ended::Detached => 0,
+                }
+            })
     };
     match started {
         Ok(code) => Ok(code),

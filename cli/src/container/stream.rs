@@ -22,6 +22,7 @@ pub enum Ended {
 }
 
 pub struct Options {
+    /// The container's id (an exec's for [`pump_exec`]).
     pub id: String,
     pub tty: bool,
     pub stdin: bool,
@@ -33,17 +34,24 @@ pub struct Options {
 const DETACH: [u8; 2] = [0x10, 0x11];
 
 pub fn pump(engine: Arc<Engine>, sock: UnixStream, opts: Options) -> Ended {
+    pump_to(engine, sock, opts, false)
+}
+
+/// [`pump`] for an attached exec (`opts.id` is the exec's): its terminal is resized.
+pub fn pump_exec(engine: Arc<Engine>, sock: UnixStream, opts: Options) -> Ended {
+    pump_to(engine, sock, opts, true)
+}
+
+fn pump_to(engine: Arc<Engine>, sock: UnixStream, opts: Options, exec: bool) -> Ended {
     let raw = if opts.tty && opts.stdin {
         Some(barge_runtime::tty_proxy::RawMode::enter())
     } else {
         None
     };
     if opts.tty {
-        if let Some((rows, cols)) = barge_runtime::tty_proxy::terminal_size() {
-            let _ = engine.resize(&opts.id, rows, cols);
-        }
+        resize(&engine, &opts.id, exec);
     }
-    start_signal_thread(engine.clone(), &opts);
+    start_signal_thread(engine.clone(), &opts, exec);
     let detached = Arc::new(AtomicBool::new(false));
     if opts.stdin {
         if let Ok(writer) = sock.try_clone() {
@@ -149,7 +157,7 @@ fn copy_stdin(mut sock: UnixStream, tty: bool, detached: &AtomicBool) {
 
 /// A thread that resizes the container's terminal on SIGWINCH and, with `sig_proxy`, sends
 /// the container the signals we get.
-fn start_signal_thread(engine: Arc<Engine>, opts: &Options) {
+fn start_signal_thread(engine: Arc<Engine>, opts: &Options, exec: bool) {
     let mut set = SigSet::empty();
     if opts.tty {
         set.add(Signal::SIGWINCH);
@@ -178,11 +186,20 @@ fn start_signal_thread(engine: Arc<Engine>, opts: &Options) {
     std::thread::spawn(move || loop {
         let Ok(sig) = set.wait() else { return };
         if sig == Signal::SIGWINCH {
-            if let Some((rows, cols)) = barge_runtime::tty_proxy::terminal_size() {
-                let _ = engine.resize(&id, rows, cols);
-            }
+            resize(&engine, &id, exec);
         } else {
             let _ = engine.kill(&id, sig.as_str());
         }
     });
+}
+
+/// Give the container's (or exec's) terminal the size of ours.
+fn resize(engine: &Engine, id: &str, exec: bool) {
+    if let Some((rows, cols)) = barge_runtime::tty_proxy::terminal_size() {
+        let _ = if exec {
+            engine.exec_resize(id, rows, cols)
+        } else {
+            engine.resize(id, rows, cols)
+        };
+    }
 }

@@ -7,6 +7,7 @@
 //! records its exit code; a foreground exec is the caller's child and the caller records it.
 
 use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use barge_shim::exec::{self as files, ExecConfig, ExecState};
@@ -14,6 +15,7 @@ use barge_shim::protocol::Request;
 use oci_spec::runtime::{Capability, LinuxCapabilities, Process};
 use serde::Serialize;
 
+use crate::container::Streams;
 use crate::error::{Error, Result};
 use crate::status::State;
 use crate::Engine;
@@ -136,6 +138,82 @@ impl Engine {
         let mut answer = String::new();
         sock.read_to_string(&mut answer).map_err(shim_err)?;
         parse_start_answer(&cfg.container_id, exec_id, answer.trim_end())
+    }
+
+    /// Start a created exec under the container's shim with its stdio relayed on the returned
+    /// socket, as [`Engine::attach_socket`] gives a container's: its output as frames (stdcopy
+    /// headers, stream 1 stdout and 2 stderr; everything on 1 with a terminal), bytes written
+    /// to the socket go to its stdin (with `s.stdin` and the exec's `-i`; shutting down the
+    /// writing side closes that stdin), and a last `EXIT` frame carries its exit code. Returns
+    /// once the program runs; failing to run it is [`Error::StartFailed`] with docker's code
+    /// (127 not found, 126 not executable). Dropping the socket before the exit hangs the
+    /// process up (SIGHUP). Never forks the caller: safe in a multi-threaded daemon.
+    pub fn exec_start_attached(&self, exec_id: &str, s: Streams) -> Result<UnixStream> {
+        let (cfg, _) = self.exec_find(exec_id)?;
+        self.require_shim(&cfg.container_id)?;
+        let mut sock = self.connect(&cfg.container_id)?;
+        let shim_err = |e: std::io::Error| Error::Shim {
+            id: cfg.container_id.clone(),
+            msg: format!("start exec {}: {e}", cfg.id),
+        };
+        sock.set_read_timeout(Some(Duration::from_secs(60)))
+            .map_err(shim_err)?;
+        sock.write_all(
+            Request::ExecAttach {
+                id: cfg.id.clone(),
+                stdin: s.stdin,
+                stdout: s.stdout,
+                stderr: s.stderr,
+            }
+            .line()
+            .as_bytes(),
+        )
+        .map_err(shim_err)?;
+        // The answer line, byte by byte: the frames that follow stay in the socket.
+        let mut answer = Vec::new();
+        let mut b = [0u8; 1];
+        while answer.len() < 4096 {
+            match sock.read(&mut b) {
+                Ok(0) => break,
+                Ok(_) if b[0] == b'\n' => break,
+                Ok(_) => answer.push(b[0]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(shim_err(e)),
+            }
+        }
+        let answer = String::from_utf8_lossy(&answer);
+        parse_start_answer(&cfg.container_id, &cfg.id, answer.trim_end())?;
+        sock.set_read_timeout(None).map_err(shim_err)?;
+        Ok(sock)
+    }
+
+    /// Set the terminal size of an attached exec started with a terminal.
+    pub fn exec_resize(&self, exec_id: &str, rows: u16, cols: u16) -> Result<()> {
+        let (cfg, _) = self.exec_find(exec_id)?;
+        let answer = self.request(
+            &cfg.container_id,
+            Request::ExecResize {
+                id: cfg.id.clone(),
+                rows,
+                cols,
+            },
+            Some(Duration::from_secs(5)),
+        )?;
+        match answer.trim_end().split_once(' ') {
+            None if answer.trim_end() == "ok" => Ok(()),
+            Some(("err", rest)) => Err(Error::Shim {
+                id: cfg.container_id.clone(),
+                msg: format!(
+                    "resize exec {}: {}",
+                    cfg.id,
+                    rest.split_once(' ').map_or(rest, |(_, m)| m)
+                ),
+            }),
+            _ => Err(Error::Shim {
+                id: cfg.container_id.clone(),
+                msg: format!("resize exec {}: unexpected answer {answer:?}", cfg.id),
+            }),
+        }
     }
 
     /// Run a created exec in the foreground of the caller (which must be single-threaded:

@@ -12,6 +12,17 @@
 //! - `exec ID`: start the detached exec whose configuration is `execs/ID.json` in the
 //!   container's directory (see `barge_shim::exec`); answered `ok PID` once it runs, or
 //!   `err CODE MESSAGE` (CODE: 127 program not found, 126 not executable, else 125).
+//! - `exec-attach ID STDIN STDOUT STDERR`: start exec ID (as `exec`) with its output and input
+//!   on this connection: a pty when its configuration asks for a terminal, else pipes (stdin a
+//!   pipe only with STDIN and the exec's `open_stdin`, else /dev/null). Answered `ok PID` and a
+//!   newline once it runs (or `err CODE MESSAGE` as for `exec`, and nothing more); then, as for
+//!   `attach`, its output as frames (everything on stream 1 with a terminal), the client's
+//!   bytes to its stdin (a shutdown of the client's write side closes that stdin), and an
+//!   `EXIT` frame with its exit code once it exited and its output is drained. The shim reaps
+//!   it and records the exit as for `exec`. A client that hangs up before that leaves the
+//!   process a hangup (SIGHUP), as a closed terminal does.
+//! - `exec-resize ID ROWS COLS`: set the terminal size of attached exec ID; `ok`, or
+//!   `err 125 MESSAGE` when no such exec with a terminal runs.
 
 /// Frame stream ids.
 pub const STDOUT: u8 = 1;
@@ -46,6 +57,26 @@ pub enum Request {
     Exec {
         id: String,
     },
+    ExecAttach {
+        id: String,
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+    },
+    ExecResize {
+        id: String,
+        rows: u16,
+        cols: u16,
+    },
+}
+
+/// An exec id names a file: hex only.
+fn exec_id(w: Option<&str>) -> Option<String> {
+    let id = w?;
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    Some(id.into())
 }
 
 impl Request {
@@ -64,14 +95,20 @@ impl Request {
             }),
             "wait" => Some(Request::Wait),
             "wake" => Some(Request::Wake),
-            "exec" => {
-                let id = words.next()?;
-                // An exec id names a file: hex only.
-                if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return None;
-                }
-                Some(Request::Exec { id: id.into() })
-            }
+            "exec" => Some(Request::Exec {
+                id: exec_id(words.next())?,
+            }),
+            "exec-attach" => Some(Request::ExecAttach {
+                id: exec_id(words.next())?,
+                stdin: flag(words.next()),
+                stdout: flag(words.next()),
+                stderr: flag(words.next()),
+            }),
+            "exec-resize" => Some(Request::ExecResize {
+                id: exec_id(words.next())?,
+                rows: words.next()?.parse().ok()?,
+                cols: words.next()?.parse().ok()?,
+            }),
             _ => None,
         }
     }
@@ -88,6 +125,18 @@ impl Request {
             Request::Wait => "wait\n".into(),
             Request::Wake => "wake\n".into(),
             Request::Exec { id } => format!("exec {id}\n"),
+            Request::ExecAttach {
+                id,
+                stdin,
+                stdout,
+                stderr,
+            } => format!(
+                "exec-attach {id} {} {} {}\n",
+                b(*stdin),
+                b(*stdout),
+                b(*stderr)
+            ),
+            Request::ExecResize { id, rows, cols } => format!("exec-resize {id} {rows} {cols}\n"),
         }
     }
 }
@@ -108,6 +157,17 @@ mod tests {
             Request::Wait,
             Request::Wake,
             Request::Exec { id: "ab12".into() },
+            Request::ExecAttach {
+                id: "cd34".into(),
+                stdin: false,
+                stdout: true,
+                stderr: true,
+            },
+            Request::ExecResize {
+                id: "ef".into(),
+                rows: 50,
+                cols: 132,
+            },
         ] {
             assert_eq!(Request::parse(&r.line()), Some(r));
         }
@@ -115,6 +175,8 @@ mod tests {
         assert_eq!(Request::parse("bogus"), None);
         assert_eq!(Request::parse("exec ../x"), None);
         assert_eq!(Request::parse("exec"), None);
+        assert_eq!(Request::parse("exec-attach ../x 1 1 1"), None);
+        assert_eq!(Request::parse("exec-resize ab 24"), None);
         let h = frame_header(STDERR, 70000);
         assert_eq!(parse_header(&h), (STDERR, 70000));
     }

@@ -21,6 +21,13 @@ pub enum Kind {
         stderr: bool,
     },
     Wait,
+    /// An attached exec's client (served by its session, never given the container's
+    /// output).
+    ExecAttach {
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+    },
 }
 
 pub struct Client {
@@ -82,6 +89,31 @@ impl Client {
         inc
     }
 
+    /// The same connection, now owned by the returned client; this one is left dead (dropping
+    /// it closes only its own descriptor).
+    pub fn hand_over(&mut self) -> std::io::Result<Client> {
+        let sock = self.sock.try_clone()?;
+        self.dead = true;
+        Ok(Client {
+            sock,
+            kind: self.kind,
+            request: Vec::new(),
+            out: std::mem::take(&mut self.out),
+            out_pos: std::mem::take(&mut self.out_pos),
+            input_closed: self.input_closed,
+            closing: self.closing,
+            dead: false,
+        })
+    }
+
+    /// Whether what the client sends after its request is input for a process.
+    fn takes_input(&self) -> bool {
+        matches!(
+            self.kind,
+            Kind::Attach { stdin: true, .. } | Kind::ExecAttach { stdin: true, .. }
+        )
+    }
+
     pub fn pending_out(&self) -> usize {
         self.out.len() - self.out_pos
     }
@@ -113,7 +145,7 @@ impl Client {
             match self.sock.read(&mut buf) {
                 Ok(0) => {
                     self.input_closed = true;
-                    if matches!(self.kind, Kind::Attach { stdin: true, .. }) {
+                    if self.takes_input() {
                         inc.input_eof = true;
                     } else if self.kind == Kind::Pending {
                         self.dead = true;
@@ -154,6 +186,18 @@ impl Client {
                                     stdout,
                                     stderr,
                                 };
+                            } else if let Request::ExecAttach {
+                                stdin,
+                                stdout,
+                                stderr,
+                                ..
+                            } = r
+                            {
+                                self.kind = Kind::ExecAttach {
+                                    stdin,
+                                    stdout,
+                                    stderr,
+                                };
                             } else if r == Request::Wait {
                                 self.kind = Kind::Wait;
                             }
@@ -175,7 +219,7 @@ impl Client {
                 }
             }
         }
-        if matches!(self.kind, Kind::Attach { stdin: true, .. }) {
+        if self.takes_input() {
             inc.input.extend_from_slice(data);
         }
     }

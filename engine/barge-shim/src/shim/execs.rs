@@ -1,17 +1,21 @@
-//! Detached execs: the shim starts them (the runtime's `exec` in a forked child, like the
+//! Execs: the shim starts them (the runtime's `exec` in a forked child, like the
 //! container's create in `launch`), so each exec process ends up the shim's child (the shim
 //! is a child subreaper, and the forked child exits as soon as the process runs); the shim
-//! reaps it and records its exit in `execs/<id>.state.json`.
+//! reaps it and records its exit in `execs/<id>.state.json`. A detached exec's stdio is
+//! /dev/null; an attached one's are pipes or a pty whose other ends the shim relays to its
+//! client (`supervisor::attached`).
 
 use std::io::Write;
 use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
 
 use barge_runtime::exec::{self as rt_exec, ExecOptions};
 use barge_runtime::Store;
 use nix::fcntl::OFlag;
 use nix::unistd::{dup2_stderr, dup2_stdin, dup2_stdout, pipe2, ForkResult};
 
-use super::launch::{read_result, Failure};
+use super::launch::{read_result, Failure, START_FAILED};
 use super::sys;
 use crate::config::ShimConfig;
 use crate::exec::{self, ExecConfig, ExecState};
@@ -26,8 +30,30 @@ pub struct Running {
     pub state: ExecState,
 }
 
-/// Start exec `id` of the container; its state, running, once the process runs.
+/// The shim's ends of an attached exec's stdio: its stdout and stderr pipes, or the pty master
+/// (both output streams, and input); where input goes (the stdin pipe, or the master again).
+pub struct Io {
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+    pub stdin: Option<OwnedFd>,
+    pub terminal: bool,
+}
+
+/// Start exec `id` of the container, detached (its stdio /dev/null); its state, running,
+/// once the process runs.
 pub fn start(cfg: &ShimConfig, id: &str) -> Result<Running, Failure> {
+    spawn(cfg, id, None).map(|(run, _)| run)
+}
+
+/// Start exec `id` of the container with its stdio on the shim's ends: a pty when its
+/// configuration asks for a terminal, else pipes (stdin a pipe with `stdin` and the exec's
+/// `open_stdin`, else /dev/null).
+pub fn start_attached(cfg: &ShimConfig, id: &str, stdin: bool) -> Result<(Running, Io), Failure> {
+    spawn(cfg, id, Some(stdin))
+}
+
+/// Start exec `id`: detached (`attach` None) or attached (with stdin or not).
+fn spawn(cfg: &ShimConfig, id: &str, attach: Option<bool>) -> Result<(Running, Io), Failure> {
     let fail = |m: String| (EXEC_FAILED, m);
     let ecfg = exec::load_config(&exec::config_path(&cfg.bundle, id)).map_err(fail)?;
     if ecfg.container_id != cfg.id {
@@ -42,17 +68,57 @@ pub fn start(cfg: &ShimConfig, id: &str) -> Result<Running, Failure> {
     {
         return Err(fail(format!("exec {id} was already started")));
     }
-    let null = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")
-        .map(OwnedFd::from)
-        .map_err(|e| fail(format!("open /dev/null: {e}")))?;
-    let (res_r, res_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| fail(format!("pipe: {e}")))?;
+    let terminal = attach.is_some() && ecfg.tty;
+    let devnull = || {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+            .map(OwnedFd::from)
+            .map_err(|e| fail(format!("open /dev/null: {e}")))
+    };
+    let pipe = || pipe2(OFlag::O_CLOEXEC).map_err(|e| fail(format!("pipe: {e}")));
+    let mut io = Io {
+        stdout: None,
+        stderr: None,
+        stdin: None,
+        terminal,
+    };
+    // The process's stdin, stdout and stderr (a terminal's are its pty).
+    let mut child_fds = Vec::with_capacity(3);
+    let mut console: Option<(UnixStream, Arc<OwnedFd>)> = None;
+    match attach {
+        Some(with_stdin) if !terminal => {
+            if with_stdin && ecfg.open_stdin {
+                let (r, w) = pipe()?;
+                child_fds.push(r);
+                io.stdin = Some(w);
+            } else {
+                child_fds.push(devnull()?);
+            }
+            let (out_r, out_w) = pipe()?;
+            let (err_r, err_w) = pipe()?;
+            child_fds.extend([out_w, err_w]);
+            io.stdout = Some(out_r);
+            io.stderr = Some(err_r);
+        }
+        _ => {
+            for _ in 0..3 {
+                child_fds.push(devnull()?);
+            }
+            if terminal {
+                let (ours, theirs) =
+                    UnixStream::pair().map_err(|e| fail(format!("socketpair: {e}")))?;
+                console = Some((ours, Arc::new(theirs.into())));
+            }
+        }
+    }
+    let (res_r, res_w) = pipe()?;
+    let theirs = console.as_ref().map(|(_, t)| t.clone());
     let child = match sys::fork().map_err(|e| fail(format!("fork: {e}")))? {
         ForkResult::Child => {
             drop(res_r);
-            let msg = match run_in_child(cfg, &ecfg, &null) {
+            let msg = match run_in_child(cfg, &ecfg, &child_fds, theirs, terminal) {
                 Ok(pid) => format!("ok {pid}"),
                 Err((code, e)) => format!("err {code} {e}"),
             };
@@ -63,10 +129,38 @@ pub fn start(cfg: &ShimConfig, id: &str) -> Result<Running, Failure> {
         ForkResult::Parent { child } => child,
     };
     drop(res_w);
-    drop(null);
+    drop(child_fds);
+    drop(theirs);
+    // With a terminal the process sends its pty master before it runs the program; a failure
+    // before that closes the socket, and the result tells why.
+    let master = match console {
+        Some((ours, theirs)) => {
+            drop(theirs);
+            match barge_runtime::tty_proxy::recv_master(&ours) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    return Err(match read_result(res_r, child) {
+                        Err((code, m)) => (if code == START_FAILED { EXEC_FAILED } else { code }, m),
+                        Ok(pid) => {
+                            // It runs without a terminal we can reach: end it.
+                            let _ = nix::sys::signal::kill(
+                                nix::unistd::Pid::from_raw(pid),
+                                nix::sys::signal::Signal::SIGKILL,
+                            );
+                            fail(e.to_string())
+                        }
+                    });
+                }
+            }
+        }
+        None => None,
+    };
     let me = std::process::id() as i32;
     let now = barge_runtime::time::now_rfc3339();
-    let result = read_result(res_r, child);
+    let result = read_result(res_r, child).map_err(|(code, m)| {
+        // read_result's own failures carry the container's start code.
+        (if code == START_FAILED { EXEC_FAILED } else { code }, m)
+    });
     let state = match &result {
         Ok(pid) => ExecState {
             running: true,
@@ -90,10 +184,20 @@ pub fn start(cfg: &ShimConfig, id: &str) -> Result<Running, Failure> {
     let saved = exec::save(&exec::state_path(&cfg.bundle, id), &state);
     result?;
     saved.map_err(fail)?;
-    Ok(Running {
-        id: id.to_string(),
-        state,
-    })
+    if let Some(m) = master {
+        let dup = m
+            .try_clone()
+            .map_err(|e| fail(format!("dup pty master: {e}")))?;
+        io.stdout = Some(m);
+        io.stdin = Some(dup);
+    }
+    Ok((
+        Running {
+            id: id.to_string(),
+            state,
+        },
+        io,
+    ))
 }
 
 fn start_time(pid: i32) -> u64 {
@@ -102,13 +206,21 @@ fn start_time(pid: i32) -> u64 {
         .unwrap_or(0)
 }
 
-/// In the forked child: stdio to /dev/null (docker discards a detached exec's output), then
-/// the runtime's exec.
-fn run_in_child(cfg: &ShimConfig, ecfg: &ExecConfig, null: &OwnedFd) -> Result<i32, Failure> {
-    let dup = |e: nix::Error| (EXEC_FAILED, format!("dup2 /dev/null: {e}"));
-    dup2_stdin(null).map_err(dup)?;
-    dup2_stdout(null).map_err(dup)?;
-    dup2_stderr(null).map_err(dup)?;
+/// In the forked child: the process's stdio on 0, 1, 2 (/dev/null for a detached exec: docker
+/// discards its output), then the runtime's exec.
+fn run_in_child(
+    cfg: &ShimConfig,
+    ecfg: &ExecConfig,
+    fds: &[OwnedFd],
+    console: Option<Arc<OwnedFd>>,
+    terminal: bool,
+) -> Result<i32, Failure> {
+    if let [i, o, e] = fds {
+        let dup = |e: nix::Error| (EXEC_FAILED, format!("dup2 the exec's stdio: {e}"));
+        dup2_stdin(i).map_err(dup)?;
+        dup2_stdout(o).map_err(dup)?;
+        dup2_stderr(e).map_err(dup)?;
+    }
     let fail = |e: barge_runtime::Error| {
         let code = e
             .exec_failure()
@@ -118,10 +230,11 @@ fn run_in_child(cfg: &ShimConfig, ecfg: &ExecConfig, null: &OwnedFd) -> Result<i
     };
     let store = Store::open(&cfg.runtime_root).map_err(fail)?;
     let mut process = ecfg.process.clone();
-    process.set_terminal(Some(false));
+    process.set_terminal(Some(terminal));
     let opts = ExecOptions {
         id: cfg.id.clone(),
         process,
+        console_fd: console,
         ..Default::default()
     };
     rt_exec::exec(&store, &opts).map_err(fail)

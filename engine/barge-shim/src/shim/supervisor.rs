@@ -11,6 +11,8 @@ use nix::sys::signalfd::SignalFd;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
+mod attached;
+
 use super::clients::{Client, Kind, OUT_HIGH_WATER};
 use super::launch::Stdio;
 use crate::config::ShimConfig;
@@ -31,8 +33,10 @@ pub struct Supervisor {
     pub state: ShimState,
     /// A `wake` request arrived (the stop marker may have appeared).
     woken: bool,
-    /// Detached execs started and not reaped yet.
+    /// Execs started and not reaped yet.
     execs: Vec<super::execs::Running>,
+    /// Attached execs and their clients.
+    sessions: Vec<attached::Session>,
 }
 
 /// The I/O of one run of the container.
@@ -77,6 +81,10 @@ enum Slot {
     Out(Stream),
     Stdin,
     Client(usize),
+    /// An attached exec's output, stdin, client (by session).
+    ExecOut(usize, Stream),
+    ExecStdin(usize),
+    ExecClient(usize),
 }
 
 impl Supervisor {
@@ -96,6 +104,7 @@ impl Supervisor {
             state,
             woken: false,
             execs: Vec::new(),
+            sessions: Vec::new(),
         }
     }
 
@@ -157,7 +166,7 @@ impl Supervisor {
                     c.push_raw(format!("{code}\n").as_bytes());
                     c.closing = true;
                 }
-                Kind::Pending => {}
+                Kind::Pending | Kind::ExecAttach { .. } => {}
             }
         }
         let end = Instant::now() + Duration::from_secs(2);
@@ -182,8 +191,20 @@ impl Supervisor {
         self.clients.retain(|c| c.kind == Kind::Pending);
     }
 
-    /// Close every client (the shim is leaving).
+    /// Close every client (the shim is leaving), after up to two seconds for attached execs
+    /// to end (they die with the container's pid namespace) and their clients to get their
+    /// exit codes.
     pub fn close_all(&mut self) {
+        let end = Instant::now() + DRAIN;
+        let mut run = Run::idle();
+        while self.has_sessions() {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            self.step(&mut run, Some(left));
+        }
+        self.sessions.clear();
         self.clients.clear();
     }
 
@@ -223,8 +244,20 @@ impl Supervisor {
             slots.push(Slot::Client(i));
             fds.push(PollFd::new(c.sock.as_fd(), ev));
         }
+        self.poll_sessions(&mut slots, &mut fds);
+        let timeout = match self.sessions_deadline() {
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                Some(timeout.map_or(left, |t| t.min(left)))
+            }
+            None => timeout,
+        };
         match poll(&mut fds, timeout_of(timeout)) {
-            Ok(0) | Err(Errno::EINTR) => return,
+            Ok(0) | Err(Errno::EINTR) => {
+                drop(fds);
+                self.tend_sessions();
+                return;
+            }
             Ok(_) => {}
             Err(_) => {
                 std::thread::sleep(Duration::from_millis(10));
@@ -247,9 +280,13 @@ impl Supervisor {
                 Slot::Out(s) => self.on_output(run, s),
                 Slot::Stdin => write_stdin(run),
                 Slot::Client(i) => self.on_client(run, i, rev),
+                Slot::ExecOut(i, s) => self.on_exec_output(i, s),
+                Slot::ExecStdin(i) => self.on_exec_stdin(i),
+                Slot::ExecClient(i) => self.on_exec_client(i, rev),
             }
         }
         self.clients.retain(|c| !c.dead);
+        self.tend_sessions();
         if run.close_stdin && run.stdin_buf.is_empty() && !run.terminal {
             run.stdin = None;
         }
@@ -271,6 +308,7 @@ impl Supervisor {
         if let Some(i) = self.execs.iter().position(|e| e.state.pid == pid.as_raw()) {
             let mut e = self.execs.swap_remove(i);
             super::execs::finished(&self.cfg, &mut e, code);
+            self.session_reaped(pid.as_raw(), code);
             return;
         }
         if run.pid != 0 && pid.as_raw() == run.pid && run.exit.is_none() {
@@ -333,11 +371,17 @@ impl Supervisor {
         }
         if rev.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
             let inc = c.read();
-            if !inc.input.is_empty() && run.stdin.is_some() {
+            if let Some(Request::ExecAttach { id, .. }) = inc.request {
+                self.start_session(run, i, id, inc.input, inc.input_eof);
+                return;
+            }
+            // Only the container's own attached clients give it input.
+            let container_input = matches!(c.kind, Kind::Attach { .. });
+            if container_input && !inc.input.is_empty() && run.stdin.is_some() {
                 run.stdin_buf.extend_from_slice(&inc.input);
                 write_stdin(run);
             }
-            if inc.input_eof {
+            if container_input && inc.input_eof {
                 run.close_stdin = true;
             }
             match inc.request {
@@ -365,6 +409,15 @@ impl Supervisor {
                         }
                     };
                     // `self.clients[i]` again: starting the exec borrowed all of `self`.
+                    if let Some(c) = self.clients.get_mut(i) {
+                        c.push_raw(answer.as_bytes());
+                        c.closing = true;
+                        c.flush();
+                    }
+                    return;
+                }
+                Some(Request::ExecResize { id, rows, cols }) => {
+                    let answer = self.resize_session(&id, rows, cols);
                     if let Some(c) = self.clients.get_mut(i) {
                         c.push_raw(answer.as_bytes());
                         c.closing = true;
