@@ -60,6 +60,12 @@ impl From<barge_engine::Error> for ApiError {
                 StatusCode::NOT_FOUND
             }
             E::Image(barge_image::Error::NotFound { .. }) => StatusCode::NOT_FOUND,
+            E::Image(barge_image::Error::InUse { .. }) => StatusCode::CONFLICT,
+            E::Image(
+                barge_image::Error::Invalid { .. }
+                | barge_image::Error::UnsafeEntry { .. }
+                | barge_image::Error::Limit { .. },
+            ) => StatusCode::BAD_REQUEST,
             E::Conflict(_) | E::BadState { .. } | E::PortAllocated { .. } | E::ShimLost { .. } => {
                 StatusCode::CONFLICT
             }

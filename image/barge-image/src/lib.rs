@@ -16,6 +16,7 @@ pub mod meta;
 pub mod mount;
 pub mod platform;
 pub mod progress;
+pub mod prune;
 pub mod pull;
 pub mod reference;
 pub mod snapshot;

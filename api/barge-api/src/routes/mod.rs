@@ -9,6 +9,7 @@ pub mod images;
 pub mod networks;
 pub mod params;
 pub mod system;
+pub mod transfer;
 pub mod volumes;
 
 use axum::http::StatusCode;
