@@ -8,6 +8,7 @@ pub mod exec;
 pub mod images;
 pub mod networks;
 pub mod params;
+pub mod registry;
 pub mod system;
 pub mod transfer;
 pub mod volumes;
@@ -28,6 +29,7 @@ pub fn router(state: AppState) -> Router {
         .merge(images::routes())
         .merge(volumes::routes())
         .merge(networks::routes())
+        .merge(registry::routes())
         .fallback(not_found)
         .with_state(state)
 }

@@ -104,8 +104,27 @@ pub async fn list(State(s): State<AppState>, p: Params) -> ApiResult<Response> {
             };
             let before = f.before.as_deref().map(created_of).transpose()?;
             let since = f.since.as_deref().map(created_of).transpose()?;
+            let refs = f.references.clone();
             Ok(all
                 .into_iter()
+                .map(|mut v| {
+                    // With a reference filter docker lists only the names that match.
+                    if !refs.is_empty() {
+                        let tags: Vec<String> =
+                            serde_json::from_value(v["RepoTags"].clone()).unwrap_or_default();
+                        let kept: Vec<String> = tags
+                            .into_iter()
+                            .filter(|t| {
+                                refs.iter()
+                                    .any(|r| reference_matches(r, std::slice::from_ref(t)))
+                            })
+                            .collect();
+                        if !kept.is_empty() {
+                            v["RepoTags"] = json!(kept);
+                        }
+                    }
+                    v
+                })
                 .filter(|v| {
                     let tags: Vec<String> =
                         serde_json::from_value(v["RepoTags"].clone()).unwrap_or_default();

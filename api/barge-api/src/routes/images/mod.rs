@@ -18,7 +18,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::routes::params::Params;
 use crate::state::AppState;
 
-pub use auth::registry_auth;
+pub use auth::{registry_auth, AuthConfig};
+pub use list::label_matches;
+pub use remove::until_secs;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
