@@ -56,7 +56,11 @@ impl From<barge_engine::Error> for ApiError {
     fn from(e: barge_engine::Error) -> ApiError {
         use barge_engine::Error as E;
         let status = match &e {
-            E::NoSuchContainer(_) | E::NoSuchExec(_) | E::NoSuchVolume(_) | E::NoSuchNetwork(_) => {
+            E::NoSuchContainer(_)
+            | E::NoSuchExec(_)
+            | E::NoSuchVolume(_)
+            | E::NoSuchNetwork(_)
+            | E::NoSuchPath { .. } => {
                 StatusCode::NOT_FOUND
             }
             E::Image(barge_image::Error::NotFound { .. }) => StatusCode::NOT_FOUND,
