@@ -8,10 +8,13 @@
 //! execs at once.
 #![deny(unsafe_code)]
 
+pub mod create;
 pub mod error;
+pub mod hijack;
 pub mod routes;
 pub mod server;
 pub mod state;
+pub mod stdcopy;
 #[allow(unsafe_code)] // the crate's one syscall-facing module: adopting socket-activation fds
 mod sys;
 pub mod version;

@@ -94,6 +94,7 @@ fn run(args: Args) -> Result<(), String> {
             started: std::time::SystemTime::now(),
             hosts: args.hosts.clone(),
         }),
+        pending: Default::default(),
     };
     // Two workers are plenty: requests are short, engine work runs on the blocking pool.
     let rt = tokio::runtime::Builder::new_multi_thread()
