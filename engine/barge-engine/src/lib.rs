@@ -16,13 +16,18 @@ pub mod exec;
 pub mod filters;
 pub mod list;
 pub mod lock;
+pub mod logs;
 pub mod names;
 pub mod network;
 pub mod paths;
 pub mod populate;
 pub mod seccomp;
 pub mod spec;
+pub mod stats;
 pub mod status;
+#[cfg(test)]
+mod testing;
+pub mod top;
 pub mod user;
 pub mod validate;
 pub mod volumes;
