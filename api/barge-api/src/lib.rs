@@ -7,6 +7,8 @@
 //! shims, and everything the runtime does for the daemon happens in a shim or a child that
 //! execs at once.
 #![deny(unsafe_code)]
+// docker's /info document is one big json! literal.
+#![recursion_limit = "256"]
 
 pub mod create;
 pub mod error;

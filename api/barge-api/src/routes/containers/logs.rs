@@ -8,7 +8,8 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
-use barge_shim::logs::{parse_timestamp, read_logs, ReadOptions};
+use barge_engine::logs::LogOptions;
+use barge_shim::logs::parse_timestamp;
 use tokio::sync::mpsc;
 
 use crate::error::{ApiError, ApiResult};
@@ -92,7 +93,7 @@ pub async fn logs(
             }
         },
     };
-    let opts = ReadOptions {
+    let opts = LogOptions {
         tail,
         since: time(&p, "since")?,
         until: time(&p, "until")?,
@@ -108,7 +109,6 @@ pub async fn logs(
     tokio::spawn(async move {
         let _ = s2
             .blocking(move |e| {
-                let path = e.paths.log(&rec.id);
                 let closed = tx.clone();
                 let mut out = Sink {
                     tx: tx.clone(),
@@ -120,25 +120,8 @@ pub async fn logs(
                     stream: stdcopy::STDERR,
                     tty,
                 };
-                let mut checks = 0u32;
-                let mut done = || {
-                    if closed.is_closed() {
-                        return true;
-                    }
-                    // Follow until the container is finished for good.
-                    checks += 1;
-                    if !checks.is_multiple_of(5) {
-                        return false;
-                    }
-                    match e.db.find(&rec.id) {
-                        Ok(r) => {
-                            let st = e.status(&r);
-                            st.shim_lost || !st.state.is_active()
-                        }
-                        Err(_) => true,
-                    }
-                };
-                let _ = read_logs(&path, &opts, (&mut out, &mut err), &mut done);
+                let _ =
+                    e.logs_to_until(&rec.id, &opts, (&mut out, &mut err), &|| closed.is_closed());
                 Ok(())
             })
             .await;
