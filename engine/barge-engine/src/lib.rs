@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod boot;
+pub mod changes;
 pub mod check;
 pub mod config;
 pub mod container;
