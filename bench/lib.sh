@@ -6,13 +6,13 @@
 bench_build() {
     if [[ -z ${BARGE:-} ]]; then
         log "building release binaries"
-        (cd "$repo" && cargo build --release -q -p barge -p barge-shim)
+        (cd "$repo" && cargo build --release -q -p barge -p barge-shim -p barge-engine --bins)
         BARGE=$repo/target/release/barge
     fi
     local d
     d=$(dirname "$BARGE")
-    [[ -x $BARGE && -x $d/barge-shim && -x $d/barge-registry ]] ||
-        die "no barge, barge-shim and barge-registry (pulls) at $BARGE"
+    [[ -x $BARGE && -x $d/barge-shim && -x $d/barge-exit && -x $d/barge-registry ]] ||
+        die "no barge, barge-shim, barge-exit and barge-registry (pulls) at $BARGE"
 }
 
 # A store in a new directory `work` (prefix $1), removed with everything in it on exit.

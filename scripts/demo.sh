@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
-cargo build --release --locked -p barge -p barge-shim
+cargo build --release --locked -p barge -p barge-shim -p barge-engine --bins
 barge=target/release/barge
 
 bundle=$(mktemp -d /tmp/barge-demo.XXXXXX)

@@ -9,9 +9,10 @@ fi
 . scripts/setup.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-# The container tests run `barge`, which starts `barge-shim` from next to itself: nextest only
-# builds the binaries of packages that have integration tests, so build it here.
-cargo build --locked -p barge-shim
+# The container tests run `barge`, which starts `barge-shim` (and shims run `barge-exit`) from
+# next to itself: nextest only builds the binaries of packages that have integration tests, so
+# build them here.
+cargo build --locked -p barge-shim -p barge-engine --bins
 cargo nextest run --workspace --locked --no-fail-fast "$@"
 # The runtime's container tests again under an old-style profile (Docker 18.09's era: nothing
 # newer than Linux 4.14) and under Docker's default profile, given to every test bundle without

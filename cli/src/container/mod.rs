@@ -32,11 +32,8 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn engine(&self) -> Result<Arc<Engine>> {
-        let exe = std::env::current_exe().context("locate the barge binary")?;
-        let shim = match std::env::var_os("BARGE_SHIM") {
-            Some(p) => PathBuf::from(p),
-            None => exe.with_file_name("barge-shim"),
-        };
+        let shim = barge_engine::helper_binary("barge-shim", "BARGE_SHIM");
+        let exit_helper = barge_engine::helper_binary("barge-exit", "BARGE_EXIT");
         let init = std::env::var_os("BARGE_INIT")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("/usr/bin/tini-static"));
@@ -45,7 +42,7 @@ impl Ctx {
                 root: self.image.root.clone(),
                 runroot: self.runroot.clone(),
                 shim,
-                exe,
+                exit_helper,
                 init,
                 config: self.image.config.clone(),
                 network: barge_engine::network::settings::Settings::load(&self.image.config)?,

@@ -1,11 +1,11 @@
-//! `barge stats`: CPU, memory and pids of running containers from their cgroups; refreshed
-//! every second unless `--no-stream`.
+//! `barge stats`: CPU, memory and pids of running containers (sampled by
+//! `Engine::stats_sample`); refreshed every second unless `--no-stream`.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Result;
-use barge_engine::Engine;
+use barge_engine::stats::{cpu_percent, StatsSample};
 use serde_json::json;
 
 use super::{short, Ctx};
@@ -22,31 +22,9 @@ pub struct Args {
     pub containers: Vec<String>,
 }
 
-struct Sample {
-    cpu_ns: u64,
-    at: Instant,
-}
-
-fn sample(engine: &Engine, id: &str) -> Option<(barge_runtime::cgroups::stats::Stats, Sample)> {
-    let store = engine.runtime().ok()?;
-    let st = store.load(id).ok()?;
-    let s = barge_runtime::cgroups::stats::read(&st.cgroup).ok()?;
-    let cpu_ns = s.cpu.as_ref().map(|c| c.usage.total).unwrap_or(0);
-    Some((
-        s,
-        Sample {
-            cpu_ns,
-            at: Instant::now(),
-        },
-    ))
-}
-
 pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     let engine = ctx.engine()?;
-    let mut prev: HashMap<String, Sample> = HashMap::new();
-    let ncpu = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1) as f64;
+    let mut prev: HashMap<String, StatsSample> = HashMap::new();
     // The first sample only primes CPU usage: wait a moment for a rate.
     let mut first = true;
     loop {
@@ -60,7 +38,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         };
         if first {
             for r in &recs {
-                if let Some((_, s)) = sample(&engine, &r.id) {
+                if let Ok(s) = engine.stats_sample(&r.id) {
                     prev.insert(r.id.clone(), s);
                 }
             }
@@ -76,30 +54,15 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
             "PIDS".into(),
         ]];
         for r in &recs {
-            let Some((s, now)) = sample(&engine, &r.id) else {
+            // A container that stopped meanwhile has no row.
+            let Ok(now) = engine.stats_sample(&r.id) else {
                 continue;
             };
-            let cpu = match prev.get(&r.id) {
-                Some(p) if now.at > p.at => {
-                    let dt = now.at.duration_since(p.at).as_nanos() as f64;
-                    (now.cpu_ns.saturating_sub(p.cpu_ns) as f64 / dt * 100.0).min(100.0 * ncpu)
-                }
-                _ => 0.0,
-            };
-            let mem = s.memory.as_ref().map(|m| m.usage.usage).unwrap_or(0);
-            let host_mem = host_memory();
-            let limit = s
-                .memory
-                .as_ref()
-                .map(|m| m.usage.limit)
-                .filter(|l| *l > 0 && *l < host_mem)
-                .unwrap_or(host_mem);
-            let pids = s.pids.as_ref().map(|p| p.current).unwrap_or(0);
-            let mem_pct = if limit > 0 {
-                mem as f64 / limit as f64 * 100.0
-            } else {
-                0.0
-            };
+            let cpu = prev.get(&r.id).map_or(0.0, |p| cpu_percent(p, &now));
+            let mem = now.memory_without_cache();
+            let limit = now.memory_limit;
+            let mem_pct = now.memory_percent();
+            let pids = now.pids_current;
             if args.format.as_deref() == Some("json") {
                 println!(
                     "{}",
@@ -129,19 +92,6 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         }
         std::thread::sleep(Duration::from_secs(1));
     }
-}
-
-fn host_memory() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|k| k.parse::<u64>().ok())
-        })
-        .map(|k| k * 1024)
-        .unwrap_or(0)
 }
 
 /// docker's memory sizes in `stats`: binary units, four significant digits (Go's

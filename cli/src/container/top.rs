@@ -1,7 +1,7 @@
-//! `barge top CONTAINER [ps OPTIONS]`: the host's `ps` lines of the container's processes.
+//! `barge top CONTAINER [ps OPTIONS]`: the host's `ps` lines of the container's processes
+//! (`Engine::top`).
 
-use anyhow::{bail, Result};
-use clap::Parser;
+use anyhow::Result;
 
 use super::Ctx;
 
@@ -15,19 +15,9 @@ pub struct Args {
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     let engine = ctx.engine()?;
-    let rec = engine.db.find(&args.container)?;
-    if !engine.status(&rec).state.is_active() {
-        bail!("container {} is not running", args.container);
-    }
-    let root = engine.paths.runtime_root();
-    let mut argv = vec![
-        "barge-runtime".to_string(),
-        "--root".into(),
-        root.display().to_string(),
-        "ps".into(),
-        rec.id.clone(),
-    ];
-    argv.extend(args.ps_args);
-    let cli = barge_runtime_cli::Cli::try_parse_from(argv)?;
-    Ok(barge_runtime_cli::run(cli))
+    let top = engine.top(&args.container, &args.ps_args)?;
+    let mut table = vec![top.titles];
+    table.extend(top.processes);
+    crate::image::list::print_table(&table);
+    Ok(0)
 }

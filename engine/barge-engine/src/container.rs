@@ -9,14 +9,52 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use barge_shim::config::ShimConfig;
-use barge_shim::protocol::Request;
+use barge_shim::protocol::{Reply, Request};
 use nix::sys::signal::Signal;
 
 use crate::db::ContainerRecord;
 use crate::error::{Error, IoContext, Result};
+use crate::events::{Action, Filters, Next, SubscribeOptions, Type};
 use crate::lock::ContainerLock;
 use crate::status::State;
 use crate::Engine;
+
+/// How long `wait` trusts the event stream alone before looking at the container's state
+/// again (a shim that dies writes no `die`).
+const WAIT_RECHECK: Duration = Duration::from_secs(1);
+
+/// A wait whose event subscription is in place ([`Engine::wait_prepare`]).
+pub struct PreparedWait {
+    key: String,
+    rec: ContainerRecord,
+    sub: crate::events::Subscription,
+}
+
+/// docker's wait conditions (`condition=` of `POST /containers/{id}/wait`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WaitCondition {
+    /// Return at once if the container is not running, else at its next exit.
+    #[default]
+    NotRunning,
+    /// Return at the container's next exit, even if it is not running now.
+    NextExit,
+    /// Return when the container is removed.
+    Removed,
+}
+
+impl std::str::FromStr for WaitCondition {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<WaitCondition> {
+        match s {
+            "" | "not-running" => Ok(WaitCondition::NotRunning),
+            "next-exit" => Ok(WaitCondition::NextExit),
+            "removed" => Ok(WaitCondition::Removed),
+            _ => Err(Error::BadParameter(format!(
+                "invalid condition: {s:?}: use not-running, next-exit or removed"
+            ))),
+        }
+    }
+}
 
 /// Streams to attach when starting.
 #[derive(Debug, Clone, Copy)]
@@ -173,25 +211,15 @@ impl Engine {
             Some(Err(e)) => return Err(shim_err(format!("read its answer: {e}"))),
             None => return Err(shim_err("no stdout".into())),
         }
-        let line = line.trim_end();
-        match line.split_once(' ') {
-            Some(("ok", _)) => Ok(ours),
-            Some(("err", msg)) => {
-                // The shim records the failed start just after answering: wait for it, so
-                // that what follows (`run --rm` removing it) sees an exited container.
-                self.wait_exit_recorded(&rec.id, Duration::from_secs(2));
-                let msg = format!("start container {}: {msg}", &rec.id[..12]);
-                let code = barge_shim::state::load(&self.paths.shim_state(&rec.id))
-                    .ok()
-                    .flatten()
-                    .and_then(|st| st.exit_code)
-                    .filter(|c| *c == 126 || *c == 127);
-                Err(match code {
-                    Some(code) => Error::StartFailed { code, msg },
-                    None => Error::Other(msg),
-                })
-            }
-            _ => Err(shim_err(format!("unexpected answer {line:?}"))),
+        // The shim records a failed start (exited) before it answers: what follows (`run
+        // --rm` removing it) sees an exited container.
+        match Reply::parse(&line) {
+            Some(Reply::Ok { .. }) => Ok(ours),
+            Some(Reply::Err { code, msg }) => Err(Error::StartFailed {
+                code,
+                msg: format!("start container {}: {msg}", &rec.id[..12]),
+            }),
+            None => Err(shim_err(format!("unexpected answer {:?}", line.trim_end()))),
         }
     }
 
@@ -218,13 +246,6 @@ impl Engine {
         }
     }
 
-    /// Wait until the container's state says exited (or its shim is gone), up to `timeout`.
-    fn wait_exit_recorded(&self, id: &str, timeout: Duration) {
-        self.poll_shim_state(id, timeout, |st| {
-            !st.is_some_and(|st| st.status != barge_shim::state::Status::Exited && st.shim_alive())
-        });
-    }
-
     /// Wait until the shim recorded in the container's state has exited.
     fn wait_shim_gone(&self, id: &str, timeout: Duration) -> Result<()> {
         if self.poll_shim_state(id, timeout, |st| !st.is_some_and(|st| st.shim_alive())) {
@@ -239,10 +260,10 @@ impl Engine {
 
     fn shim_config(&self, rec: &ContainerRecord) -> ShimConfig {
         let id = &rec.id;
-        // What the shim runs when it is done: remove the container (`--rm`), or tear its
-        // network down (podman's `container cleanup`).
+        // What the shim runs when it is done (`barge-exit`): remove the container (`--rm`),
+        // or tear its network down (podman's `container cleanup`).
         let mut exit_command = vec![
-            self.opts.exe.display().to_string(),
+            self.opts.exit_helper.display().to_string(),
             "--root".into(),
             self.paths.root.display().to_string(),
             "--runroot".into(),
@@ -251,9 +272,9 @@ impl Engine {
             self.opts.config.display().to_string(),
         ];
         if rec.config.autoremove {
-            exit_command.extend(["rm".into(), "-f".into(), "-v".into(), id.clone()]);
+            exit_command.extend(["--rm".into(), id.clone()]);
         } else if crate::network::Mode::of(&rec.config) != crate::network::Mode::Host {
-            exit_command.extend(["container".into(), "cleanup".into(), id.clone()]);
+            exit_command.push(id.clone());
         } else {
             exit_command.clear();
         }
@@ -272,6 +293,8 @@ impl Engine {
             stop_marker: self.paths.stop_marker(id),
             exit_command,
             held_fds: Vec::new(),
+            journal: Some(self.journal().dir().to_path_buf()),
+            event_attributes: crate::events::container_attributes(rec),
         }
     }
 
@@ -338,31 +361,97 @@ impl Engine {
         .map(drop)
     }
 
-    /// Wait until the container is not running; its exit code. A container whose shim is
-    /// gone (nobody will record its exit) is [`Error::ShimLost`], at once.
+    /// Wait until the container is not running; its exit code (docker's `wait`, condition
+    /// `not-running`). See [`Engine::wait_for`].
     pub fn wait(&self, key: &str) -> Result<i32> {
+        self.wait_for(key, WaitCondition::NotRunning)
+    }
+
+    /// docker's `wait` with a condition; the container's exit code. Driven by the container's
+    /// `die` and `destroy` events: a container that restarts by its policy is waited for
+    /// until its next exit (docker's behaviour). A container whose shim is gone (nobody will
+    /// record its exit) is [`Error::ShimLost`].
+    pub fn wait_for(&self, key: &str, cond: WaitCondition) -> Result<i32> {
+        let w = self.wait_prepare(key)?;
+        self.wait_prepared(w, cond, &|| false)
+            .and_then(|c| c.ok_or_else(|| Error::NoSuchContainer(key.into())))
+    }
+
+    /// The first half of [`Engine::wait_for`]: find the container and follow its events, so
+    /// that an exit after this returns is seen by [`Engine::wait_prepared`] (the API answers
+    /// a `wait` request's headers in between, before the client starts the container).
+    pub fn wait_prepare(&self, key: &str) -> Result<PreparedWait> {
         let rec = self.db.find(key)?;
+        // Follow first: an exit between the check below and the wait is in the stream.
+        let sub = self.subscribe(&SubscribeOptions {
+            since: None,
+            until: None,
+            filters: Filters {
+                types: vec![Type::Container],
+                containers: vec![rec.id.clone()],
+                actions: vec!["die".into(), "destroy".into()],
+                ..Default::default()
+            },
+        })?;
+        Ok(PreparedWait {
+            key: key.to_string(),
+            rec,
+            sub,
+        })
+    }
+
+    /// The second half of [`Engine::wait_for`]; `None` once `cancelled` says so (checked
+    /// about every second: a client that went away).
+    pub fn wait_prepared(
+        &self,
+        w: PreparedWait,
+        cond: WaitCondition,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<Option<i32>> {
+        let PreparedWait { key, rec, mut sub } = w;
+        let key = key.as_str();
+        let mut last_code: Option<i32> = None;
         loop {
+            if cancelled() {
+                return Ok(None);
+            }
+            // At first, and whenever no event came for a while (a shim that died writes no
+            // `die`; an event may have been lost).
+            if self.db.find(&rec.id).is_err() {
+                return match cond {
+                    WaitCondition::Removed => Ok(Some(last_code.unwrap_or(0))),
+                    _ => Err(Error::NoSuchContainer(key.into())),
+                };
+            }
             let st = self.status(&rec);
-            if st.shim_lost {
+            last_code = st.exit_code.or(last_code);
+            if st.shim_lost && cond != WaitCondition::Removed {
                 return Err(Error::ShimLost {
                     id: rec.id.clone(),
                     shim_pid: st.shim_pid,
                 });
             }
-            if !st.state.is_active() {
-                return Ok(st.exit_code.unwrap_or(0));
+            if cond == WaitCondition::NotRunning && !st.state.is_active() {
+                return Ok(Some(st.exit_code.unwrap_or(0)));
             }
-            match self.request(&rec.id, Request::Wait, None) {
-                Ok(s) => {
-                    if let Ok(code) = s.trim().parse() {
-                        return Ok(code);
+            loop {
+                match sub.next_timeout(WAIT_RECHECK)? {
+                    Next::Event(ev) if ev.action == Action::Die => {
+                        let code = ev.exit_code().unwrap_or(255);
+                        last_code = Some(code);
+                        if cond != WaitCondition::Removed {
+                            return Ok(Some(code));
+                        }
                     }
+                    Next::Event(ev) if ev.action == Action::Destroy => {
+                        if cond == WaitCondition::Removed {
+                            return Ok(Some(last_code.unwrap_or(0)));
+                        }
+                        return Err(Error::NoSuchContainer(key.into()));
+                    }
+                    Next::Event(_) => {}
+                    Next::Timeout | Next::End => break,
                 }
-                Err(_) => std::thread::sleep(Duration::from_millis(50)),
-            }
-            if self.db.find(&rec.id).is_err() {
-                return Err(Error::NoSuchContainer(key.into()));
             }
         }
     }
@@ -402,8 +491,12 @@ impl Engine {
     pub fn stop(&self, key: &str, timeout: Option<u32>) -> Result<ContainerRecord> {
         let rec = self.db.find(key)?;
         let _lock = self.lock(&rec.id)?;
+        let was_active = self.status(&rec).state.is_active();
         self.stop_locked(&rec, timeout)?;
         self.network_down(&rec.id);
+        if was_active {
+            self.emit_container(&rec, Action::Stop, &[]);
+        }
         Ok(rec)
     }
 
@@ -446,10 +539,16 @@ impl Engine {
             if st.state == State::Paused {
                 let _ = barge_runtime::container::set_paused(&store, &rec.id, false);
             }
+            self.emit_container(rec, Action::Kill, &[("signal", (sig as i32).to_string())]);
             let _ = barge_runtime::container::kill_container(&store, &rec.id, sig, false);
             if self.wait_inactive(rec, Duration::from_secs(secs as u64)) {
                 return Ok(());
             }
+            self.emit_container(
+                rec,
+                Action::Kill,
+                &[("signal", (Signal::SIGKILL as i32).to_string())],
+            );
             let _ =
                 barge_runtime::container::kill_container(&store, &rec.id, Signal::SIGKILL, true);
         }
@@ -506,12 +605,14 @@ impl Engine {
         }
         let store = self.runtime()?;
         barge_runtime::container::kill_container(&store, &rec.id, sig, false)?;
+        self.emit_container(&rec, Action::Kill, &[("signal", (sig as i32).to_string())]);
         Ok(rec)
     }
 
     pub fn restart(&self, key: &str, timeout: Option<u32>) -> Result<ContainerRecord> {
         let rec = self.stop(key, timeout)?;
         self.start(&rec.id, None)?;
+        self.emit_container(&rec, Action::Restart, &[]);
         Ok(rec)
     }
 
@@ -540,6 +641,12 @@ impl Engine {
         }
         let store = self.runtime()?;
         barge_runtime::container::set_paused(&store, &rec.id, paused)?;
+        let action = if paused {
+            Action::Pause
+        } else {
+            Action::Unpause
+        };
+        self.emit_container(&rec, action, &[]);
         Ok(rec)
     }
 
@@ -582,6 +689,7 @@ impl Engine {
             net.join().unwrap_or_default()
         });
         self.forget(&rec.id);
+        self.emit_container(&rec, Action::Destroy, &[]);
         self.after_teardown(&dns);
         if volumes {
             for m in &rec.config.mounts {
@@ -595,6 +703,32 @@ impl Engine {
             }
         }
         Ok(rec)
+    }
+
+    /// docker rename: give the container a new name (a `rename` event with `oldName`).
+    pub fn rename(&self, key: &str, new_name: &str) -> Result<ContainerRecord> {
+        let rec = self.db.find(key)?;
+        let name = new_name.strip_prefix('/').unwrap_or(new_name);
+        crate::names::validate(name)?;
+        if let Ok(other) = self.db.find(name) {
+            if other.name == name && other.id != rec.id {
+                return Err(Error::Conflict(format!(
+                    "Conflict. The container name \"/{name}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                    other.id
+                )));
+            }
+        }
+        self.db.rename(&rec.id, name)?;
+        let renamed = ContainerRecord {
+            name: name.to_string(),
+            ..rec.clone()
+        };
+        self.emit_container(
+            &renamed,
+            Action::Rename,
+            &[("oldName", format!("/{}", rec.name))],
+        );
+        Ok(renamed)
     }
 
     /// Containers, newest first; without `all` only running ones.

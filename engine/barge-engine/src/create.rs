@@ -66,6 +66,7 @@ impl Engine {
         match self.make(&mut rec, &image) {
             Ok(()) => {
                 rec.ready = true;
+                self.emit_container(&rec, crate::events::Action::Create, &[]);
                 Ok(rec)
             }
             Err(e) => {

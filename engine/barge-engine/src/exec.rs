@@ -112,6 +112,11 @@ impl Engine {
             &cfg,
         )
         .map_err(Error::Other)?;
+        self.emit_container(
+            &rec,
+            crate::events::Action::ExecCreate,
+            &[("execID", id.clone())],
+        );
         Ok(id)
     }
 
@@ -137,7 +142,29 @@ impl Engine {
         .map_err(shim_err)?;
         let mut answer = String::new();
         sock.read_to_string(&mut answer).map_err(shim_err)?;
-        parse_start_answer(&cfg.container_id, exec_id, answer.trim_end())
+        let pid = parse_start_answer(&cfg.container_id, exec_id, answer.trim_end())?;
+        self.emit_exec(
+            &cfg.container_id,
+            exec_id,
+            crate::events::Action::ExecStart,
+            &[],
+        );
+        Ok(pid)
+    }
+
+    /// An exec event with its container's attributes.
+    fn emit_exec(
+        &self,
+        container: &str,
+        exec_id: &str,
+        action: crate::events::Action,
+        extra: &[(&str, String)],
+    ) {
+        if let Ok(rec) = self.db.find(container) {
+            let mut attrs = vec![("execID", exec_id.to_string())];
+            attrs.extend(extra.iter().cloned());
+            self.emit_container(&rec, action, &attrs);
+        }
     }
 
     /// Start a created exec under the container's shim with its stdio relayed on the returned
@@ -256,6 +283,12 @@ impl Engine {
             ..Default::default()
         };
         let _ = files::save(&state_path, &started);
+        self.emit_exec(
+            &cfg.container_id,
+            exec_id,
+            crate::events::Action::ExecStart,
+            &[],
+        );
         let result = barge_runtime::exec::exec_and_wait_with(&store, &opts, fg);
         let mut st = started;
         st.running = false;
@@ -268,6 +301,12 @@ impl Engine {
             }
         }
         let _ = files::save(&state_path, &st);
+        self.emit_exec(
+            &cfg.container_id,
+            exec_id,
+            crate::events::Action::ExecDie,
+            &[("exitCode", st.exit_code.unwrap_or(126).to_string())],
+        );
         result.map_err(|e| match e.exec_failure() {
             Some(f) => Error::StartFailed {
                 code: f.exit_code(),

@@ -5,6 +5,7 @@
 
 pub mod archive;
 pub mod boot;
+pub mod changes;
 pub mod check;
 pub mod config;
 pub mod container;
@@ -12,17 +13,23 @@ pub mod create;
 pub mod db;
 pub mod docker;
 pub mod error;
+pub mod events;
 pub mod exec;
 pub mod filters;
 pub mod list;
 pub mod lock;
+pub mod logs;
 pub mod names;
 pub mod network;
 pub mod paths;
 pub mod populate;
 pub mod seccomp;
 pub mod spec;
+pub mod stats;
 pub mod status;
+#[cfg(test)]
+mod testing;
+pub mod top;
 pub mod user;
 pub mod validate;
 pub mod volumes;
@@ -42,14 +49,27 @@ pub struct EngineOptions {
     pub runroot: PathBuf,
     /// The `barge-shim` binary.
     pub shim: PathBuf,
-    /// The `barge` binary, run by shims for `--rm` clean-up.
-    pub exe: PathBuf,
+    /// The `barge-exit` binary, which shims run when their container is finished for good
+    /// (network teardown, `--rm` removal); see [`helper_binary`].
+    pub exit_helper: PathBuf,
     /// A static init for `--init` (docker uses tini).
     pub init: PathBuf,
     /// The configuration directory (passed on to the `barge` commands shims run).
     pub config: PathBuf,
     /// CNI settings.
     pub network: network::settings::Settings,
+}
+
+/// A helper binary of barge's (`barge-shim`, `barge-exit`): the path in environment variable
+/// `env` if set, else the file `name` next to the current executable (where cargo and the
+/// packages install them side by side).
+pub fn helper_binary(name: &str, env: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(env) {
+        return PathBuf::from(p);
+    }
+    std::env::current_exe()
+        .map(|exe| exe.with_file_name(name))
+        .unwrap_or_else(|_| PathBuf::from(name))
 }
 
 pub struct Engine {

@@ -75,3 +75,61 @@ impl Engine {
         names
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_filters_limits_and_orders() {
+        let (_dir, engine) = crate::testing::engine();
+        for (i, n) in ["a1", "b2", "c3"].iter().enumerate() {
+            crate::testing::container(&engine, n, i as i64 + 1, Default::default());
+        }
+        let names = |opts: ListOptions| -> Vec<String> {
+            engine
+                .list_containers(&opts)
+                .unwrap()
+                .into_iter()
+                .map(|l| l.record.name)
+                .collect()
+        };
+        // Never started: only listed with all (or what implies it).
+        assert!(names(ListOptions::default()).is_empty());
+        let all = |f: &[&str]| ListOptions {
+            all: true,
+            filters: Filters::parse_args(f).unwrap(),
+            ..Default::default()
+        };
+        assert_eq!(names(all(&[])), ["c3", "b2", "a1"]);
+        assert_eq!(names(all(&["before=c3"])), ["b2", "a1"]);
+        assert_eq!(names(all(&["since=a1", "before=c3"])), ["b2"]);
+        assert_eq!(names(all(&["name=b", "name=a"])), ["b2", "a1"]);
+        assert_eq!(
+            names(ListOptions {
+                filters: Filters::parse_args(&["status=created"]).unwrap(),
+                ..Default::default()
+            }),
+            ["c3", "b2", "a1"]
+        );
+        assert_eq!(
+            names(ListOptions {
+                limit: 2,
+                ..Default::default()
+            }),
+            ["c3", "b2"]
+        );
+        assert_eq!(
+            names(ListOptions {
+                latest: true,
+                ..Default::default()
+            }),
+            ["c3"]
+        );
+        assert!(engine.list_containers(&all(&["status=sleepy"])).is_err());
+        assert!(matches!(
+            engine.list_containers(&all(&["before=nobody"])),
+            Err(crate::Error::NoSuchContainer(_))
+        ));
+    }
+}

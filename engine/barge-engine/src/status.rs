@@ -46,6 +46,8 @@ pub struct Status {
     pub finished_at: Option<String>,
     pub restart_count: u32,
     pub error: Option<String>,
+    /// The kernel's OOM killer killed a process of the container in its last run.
+    pub oom_killed: bool,
     pub shim_pid: i32,
     /// The shim died before the container was finished (SIGKILL, OOM): nobody reaps,
     /// logs or serves the container; its exit code (if it ended) was not recorded.
@@ -66,6 +68,7 @@ impl Engine {
             finished_at: None,
             restart_count: 0,
             error: None,
+            oom_killed: false,
             shim_pid: 0,
             shim_lost: false,
         };
@@ -99,6 +102,7 @@ impl Engine {
         s.restart_count = st.restart_count;
         s.error = st.error.clone();
         s.exit_code = st.exit_code;
+        s.oom_killed = st.oom_killed;
         s.shim_pid = st.shim_pid;
         let alive = st.shim_alive();
         s.state = match st.status {

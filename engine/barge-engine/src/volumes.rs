@@ -33,7 +33,9 @@ impl Engine {
             labels,
             anonymous,
         };
-        self.db.insert_volume(&rec)?;
+        if self.db.insert_volume(&rec)? {
+            self.emit_volume(name, crate::events::Action::Create);
+        }
         self.db.volume(name)
     }
 
@@ -74,7 +76,9 @@ impl Engine {
             }
             _ => {}
         }
-        self.db.delete_volume(name)
+        self.db.delete_volume(name)?;
+        self.emit_volume(name, crate::events::Action::Destroy);
+        Ok(())
     }
 
     /// Remove every volume no container uses; returns their names.

@@ -1,5 +1,6 @@
 //! What the engine tells a shim: `shim.json` in the container's directory.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -128,6 +129,13 @@ pub struct ShimConfig {
     /// the container is finished for good, before its exit is recorded.
     #[serde(default)]
     pub held_fds: Vec<i32>,
+    /// The store's event journal directory (see `barge_events::Journal`): the shim appends the
+    /// container's `start`, `oom`, `die` and `restart` events. None: no events.
+    #[serde(default)]
+    pub journal: Option<PathBuf>,
+    /// The attributes of the container's events (`name`, `image`, its labels).
+    #[serde(default)]
+    pub event_attributes: BTreeMap<String, String>,
 }
 
 fn one() -> u32 {

@@ -24,6 +24,47 @@
 //! - `exec-resize ID ROWS COLS`: set the terminal size of attached exec ID; `ok`, or
 //!   `err 125 MESSAGE` when no such exec with a terminal runs.
 
+/// The shim's one-line answer to the engine that started it (on its stdout), or to an `exec`
+/// request: `ok PID`, or `err CODE MESSAGE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Ok {
+        pid: i32,
+    },
+    /// CODE: 127 program not found, 126 not executable, 125 any other failure.
+    Err {
+        code: i32,
+        msg: String,
+    },
+}
+
+impl Reply {
+    /// Parse an answer line; `None` when it is neither form. An `err` without a numeric code
+    /// (an older shim) is a 125.
+    pub fn parse(line: &str) -> Option<Reply> {
+        let line = line.trim_end();
+        let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
+        match word {
+            "ok" => rest.trim().parse().ok().map(|pid| Reply::Ok { pid }),
+            "err" => Some(match rest.split_once(' ') {
+                Some((code, msg)) if code.parse::<i32>().is_ok() => Reply::Err {
+                    code: code.parse().unwrap_or(125),
+                    msg: msg.to_string(),
+                },
+                _ if rest.parse::<i32>().is_ok() => Reply::Err {
+                    code: rest.parse().unwrap_or(125),
+                    msg: String::new(),
+                },
+                _ => Reply::Err {
+                    code: 125,
+                    msg: rest.to_string(),
+                },
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// Frame stream ids.
 pub const STDOUT: u8 = 1;
 pub const STDERR: u8 = 2;
@@ -177,6 +218,22 @@ mod tests {
         assert_eq!(Request::parse("exec"), None);
         assert_eq!(Request::parse("exec-attach ../x 1 1 1"), None);
         assert_eq!(Request::parse("exec-resize ab 24"), None);
+        assert_eq!(Reply::parse("ok 42\n"), Some(Reply::Ok { pid: 42 }));
+        assert_eq!(
+            Reply::parse("err 127 exec: \"nope\": not found\n"),
+            Some(Reply::Err {
+                code: 127,
+                msg: "exec: \"nope\": not found".into()
+            })
+        );
+        assert_eq!(
+            Reply::parse("err no such file"),
+            Some(Reply::Err {
+                code: 125,
+                msg: "no such file".into()
+            })
+        );
+        assert_eq!(Reply::parse("hello"), None);
         let h = frame_header(STDERR, 70000);
         assert_eq!(parse_header(&h), (STDERR, 70000));
     }

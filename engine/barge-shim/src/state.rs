@@ -38,6 +38,9 @@ pub struct ShimState {
     /// Why the container could not start, if it could not.
     #[serde(default)]
     pub error: Option<String>,
+    /// The kernel's OOM killer killed a process of the container during its last run.
+    #[serde(default)]
+    pub oom_killed: bool,
 }
 
 impl ShimState {

@@ -6,6 +6,7 @@ pub mod container;
 pub mod image;
 pub mod list;
 pub mod network;
+pub mod stats;
 pub mod time;
 pub mod volume;
 

@@ -110,6 +110,7 @@ impl Engine {
     pub fn networks(&self) -> Networks<'_> {
         Networks {
             settings: &self.opts.network,
+            journal: Some(self.journal()),
         }
     }
 
@@ -330,12 +331,19 @@ impl Engine {
             let n = (0..).find(|i| !used.contains(i)).unwrap_or(0);
             let att = self.attach_one(&rec, &ep, &format!("eth{n}"), &[])?;
             if att.dns {
-                self.refresh_hosts(&[name], Some(&rec));
+                self.refresh_hosts(std::slice::from_ref(&name), Some(&rec));
             }
         }
         let mut config = rec.config.clone();
         config.networks.push(ep);
-        self.db.update_config(&rec.id, &config)
+        self.db.update_config(&rec.id, &config)?;
+        self.emit_network(
+            &network.id(),
+            &name,
+            crate::events::Action::Connect,
+            Some(&rec.id),
+        );
+        Ok(())
     }
 
     /// `network disconnect`.
@@ -366,7 +374,14 @@ impl Engine {
         }
         let mut config = rec.config.clone();
         config.networks.retain(|e| e.network != name);
-        self.db.update_config(&rec.id, &config)
+        self.db.update_config(&rec.id, &config)?;
+        let id = self
+            .networks()
+            .get(&name)
+            .map(|n| n.id())
+            .unwrap_or_else(|_| name.clone());
+        self.emit_network(&id, &name, crate::events::Action::Disconnect, Some(&rec.id));
+        Ok(())
     }
 
     /// Containers whose network is up on `network`, with their attachment there.
@@ -414,6 +429,7 @@ impl Engine {
                 std::fs::remove_dir_all(PathBuf::from("/var/lib/cni/networks").join(net.name()));
         }
         self.networks().remove(&net)?;
+        self.emit_network(&net.id(), net.name(), crate::events::Action::Destroy, None);
         Ok(net.name().to_string())
     }
 }

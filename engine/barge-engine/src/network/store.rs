@@ -120,6 +120,8 @@ pub struct CreateRequest {
 /// The networks in the config directory.
 pub struct Networks<'a> {
     pub settings: &'a Settings,
+    /// Where `create` records its event (none: no event).
+    pub journal: Option<barge_events::Journal>,
 }
 
 impl Networks<'_> {
@@ -296,7 +298,20 @@ impl Networks<'_> {
             labels: req.labels.clone(),
             dns: true,
         };
-        self.write(&req.name, &meta)
+        let net = self.write(&req.name, &meta)?;
+        if let Some(j) = &self.journal {
+            let ev = barge_events::Event::now(
+                barge_events::Type::Network,
+                barge_events::Action::Create,
+                net.id(),
+            )
+            .attr("name", net.name())
+            .attr("type", "bridge");
+            if let Err(e) = j.append(&ev) {
+                tracing::warn!("event network create {}: {e}", net.name());
+            }
+        }
+        Ok(net)
     }
 
     /// Delete a network's config list (the caller checked nobody uses it and removed its

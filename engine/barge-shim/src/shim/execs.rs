@@ -246,4 +246,9 @@ pub fn finished(cfg: &ShimConfig, run: &mut Running, code: i32) {
     run.state.exit_code = Some(code);
     run.state.finished_at = Some(barge_runtime::time::now_rfc3339());
     let _ = exec::save(&exec::state_path(&cfg.bundle, &run.id), &run.state);
+    super::events::emit(
+        cfg,
+        barge_events::Action::ExecDie,
+        &[("execID", run.id.clone()), ("exitCode", code.to_string())],
+    );
 }

@@ -2,11 +2,17 @@
 //! finished for good, then clean up after it.
 //!
 //! Usage: `barge-shim SHIM_JSON [--attach-fd N]`. The caller reads one line from the shim's
-//! stdout: `ok PID` once the container runs, or `err MESSAGE`; the shim then closes its stdout.
+//! stdout: `ok PID` once the container runs, or `err CODE MESSAGE` (CODE: 127 program not
+//! found, 126 not executable, 125 any other failure; the container's state already says
+//! exited when the line is written); the shim then closes its stdout.
+//!
+//! The shim appends the container's `start`, `oom`, `die` (with `exitCode`) and `restart`
+//! events to the store's journal (see `barge_events`).
 //! With `--attach-fd`, descriptor N is a connected socket served like any client of the
 //! shim's socket (the caller has already written its request line into it).
 
 mod clients;
+mod events;
 mod execs;
 mod launch;
 mod supervisor;
@@ -21,6 +27,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::ForkResult;
+
+use barge_events::Action;
 
 use crate::config::ShimConfig;
 use crate::logs::{LogConfig, LogWriter};
@@ -42,7 +50,7 @@ pub fn main() -> i32 {
     let cfg = match ShimConfig::load(Path::new(path)) {
         Ok(c) => c,
         Err(e) => {
-            println!("err {e}");
+            println!("err {START_FAILED_REPLY} {e}");
             return 1;
         }
     };
@@ -51,12 +59,12 @@ pub fn main() -> i32 {
             Ok(fd) if fd >= 0 && sys::fd_is_open(fd) => match take_fd(fd) {
                 Ok(s) => Some(s),
                 Err(e) => {
-                    println!("err --attach-fd {n}: {e}");
+                    println!("err {START_FAILED_REPLY} --attach-fd {n}: {e}");
                     return 2;
                 }
             },
             _ => {
-                println!("err --attach-fd {n}: not an open descriptor");
+                println!("err {START_FAILED_REPLY} --attach-fd {n}: not an open descriptor");
                 return 2;
             }
         },
@@ -65,7 +73,7 @@ pub fn main() -> i32 {
     let held = match adopt_held(&cfg.held_fds) {
         Ok(h) => h,
         Err(e) => {
-            println!("err {e}");
+            println!("err {START_FAILED_REPLY} {e}");
             return 2;
         }
     };
@@ -74,7 +82,7 @@ pub fn main() -> i32 {
         Ok(ForkResult::Parent { .. }) => return 0,
         Ok(ForkResult::Child) => {}
         Err(e) => {
-            println!("err fork the shim: {e}");
+            println!("err {START_FAILED_REPLY} fork the shim: {e}");
             return 1;
         }
     }
@@ -83,7 +91,7 @@ pub fn main() -> i32 {
     match setup(&cfg) {
         Ok((listener, sfd)) => serve(cfg, listener, sfd, attach, held),
         Err(e) => {
-            println!("err {e}");
+            println!("err {START_FAILED_REPLY} {e}");
             1
         }
     }
@@ -175,7 +183,10 @@ fn serve(
     let log = match LogWriter::open(&cfg.log, log_cfg) {
         Ok(l) => l,
         Err(e) => {
-            println!("err open log {}: {e}", cfg.log.display());
+            println!(
+                "err {START_FAILED_REPLY} open log {}: {e}",
+                cfg.log.display()
+            );
             return 1;
         }
     };
@@ -203,12 +214,19 @@ fn serve(
                 sup.state.pid = pid;
                 sup.state.started_at = Some(barge_runtime::time::now_rfc3339());
                 sup.state.error = None;
+                sup.state.oom_killed = false;
                 sup.save_state();
+                // The OOM-kill counter, before the run and after it (the runtime's delete
+                // removes the cgroup).
+                let oom_file = events::oom_counter_file(&sup.cfg);
+                let oom_before = events::oom_kills(oom_file.as_ref());
+                events::emit(&sup.cfg, Action::Start, &[]);
                 if !reported {
                     report(&format!("ok {pid}"));
                     reported = true;
                 }
                 let code = sup.serve(pid, stdio);
+                sup.state.oom_killed = events::oom_kills(oom_file.as_ref()) > oom_before;
                 delete_runtime_container(&sup.cfg);
                 code
             }
@@ -216,12 +234,18 @@ fn serve(
                 sup.state.error = Some(e.clone());
                 if !reported {
                     // The caller sees the error; no restart for a container that never ran.
-                    report(&format!("err {e}"));
+                    // Recorded before the answer: the caller acts on an exited container.
                     held.clear();
                     sup.state.status = Status::Exited;
                     sup.state.exit_code = Some(code);
                     sup.state.finished_at = Some(barge_runtime::time::now_rfc3339());
                     sup.save_state();
+                    events::emit(&sup.cfg, Action::Die, &[("exitCode", code.to_string())]);
+                    report(&format!(
+                        "err {} {}",
+                        reply_code(code),
+                        e.replace('\n', " ")
+                    ));
                     sup.announce_exit(code);
                     break;
                 }
@@ -244,6 +268,10 @@ fn serve(
             Status::Exited
         };
         sup.save_state();
+        if sup.state.oom_killed {
+            events::emit(&sup.cfg, Action::Oom, &[]);
+        }
+        events::emit(&sup.cfg, Action::Die, &[("exitCode", code.to_string())]);
         sup.announce_exit(code);
         if !again {
             break;
@@ -260,10 +288,23 @@ fn serve(
             break;
         }
         sup.state.restart_count += 1;
+        events::emit(&sup.cfg, Action::Restart, &[]);
     }
     sup.close_all();
     finish(&sup.cfg);
     0
+}
+
+/// The code of an `err` answer for a start that failed with exit code `code`: 127 (program
+/// not found) and 126 (not executable) as they are, 125 for any other failure.
+pub const START_FAILED_REPLY: i32 = 125;
+
+fn reply_code(code: i32) -> i32 {
+    if code == 126 || code == 127 {
+        code
+    } else {
+        START_FAILED_REPLY
+    }
 }
 
 /// Write the caller's one line and let go of its pipe.

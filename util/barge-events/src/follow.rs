@@ -1,0 +1,282 @@
+//! Replay the journal, then wait for new events with inotify on its directory (no polling):
+//! a follower keeps the current file open and reads on from where it was. When the file is
+//! rotated, the follower drains the file it holds (now `journal.1.jsonl`: no writer appends
+//! to it any more once it is renamed, see [`crate::journal`]) and moves to the new current file
+//! (reading the rotated file first when two rotations happened since it last read). A
+//! follower that falls three files behind has lost the oldest: the journal is bounded.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, Seek, SeekFrom};
+use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+
+use crate::event::Event;
+use crate::journal::{inode, parse_lines, read_rest, Journal};
+
+/// Follows one journal.
+pub struct Follower {
+    journal: Journal,
+    inotify: Inotify,
+    /// The file being read and its inode (none before the journal's first event).
+    file: Option<(File, u64)>,
+    /// The start of a line not complete yet.
+    partial: Vec<u8>,
+    pending: VecDeque<Event>,
+}
+
+fn nix_io(what: &str, path: &std::path::Path, e: nix::Error) -> io::Error {
+    io::Error::other(format!("{what} {}: {e}", path.display()))
+}
+
+impl Follower {
+    /// Follow `journal`. With `replay`, every event it holds comes first (oldest first);
+    /// without, only events appended from now on.
+    pub fn open(journal: &Journal, replay: bool) -> io::Result<Follower> {
+        let dir = journal.dir();
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .create(dir)
+            .map_err(|e| io::Error::new(e.kind(), format!("create {}: {e}", dir.display())))?;
+        // Watch first, then open: nothing appended in between is missed.
+        let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)
+            .map_err(|e| nix_io("inotify for", dir, e))?;
+        inotify
+            .add_watch(
+                dir,
+                AddWatchFlags::IN_MODIFY
+                    | AddWatchFlags::IN_CREATE
+                    | AddWatchFlags::IN_MOVED_TO
+                    | AddWatchFlags::IN_MOVED_FROM,
+            )
+            .map_err(|e| nix_io("watch", dir, e))?;
+        let mut f = Follower {
+            journal: journal.clone(),
+            inotify,
+            file: None,
+            partial: Vec::new(),
+            pending: VecDeque::new(),
+        };
+        f.file = f.open_current()?;
+        if replay {
+            let held = f.file.as_ref().map(|(_, ino)| *ino);
+            let rotated = journal.rotated();
+            match File::open(&rotated) {
+                Ok(mut r) => {
+                    // Rotated since we opened ours: it is the one we hold.
+                    if Some(inode(&r)?) != held {
+                        let mut data = Vec::new();
+                        read_rest(&mut r, &mut data)?;
+                        f.pending.extend(parse_lines(&data));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("open {}: {e}", rotated.display()),
+                    ))
+                }
+            }
+        } else if let Some((file, _)) = &mut f.file {
+            file.seek(SeekFrom::End(0))?;
+        }
+        Ok(f)
+    }
+
+    fn open_current(&self) -> io::Result<Option<(File, u64)>> {
+        let path = self.journal.current();
+        match File::open(&path) {
+            Ok(file) => {
+                let ino = inode(&file)?;
+                Ok(Some((file, ino)))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io::Error::new(
+                e.kind(),
+                format!("open {}: {e}", path.display()),
+            )),
+        }
+    }
+
+    /// Read what the held file has, and move on to a new current file (rotation).
+    fn drain(&mut self) -> io::Result<()> {
+        loop {
+            self.read_held()?;
+            let now = std::fs::metadata(self.journal.current())
+                .ok()
+                .map(|m| m.ino());
+            let held = self.file.as_ref().map(|(_, ino)| *ino);
+            if now.is_none() || now == held {
+                return Ok(());
+            }
+            // Rotated (or created): all writes to the held file happened before the rename.
+            self.read_held()?;
+            self.partial.clear();
+            let next = self.open_current()?;
+            // Rotated twice: the file between the held one and the new current one is the
+            // rotated file now (complete: nothing appends to it any more).
+            let next_ino = next.as_ref().map(|(_, ino)| *ino);
+            if let Ok(mut r) = File::open(self.journal.rotated()) {
+                let r_ino = inode(&r)?;
+                if Some(r_ino) != held && Some(r_ino) != next_ino {
+                    let mut data = Vec::new();
+                    read_rest(&mut r, &mut data)?;
+                    self.pending.extend(parse_lines(&data));
+                }
+            }
+            self.file = next;
+        }
+    }
+
+    fn read_held(&mut self) -> io::Result<()> {
+        let Some((file, _)) = &mut self.file else {
+            return Ok(());
+        };
+        let start = self.partial.len();
+        read_rest(file, &mut self.partial)?;
+        if self.partial.len() == start {
+            return Ok(());
+        }
+        let Some(last_nl) = self.partial.iter().rposition(|b| *b == b'\n') else {
+            return Ok(());
+        };
+        let rest = self.partial.split_off(last_nl + 1);
+        self.pending.extend(parse_lines(&self.partial));
+        self.partial = rest;
+        Ok(())
+    }
+
+    /// The next event, waiting up to `timeout` for one (`None`: wait as long as it takes);
+    /// `Ok(None)` when none came in time.
+    pub fn next_timeout(&mut self, timeout: Option<Duration>) -> io::Result<Option<Event>> {
+        let end = timeout.map(|t| Instant::now() + t);
+        loop {
+            if let Some(ev) = self.pending.pop_front() {
+                return Ok(Some(ev));
+            }
+            self.drain()?;
+            if let Some(ev) = self.pending.pop_front() {
+                return Ok(Some(ev));
+            }
+            let wait = match end {
+                None => PollTimeout::NONE,
+                Some(end) => {
+                    let left = end.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Ok(None);
+                    }
+                    // Round up: a wait that ends early only loops.
+                    let ms = left.as_millis().saturating_add(1).min(i32::MAX as u128) as i32;
+                    PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+                }
+            };
+            let mut fds = [PollFd::new(self.inotify.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, wait) {
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(nix_io("wait for events in", self.journal.dir(), e)),
+            }
+            // Empty the queue; what changed is read from the files.
+            while let Ok(evs) = self.inotify.read_events() {
+                if evs.is_empty() {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+impl Iterator for Follower {
+    type Item = io::Result<Event>;
+
+    /// Blocks until the next event.
+    fn next(&mut self) -> Option<io::Result<Event>> {
+        self.next_timeout(None).transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Action, Type};
+
+    fn ev(i: usize) -> Event {
+        Event::now(Type::Container, Action::Start, format!("c{i}"))
+    }
+
+    #[test]
+    fn replays_then_follows_live() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::new(dir.path().join("ev"));
+        j.append(&ev(0)).unwrap();
+        let mut all = Follower::open(&j, true).unwrap();
+        let mut live = Follower::open(&j, false).unwrap();
+        assert_eq!(
+            all.next_timeout(Some(Duration::ZERO))
+                .unwrap()
+                .unwrap()
+                .actor
+                .id,
+            "c0"
+        );
+        assert!(live
+            .next_timeout(Some(Duration::from_millis(20)))
+            .unwrap()
+            .is_none());
+        let j2 = j.clone();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            j2.append(&ev(1)).unwrap();
+        });
+        let t = Instant::now();
+        let got = live
+            .next_timeout(Some(Duration::from_secs(5)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.actor.id, "c1");
+        assert!(t.elapsed() < Duration::from_secs(2));
+        assert_eq!(
+            all.next_timeout(Some(Duration::from_secs(5)))
+                .unwrap()
+                .unwrap()
+                .actor
+                .id,
+            "c1"
+        );
+        writer.join().unwrap();
+    }
+
+    #[test]
+    fn follower_misses_nothing_across_rotations() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::new(dir.path()).with_max_bytes(16 << 10);
+        let mut f = Follower::open(&j, true).unwrap();
+        let n = 2000;
+        let j2 = j.clone();
+        let writer = std::thread::spawn(move || {
+            for i in 0..n {
+                j2.append(&ev(i)).unwrap();
+                if i % 20 == 0 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        });
+        let mut seen = Vec::new();
+        while seen.len() < n {
+            match f.next_timeout(Some(Duration::from_secs(10))).unwrap() {
+                Some(e) => seen.push(e.actor.id),
+                None => panic!("stalled after {} events", seen.len()),
+            }
+        }
+        writer.join().unwrap();
+        let want: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
+        assert_eq!(seen, want);
+        // The journal was rotated many times and stays bounded.
+        assert!(std::fs::metadata(j.current()).unwrap().len() < 17 << 10);
+        assert!(j.read().unwrap().len() < 400);
+    }
+}
