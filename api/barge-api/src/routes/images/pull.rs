@@ -53,7 +53,7 @@ pub async fn create(s: State<AppState>, p: Params, req: Request) -> ApiResult<Re
     // The pull runs to its end even if the client goes away (a cut pull would only be
     // resumed later); its messages then go nowhere.
     tokio::spawn(async move {
-        let repo = barge_image::reference::familiar(&reference.repo_name()).to_string();
+        let repo = reference.repository().to_string();
         let tag = reference
             .tag()
             .map(str::to_string)
