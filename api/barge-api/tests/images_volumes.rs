@@ -35,7 +35,10 @@ fn pull_inspect_history_tag_rmi() {
     );
     assert_eq!(raw.status, 200);
     let text = raw.text();
-    assert!(text.contains("\"status\":\"Pulling from tools/bb\""), "{text}");
+    assert!(
+        text.contains("\"status\":\"Pulling from tools/bb\""),
+        "{text}"
+    );
     assert!(text.contains("Image is up to date for"), "{text}");
     let id = d.docker_ok(&["image", "inspect", "-f", "{{.Id}}", &name]);
     assert_eq!(id.trim(), built.config_digest);
@@ -89,8 +92,15 @@ fn save_load_import() {
     d.docker_ok(&["rmi", "bb"]);
     let o = d.docker_stdin(&["load"], &saved.stdout);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("Loaded image: bb:latest"), "{}", stdout(&o));
-    assert_eq!(d.docker_ok(&["image", "inspect", "-f", "{{.Id}}", "bb"]), id);
+    assert!(
+        stdout(&o).contains("Loaded image: bb:latest"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        d.docker_ok(&["image", "inspect", "-f", "{{.Id}}", "bb"]),
+        id
+    );
     // (Not --rm: `docker run --rm` waits for condition=removed, the container endpoints' part.)
     let run = d.docker_ok(&["run", "bb", "echo", "loaded"]);
     assert_eq!(run.trim(), "loaded");
@@ -130,7 +140,8 @@ fn huge_load_body_is_streamed() {
     s.write_all(head.as_bytes()).unwrap();
     // One tar header for a big blob entry, then its content.
     let mut h = tar::Header::new_gnu();
-    h.set_path(format!("blobs/sha256/{}", "ab".repeat(32))).unwrap();
+    h.set_path(format!("blobs/sha256/{}", "ab".repeat(32)))
+        .unwrap();
     h.set_size((size - 1024) as u64);
     h.set_mode(0o644);
     h.set_cksum();
@@ -159,7 +170,10 @@ fn huge_load_body_is_streamed() {
         peak < 64 * 1024,
         "daemon RSS peaked at {peak} KiB while reading a 128 MiB body"
     );
-    assert!(sent >= size / 2, "the daemon stopped reading after {sent} bytes");
+    assert!(
+        sent >= size / 2,
+        "the daemon stopped reading after {sent} bytes"
+    );
 }
 
 #[test]
@@ -169,9 +183,17 @@ fn volumes_create_ls_inspect_rm_prune() {
     d.docker_ok(&["volume", "create", "v2"]);
     let ls = d.docker_ok(&["volume", "ls", "-q", "--filter", "label=team=a"]);
     assert_eq!(ls.trim(), "v1");
-    let mp = d.docker_ok(&["volume", "inspect", "-f", "{{.Mountpoint}} {{.Labels.team}}", "v1"]);
+    let mp = d.docker_ok(&[
+        "volume",
+        "inspect",
+        "-f",
+        "{{.Mountpoint}} {{.Labels.team}}",
+        "v1",
+    ]);
     assert!(mp.trim().ends_with("/volumes/v1/_data a"), "{mp}");
-    d.docker_ok(&["run", "-d", "--name", "user", "-v", "v1:/data", "bb", "sleep", "60"]);
+    d.docker_ok(&[
+        "run", "-d", "--name", "user", "-v", "v1:/data", "bb", "sleep", "60",
+    ]);
     let busy = d.docker(&["volume", "rm", "v1"]);
     assert!(!busy.status.success());
     let (st, _) = d.json("DELETE", "/volumes/v1", b"");
@@ -196,22 +218,44 @@ fn volumes_create_ls_inspect_rm_prune() {
 fn networks_create_connect_inspect_rm() {
     let d = Daemon::start();
     d.docker_ok(&[
-        "network", "create", "--subnet", "10.231.7.0/24", "--gateway", "10.231.7.1", "--label",
-        "k=v", "d2net",
+        "network",
+        "create",
+        "--subnet",
+        "10.231.7.0/24",
+        "--gateway",
+        "10.231.7.1",
+        "--label",
+        "k=v",
+        "d2net",
     ]);
     let dup = d.docker(&["network", "create", "d2net"]);
     assert!(!dup.status.success());
     assert!(stderr(&dup).contains("already exists"), "{}", stderr(&dup));
-    let ls = d.docker_ok(&["network", "ls", "--format", "{{.Name}}", "--filter", "label=k=v"]);
+    let ls = d.docker_ok(&[
+        "network",
+        "ls",
+        "--format",
+        "{{.Name}}",
+        "--filter",
+        "label=k=v",
+    ]);
     assert_eq!(ls.trim(), "d2net");
     let ipam = d.docker_ok(&[
-        "network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}}{{end}}", "d2net",
+        "network",
+        "inspect",
+        "-f",
+        "{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}}{{end}}",
+        "d2net",
     ]);
     assert_eq!(ipam.trim(), "10.231.7.0/24 10.231.7.1");
     d.docker_ok(&["run", "-d", "--name", "peer", "bb", "sleep", "60"]);
     d.docker_ok(&["network", "connect", "--alias", "pal", "d2net", "peer"]);
     let members = d.docker_ok(&[
-        "network", "inspect", "-f", "{{range .Containers}}{{.Name}} {{.IPv4Address}}{{end}}", "d2net",
+        "network",
+        "inspect",
+        "-f",
+        "{{range .Containers}}{{.Name}} {{.IPv4Address}}{{end}}",
+        "d2net",
     ]);
     assert!(members.starts_with("peer 10.231.7."), "{members}");
     // The container sees the new interface on the network's subnet.
@@ -223,7 +267,11 @@ fn networks_create_connect_inspect_rm() {
     d.docker_ok(&["network", "rm", "d2net"]);
     let (st, _) = d.json("GET", "/networks/d2net", b"");
     assert_eq!(st, 404);
-    let (st, _) = d.json("POST", "/networks/create", br#"{"Name":"x","Driver":"overlay"}"#);
+    let (st, _) = d.json(
+        "POST",
+        "/networks/create",
+        br#"{"Name":"x","Driver":"overlay"}"#,
+    );
     assert_eq!(st, 400);
     let (st, _) = d.json("POST", "/networks/create", b"[");
     assert_eq!(st, 400);
@@ -239,21 +287,46 @@ fn cp_both_ways() {
     let f = dir.path().join("hello.txt");
     std::fs::write(&f, "hi there\n").unwrap();
     d.docker_ok(&["volume", "create", "cpvol"]);
-    d.docker_ok(&["run", "-d", "--name", "cpc", "-v", "cpvol:/data", "bb", "sleep", "60"]);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cpc",
+        "-v",
+        "cpvol:/data",
+        "bb",
+        "sleep",
+        "60",
+    ]);
     d.docker_ok(&["cp", f.to_str().unwrap(), "cpc:/tmp/"]);
     d.docker_ok(&["cp", f.to_str().unwrap(), "cpc:/data/in-volume.txt"]);
-    let seen = d.docker_ok(&["exec", "cpc", "cat", "/tmp/hello.txt", "/data/in-volume.txt"]);
+    let seen = d.docker_ok(&[
+        "exec",
+        "cpc",
+        "cat",
+        "/tmp/hello.txt",
+        "/data/in-volume.txt",
+    ]);
     assert_eq!(seen, "hi there\nhi there\n");
     let vol = d.docker_ok(&["volume", "inspect", "-f", "{{.Mountpoint}}", "cpvol"]);
     assert_eq!(
         std::fs::read_to_string(std::path::Path::new(vol.trim()).join("in-volume.txt")).unwrap(),
         "hi there\n"
     );
-    d.docker_ok(&["exec", "cpc", "sh", "-c", "mkdir -p /srv/t/u && echo deep > /srv/t/u/f && ln -s /etc/passwd /srv/t/link"]);
+    d.docker_ok(&[
+        "exec",
+        "cpc",
+        "sh",
+        "-c",
+        "mkdir -p /srv/t/u && echo deep > /srv/t/u/f && ln -s /etc/passwd /srv/t/link",
+    ]);
     let out = dir.path().join("out");
     std::fs::create_dir(&out).unwrap();
     d.docker_ok(&["cp", "cpc:/srv/t", out.to_str().unwrap()]);
-    assert_eq!(std::fs::read_to_string(out.join("t/u/f")).unwrap(), "deep\n");
+    assert_eq!(
+        std::fs::read_to_string(out.join("t/u/f")).unwrap(),
+        "deep\n"
+    );
     assert_eq!(
         std::fs::read_link(out.join("t/link")).unwrap(),
         std::path::Path::new("/etc/passwd"),
@@ -282,7 +355,13 @@ fn put_archive_hostile_tar_stays_inside() {
     let outside = tempfile::tempdir().unwrap();
     let target = outside.path().to_str().unwrap().to_string();
     // The container plants a symlink to the host directory's path (meaningless inside it).
-    d.docker_ok(&["exec", "hx", "sh", "-c", &format!("mkdir -p /w && ln -s {target} /w/esc")]);
+    d.docker_ok(&[
+        "exec",
+        "hx",
+        "sh",
+        "-c",
+        &format!("mkdir -p /w && ln -s {target} /w/esc"),
+    ]);
 
     let tar_of = |entries: &[(&str, tar::EntryType, &str, &[u8])]| {
         let mut b = tar::Builder::new(Vec::new());
@@ -302,7 +381,12 @@ fn put_archive_hostile_tar_stays_inside() {
         }
         b.into_inner().unwrap()
     };
-    let dotdot = tar_of(&[("../../../../../../../../tmp/pwned-by-cp", tar::EntryType::Regular, "", b"x")]);
+    let dotdot = tar_of(&[(
+        "../../../../../../../../tmp/pwned-by-cp",
+        tar::EntryType::Regular,
+        "",
+        b"x",
+    )]);
     let r = d.request("PUT", "/containers/hx/archive?path=/w", &dotdot);
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(!std::path::Path::new("/tmp/pwned-by-cp").exists());

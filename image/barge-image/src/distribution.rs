@@ -78,8 +78,10 @@ pub async fn describe(
                 .await
                 .map_err(fail)?;
             let (cfg, _) = manifest::parse_config(&blob, &m.config().digest().to_string())?;
-            vec![json!({"architecture": cfg.architecture().to_string(), "os": cfg.os().to_string(),
-                        "variant": cfg.variant().clone().unwrap_or_default()})]
+            vec![
+                json!({"architecture": cfg.architecture().to_string(), "os": cfg.os().to_string(),
+                        "variant": cfg.variant().clone().unwrap_or_default()}),
+            ]
         }
     };
     Ok(Described {
