@@ -3,6 +3,7 @@
 //! socket and exec_run, volumes and networks, put/get archive.
 #![allow(clippy::unwrap_used)]
 
+#[allow(unused_imports)] // the harness exports more than this file uses
 mod common;
 
 use barge_testutil::oci_image::{push_image, Image};

@@ -3,6 +3,7 @@
 //! input to those endpoints through the raw socket.
 #![allow(clippy::unwrap_used)]
 
+#[allow(unused_imports)] // the harness exports more than this file uses
 mod common;
 
 use barge_testutil::oci_image::{push_image, Image};

@@ -140,14 +140,7 @@ fn spawn(cfg: &ShimConfig, id: &str, attach: Option<bool>) -> Result<(Running, I
                 Ok(m) => Some(m),
                 Err(e) => {
                     return Err(match read_result(res_r, child) {
-                        Err((code, m)) => (
-                            if code == START_FAILED {
-                                EXEC_FAILED
-                            } else {
-                                code
-                            },
-                            m,
-                        ),
+                        Err((code, m)) => (if code == START_FAILED { EXEC_FAILED } else { code }, m),
                         Ok(pid) => {
                             // It runs without a terminal we can reach: end it.
                             let _ = nix::sys::signal::kill(
@@ -166,14 +159,7 @@ fn spawn(cfg: &ShimConfig, id: &str, attach: Option<bool>) -> Result<(Running, I
     let now = barge_runtime::time::now_rfc3339();
     let result = read_result(res_r, child).map_err(|(code, m)| {
         // read_result's own failures carry the container's start code.
-        (
-            if code == START_FAILED {
-                EXEC_FAILED
-            } else {
-                code
-            },
-            m,
-        )
+        (if code == START_FAILED { EXEC_FAILED } else { code }, m)
     });
     let state = match &result {
         Ok(pid) => ExecState {

@@ -69,7 +69,7 @@ pub async fn create(s: State<AppState>, p: Params, req: Request) -> ApiResult<Re
         match r {
             Ok(rec) => {
                 lines.send(&json!({"status": format!("Digest: {}", rec.target)}));
-                let fresh = !had.is_some_and(|old| old.config == rec.config);
+                let fresh = had.is_none_or(|old| old.config != rec.config);
                 let what = if fresh {
                     "Downloaded newer image for"
                 } else {
