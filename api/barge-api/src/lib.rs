@@ -7,11 +7,16 @@
 //! shims, and everything the runtime does for the daemon happens in a shim or a child that
 //! execs at once.
 #![deny(unsafe_code)]
+// docker's /info document is one big json! literal.
+#![recursion_limit = "256"]
 
+pub mod create;
 pub mod error;
+pub mod hijack;
 pub mod routes;
 pub mod server;
 pub mod state;
+pub mod stdcopy;
 #[allow(unsafe_code)] // the crate's one syscall-facing module: adopting socket-activation fds
 mod sys;
 pub mod version;

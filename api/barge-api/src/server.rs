@@ -12,6 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use futures_util::FutureExt;
+use tower::ServiceExt;
 
 use crate::state::AppState;
 use crate::version::{self, API_VERSION};
@@ -159,15 +160,8 @@ pub async fn serve(
     for l in listeners {
         let l = tokio::net::UnixListener::from_std(l).map_err(|e| format!("listener: {e}"))?;
         let app = app.clone();
-        let mut rx = stop_rx.clone();
-        tasks.push(tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = rx.wait_for(|s| *s).await;
-            };
-            axum::serve(l, app.into_make_service())
-                .with_graceful_shutdown(shutdown)
-                .await
-        }));
+        let rx = stop_rx.clone();
+        tasks.push(tokio::spawn(accept_loop(l, app, rx)));
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| format!("SIGTERM handler: {e}"))?;
@@ -188,6 +182,49 @@ pub async fn serve(
     })
     .await;
     Ok(())
+}
+
+/// Accept connections on `l` until the stop signal; each is served by hyper's HTTP/1 with
+/// upgrades (docker's hijacked attach and exec connections), its io the unix stream itself
+/// (so a hijacked connection can be watched for a hangup).
+async fn accept_loop(
+    l: tokio::net::UnixListener,
+    app: Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let conn = tokio::select! {
+            c = l.accept() => c,
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => return,
+        };
+        let stream = match conn {
+            Ok((s, _)) => s,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!("accept: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let svc = hyper_util::service::TowerToHyperService::new(
+            app.clone()
+                .map_request(|req: hyper::Request<hyper::body::Incoming>| req.map(Body::new)),
+        );
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                .with_upgrades();
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = async { let _ = stop.wait_for(|s| *s).await; } => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
 }
 
 /// An empty-bodied response with a status (docker's 204s and 304s).

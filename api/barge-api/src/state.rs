@@ -11,6 +11,39 @@ use crate::error::{ApiError, ApiResult};
 pub struct AppState {
     pub engine: Arc<Engine>,
     pub info: Arc<DaemonInfo>,
+    /// Attaches waiting for their container to start (docker attaches before it starts).
+    pub pending: Arc<Pending>,
+}
+
+/// An attach made before its container started: the start hands it the shim's socket.
+pub struct PendingAttach {
+    pub streams: barge_engine::container::Streams,
+    pub tx: tokio::sync::oneshot::Sender<std::os::unix::net::UnixStream>,
+}
+
+/// Pending attaches by container id.
+#[derive(Default)]
+pub struct Pending(std::sync::Mutex<std::collections::HashMap<String, Vec<PendingAttach>>>);
+
+impl Pending {
+    pub fn add(&self, id: &str, p: PendingAttach) {
+        if let Ok(mut m) = self.0.lock() {
+            let v = m.entry(id.to_string()).or_default();
+            // Attaches whose client went away are dropped here.
+            v.retain(|p| !p.tx.is_closed());
+            v.push(p);
+        }
+    }
+    pub fn take(&self, id: &str) -> Vec<PendingAttach> {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|mut m| m.remove(id))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| !p.tx.is_closed())
+            .collect()
+    }
 }
 
 /// Facts about this daemon for `/info` and `/version`.

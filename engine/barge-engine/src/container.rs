@@ -23,6 +23,13 @@ use crate::Engine;
 /// again (a shim that dies writes no `die`).
 const WAIT_RECHECK: Duration = Duration::from_secs(1);
 
+/// A wait whose event subscription is in place ([`Engine::wait_prepare`]).
+pub struct PreparedWait {
+    key: String,
+    rec: ContainerRecord,
+    sub: crate::events::Subscription,
+}
+
 /// docker's wait conditions (`condition=` of `POST /containers/{id}/wait`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WaitCondition {
@@ -362,9 +369,18 @@ impl Engine {
     /// until its next exit (docker's behaviour). A container whose shim is gone (nobody will
     /// record its exit) is [`Error::ShimLost`].
     pub fn wait_for(&self, key: &str, cond: WaitCondition) -> Result<i32> {
+        let w = self.wait_prepare(key)?;
+        self.wait_prepared(w, cond, &|| false)
+            .and_then(|c| c.ok_or_else(|| Error::NoSuchContainer(key.into())))
+    }
+
+    /// The first half of [`Engine::wait_for`]: find the container and follow its events, so
+    /// that an exit after this returns is seen by [`Engine::wait_prepared`] (the API answers
+    /// a `wait` request's headers in between, before the client starts the container).
+    pub fn wait_prepare(&self, key: &str) -> Result<PreparedWait> {
         let rec = self.db.find(key)?;
         // Follow first: an exit between the check below and the wait is in the stream.
-        let mut sub = self.subscribe(&SubscribeOptions {
+        let sub = self.subscribe(&SubscribeOptions {
             since: None,
             until: None,
             filters: Filters {
@@ -374,13 +390,33 @@ impl Engine {
                 ..Default::default()
             },
         })?;
+        Ok(PreparedWait {
+            key: key.to_string(),
+            rec,
+            sub,
+        })
+    }
+
+    /// The second half of [`Engine::wait_for`]; `None` once `cancelled` says so (checked
+    /// about every second: a client that went away).
+    pub fn wait_prepared(
+        &self,
+        w: PreparedWait,
+        cond: WaitCondition,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<Option<i32>> {
+        let PreparedWait { key, rec, mut sub } = w;
+        let key = key.as_str();
         let mut last_code: Option<i32> = None;
         loop {
+            if cancelled() {
+                return Ok(None);
+            }
             // At first, and whenever no event came for a while (a shim that died writes no
             // `die`; an event may have been lost).
             if self.db.find(&rec.id).is_err() {
                 return match cond {
-                    WaitCondition::Removed => Ok(last_code.unwrap_or(0)),
+                    WaitCondition::Removed => Ok(Some(last_code.unwrap_or(0))),
                     _ => Err(Error::NoSuchContainer(key.into())),
                 };
             }
@@ -393,7 +429,7 @@ impl Engine {
                 });
             }
             if cond == WaitCondition::NotRunning && !st.state.is_active() {
-                return Ok(st.exit_code.unwrap_or(0));
+                return Ok(Some(st.exit_code.unwrap_or(0)));
             }
             loop {
                 match sub.next_timeout(WAIT_RECHECK)? {
@@ -401,12 +437,12 @@ impl Engine {
                         let code = ev.exit_code().unwrap_or(255);
                         last_code = Some(code);
                         if cond != WaitCondition::Removed {
-                            return Ok(code);
+                            return Ok(Some(code));
                         }
                     }
                     Next::Event(ev) if ev.action == Action::Destroy => {
                         if cond == WaitCondition::Removed {
-                            return Ok(last_code.unwrap_or(0));
+                            return Ok(Some(last_code.unwrap_or(0)));
                         }
                         return Err(Error::NoSuchContainer(key.into()));
                     }

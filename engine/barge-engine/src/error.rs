@@ -72,6 +72,9 @@ pub enum Error {
     },
     /// A record barge keeps (a container's stored config, a shim's or an exec's state file)
     /// could not be read or is damaged; the message names it.
+    /// A path that does not exist in a container's filesystem (docker cp).
+    #[error("Could not find the file {path} in container {container}")]
+    NoSuchPath { container: String, path: String },
     #[error("{0}")]
     Record(String),
     /// The runtime spec barge built for a container is not valid.
@@ -91,6 +94,9 @@ pub enum Error {
     /// registry does not have is NotFound, an unreachable registry Unavailable).
     #[error("{msg}")]
     Registry { kind: ErrorKind, msg: String },
+    /// A container's files could not be packed or unpacked (docker cp, export).
+    #[error("{0}")]
+    Archive(String),
     /// The event journal could not be read or followed.
     #[error("{0}")]
     Journal(String),
@@ -139,6 +145,7 @@ impl Error {
         match self {
             Error::NoSuchContainer(_)
             | Error::NoSuchImage(_)
+            | Error::NoSuchPath { .. }
             | Error::NoSuchExec(_)
             | Error::NoSuchVolume(_)
             | Error::NoSuchNetwork(_) => K::NotFound,
@@ -162,7 +169,8 @@ impl Error {
             | Error::Spec(_)
             | Error::Sys { .. }
             | Error::Firewall(_)
-            | Error::Journal(_) => K::Internal,
+            | Error::Journal(_)
+            | Error::Archive(_) => K::Internal,
         }
     }
 

@@ -102,6 +102,18 @@ impl Engine {
         opts: &LogOptions,
         out: (&mut dyn Write, &mut dyn Write),
     ) -> Result<()> {
+        self.logs_to_until(key, opts, out, &|| false)
+    }
+
+    /// [`Engine::logs_to`] that also stops, quietly, once `cancelled` says so (checked at
+    /// every poll of a followed log: a client that went away while the container is silent).
+    pub fn logs_to_until(
+        &self,
+        key: &str,
+        opts: &LogOptions,
+        out: (&mut dyn Write, &mut dyn Write),
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<()> {
         let rec = self.db.find(key)?;
         let read = ReadOptions {
             tail: opts.tail,
@@ -116,6 +128,9 @@ impl Engine {
         let mut checks = 0u32;
         let mut lost = None;
         let mut done = || {
+            if cancelled() {
+                return true;
+            }
             // Follow until the container is finished for good (checked every few polls).
             checks += 1;
             if !checks.is_multiple_of(5) {

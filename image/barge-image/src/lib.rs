@@ -7,6 +7,7 @@ pub mod archive;
 pub mod config;
 pub mod content;
 pub mod digest;
+pub mod distribution;
 pub mod error;
 pub mod gc;
 pub mod hosts;

@@ -148,7 +148,9 @@ fn endpoint_client(
         )
     })?;
     let who = if ep.origin { registry } else { &ep.host };
-    let auth = match config.credentials(who)? {
+    // Given credentials (`Config::given_credentials`) count for the registry itself only.
+    let stored = config.credentials(who)?;
+    let auth = match stored {
         Some((user, pass)) => RegistryAuth::Basic(user, pass),
         None => RegistryAuth::Anonymous,
     };

@@ -47,17 +47,12 @@ fn main() {
 }
 
 fn engine_options(args: &Args) -> Result<EngineOptions, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("locate own binary: {e}"))?;
-    let near = |name: &str, var: &str| match std::env::var_os(var) {
-        Some(p) => PathBuf::from(p),
-        None => exe.with_file_name(name),
-    };
     Ok(EngineOptions {
         root: args.root.clone(),
         runroot: args.runroot.clone(),
-        shim: near("barge-shim", "BARGE_SHIM"),
-        exit_helper: near("barge-exit", "BARGE_EXIT"),
-        registry: near("barge-registry", "BARGE_REGISTRY"),
+        shim: barge_engine::helper_binary("barge-shim", "BARGE_SHIM"),
+        exit_helper: barge_engine::helper_binary("barge-exit", "BARGE_EXIT"),
+        registry: barge_engine::helper_binary("barge-registry", "BARGE_REGISTRY"),
         init: std::env::var_os("BARGE_INIT")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("/usr/bin/tini-static")),
@@ -100,6 +95,7 @@ fn run(args: Args) -> Result<(), String> {
             started: std::time::SystemTime::now(),
             hosts: args.hosts.clone(),
         }),
+        pending: Default::default(),
     };
     // Two workers are plenty: requests are short, engine work runs on the blocking pool.
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -2,18 +2,25 @@
 
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::error::ApiResult;
-use crate::state::AppState;
+use axum::extract::State;
+
+use crate::error::{ApiError, ApiResult};
+use crate::routes::params::Params;
+use crate::state::{engine, AppState};
 use crate::version::{API_VERSION, MIN_API_VERSION};
 
 pub fn routes() -> Router<AppState> {
     let r = Router::new()
         .route("/_ping", get(ping).head(ping))
-        .route("/version", get(version));
+        .route("/version", get(version))
+        .route("/info", get(info))
+        .route("/system/df", get(df))
+        .route("/events", get(events))
+        .route("/build", post(build));
     // A handler that panics, for the test proving one request's panic leaves the daemon up.
     if std::env::var_os("BARGE_DAEMON_TEST_HOOKS").is_some() {
         r.route("/_barge/panic", get(panic_hook))
@@ -85,4 +92,313 @@ async fn version() -> ApiResult<Json<serde_json::Value>> {
 
 async fn panic_hook() -> &'static str {
     panic!("test hook: a handler panicked on purpose")
+}
+
+/// `POST /build`: not yet.
+async fn build() -> ApiError {
+    ApiError::not_implemented(
+        "barge does not build images yet: build with another tool and docker load or push/pull the result",
+    )
+}
+
+fn os_release() -> String {
+    std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                l.strip_prefix("PRETTY_NAME=")
+                    .map(|v| v.trim_matches('"').to_string())
+            })
+        })
+        .unwrap_or_else(|| "Linux".into())
+}
+
+fn mem_total() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                l.strip_prefix("MemTotal:")
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+fn cgroup_version() -> &'static str {
+    if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        "2"
+    } else {
+        "1"
+    }
+}
+
+/// `GET /info`: docker's system information.
+async fn info(State(s): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
+    let hosts = s.info.hosts.clone();
+    s.blocking(move |e| {
+        let listed = engine(e.list_containers(&barge_engine::list::ListOptions {
+            all: true,
+            ..Default::default()
+        }))?;
+        let count = |st: barge_engine::status::State| {
+            listed.iter().filter(|l| l.status.state == st).count()
+        };
+        use barge_engine::status::State as S;
+        let running = count(S::Running) + count(S::Restarting);
+        let paused = count(S::Paused);
+        let images = engine(e.images.db.images().map_err(barge_engine::Error::from))?;
+        let mut ids: Vec<String> = images.iter().map(|i| i.config.to_string()).collect();
+        ids.sort();
+        ids.dedup();
+        let uts = nix::sys::utsname::uname().ok();
+        let name = uts
+            .as_ref()
+            .map(|u| u.nodename().to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let machine = uts
+            .as_ref()
+            .map(|u| u.machine().to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let ncpu = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        Ok(Json(json!({
+            "ID": "",
+            "Containers": listed.len(),
+            "ContainersRunning": running,
+            "ContainersPaused": paused,
+            "ContainersStopped": listed.len() - running - paused,
+            "Images": ids.len(),
+            "Driver": "overlay2",
+            "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"]],
+            "Plugins": {
+                "Volume": ["local"],
+                "Network": ["bridge", "host", "null"],
+                "Authorization": null,
+                "Log": ["json-file"],
+            },
+            "MemoryLimit": true,
+            "SwapLimit": false,
+            "CpuCfsPeriod": true,
+            "CpuCfsQuota": true,
+            "CPUShares": true,
+            "CPUSet": true,
+            "PidsLimit": true,
+            "IPv4Forwarding": true,
+            "Debug": false,
+            "NFd": 0,
+            "OomKillDisable": false,
+            "NGoroutines": 0,
+            "SystemTime": barge_util::time::now_rfc3339_nano(),
+            "LoggingDriver": "json-file",
+            "CgroupDriver": "cgroupfs",
+            "CgroupVersion": cgroup_version(),
+            "NEventsListener": 0,
+            "KernelVersion": kernel_version(),
+            "OperatingSystem": os_release(),
+            "OSVersion": "",
+            "OSType": "linux",
+            "Architecture": machine,
+            "IndexServerAddress": "https://index.docker.io/v1/",
+            "RegistryConfig": {
+                "AllowNondistributableArtifactsCIDRs": [],
+                "AllowNondistributableArtifactsHostnames": [],
+                "InsecureRegistryCIDRs": ["127.0.0.0/8"],
+                "IndexConfigs": {
+                    "docker.io": {
+                        "Name": "docker.io",
+                        "Mirrors": [],
+                        "Secure": true,
+                        "Official": true,
+                    }
+                },
+                "Mirrors": [],
+            },
+            "NCPU": ncpu,
+            "MemTotal": mem_total(),
+            "DockerRootDir": e.paths.root,
+            "HttpProxy": "",
+            "HttpsProxy": "",
+            "NoProxy": "",
+            "Name": name,
+            "Labels": [],
+            "ExperimentalBuild": false,
+            "ServerVersion": env!("CARGO_PKG_VERSION"),
+            "Runtimes": { "barge": { "path": e.opts.shim } },
+            "DefaultRuntime": "barge",
+            "Swarm": { "LocalNodeState": "inactive", "ControlAvailable": false, "NodeID": "", "NodeAddr": "", "Error": "", "RemoteManagers": null },
+            "LiveRestoreEnabled": true,
+            "Isolation": "",
+            "InitBinary": e.opts.init,
+            "ContainerdCommit": { "ID": "" },
+            "RuncCommit": { "ID": "" },
+            "InitCommit": { "ID": "" },
+            "SecurityOptions": ["name=seccomp,profile=builtin"],
+            "Hosts": hosts,
+            "Warnings": [],
+        })))
+    })
+    .await
+}
+
+/// The bytes under `p` (not following symlinks).
+fn dir_size(p: &std::path::Path) -> u64 {
+    let Ok(md) = std::fs::symlink_metadata(p) else {
+        return 0;
+    };
+    if !md.is_dir() {
+        return md.len();
+    }
+    std::fs::read_dir(p)
+        .map(|rd| rd.flatten().map(|e| dir_size(&e.path())).sum())
+        .unwrap_or(0)
+}
+
+/// `GET /system/df`: images, containers and volumes with their sizes.
+async fn df(State(s): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
+    s.blocking(move |e| {
+        let now = barge_engine::docker::time::now();
+        let listed = engine(e.list_containers(&barge_engine::list::ListOptions {
+            all: true,
+            ..Default::default()
+        }))?;
+        let mut images = engine(barge_engine::docker::image::list(&e.images))?;
+        let mut layers = 0i64;
+        for img in images.iter_mut() {
+            let id = img["Id"].as_str().unwrap_or("").to_string();
+            let n = listed
+                .iter()
+                .filter(|l| l.record.config.image_id == id)
+                .count();
+            img["Containers"] = json!(n);
+            layers += img["Size"].as_i64().unwrap_or(0);
+        }
+        let containers: Vec<serde_json::Value> = listed
+            .iter()
+            .map(|l| {
+                let mut v = barge_engine::docker::list::entry(e, &l.record, &l.status, now);
+                v["SizeRw"] = json!(0);
+                v["SizeRootFs"] = json!(0);
+                v
+            })
+            .collect();
+        let vols = engine(e.db.volumes())?;
+        let volumes: Vec<serde_json::Value> = vols
+            .iter()
+            .map(|v| {
+                let mut doc = barge_engine::docker::volume::volume(e, v);
+                let refs = listed
+                    .iter()
+                    .filter(|l| {
+                        l.record
+                            .config
+                            .mounts
+                            .iter()
+                            .any(|m| m.kind == "volume" && m.source == v.name)
+                    })
+                    .count();
+                doc["UsageData"] = json!({
+                    "Size": dir_size(&e.volume_path(&v.name)),
+                    "RefCount": refs,
+                });
+                doc
+            })
+            .collect();
+        Ok(Json(json!({
+            "LayersSize": layers,
+            "Images": images,
+            "Containers": containers,
+            "Volumes": volumes,
+            "BuildCache": [],
+        })))
+    })
+    .await
+}
+
+/// A docker API time (`1700000000`, `1700000000.5`, RFC 3339) in nanoseconds.
+fn event_time(p: &Params, key: &str) -> ApiResult<Option<i64>> {
+    match p.get(key) {
+        None | Some("") => Ok(None),
+        Some(v) => barge_shim::logs::parse_timestamp(v)
+            .map(|(s, n)| Some(s * 1_000_000_000 + n as i64))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "invalid value for {key}: {v:?} (unix seconds or RFC 3339)"
+                ))
+            }),
+    }
+}
+
+/// docker's event filters (`type`, `event`, `container`, `image`, `label`, `network`,
+/// `volume`); any other key is refused.
+fn event_filters(p: &Params) -> ApiResult<barge_engine::events::Filters> {
+    let mut f = barge_engine::events::Filters::default();
+    for (k, vals) in p.filters()? {
+        match k.as_str() {
+            "type" => {
+                for v in vals {
+                    f.types.push(v.parse().map_err(|_| {
+                        ApiError::bad_request(format!("invalid filter type={v:?}"))
+                    })?);
+                }
+            }
+            "event" => f.actions.extend(vals),
+            "container" => f.containers.extend(vals),
+            "image" => f.images.extend(vals),
+            "label" => f.labels.extend(vals),
+            "network" => f.networks.extend(vals),
+            "volume" => f.volumes.extend(vals),
+            other => return Err(ApiError::bad_request(format!("invalid filter '{other}'"))),
+        }
+    }
+    Ok(f)
+}
+
+/// `GET /events?since=&until=&filters=`: the journal's events as JSON lines, replayed from
+/// `since`, then live until `until` or the client goes.
+async fn events(State(s): State<AppState>, p: Params) -> ApiResult<axum::response::Response> {
+    use barge_engine::events::{Next, SubscribeOptions};
+    let opts = SubscribeOptions {
+        since: event_time(&p, "since")?,
+        until: event_time(&p, "until")?,
+        filters: event_filters(&p)?,
+    };
+    let mut sub = s.blocking(move |e| engine(e.subscribe(&opts))).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<axum::body::Bytes>(64);
+    let s2 = s.clone();
+    tokio::spawn(async move {
+        let _ = s2
+            .blocking(move |_| {
+                loop {
+                    match sub.next_timeout(std::time::Duration::from_millis(500)) {
+                        Ok(Next::Event(ev)) => {
+                            let mut line = ev.to_docker_json().to_string();
+                            line.push('\n');
+                            if tx.blocking_send(line.into()).is_err() {
+                                break;
+                            }
+                        }
+                        Ok(Next::Timeout) => {
+                            if tx.is_closed() {
+                                break;
+                            }
+                        }
+                        Ok(Next::End) | Err(_) => break,
+                    }
+                }
+                Ok(())
+            })
+            .await;
+    });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx))
+    });
+    let mut r = axum::response::Response::new(axum::body::Body::from_stream(body));
+    r.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(r)
 }

@@ -48,7 +48,7 @@ pub fn state(st: &Status) -> Value {
         "Running": matches!(st.state, State::Running | State::Paused),
         "Paused": st.state == State::Paused,
         "Restarting": st.state == State::Restarting,
-        "OOMKilled": false,
+        "OOMKilled": st.oom_killed,
         "Dead": st.state == State::Dead,
         "Pid": st.pid,
         "ExitCode": st.exit_code.unwrap_or(0),

@@ -70,13 +70,15 @@ impl PullEvent {
         };
         match e {
             Event::Resolved { reference, .. } => {
-                let (repo, tag) = match reference.rsplit_once(':').filter(|(_, t)| !t.contains('/'))
-                {
-                    Some((r, t)) => (r, t),
-                    None => (reference.as_str(), "latest"),
-                };
-                let repo = barge_image::reference::familiar(repo.split('@').next().unwrap_or(repo));
-                Some(ev(tag.to_string(), &format!("Pulling from {repo}")))
+                // docker's line: the tag (or digest), and the repository's path without its
+                // registry ("latest: Pulling from library/busybox").
+                let parsed = barge_image::reference::ImageRef::parse(reference).ok()?;
+                let tag = parsed
+                    .tag()
+                    .map(str::to_string)
+                    .or_else(|| parsed.digest().map(|d| d.to_string()))
+                    .unwrap_or_else(|| "latest".into());
+                Some(ev(tag, &format!("Pulling from {}", parsed.repository())))
             }
             Event::Layer { digest, state } => {
                 let id = digest.short().to_string();

@@ -1,0 +1,387 @@
+//! create, start, stop, restart, kill, pause, unpause, rename, resize, update, wait, remove,
+//! prune.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use barge_engine::container::{Streams, WaitCondition};
+use barge_engine::status::State as CState;
+use serde_json::json;
+
+use crate::error::{ApiError, ApiResult};
+use crate::routes::params::Params;
+use crate::server::status;
+use crate::state::{engine, AppState};
+
+/// `POST /containers/create?name=`: 201 `{"Id", "Warnings"}`. A missing image is a 404 (the
+/// docker CLI pulls then and retries); create never pulls.
+pub async fn create(State(s): State<AppState>, p: Params, body: Bytes) -> ApiResult<Response> {
+    let opts = crate::create::options(&body, p.get("name").map(str::to_string))?;
+    let rec = s.blocking(move |e| engine(e.create(opts))).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "Id": rec.id, "Warnings": [] })),
+    )
+        .into_response())
+}
+
+/// `POST /containers/{id}/start`: 204, or 304 when it runs already. Attaches made before
+/// the start get the container's output from its first byte.
+pub async fn start(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let pending = s.pending.clone();
+    s.blocking(move |e| {
+        let rec = engine(e.db.find(&id))?;
+        if e.status(&rec).state.is_active() {
+            return Ok(status(StatusCode::NOT_MODIFIED));
+        }
+        let waiting = pending.take(&rec.id);
+        let streams = waiting.iter().fold(None::<Streams>, |acc, p| {
+            let a = acc.unwrap_or(Streams {
+                stdin: false,
+                stdout: false,
+                stderr: false,
+            });
+            Some(Streams {
+                stdin: a.stdin || p.streams.stdin,
+                stdout: a.stdout || p.streams.stdout,
+                stderr: a.stderr || p.streams.stderr,
+            })
+        });
+        let (_, sock) = engine(e.start(&rec.id, streams))?;
+        let mut waiting = waiting.into_iter();
+        if let (Some(first), Some(sock)) = (waiting.next(), sock) {
+            let _ = first.tx.send(sock);
+        }
+        for p in waiting {
+            if let Ok(sock) = e.attach_socket(&rec.id, p.streams) {
+                let _ = p.tx.send(sock);
+            }
+        }
+        Ok(status(StatusCode::NO_CONTENT))
+    })
+    .await
+}
+
+fn timeout(p: &Params) -> ApiResult<Option<u32>> {
+    let t = match p.number::<i64>("t")? {
+        Some(t) => Some(t),
+        None => p.number::<i64>("timeout")?,
+    };
+    // docker: -1 waits forever; barge's longest wait is u32 seconds.
+    Ok(t.map(|t| {
+        if t < 0 {
+            u32::MAX
+        } else {
+            t.min(u32::MAX as i64) as u32
+        }
+    }))
+}
+
+/// `POST /containers/{id}/stop?t=&signal=`: 204, or 304 when it is not running.
+pub async fn stop(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    p: Params,
+) -> ApiResult<Response> {
+    let t = timeout(&p)?;
+    let signal = p.get("signal").unwrap_or("").to_string();
+    s.blocking(move |e| {
+        let rec = engine(e.db.find(&id))?;
+        if !signal.is_empty() && !same_signal(&signal, &rec.config.stop_signal) {
+            return Err(ApiError::bad_request(format!(
+                "stop signal {signal:?}: barge stops with the container's stop signal ({}); use kill for another one",
+                rec.config.stop_signal
+            )));
+        }
+        if !e.status(&rec).state.is_active() {
+            return Ok(status(StatusCode::NOT_MODIFIED));
+        }
+        engine(e.stop(&rec.id, t))?;
+        Ok(status(StatusCode::NO_CONTENT))
+    })
+    .await
+}
+
+fn same_signal(a: &str, b: &str) -> bool {
+    match (barge_runtime_signal(a), barge_runtime_signal(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => false,
+    }
+}
+
+fn barge_runtime_signal(s: &str) -> Option<i32> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<i32>() {
+        return Some(n);
+    }
+    let name = s.to_ascii_uppercase();
+    let name = if name.starts_with("SIG") {
+        name
+    } else {
+        format!("SIG{name}")
+    };
+    name.parse::<nix::sys::signal::Signal>()
+        .ok()
+        .map(|s| s as i32)
+}
+
+/// `POST /containers/{id}/restart?t=`: 204.
+pub async fn restart(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    p: Params,
+) -> ApiResult<Response> {
+    let t = timeout(&p)?;
+    s.blocking(move |e| {
+        engine(e.restart(&id, t))?;
+        Ok(status(StatusCode::NO_CONTENT))
+    })
+    .await
+}
+
+/// `POST /containers/{id}/kill?signal=`: 204; 409 when it is not running.
+pub async fn kill(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    p: Params,
+) -> ApiResult<Response> {
+    let signal = p
+        .get("signal")
+        .filter(|s| !s.is_empty())
+        .unwrap_or("SIGKILL")
+        .to_string();
+    s.blocking(move |e| {
+        let rec = engine(e.db.find(&id))?;
+        if !e.status(&rec).state.is_active() {
+            return Err(ApiError::conflict(format!(
+                "Cannot kill container: {id}: Container {} is not running",
+                rec.id
+            )));
+        }
+        engine(e.kill(&rec.id, &signal))?;
+        Ok(status(StatusCode::NO_CONTENT))
+    })
+    .await
+}
+
+async fn pause_to(s: AppState, id: String, paused: bool) -> ApiResult<Response> {
+    s.blocking(move |e| {
+        let rec = engine(e.db.find(&id))?;
+        let st = e.status(&rec).state;
+        if paused && st != CState::Running {
+            return Err(ApiError::conflict(format!(
+                "Container {} is not running",
+                rec.id
+            )));
+        }
+        if !paused && st != CState::Paused {
+            return Err(ApiError::conflict(format!(
+                "Container {} is not paused",
+                rec.id
+            )));
+        }
+        engine(e.pause(&rec.id, paused))?;
+        Ok(status(StatusCode::NO_CONTENT))
+    })
+    .await
+}
+
+pub async fn pause(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    pause_to(s, id, true).await
+}
+
+pub async fn unpause(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    pause_to(s, id, false).await
+}
+
+/// `POST /containers/{id}/rename?name=`: 204.
+pub async fn rename(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    p: Params,
+) -> ApiResult<Response> {
+    let name = p
+        .get("name")
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::bad_request("rename: the new name (name=) is missing"))?
+        .to_string();
+    s.blocking(move |e| {
+        engine(e.rename(&id, &name))?;
+        Ok(status(StatusCode::NO_CONTENT))
+    })
+    .await
+}
+
+/// `POST /containers/{id}/resize?h=&w=`: 200.
+pub async fn resize(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    p: Params,
+) -> ApiResult<Response> {
+    let h: u16 = p.number("h")?.unwrap_or(0);
+    let w: u16 = p.number("w")?.unwrap_or(0);
+    s.blocking(move |e| {
+        let rec = engine(e.db.find(&id))?;
+        if !rec.config.tty {
+            // docker answers a resize of a container without a terminal with an error the
+            // CLI ignores; stay quiet and successful as the size is meaningless.
+            return Ok(status(StatusCode::OK));
+        }
+        if !e.status(&rec).state.is_active() {
+            return Err(ApiError::conflict(format!(
+                "Container {} is not running",
+                rec.id
+            )));
+        }
+        engine(e.resize(&rec.id, h, w))?;
+        Ok(status(StatusCode::OK))
+    })
+    .await
+}
+
+/// `POST /containers/{id}/update`: barge cannot change a running container's resources yet:
+/// an update that changes nothing succeeds, anything else is refused.
+pub async fn update(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let v: serde_json::Value = crate::routes::params::json_body(&body, "container update")?;
+    let obj = v.as_object().ok_or_else(|| {
+        ApiError::bad_request("invalid JSON in the container update request: expected an object")
+    })?;
+    s.blocking(move |e| engine(e.db.find(&id))).await?;
+    for (k, val) in obj {
+        let zero = match val {
+            serde_json::Value::Null => true,
+            serde_json::Value::Bool(b) => !b,
+            serde_json::Value::Number(n) => n.as_f64() == Some(0.0),
+            serde_json::Value::String(s) => s.is_empty(),
+            serde_json::Value::Array(a) => a.is_empty(),
+            serde_json::Value::Object(o) => o
+                .values()
+                .all(|v| v.is_null() || v.as_str() == Some("") || v.as_u64() == Some(0)),
+        };
+        if !zero {
+            return Err(ApiError::bad_request(format!(
+                "update of {k} is not supported by barge: recreate the container with the new setting"
+            )));
+        }
+    }
+    Ok(Json(json!({ "Warnings": [] })).into_response())
+}
+
+/// Sets a flag when dropped: the response body (and so the client) is gone.
+struct Gone(Arc<AtomicBool>);
+
+impl Drop for Gone {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// `POST /containers/{id}/wait?condition=`: headers at once (the docker CLI waits for them
+/// before it starts the container), `{"StatusCode": N, "Error": null}` when the condition
+/// holds. The blocking wait ends when the client goes.
+pub async fn wait(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    p: Params,
+) -> ApiResult<Response> {
+    let cond: WaitCondition = p
+        .get("condition")
+        .unwrap_or("")
+        .parse()
+        .map_err(ApiError::from)?;
+    let prepared = s.blocking(move |e| engine(e.wait_prepare(&id))).await?;
+    let gone = Arc::new(AtomicBool::new(false));
+    let flag = gone.clone();
+    let (tx, rx) = tokio::sync::oneshot::channel::<serde_json::Value>();
+    let s2 = s.clone();
+    tokio::spawn(async move {
+        let r = s2
+            .blocking(
+                move |e| Ok(e.wait_prepared(prepared, cond, &|| flag.load(Ordering::Relaxed))),
+            )
+            .await;
+        let v = match r {
+            Ok(Ok(Some(code))) => json!({ "StatusCode": code, "Error": null }),
+            Ok(Ok(None)) => return,
+            Ok(Err(e)) => json!({ "StatusCode": -1, "Error": { "Message": e.to_string() } }),
+            Err(e) => json!({ "StatusCode": -1, "Error": { "Message": e.message } }),
+        };
+        let _ = tx.send(v);
+    });
+    let guard = Gone(gone);
+    let stream = futures_util::stream::once(async move {
+        let _guard = guard;
+        let v = rx
+            .await
+            .unwrap_or_else(|_| json!({ "StatusCode": -1, "Error": { "Message": "wait failed" } }));
+        Ok::<_, std::io::Error>(Bytes::from(format!("{v}\n")))
+    });
+    let mut r = Response::new(Body::from_stream(stream));
+    r.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    Ok(r)
+}
+
+/// `DELETE /containers/{id}?force=&v=`: 204.
+pub async fn remove(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    p: Params,
+) -> ApiResult<Response> {
+    let force = p.flag("force", false)?;
+    let volumes = p.flag("v", false)?;
+    if p.flag("link", false)? {
+        return Err(ApiError::bad_request("links are not supported by barge"));
+    }
+    s.blocking(move |e| {
+        let rec = engine(e.db.find(&id))?;
+        if !force && e.status(&rec).state.is_active() {
+            return Err(ApiError::conflict(format!(
+                "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
+                rec.name
+            )));
+        }
+        engine(e.remove(&rec.id, force, volumes))?;
+        Ok(status(StatusCode::NO_CONTENT))
+    })
+    .await
+}
+
+/// `POST /containers/prune?filters=`: every stopped container (matching the filters) goes.
+pub async fn prune(State(s): State<AppState>, p: Params) -> ApiResult<Json<serde_json::Value>> {
+    let filters = match p.get("filters").filter(|f| !f.is_empty()) {
+        Some(f) => engine(barge_engine::filters::Filters::parse_json(f))?,
+        None => Default::default(),
+    };
+    s.blocking(move |e| {
+        let listed = engine(e.list_containers(&barge_engine::list::ListOptions {
+            all: true,
+            filters,
+            ..Default::default()
+        }))?;
+        let mut deleted = Vec::new();
+        for l in listed {
+            if l.status.state.is_active() {
+                continue;
+            }
+            if e.remove(&l.record.id, false, false).is_ok() {
+                deleted.push(l.record.id);
+            }
+        }
+        Ok(Json(
+            json!({ "ContainersDeleted": deleted, "SpaceReclaimed": 0 }),
+        ))
+    })
+    .await
+}
