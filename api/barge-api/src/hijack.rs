@@ -96,6 +96,22 @@ where
     Ok(r)
 }
 
+/// Answer 101 and send `msg` (a line on stdout) instead of a process's output, then close:
+/// how dockerd reports an exec whose program could not start.
+pub fn upgrade_with_message(req: &mut Request, relay: Relay, msg: String) -> ApiResult<Response> {
+    let (a, b) = std::os::unix::net::UnixStream::pair()
+        .map_err(|e| ApiError::internal(format!("socket pair: {e}")))?;
+    let mut line = msg.into_bytes();
+    line.extend_from_slice(b"\r\n");
+    // The message framed as the shim frames output, then the end.
+    let mut data = stdcopy::frame(stdcopy::STDOUT, &line);
+    data.extend_from_slice(&stdcopy::frame(stdcopy::EXIT, b"-1"));
+    std::io::Write::write_all(&mut &b, &data)
+        .map_err(|e| ApiError::internal(format!("socket pair: {e}")))?;
+    drop(b);
+    upgrade(req, relay, async move { Some(a) })
+}
+
 /// Whether the peer of `s` has hung up completely (POLLHUP; a half-close is not one).
 fn hung_up(s: &UnixStream) -> bool {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};

@@ -111,8 +111,14 @@ async fn start(
                 stdout: true,
                 stderr: true,
             };
-            let sock = engine(e.exec_start_attached(&ins.id, streams))?;
-            if let (Some(sz), true) = (&size, ins.process_config.tty) {
+            // A program that cannot run is told on the stream (as dockerd does); the client
+            // reads the exit code (126, 127) from the exec's inspect.
+            let sock = match e.exec_start_attached(&ins.id, streams) {
+                Ok(sock) => Ok(sock),
+                Err(err @ barge_engine::Error::StartFailed { .. }) => Err(err.to_string()),
+                Err(err) => return Err(err.into()),
+            };
+            if let (Some(sz), true, Ok(_)) = (&size, ins.process_config.tty, &sock) {
                 let _ = e.exec_resize(&ins.id, sz[0], sz[1]);
             }
             let relay = Relay {
@@ -124,7 +130,10 @@ async fn start(
             Ok((relay, sock))
         })
         .await?;
-    hijack::upgrade(&mut req, relay, async move { Some(sock) })
+    match sock {
+        Ok(sock) => hijack::upgrade(&mut req, relay, async move { Some(sock) }),
+        Err(msg) => hijack::upgrade_with_message(&mut req, relay, msg),
+    }
 }
 
 async fn resize(
