@@ -8,7 +8,6 @@ mod daemon;
 mod format;
 mod image;
 mod progress;
-mod registry;
 #[allow(unsafe_code)] // the crate's one syscall-facing module
 mod sys;
 

@@ -1,7 +1,7 @@
 //! `barge-registry [--parent PID]`: barge's registry helper (pull, login check). Reads one
 //! request as JSON on stdin, answers one reply as JSON on stdout; progress goes to stderr.
 //! `barge` runs it for `pull`, `login` and the implicit pull of `run`/`create` (see
-//! cli/src/registry/mod.rs).
+//! barge_engine::registry).
 #![deny(unsafe_code)]
 
 #[allow(dead_code)]
@@ -9,23 +9,21 @@
 mod format;
 #[path = "../progress.rs"]
 mod progress;
-#[path = "../registry/proto.rs"]
-mod proto;
 #[allow(unsafe_code)] // the crate's one syscall-facing module
 #[path = "../sys.rs"]
 mod sys;
 
 use std::io::{Read, Write};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
+use barge_engine::registry::proto::{PullEvent, Reply, Request};
 use barge_image::config::Config;
 use barge_image::platform::Platform;
+use barge_image::progress::{Event, Progress};
 use barge_image::pull::{pull, PullOptions};
 use barge_image::reference::ImageRef;
 use barge_image::store::Store;
-
-use proto::{Reply, Request};
 
 /// A small runtime: one thread for the network (a few streams), the unpacking on tokio's
 /// blocking threads.
@@ -45,6 +43,8 @@ fn serve(req: Request) -> Result<Reply> {
             platform,
             insecure,
             quiet,
+            events,
+            auth,
         } => {
             let reference = ImageRef::parse(&image)?;
             let opts = PullOptions {
@@ -58,12 +58,33 @@ fn serve(req: Request) -> Result<Reply> {
                 Store::open(&root)
                     .with_context(|| format!("opening the store at {}", root.display()))?,
             );
-            let config = Config::load(&config)?;
-            let progress = progress::for_terminal(quiet);
+            let mut config = Config::load(&config)?;
+            if let Some(a) = auth {
+                let server = if a.server.is_empty() {
+                    reference.registry().to_string()
+                } else {
+                    a.server
+                };
+                config
+                    .given_credentials
+                    .insert(server, (a.username, a.password));
+            }
             let had = store.db.image(&reference.canonical())?;
-            let rec =
-                runtime()?.block_on(pull(store, &config, &reference, &opts, progress.clone()))?;
-            progress.finish();
+            let rec = if events {
+                let progress = Arc::new(EventLines(Mutex::new(())));
+                runtime()?.block_on(pull(store, &config, &reference, &opts, progress))?
+            } else {
+                let progress = progress::for_terminal(quiet);
+                let rec = runtime()?.block_on(pull(
+                    store,
+                    &config,
+                    &reference,
+                    &opts,
+                    progress.clone(),
+                ))?;
+                progress.finish();
+                rec
+            };
             Ok(Reply::Pulled {
                 digest: rec.target.to_string(),
                 up_to_date: had.is_some_and(|old| old.config == rec.config),
@@ -84,6 +105,24 @@ fn serve(req: Request) -> Result<Reply> {
                 ))
                 .with_context(|| format!("login to {server}"))?;
             Ok(Reply::LoggedIn)
+        }
+    }
+}
+
+/// Progress as JSON lines on stdout (`Reply::Progress`), before the reply.
+struct EventLines(Mutex<()>);
+
+impl Progress for EventLines {
+    fn event(&self, event: Event) {
+        let Some(ev) = PullEvent::from_image(&event) else {
+            return;
+        };
+        if let Ok(mut line) = serde_json::to_vec(&Reply::Progress(ev)) {
+            line.push(b'\n');
+            // One writer at a time: lines never interleave. A reader gone is no reason to
+            // stop the pull (the reply write will say so).
+            let _guard = self.0.lock();
+            let _ = std::io::stdout().lock().write_all(&line);
         }
     }
 }
@@ -123,6 +162,10 @@ fn main() {
     };
     let ok = !matches!(reply, Reply::Failed { .. });
     let written = serde_json::to_vec(&reply)
+        .map(|mut b| {
+            b.push(b'\n');
+            b
+        })
         .map_err(std::io::Error::other)
         .and_then(|b| std::io::stdout().lock().write_all(&b));
     if let Err(e) = written {

@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use barge_engine::config::{self, ContainerConfig, MountSpec};
 use barge_engine::create::CreateOptions;
 use barge_engine::db::ContainerRecord;
+use barge_engine::pull::{PullNeed, PullOptions, PullPolicy, PullProgress};
 use barge_engine::Engine;
 use barge_shim::config::RestartPolicy;
 
@@ -185,9 +186,7 @@ impl CreateArgs {
         if autoremove && restart != RestartPolicy::No {
             bail!("conflicting options: cannot specify both --restart and --rm");
         }
-        if !matches!(self.pull.as_str(), "missing" | "always" | "never") {
-            bail!("--pull {:?}: use missing, always or never", self.pull);
-        }
+        PullPolicy::parse(&self.pull)?;
         let entrypoint = self.entrypoint.as_ref().map(|e| {
             if e.is_empty() {
                 Vec::new()
@@ -265,36 +264,26 @@ impl CreateArgs {
 
 /// Pull the image if `--pull` says so, then create the container.
 pub fn create(
-    ctx: &Ctx,
     engine: &Arc<Engine>,
     args: &CreateArgs,
     opts: CreateOptions,
 ) -> Result<ContainerRecord> {
-    let have = engine.images.resolve(&args.image).is_ok();
-    if !have {
-        // Not a stored name or ID: a name that can't be pulled is refused as such (docker's
-        // "invalid reference format"), not looked for in a registry.
-        barge_image::reference::ImageRef::parse(&args.image)?;
-    }
-    let need = match args.pull.as_str() {
-        "always" => true,
-        "never" => false,
-        _ => !have,
-    };
-    if need {
-        if !have {
+    let need = engine.pull_needed(&args.image, PullPolicy::parse(&args.pull)?)?;
+    if need != PullNeed::No {
+        if need == PullNeed::Missing {
             eprintln!("Unable to find image '{}' locally", args.image);
         }
-        let pull = crate::image::pull::Args {
+        let mut pull = PullOptions {
             platform: args.platform.clone(),
-            insecure: false,
-            quiet: false,
-            image: args.image.clone(),
+            progress: PullProgress::Terminal,
+            ..Default::default()
         };
-        crate::image::pull::pull_to(&ctx.image, pull, true)
+        let pulled = engine
+            .pull(&args.image, &mut pull)
             .with_context(|| format!("pull {}", args.image))?;
-    } else if !have {
-        bail!("No such image: {} (--pull never)", args.image);
+        eprintln!("Digest: {}", pulled.digest);
+        eprintln!("Status: {}", pulled.status());
+        eprintln!("{}", pulled.name);
     }
     Ok(engine.create(opts)?)
 }
@@ -312,7 +301,7 @@ pub struct Args {
 pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     let engine = ctx.engine()?;
     let opts = args.create.options(false)?;
-    let rec = create(ctx, &engine, &args.create, opts)?;
+    let rec = create(&engine, &args.create, opts)?;
     println!("{}", rec.id);
     Ok(0)
 }

@@ -43,6 +43,7 @@ impl Ctx {
                 runroot: self.runroot.clone(),
                 shim,
                 exit_helper,
+                registry: crate::image::registry_helper()?,
                 init,
                 config: self.image.config.clone(),
                 network: barge_engine::network::settings::Settings::load(&self.image.config)?,

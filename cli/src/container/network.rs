@@ -223,21 +223,7 @@ pub fn run(ctx: &Ctx, cmd: NetworkCommand) -> Result<i32> {
             network, container, ..
         } => engine.network_disconnect(&network, &container)?,
         NetworkCommand::Prune { .. } => {
-            let used: Vec<String> = engine
-                .db
-                .all()?
-                .into_iter()
-                .flat_map(|r| r.config.networks.into_iter().map(|e| e.network))
-                .collect();
-            let mut removed = Vec::new();
-            for n in engine.networks().list()? {
-                if n.is_default() || n.meta.is_none() || used.iter().any(|u| u == n.name()) {
-                    continue;
-                }
-                if engine.network_remove(n.name()).is_ok() {
-                    removed.push(n.name().to_string());
-                }
-            }
+            let removed = engine.prune_networks()?.deleted;
             if !removed.is_empty() {
                 println!("Deleted Networks:");
                 for n in &removed {

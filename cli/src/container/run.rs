@@ -35,7 +35,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     }
     let engine = ctx.engine()?;
     let opts = args.create.options(args.rm)?;
-    let rec = create(ctx, &engine, &args.create, opts)?;
+    let rec = create(&engine, &args.create, opts)?;
     let attach = (!args.detach).then_some(Streams {
         stdin: args.create.interactive,
         stdout: true,

@@ -96,7 +96,7 @@ pub fn run(ctx: &Ctx, cmd: VolumeCommand) -> Result<i32> {
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
         VolumeCommand::Prune { all, .. } => {
-            let removed = engine.volume_prune(all)?;
+            let removed = engine.prune_volumes(all)?.deleted;
             if !removed.is_empty() {
                 println!("Deleted Volumes:");
                 for n in &removed {

@@ -5,7 +5,6 @@ use std::io::{BufRead, IsTerminal, Write};
 use anyhow::{Context, Result};
 
 use super::Ctx;
-use crate::registry::proto::{Reply, Request};
 
 #[derive(Debug, clap::Args)]
 pub struct LoginArgs {
@@ -73,16 +72,13 @@ pub fn login(ctx: &Ctx, args: LoginArgs) -> Result<()> {
         );
     }
     let config = ctx.config()?;
-    match crate::registry::call(&Request::Login {
-        config: ctx.config.clone(),
-        server: args.server.clone(),
-        user: user.clone(),
-        password: password.clone(),
-        insecure: args.insecure,
-    })? {
-        Reply::LoggedIn => {}
-        other => anyhow::bail!("the registry helper answered a login with {other:?}"),
-    }
+    barge_engine::pull::login_check(
+        &ctx.helper()?,
+        &args.server,
+        &user,
+        &password,
+        args.insecure,
+    )?;
     config.store_credentials(&args.server, &user, &password)?;
     println!("Login Succeeded");
     Ok(())

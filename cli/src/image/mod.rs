@@ -35,6 +35,15 @@ impl Ctx {
     pub fn config(&self) -> Result<Config> {
         Ok(Config::load(&self.config)?)
     }
+
+    /// The registry helper and what it works on.
+    pub fn helper(&self) -> Result<barge_engine::pull::HelperPaths> {
+        Ok(barge_engine::pull::HelperPaths {
+            helper: registry_helper()?,
+            root: self.root.clone(),
+            config: self.config.clone(),
+        })
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,3 +85,12 @@ pub fn dispatch(ctx: &Ctx, cmd: ImageCommand) -> Result<()> {
 }
 
 pub use barge_engine::docker::image::display_name;
+
+/// The registry helper: `BARGE_REGISTRY`, else `barge-registry` next to this binary.
+pub fn registry_helper() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("BARGE_REGISTRY") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().context("locate the barge binary")?;
+    Ok(exe.with_file_name("barge-registry"))
+}

@@ -30,24 +30,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
         }
     }
     let store = ctx.store()?;
-    let mut removed = Vec::new();
-    for rec in store.db.images()? {
-        let dangling = rec.name.starts_with("<none>");
-        if !(dangling || args.all) {
-            continue;
-        }
-        if let Ok(img) = store.image(&rec) {
-            if !store.users_of(&img)?.is_empty() {
-                continue;
-            }
-        }
-        store.db.delete_image(&rec.name)?;
-        removed.push(Removed::Untagged(rec.name.clone()));
-        if store.names_of(&rec.config)?.is_empty() {
-            removed.push(Removed::Deleted(rec.config.clone()));
-        }
-    }
-    let report = barge_image::gc::prune(&store)?;
+    let pruned = barge_engine::prune::prune_images(&store, args.all)?;
+    let (removed, report) = (pruned.removed, pruned.gc);
     if !removed.is_empty() {
         println!("Deleted Images:");
         for r in removed {

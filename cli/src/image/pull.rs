@@ -1,10 +1,7 @@
 //! `barge pull [--platform P] [--insecure] NAME[:TAG|@DIGEST]`
 
-use anyhow::{bail, Result};
-use barge_image::platform::Platform;
-use barge_image::reference::ImageRef;
-
-use crate::registry::proto::{Reply, Request};
+use anyhow::Result;
+use barge_engine::pull::{PullOptions, PullProgress};
 
 use super::Ctx;
 
@@ -29,27 +26,17 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
 
 /// Pull; the summary goes to stderr with `to_stderr` (`run` keeps stdout for the container).
 pub fn pull_to(ctx: &Ctx, args: Args, to_stderr: bool) -> Result<()> {
-    // Bad names and platforms are refused here, before the helper starts.
-    ImageRef::parse(&args.image)?;
-    if let Some(p) = &args.platform {
-        Platform::parse(p)?;
-    }
-    let reply = crate::registry::call(&Request::Pull {
-        root: ctx.root.clone(),
-        config: ctx.config.clone(),
-        image: args.image,
+    let mut opts = PullOptions {
         platform: args.platform,
         insecure: args.insecure,
-        quiet: args.quiet,
-    })?;
-    let Reply::Pulled {
-        digest,
-        name,
-        up_to_date,
-    } = reply
-    else {
-        bail!("the registry helper answered a pull with {reply:?}");
+        auth: None,
+        progress: if args.quiet {
+            PullProgress::Quiet
+        } else {
+            PullProgress::Terminal
+        },
     };
+    let pulled = barge_engine::pull::pull(&ctx.helper()?, &args.image, &mut opts)?;
     if !args.quiet {
         let say = |line: String| {
             if to_stderr {
@@ -58,14 +45,9 @@ pub fn pull_to(ctx: &Ctx, args: Args, to_stderr: bool) -> Result<()> {
                 println!("{line}")
             }
         };
-        say(format!("Digest: {digest}"));
-        let status = if up_to_date {
-            "Image is up to date for"
-        } else {
-            "Downloaded newer image for"
-        };
-        say(format!("Status: {status} {}", super::display_name(&name)));
-        say(name);
+        say(format!("Digest: {}", pulled.digest));
+        say(format!("Status: {}", pulled.status()));
+        say(pulled.name);
     }
     Ok(())
 }

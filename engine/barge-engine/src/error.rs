@@ -12,6 +12,8 @@ pub enum Error {
     NoSuchVolume(String),
     #[error("No such network: {0}")]
     NoSuchNetwork(String),
+    #[error("No such image: {0}")]
+    NoSuchImage(String),
     #[error(transparent)]
     Cni(#[from] barge_cni::Error),
     #[error("{0}")]

@@ -10,6 +10,7 @@ pub mod config;
 pub mod container;
 pub mod create;
 pub mod db;
+pub mod disk;
 pub mod docker;
 pub mod error;
 pub mod events;
@@ -22,6 +23,9 @@ pub mod names;
 pub mod network;
 pub mod paths;
 pub mod populate;
+pub mod prune;
+pub mod pull;
+pub mod registry;
 pub mod seccomp;
 pub mod spec;
 pub mod stats;
@@ -51,6 +55,8 @@ pub struct EngineOptions {
     /// The `barge-exit` binary, which shims run when their container is finished for good
     /// (network teardown, `--rm` removal); see [`helper_binary`].
     pub exit_helper: PathBuf,
+    /// The registry helper (`barge-registry`), run for pulls and login checks.
+    pub registry: PathBuf,
     /// A static init for `--init` (docker uses tini).
     pub init: PathBuf,
     /// The configuration directory (passed on to the `barge` commands shims run).

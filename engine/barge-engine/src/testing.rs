@@ -17,7 +17,8 @@ pub fn engine() -> (TempDir, Arc<Engine>) {
     let engine = Engine::open(EngineOptions {
         runroot: dir.path().join("run"),
         shim: "/nonexistent/barge-shim".into(),
-        exe: "/nonexistent/barge".into(),
+        exit_helper: "/nonexistent/barge-exit".into(),
+        registry: "/nonexistent/barge-registry".into(),
         init: "/nonexistent/tini".into(),
         network: crate::network::settings::Settings::defaults(&config),
         config,

@@ -83,16 +83,6 @@ impl Engine {
 
     /// Remove every volume no container uses; returns their names.
     pub fn volume_prune(&self, all: bool) -> Result<Vec<String>> {
-        let mut out = Vec::new();
-        for v in self.db.volumes()? {
-            if !all && !v.anonymous {
-                continue;
-            }
-            if self.volume_users(&v.name)?.is_empty() {
-                self.volume_remove(&v.name)?;
-                out.push(v.name);
-            }
-        }
-        Ok(out)
+        Ok(self.prune_volumes(all)?.deleted)
     }
 }

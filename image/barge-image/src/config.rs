@@ -44,6 +44,9 @@ pub struct Config {
     pub registry_mirrors: Vec<String>,
     pub limits: Limits,
     pub max_concurrent_downloads: usize,
+    /// Credentials given for one operation (docker's `X-Registry-Auth`), per registry: used
+    /// instead of the stored ones.
+    pub given_credentials: std::collections::BTreeMap<String, (String, String)>,
 }
 
 impl Config {
@@ -75,6 +78,7 @@ impl Config {
             registry_mirrors: file.registry_mirrors,
             limits,
             max_concurrent_downloads: file.max_concurrent_downloads.unwrap_or(3).max(1),
+            given_credentials: Default::default(),
         })
     }
 
@@ -102,6 +106,9 @@ impl Config {
 
     /// Stored credentials for `registry`.
     pub fn credentials(&self, registry: &str) -> Result<Option<(String, String)>> {
+        if let Some(c) = self.given_credentials.get(registry) {
+            return Ok(Some(c.clone()));
+        }
         let auths = read_auths(&self.auth_path())?;
         let Some(entry) = auths.auths.get(registry) else {
             return Ok(None);

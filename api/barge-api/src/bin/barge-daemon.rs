@@ -52,6 +52,7 @@ fn engine_options(args: &Args) -> Result<EngineOptions, String> {
         runroot: args.runroot.clone(),
         shim: barge_engine::helper_binary("barge-shim", "BARGE_SHIM"),
         exit_helper: barge_engine::helper_binary("barge-exit", "BARGE_EXIT"),
+        registry: barge_engine::helper_binary("barge-registry", "BARGE_REGISTRY"),
         init: std::env::var_os("BARGE_INIT")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("/usr/bin/tini-static")),

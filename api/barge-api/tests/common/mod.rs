@@ -12,7 +12,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub use barge_testutil::engine::{wait_until, BargeEnv};
-pub use barge_testutil::{exec_bounded, ok, stderr, stdout};
+pub use barge_testutil::{exec_bounded, stderr, stdout};
 
 /// The docker CLI the tests drive (docker 28): `$BARGE_TEST_DOCKER`, else `docker` on PATH.
 pub fn docker_bin() -> PathBuf {

@@ -53,6 +53,7 @@ fn run(a: Args) -> barge_engine::Result<()> {
         runroot: a.runroot,
         shim: helper_binary("barge-shim", "BARGE_SHIM"),
         exit_helper: helper_binary("barge-exit", "BARGE_EXIT"),
+        registry: helper_binary("barge-registry", "BARGE_REGISTRY"),
         init: std::env::var_os("BARGE_INIT")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("/usr/bin/tini-static")),

@@ -133,6 +133,7 @@ mod tests {
             error: None,
             shim_pid: 0,
             shim_lost: false,
+            oom_killed: false,
         }
     }
 

@@ -7,6 +7,7 @@ pub mod image;
 pub mod list;
 pub mod network;
 pub mod stats;
+pub mod system;
 pub mod time;
 pub mod volume;
 

@@ -226,6 +226,7 @@ mod tests {
             error: None,
             shim_pid: 0,
             shim_lost: false,
+            oom_killed: false,
         }
     }
 

@@ -1,0 +1,70 @@
+//! Registry work (pull, login check) runs in the `barge-registry` helper binary
+//! (`EngineOptions::registry`): the HTTP/TLS stack (oci-client, reqwest, rustls, tokio) stays
+//! out of the front ends' processes, and a multi-threaded daemon never forks in-process for
+//! it. The work itself is barge_image's (`pull::pull`, `login::check`).
+
+pub mod proto;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use proto::{PullEvent, Reply, Request};
+
+use crate::error::{Error, Result};
+
+fn failed(helper: &Path, msg: String) -> Error {
+    Error::Other(format!("registry helper {}: {msg}", helper.display()))
+}
+
+/// Send `req` to a new `helper` process and wait for its reply; progress lines go to
+/// `progress`. A `Failed` reply is returned as [`Error::Registry`]-like text error carrying
+/// the helper's message.
+pub fn call(helper: &Path, req: &Request, progress: &mut dyn FnMut(PullEvent)) -> Result<Reply> {
+    let io = |what: &'static str| {
+        move |e: std::io::Error| Error::Io {
+            what,
+            path: helper.to_path_buf(),
+            source: e,
+        }
+    };
+    let mut child = Command::new(helper)
+        .arg("--parent")
+        .arg(std::process::id().to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(io("starting the registry helper"))?;
+    let body = serde_json::to_vec(req)
+        .map_err(|e| failed(helper, format!("encoding the request: {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(&body)
+            .map_err(io("send the request to the registry helper"))?;
+    }
+    let mut reply = None;
+    let mut bad = None;
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines() {
+            let line = line.map_err(io("read the reply of the registry helper"))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<Reply>(&line) {
+                Ok(Reply::Progress(ev)) => progress(ev),
+                Ok(r) => reply = Some(r),
+                Err(e) => bad = Some(e.to_string()),
+            }
+        }
+    }
+    let status = child.wait().map_err(io("wait for the registry helper"))?;
+    match reply {
+        Some(Reply::Failed { error }) => Err(Error::Other(error)),
+        Some(r) => Ok(r),
+        None => match bad {
+            Some(e) => Err(failed(helper, format!("({status}) gave a bad reply: {e}"))),
+            None => Err(failed(helper, format!("({status}) gave no reply"))),
+        },
+    }
+}
