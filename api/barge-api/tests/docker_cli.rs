@@ -66,8 +66,13 @@ fn run_output_exit_codes_and_flags() {
     assert_eq!(stdout(&o).trim(), "200000");
     let o = d.docker(&["run", "--rm", "bb", "no-such-program"]);
     assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
-    // --rm: only "three" is left.
+    // --rm: only "three" is left; prune removes it, not a running one.
     assert_eq!(d.docker_ok(&["ps", "-aq"]).lines().count(), 1);
+    d.docker_ok(&["run", "-d", "--name", "up", "bb", "sleep", "300"]);
+    let three = d.inspect("three", "{{.Id}}");
+    let pruned = d.docker_ok(&["container", "prune", "-f"]);
+    assert!(pruned.contains(&three), "{pruned}");
+    assert_eq!(d.docker_ok(&["ps", "-a", "--format", "{{.Names}}"]), "up\n");
 }
 
 /// `docker run -t` through a pty: the process has a terminal, output comes raw.

@@ -371,16 +371,19 @@ pub async fn prune(State(s): State<AppState>, p: Params) -> ApiResult<Json<serde
             ..Default::default()
         }))?;
         let mut deleted = Vec::new();
+        let mut reclaimed = 0u64;
         for l in listed {
             if l.status.state.is_active() {
                 continue;
             }
+            let size = e.container_size_rw(&l.record.id);
             if e.remove(&l.record.id, false, false).is_ok() {
                 deleted.push(l.record.id);
+                reclaimed += size;
             }
         }
         Ok(Json(
-            json!({ "ContainersDeleted": deleted, "SpaceReclaimed": 0 }),
+            json!({ "ContainersDeleted": deleted, "SpaceReclaimed": reclaimed }),
         ))
     })
     .await
