@@ -56,10 +56,20 @@ impl From<barge_engine::Error> for ApiError {
     fn from(e: barge_engine::Error) -> ApiError {
         use barge_engine::Error as E;
         let status = match &e {
-            E::NoSuchContainer(_) | E::NoSuchExec(_) | E::NoSuchVolume(_) | E::NoSuchNetwork(_) => {
+            E::NoSuchContainer(_)
+            | E::NoSuchExec(_)
+            | E::NoSuchVolume(_)
+            | E::NoSuchNetwork(_)
+            | E::NoSuchPath { .. } => {
                 StatusCode::NOT_FOUND
             }
             E::Image(barge_image::Error::NotFound { .. }) => StatusCode::NOT_FOUND,
+            E::Image(barge_image::Error::InUse { .. }) => StatusCode::CONFLICT,
+            E::Image(
+                barge_image::Error::Invalid { .. }
+                | barge_image::Error::UnsafeEntry { .. }
+                | barge_image::Error::Limit { .. },
+            ) => StatusCode::BAD_REQUEST,
             E::Conflict(_) | E::BadState { .. } | E::PortAllocated { .. } | E::ShimLost { .. } => {
                 StatusCode::CONFLICT
             }

@@ -53,6 +53,7 @@ fn serve(req: Request) -> Result<Reply> {
                     None => Platform::host(),
                 },
                 insecure,
+                credentials: None,
             };
             let store = Arc::new(
                 Store::open(&root)

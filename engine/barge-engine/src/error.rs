@@ -54,6 +54,9 @@ pub enum Error {
     /// The container's shim died (SIGKILL, OOM kill): nobody reaps, logs or serves it.
     #[error("container {id}: its shim (pid {shim_pid}) is gone: the container is not supervised (its logs stopped); run `barge system check` to repair")]
     ShimLost { id: String, shim_pid: i32 },
+    /// A path that does not exist in a container's filesystem (docker cp).
+    #[error("Could not find the file {path} in container {container}")]
+    NoSuchPath { container: String, path: String },
     #[error("{0}")]
     Other(String),
 }

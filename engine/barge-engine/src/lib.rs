@@ -3,6 +3,7 @@
 //! directly and the API daemon will serve the same library.
 #![forbid(unsafe_code)]
 
+pub mod archive;
 pub mod boot;
 pub mod changes;
 pub mod check;

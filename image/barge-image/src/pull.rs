@@ -48,6 +48,9 @@ pub struct PullOptions {
     pub platform: Platform,
     /// Use plain HTTP for this registry even if it isn't configured insecure.
     pub insecure: bool,
+    /// Credentials for the image's registry given with the request (the API's
+    /// `X-Registry-Auth`), instead of the stored ones.
+    pub credentials: Option<(String, String)>,
 }
 
 impl Default for PullOptions {
@@ -55,6 +58,7 @@ impl Default for PullOptions {
         PullOptions {
             platform: Platform::host(),
             insecure: false,
+            credentials: None,
         }
     }
 }
@@ -119,6 +123,7 @@ fn endpoint_client(
     ep: &Endpoint,
     registry: &str,
     config: &Config,
+    given: Option<&(String, String)>,
 ) -> Result<(Client, RegistryAuth)> {
     let mut extra_root_certificates = Vec::new();
     for path in &ep.ca {
@@ -148,7 +153,11 @@ fn endpoint_client(
         )
     })?;
     let who = if ep.origin { registry } else { &ep.host };
-    let auth = match config.credentials(who)? {
+    let stored = match given.filter(|_| ep.origin) {
+        Some(c) => Some(c.clone()),
+        None => config.credentials(who)?,
+    };
+    let auth = match stored {
         Some((user, pass)) => RegistryAuth::Basic(user, pass),
         None => RegistryAuth::Anonymous,
     };
@@ -226,7 +235,7 @@ async fn pull_from_hosts(
                 reason: format!("skipped: {why}"),
             });
         }
-        let (client, auth) = endpoint_client(ep, reference.registry(), config)?;
+        let (client, auth) = endpoint_client(ep, reference.registry(), config, opts.credentials.as_ref())?;
         let ctx = Arc::new(Ctx {
             store: store.clone(),
             client,

@@ -181,6 +181,7 @@ fn multi_arch_index_and_platform_override() {
         let opts = PullOptions {
             platform: Platform::parse(platform).unwrap(),
             insecure: false,
+            ..Default::default()
         };
         let rec = e.pull_with(&name, opts, Default::default()).unwrap();
         assert_eq!(
@@ -200,6 +201,7 @@ fn multi_arch_index_and_platform_override() {
     let opts = PullOptions {
         platform: Platform::parse("linux/riscv64").unwrap(),
         insecure: false,
+        ..Default::default()
     };
     let err = e
         .pull_with(&name, opts, Default::default())

@@ -8,7 +8,9 @@ pub mod exec;
 pub mod images;
 pub mod networks;
 pub mod params;
+pub mod registry;
 pub mod system;
+pub mod transfer;
 pub mod volumes;
 
 use axum::http::StatusCode;
@@ -27,6 +29,7 @@ pub fn router(state: AppState) -> Router {
         .merge(images::routes())
         .merge(volumes::routes())
         .merge(networks::routes())
+        .merge(registry::routes())
         .fallback(not_found)
         .with_state(state)
 }

@@ -59,7 +59,7 @@ pub fn inspect(store: &Store, rec: &ImageRecord) -> Result<Value> {
         "Size": store.size(&img)?,
         "GraphDriver": {"Name": "overlay", "Data": {"LowerDir": lower.join(":")}},
         "RootFS": {"Type": "layers", "Layers": img.diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>()},
-        "Metadata": {"LastTagTime": rec.tagged},
+        "Metadata": {"LastTagTime": barge_runtime::time::format_rfc3339(rec.tagged, 0)},
         "Descriptor": {"digest": rec.manifest.to_string(), "target": rec.target.to_string()},
     }))
 }

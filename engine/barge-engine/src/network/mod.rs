@@ -6,6 +6,7 @@ pub mod attach;
 pub mod files;
 mod hosts;
 pub mod ports;
+mod prune;
 pub mod rules;
 pub mod settings;
 pub mod store;

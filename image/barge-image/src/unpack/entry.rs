@@ -152,6 +152,12 @@ pub(crate) struct Extractor {
     /// Whether we already said that ownership (or a privileged xattr) can't be set.
     warned_unprivileged: bool,
     buf: Vec<u8>,
+    /// `.wh.` entries become overlayfs whiteouts (layers); off for `docker cp`'s archives,
+    /// whose entries are all plain files.
+    pub(crate) whiteouts: bool,
+    /// Refuse to replace a directory with a non-directory or the reverse (docker's
+    /// `noOverwriteDirNonDir`).
+    pub(crate) keep_kinds: bool,
 }
 
 impl Extractor {
@@ -161,6 +167,8 @@ impl Extractor {
             dir_times: Vec::new(),
             warned_unprivileged: false,
             buf: vec![0; 128 << 10],
+            whiteouts: true,
+            keep_kinds: false,
         }
     }
 
@@ -185,7 +193,15 @@ impl Extractor {
                 )),
             };
         };
-        match whiteout::classify(leaf).map_err(|r| Error::unsafe_entry(name, r))? {
+        let class = if self.whiteouts {
+            whiteout::classify(leaf).map_err(|r| Error::unsafe_entry(name, r))?
+        } else {
+            Whiteout::No
+        };
+        if self.keep_kinds {
+            self.check_kind(parent, leaf, kind == Kind::Dir, name)?;
+        }
+        match class {
             Whiteout::No => {}
             Whiteout::Remove(hidden) => return self.whiteout(parent, hidden, &meta, name),
             Whiteout::Opaque => return self.opaque(parent, name),
@@ -258,6 +274,31 @@ impl Extractor {
             }
         }
         Ok(())
+    }
+
+    /// With `keep_kinds`: what is at the entry's place must be of its kind (directory or
+    /// not), if anything is there.
+    fn check_kind(
+        &self,
+        parent: &[std::ffi::OsString],
+        leaf: &OsStr,
+        dir: bool,
+        name: &str,
+    ) -> Result<()> {
+        let Ok(pfd) = open_dir(&self.root, parent, Missing::Fail) else {
+            return Ok(());
+        };
+        match lstat_at(&pfd, leaf).map_err(os).ctx("stat", name)? {
+            Some(st) if (kind(&st) == SFlag::S_IFDIR) != dir => Err(Error::invalid(
+                format!("entry {name:?}"),
+                if dir {
+                    "cannot overwrite a non-directory with a directory"
+                } else {
+                    "cannot overwrite a directory with a non-directory"
+                },
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// The parent directory of an entry, missing directories created.

@@ -81,6 +81,45 @@ pub fn unpack_layer<R: Read>(reader: R, dir: &Path, limits: &Limits) -> Result<U
     Ok(stats)
 }
 
+/// How [`unpack_copy`] treats what it extracts over.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CopyOptions {
+    /// Refuse to replace a directory with a non-directory or the reverse.
+    pub no_overwrite_dir_non_dir: bool,
+}
+
+/// Extract a plain tar stream (`docker cp` into a container) into the directory `dir` (an
+/// fd the caller opened safely), over what is there, with the same confinement as a layer:
+/// nothing in the archive reaches outside `dir`, no symlink on the way is followed. Names
+/// starting `.wh.` are ordinary files here. Returns the entries and bytes written.
+pub fn unpack_copy<R: Read>(
+    reader: R,
+    dir: std::os::fd::OwnedFd,
+    limits: &Limits,
+    opts: CopyOptions,
+) -> Result<UnpackStats> {
+    let (metered, meter) = Metered::new(reader, HEADER_BUDGET);
+    let mut archive = tar::Archive::new(metered);
+    let mut x = Extractor::new(dir);
+    x.whiteouts = false;
+    x.keep_kinds = opts.no_overwrite_dir_non_dir;
+    let mut stats = UnpackStats::default();
+    let mut last: Option<String> = None;
+    for entry in archive
+        .entries()
+        .map_err(|e| tar_error(e, &meter, last.as_deref()))?
+    {
+        let mut entry = entry.map_err(|e| tar_error(e, &meter, last.as_deref()))?;
+        let size = entry.size();
+        last = Some(String::from_utf8_lossy(&entry.path_bytes()).into_owned());
+        stats.admit(size, limits)?;
+        meter.allow(size);
+        x.extract(&mut entry)?;
+    }
+    x.finish()?;
+    Ok(stats)
+}
+
 fn tar_error(e: io::Error, meter: &MeterHandle, last: Option<&str>) -> Error {
     let at = match last {
         Some(l) => format!("after entry {l:?}"),
