@@ -60,9 +60,7 @@ impl From<barge_engine::Error> for ApiError {
             | E::NoSuchExec(_)
             | E::NoSuchVolume(_)
             | E::NoSuchNetwork(_)
-            | E::NoSuchPath { .. } => {
-                StatusCode::NOT_FOUND
-            }
+            | E::NoSuchPath { .. } => StatusCode::NOT_FOUND,
             E::Image(barge_image::Error::NotFound { .. }) => StatusCode::NOT_FOUND,
             E::Image(barge_image::Error::InUse { .. }) => StatusCode::CONFLICT,
             E::Image(

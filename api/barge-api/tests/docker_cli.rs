@@ -470,3 +470,46 @@ fn stats_df_info_diff_export_events() {
         "{seen}"
     );
 }
+
+/// --network: a user network made with `docker network create`; containers on it reach
+/// each other by name.
+#[test]
+fn user_network_and_name_resolution() {
+    let d = Daemon::start();
+    let net = format!("dn{}", std::process::id());
+    d.docker_ok(&["network", "create", &net]);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "srv",
+        "--network",
+        &net,
+        "-e",
+        "BODY=by-name",
+        "bb",
+        "sh",
+        "-c",
+        HTTPD,
+    ]);
+    let mut got = String::new();
+    let ok = wait_until(Duration::from_secs(10), || {
+        let o = d.docker(&[
+            "run",
+            "--rm",
+            "--network",
+            &net,
+            "bb",
+            "wget",
+            "-qO-",
+            "http://srv/",
+        ]);
+        got = format!("{}{}", stdout(&o), stderr(&o));
+        o.status.success()
+    });
+    assert!(ok, "{got}");
+    assert_eq!(got.trim(), "by-name");
+    assert_eq!(d.inspect("srv", "{{.HostConfig.NetworkMode}}"), net);
+    d.docker_ok(&["rm", "-f", "srv"]);
+    d.docker_ok(&["network", "rm", &net]);
+}

@@ -25,7 +25,9 @@ pub fn routes() -> Router<AppState> {
 fn path_param(p: &Params) -> ApiResult<String> {
     match p.get("path") {
         Some(v) if !v.is_empty() => Ok(v.to_string()),
-        _ => Err(ApiError::bad_request("archive: the path parameter is required")),
+        _ => Err(ApiError::bad_request(
+            "archive: the path parameter is required",
+        )),
     }
 }
 
@@ -47,8 +49,8 @@ async fn head_archive(
         })
         .await?;
     let mut r = status(StatusCode::OK);
-    let h = HeaderValue::from_str(&stat_header(&st)?)
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let h =
+        HeaderValue::from_str(&stat_header(&st)?).map_err(|e| ApiError::internal(e.to_string()))?;
     r.headers_mut().insert("X-Docker-Container-Path-Stat", h);
     Ok(r)
 }

@@ -237,9 +237,14 @@ fn create_request(b: CreateBody) -> ApiResult<CreateRequest> {
         let configs = ipam.config.unwrap_or_default();
         let with_gw = configs.iter().any(|c| !c.gateway.is_empty());
         for c in configs {
-            if !c.ip_range.is_empty() || c.auxiliary_addresses.as_ref().is_some_and(|a| !a.is_empty())
+            if !c.ip_range.is_empty()
+                || c.auxiliary_addresses
+                    .as_ref()
+                    .is_some_and(|a| !a.is_empty())
             {
-                return bad("network create: IPAM IPRange and AuxiliaryAddresses are not supported".into());
+                return bad(
+                    "network create: IPAM IPRange and AuxiliaryAddresses are not supported".into(),
+                );
             }
             if c.subnet.is_empty() {
                 if !c.gateway.is_empty() {
@@ -335,7 +340,9 @@ async fn connect(
 ) -> ApiResult<Response> {
     let b: ConnectBody = json_body(&body, "network connect")?;
     if b.container.is_empty() {
-        return Err(ApiError::bad_request("network connect: Container is required"));
+        return Err(ApiError::bad_request(
+            "network connect: Container is required",
+        ));
     }
     let ep = b.endpoint_config.unwrap_or_default();
     if ep.links.as_ref().is_some_and(|l| !l.is_empty()) {
@@ -403,11 +410,7 @@ async fn prune(State(s): State<AppState>, p: Params) -> ApiResult<Response> {
                     &vals.into_iter().next().unwrap_or_default(),
                 )?)
             }
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "invalid filter '{other}'"
-                )))
-            }
+            other => return Err(ApiError::bad_request(format!("invalid filter '{other}'"))),
         }
     }
     let removed = s

@@ -46,11 +46,17 @@ async fn auth(State(s): State<AppState>, body: Bytes) -> ApiResult<Response> {
     let server = registry_host(&cfg.serveraddress);
     let config = barge_image::config::Config::load(&s.engine.opts.config)?;
     match barge_image::login::check(&config, &server, &user, &password, false).await {
-        Ok(()) => Ok(Json(json!({"Status": "Login Succeeded", "IdentityToken": ""})).into_response()),
-        Err(barge_image::Error::Registry { reason, .. }) if reason.contains("credentials refused") => {
+        Ok(()) => {
+            Ok(Json(json!({"Status": "Login Succeeded", "IdentityToken": ""})).into_response())
+        }
+        Err(barge_image::Error::Registry { reason, .. })
+            if reason.contains("credentials refused") =>
+        {
             Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                format!("login attempt to {server} failed with status: 401 Unauthorized ({reason})"),
+                format!(
+                    "login attempt to {server} failed with status: 401 Unauthorized ({reason})"
+                ),
             ))
         }
         Err(e) => Err(ApiError::internal(format!("login to {server}: {e}"))),
@@ -74,9 +80,9 @@ async fn distribution(
     let d = barge_image::distribution::describe(&config, &reference, credentials)
         .await
         .map_err(|e| match e {
-            barge_image::Error::NotFound { .. } => ApiError::not_found(format!(
-                "manifest for {name} not found: manifest unknown"
-            )),
+            barge_image::Error::NotFound { .. } => {
+                ApiError::not_found(format!("manifest for {name} not found: manifest unknown"))
+            }
             barge_image::Error::Registry { reason, .. }
                 if reason.contains("401") || reason.to_lowercase().contains("unauthorized") =>
             {
@@ -91,8 +97,14 @@ async fn distribution(
 mod tests {
     #[test]
     fn server_addresses() {
-        assert_eq!(super::registry_host("https://index.docker.io/v1/"), "docker.io");
-        assert_eq!(super::registry_host("http://127.0.0.1:5000"), "127.0.0.1:5000");
+        assert_eq!(
+            super::registry_host("https://index.docker.io/v1/"),
+            "docker.io"
+        );
+        assert_eq!(
+            super::registry_host("http://127.0.0.1:5000"),
+            "127.0.0.1:5000"
+        );
         assert_eq!(super::registry_host("127.0.0.1:5000"), "127.0.0.1:5000");
     }
 }

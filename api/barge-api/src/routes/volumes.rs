@@ -55,11 +55,7 @@ impl VolumeFilters {
                 "name" => f.names.extend(vals),
                 "label" => f.labels.extend(vals),
                 "driver" => f.drivers.extend(vals),
-                other => {
-                    return Err(ApiError::bad_request(format!(
-                        "invalid filter '{other}'"
-                    )))
-                }
+                other => return Err(ApiError::bad_request(format!("invalid filter '{other}'"))),
             }
         }
         Ok(f)
@@ -122,7 +118,11 @@ async fn create(State(s): State<AppState>, body: Bytes) -> ApiResult<Response> {
             "volume create: driver options (DriverOpts) are not supported by barge's local driver",
         ));
     }
-    if req.cluster_volume_spec.as_ref().is_some_and(|v| !v.is_null()) {
+    if req
+        .cluster_volume_spec
+        .as_ref()
+        .is_some_and(|v| !v.is_null())
+    {
         return Err(ApiError::bad_request(
             "volume create: cluster volumes are not supported",
         ));
@@ -183,11 +183,7 @@ async fn prune(State(s): State<AppState>, p: Params) -> ApiResult<Response> {
             }
             "label" => labels.extend(vals),
             "label!" => not_labels.extend(vals),
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "invalid filter '{other}'"
-                )))
-            }
+            other => return Err(ApiError::bad_request(format!("invalid filter '{other}'"))),
         }
     }
     let removed = s

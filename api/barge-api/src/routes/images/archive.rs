@@ -104,7 +104,10 @@ pub async fn import(State(s): State<AppState>, p: Params, req: Request) -> ApiRe
     };
     let opts = ImportOptions {
         changes: p.all("changes").into_iter().map(str::to_string).collect(),
-        message: p.get("message").filter(|m| !m.is_empty()).map(str::to_string),
+        message: p
+            .get("message")
+            .filter(|m| !m.is_empty())
+            .map(str::to_string),
         platform: match p.get("platform").filter(|v| !v.is_empty()) {
             Some(pl) => Platform::parse(pl).map_err(|e| ApiError::bad_request(e.to_string()))?,
             None => Platform::host(),

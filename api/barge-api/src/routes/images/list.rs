@@ -44,11 +44,7 @@ impl ImageFilters {
                 "reference" => f.references.extend(vals),
                 "before" => f.before = vals.into_iter().next(),
                 "since" => f.since = vals.into_iter().next(),
-                other => {
-                    return Err(ApiError::bad_request(format!(
-                        "invalid filter '{other}'"
-                    )))
-                }
+                other => return Err(ApiError::bad_request(format!("invalid filter '{other}'"))),
             }
         }
         Ok(f)
@@ -146,7 +142,10 @@ pub async fn list(State(s): State<AppState>, p: Params) -> ApiResult<Response> {
 pub async fn inspect(State(s): State<AppState>, name: String) -> ApiResult<Response> {
     let doc = s
         .blocking(move |e| {
-            let rec = e.images.resolve(&name).map_err(|err| no_such_image(&name, err))?;
+            let rec = e
+                .images
+                .resolve(&name)
+                .map_err(|err| no_such_image(&name, err))?;
             Ok(barge_engine::docker::image::inspect(&e.images, &rec)?)
         })
         .await?;
@@ -169,7 +168,9 @@ pub async fn history(State(s): State<AppState>, name: String) -> ApiResult<Respo
     let rows = s
         .blocking(move |e| {
             let store = &e.images;
-            let rec = store.resolve(&name).map_err(|err| no_such_image(&name, err))?;
+            let rec = store
+                .resolve(&name)
+                .map_err(|err| no_such_image(&name, err))?;
             let img = store.image(&rec)?;
             let (tags, _) = barge_engine::docker::image::repo_tags_digests(store, &rec.config)?;
             let sizes: Vec<u64> = img.manifest.layers().iter().map(|l| l.size()).collect();

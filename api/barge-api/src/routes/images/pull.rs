@@ -65,8 +65,7 @@ pub async fn create(s: State<AppState>, p: Params, req: Request) -> ApiResult<Re
             lines: lines.clone(),
             last: Mutex::new(HashMap::new()),
         });
-        let r =
-            barge_image::pull::pull(store.clone(), &config, &reference, &opts, progress).await;
+        let r = barge_image::pull::pull(store.clone(), &config, &reference, &opts, progress).await;
         match r {
             Ok(rec) => {
                 lines.send(&json!({"status": format!("Digest: {}", rec.target)}));
@@ -109,10 +108,9 @@ impl Progress for StreamProgress {
         let (status, detail): (&str, Value) = match &state {
             LayerState::Exists => ("Already exists", json!({})),
             LayerState::Waiting => ("Pulling fs layer", json!({})),
-            LayerState::Downloading { done, total } => (
-                "Downloading",
-                json!({"current": done, "total": total}),
-            ),
+            LayerState::Downloading { done, total } => {
+                ("Downloading", json!({"current": done, "total": total}))
+            }
             LayerState::Resuming { from } => ("Downloading", json!({"current": from})),
             LayerState::Retrying { attempt, error } => {
                 let s = format!("Retrying (attempt {attempt}): {error}");

@@ -19,7 +19,9 @@ use crate::state::AppState;
 pub async fn tag(State(s): State<AppState>, name: String, p: Params) -> ApiResult<Response> {
     let repo = p.get("repo").unwrap_or("").to_string();
     if repo.is_empty() {
-        return Err(ApiError::bad_request("tag: repository name (repo=) is required"));
+        return Err(ApiError::bad_request(
+            "tag: repository name (repo=) is required",
+        ));
     }
     let target = match p.get("tag").filter(|t| !t.is_empty()) {
         Some(t) => format!("{repo}:{t}"),
@@ -88,11 +90,7 @@ pub async fn prune(State(s): State<AppState>, p: Params) -> ApiResult<Response> 
                 let v = vals.into_iter().next().unwrap_or_default();
                 until = Some(until_secs(&v)?);
             }
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "invalid filter '{other}'"
-                )))
-            }
+            other => return Err(ApiError::bad_request(format!("invalid filter '{other}'"))),
         }
     }
     let report = s
@@ -117,7 +115,9 @@ pub async fn prune(State(s): State<AppState>, p: Params) -> ApiResult<Response> 
                     .and_then(barge_engine::docker::time::parse_rfc3339)
                     .unwrap_or(0);
                 !labels.iter().all(|l| super::list::label_matches(l, &lbl))
-                    || not_labels.iter().any(|l| super::list::label_matches(l, &lbl))
+                    || not_labels
+                        .iter()
+                        .any(|l| super::list::label_matches(l, &lbl))
                     || until.is_some_and(|u| created >= u)
             };
             Ok(barge_image::prune::prune_images(&e.images, all, &keep)?)
