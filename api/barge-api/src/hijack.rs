@@ -43,6 +43,20 @@ pub fn upgrade<F>(req: &mut Request, relay: Relay, shim: F) -> ApiResult<Respons
 where
     F: std::future::Future<Output = Option<std::os::unix::net::UnixStream>> + Send + 'static,
 {
+    upgrade_after(req, relay, Vec::new(), shim)
+}
+
+/// [`upgrade`] that first sends `preamble` (what the client gets before the live stream:
+/// the log so far for docker's `logs=1`).
+pub fn upgrade_after<F>(
+    req: &mut Request,
+    relay: Relay,
+    preamble: Vec<u8>,
+    shim: F,
+) -> ApiResult<Response>
+where
+    F: std::future::Future<Output = Option<std::os::unix::net::UnixStream>> + Send + 'static,
+{
     let wants_upgrade = req
         .headers()
         .get(header::UPGRADE)
@@ -69,7 +83,10 @@ where
                 return;
             }
         };
-        let client = parts.io.into_inner();
+        let mut client = parts.io.into_inner();
+        if !preamble.is_empty() && client.write_all(&preamble).await.is_err() {
+            return;
+        }
         // Until the container starts, a client that hangs up ends this.
         let shim = tokio::select! {
             s = shim => s,
@@ -79,7 +96,10 @@ where
                 }
             } => None,
         };
-        let Some(shim) = shim else { return };
+        let Some(shim) = shim else {
+            let _ = client.shutdown().await;
+            return;
+        };
         if let Err(e) = bridge(client, parts.read_buf.to_vec(), shim, relay).await {
             tracing::debug!("hijack: {e}");
         }

@@ -139,6 +139,17 @@ fn attach_and_wait_before_start() {
     let r = parse_response(&raw).unwrap();
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(v["StatusCode"], 7, "{}", r.text());
+    // logs=1&stream=0: the log so far, then the end.
+    let mut again = d.connect();
+    write!(
+        again,
+        "POST /containers/{id}/attach?logs=1&stream=0&stdout=1&stderr=1 HTTP/1.1\r\nHost: d\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    again.read_to_end(&mut raw).unwrap();
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    assert_eq!(demux(&raw[end + 4..]), vec![(1u8, b"first\n".to_vec())]);
     // Start again: 204; a second start of the running one: 304.
     let (st, _) = d.json(
         "POST",

@@ -469,6 +469,36 @@ fn stats_df_info_diff_export_events() {
         seen.contains("start busy") && seen.contains("die busy"),
         "{seen}"
     );
+    // The same from the journal: since/until replay, then the command ends.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let since = (now - 120).to_string();
+    let until = (now + 1).to_string();
+    let past = d.docker_ok(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "container=busy",
+        "--format",
+        "{{.Action}}",
+    ]);
+    let actions: Vec<&str> = past.lines().collect();
+    assert!(
+        actions.starts_with(&["create", "start"]) && actions.contains(&"die"),
+        "{past}"
+    );
+    // update: a change barge cannot make is refused, not ignored.
+    let o = d.docker(&["update", "--memory", "128m", "busy"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("not supported"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 /// --network: a user network made with `docker network create`; containers on it reach
