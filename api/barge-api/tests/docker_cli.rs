@@ -543,3 +543,37 @@ fn user_network_and_name_resolution() {
     d.docker_ok(&["rm", "-f", "srv"]);
     d.docker_ok(&["network", "rm", &net]);
 }
+
+/// `docker start -a` of a created container, `docker attach` to a running one.
+#[test]
+fn start_attached_and_attach() {
+    let d = Daemon::start();
+    d.docker_ok(&[
+        "create",
+        "--name",
+        "once",
+        "bb",
+        "sh",
+        "-c",
+        "echo once; exit 2",
+    ]);
+    let o = d.docker(&["start", "-a", "once"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "once\n");
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "-i",
+        "--name",
+        "echoer",
+        "bb",
+        "sh",
+        "-c",
+        "read line; echo got:$line; sleep 0.2",
+    ]);
+    let o = d.docker_stdin(&["attach", "echoer"], b"hello\n");
+    assert_eq!(stdout(&o), "got:hello\n", "{}", stderr(&o));
+    assert!(wait_until(Duration::from_secs(5), || {
+        d.inspect("echoer", "{{.State.Status}}") == "exited"
+    }));
+}
