@@ -104,7 +104,7 @@ fn assert_no_containers(b: &BargeEnv) {
 /// Parse an RFC 3339 timestamp into nanoseconds since the epoch.
 fn ts_nanos(s: &str) -> i128 {
     let (secs, nanos) =
-        barge_shim::logs::parse_timestamp(s).unwrap_or_else(|| panic!("bad timestamp {s:?}"));
+        barge_engine::logs::parse_time("timestamp", s).unwrap_or_else(|e| panic!("{e}"));
     secs as i128 * 1_000_000_000 + nanos as i128
 }
 

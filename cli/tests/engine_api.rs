@@ -219,3 +219,54 @@ fn list_logs_stats_top_df_and_prune_through_the_engine() {
     assert!(b.run(&["inspect", "done"]).status.code() == Some(1));
     b.ok(&["rm", "-f", "up"]);
 }
+
+/// `--label-file` and `--label` (which wins) go through the engine's option parsing into
+/// the container's labels; bad option text is refused naming the flag.
+#[test]
+fn label_file_security_and_log_options_reach_the_config() {
+    let b = barge_testutil::engine::BargeEnv::new(env!("CARGO_BIN_EXE_barge"));
+    let f = b.dir.path().join("labels");
+    std::fs::write(&f, "# comment\ntier=back\nowner=ops\n").unwrap();
+    b.ok(&[
+        "create",
+        "--name",
+        "lab",
+        "--label-file",
+        f.to_str().unwrap(),
+        "--label",
+        "tier=front",
+        "--security-opt",
+        "no-new-privileges",
+        "--log-opt",
+        "max-size=1m",
+        "--log-opt",
+        "max-file=2",
+        "bb",
+    ]);
+    let labels: serde_json::Value =
+        serde_json::from_str(&b.inspect("lab", "{{json .Config.Labels}}")).unwrap();
+    assert_eq!(labels, serde_json::json!({"owner": "ops", "tier": "front"}));
+    assert_eq!(
+        b.inspect("lab", "{{json .HostConfig.SecurityOpt}}"),
+        r#"["no-new-privileges"]"#
+    );
+    assert_eq!(
+        b.inspect("lab", "{{.HostConfig.LogConfig.Config.max-size}}"),
+        "1048576"
+    );
+    for (args, flag) in [
+        (
+            vec!["--label-file", "/nonexistent/labels"],
+            "/nonexistent/labels",
+        ),
+        (vec!["--log-opt", "max-file=0"], "--log-opt"),
+        (vec!["--security-opt", "selinux=x"], "--security-opt"),
+    ] {
+        let mut a = vec!["create"];
+        a.extend(args);
+        a.push("bb");
+        let out = b.run(&a);
+        assert_eq!(out.status.code(), Some(125), "{out:?}");
+        assert!(barge_testutil::stderr(&out).contains(flag), "{out:?}");
+    }
+}

@@ -1,17 +1,15 @@
 //! `barge create`: the flags shared with `run`, and making the container (pulling its image
 //! first when needed).
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use barge_engine::config::{self, ContainerConfig, MountSpec};
+use barge_engine::config::{self, ContainerConfig, MountSpec, RestartPolicy};
 use barge_engine::create::CreateOptions;
 use barge_engine::db::ContainerRecord;
 use barge_engine::pull::{PullNeed, PullOptions, PullPolicy, PullProgress};
 use barge_engine::Engine;
-use barge_shim::config::RestartPolicy;
 
 use super::Ctx;
 
@@ -50,6 +48,9 @@ pub struct CreateArgs {
     /// Set metadata on the container (KEY=VALUE).
     #[arg(short, long = "label")]
     pub label: Vec<String>,
+    /// Read in a line delimited file of labels.
+    #[arg(long = "label-file")]
+    pub label_file: Vec<PathBuf>,
     /// Restart policy: no, on-failure[:max-retries], always, unless-stopped.
     #[arg(long, default_value = "no")]
     pub restart: String,
@@ -143,45 +144,9 @@ impl CreateArgs {
         for e in &self.env {
             env.push(config::expand_env(e).map_err(|m| anyhow::anyhow!("-e: {m}"))?);
         }
-        let mut labels = BTreeMap::new();
-        for l in &self.label {
-            let (k, v) = l.split_once('=').unwrap_or((l, ""));
-            if k.is_empty() {
-                bail!("--label {l:?}: expected KEY=VALUE");
-            }
-            labels.insert(k.to_string(), v.to_string());
-        }
-        let mut seccomp = None;
-        let mut no_new_privileges = false;
-        for o in &self.security_opt {
-            let (k, v) = o.split_once(['=', ':']).unwrap_or((o, ""));
-            match (k, v) {
-                ("seccomp", "") => bail!("--security-opt {o:?}: seccomp needs a value"),
-                ("seccomp", p) => seccomp = Some(p.to_string()),
-                ("no-new-privileges", "" | "true") => no_new_privileges = true,
-                ("no-new-privileges", "false") => no_new_privileges = false,
-                ("apparmor" | "label", _) => {}
-                _ => bail!("--security-opt {o:?}: unknown option (seccomp=…, no-new-privileges)"),
-            }
-        }
-        let (mut log_max_size, mut log_max_files) = (None, 1);
-        for o in &self.log_opt {
-            match o.split_once('=') {
-                Some(("max-size", v)) => {
-                    log_max_size = Some(
-                        barge_shim::logs::parse_size(v)
-                            .map_err(|e| anyhow::anyhow!("--log-opt {o}: {e}"))?,
-                    )
-                }
-                Some(("max-file", v)) => {
-                    log_max_files =
-                        v.parse::<u32>().ok().filter(|n| *n >= 1).with_context(|| {
-                            format!("--log-opt {o}: max-file must be a positive number")
-                        })?
-                }
-                _ => bail!("--log-opt {o:?}: unknown option (max-size, max-file)"),
-            }
-        }
+        let labels = config::labels::labels_from_args(&self.label_file, &self.label)?;
+        let security = config::security::parse_security_opts(&self.security_opt)?;
+        let log = config::logging::parse_log_opts(&self.log_opt)?;
         let restart = RestartPolicy::parse(&self.restart).map_err(anyhow::Error::msg)?;
         if autoremove && restart != RestartPolicy::No {
             bail!("conflicting options: cannot specify both --restart and --rm");
@@ -221,8 +186,8 @@ impl CreateArgs {
             cap_add: self.cap_add.clone(),
             cap_drop: self.cap_drop.clone(),
             privileged: self.privileged,
-            seccomp,
-            no_new_privileges,
+            seccomp: security.seccomp,
+            no_new_privileges: security.no_new_privileges,
             init: self.init,
             network: self.network.clone(),
             networks: if self.network_alias.is_empty() && self.ip.is_none() {
@@ -249,8 +214,8 @@ impl CreateArgs {
             extra_hosts: self.add_host.clone(),
             stop_signal: self.stop_signal.clone().unwrap_or_default(),
             stop_timeout: self.stop_timeout,
-            log_max_size,
-            log_max_files,
+            log_max_size: log.max_size,
+            log_max_files: log.max_files,
             ..Default::default()
         };
         Ok(CreateOptions {

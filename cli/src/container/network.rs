@@ -1,9 +1,8 @@
 //! `barge network create|ls|inspect|rm|connect|disconnect|prune`, and the hidden
 //! `barge container cleanup` shims run when their container has exited.
 
-use std::collections::BTreeMap;
-
 use anyhow::{bail, Result};
+use barge_engine::config::labels::parse_labels;
 use barge_engine::config::Endpoint;
 use barge_engine::network::store::{CreateRequest, Network};
 use clap::Subcommand;
@@ -107,7 +106,7 @@ pub fn run(ctx: &Ctx, cmd: NetworkCommand) -> Result<i32> {
                 driver,
                 ipv6,
                 internal,
-                labels: pairs("--label", &label)?,
+                labels: parse_labels("--label", &label)?,
                 ..Default::default()
             };
             for s in &subnet {
@@ -120,7 +119,7 @@ pub fn run(ctx: &Ctx, cmd: NetworkCommand) -> Result<i32> {
                         .map_err(|_| anyhow::anyhow!("--gateway {g:?}: not an IP address"))?,
                 );
             }
-            for (k, v) in pairs("-o", &opt)? {
+            for (k, v) in parse_labels("-o", &opt)? {
                 match k.as_str() {
                     "com.docker.network.bridge.name" => req.bridge = Some(v),
                     _ => bail!("-o {k}: unknown option (com.docker.network.bridge.name is known)"),
@@ -242,18 +241,6 @@ fn row(n: &Network) -> [String; 4] {
         n.driver(),
         "local".to_string(),
     ]
-}
-
-fn pairs(flag: &str, items: &[String]) -> Result<BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
-    for l in items {
-        let (k, v) = l.split_once('=').unwrap_or((l, ""));
-        if k.is_empty() {
-            bail!("{flag} {l:?}: the key is empty");
-        }
-        out.insert(k.to_string(), v.to_string());
-    }
-    Ok(out)
 }
 
 #[derive(Debug, Subcommand)]

@@ -9,8 +9,8 @@ use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use barge_engine::frames as protocol;
 use barge_engine::Engine;
-use barge_shim::protocol;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 
 /// How an attach session ended.
@@ -44,7 +44,7 @@ pub fn pump_exec(engine: Arc<Engine>, sock: UnixStream, opts: Options) -> Ended 
 
 fn pump_to(engine: Arc<Engine>, sock: UnixStream, opts: Options, exec: bool) -> Ended {
     let raw = if opts.tty && opts.stdin {
-        Some(barge_runtime::tty_proxy::RawMode::enter())
+        Some(barge_engine::terminal::RawMode::enter())
     } else {
         None
     };
@@ -195,7 +195,7 @@ fn start_signal_thread(engine: Arc<Engine>, opts: &Options, exec: bool) {
 
 /// Give the container's (or exec's) terminal the size of ours.
 fn resize(engine: &Engine, id: &str, exec: bool) {
-    if let Some((rows, cols)) = barge_runtime::tty_proxy::terminal_size() {
+    if let Some((rows, cols)) = barge_engine::terminal::terminal_size() {
         let _ = if exec {
             engine.exec_resize(id, rows, cols)
         } else {

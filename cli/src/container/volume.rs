@@ -47,13 +47,7 @@ pub fn run(ctx: &Ctx, cmd: VolumeCommand) -> Result<i32> {
     let engine = ctx.engine()?;
     match cmd {
         VolumeCommand::Create { label, name } => {
-            let labels = label
-                .iter()
-                .map(|l| {
-                    let (k, v) = l.split_once('=').unwrap_or((l, ""));
-                    (k.to_string(), v.to_string())
-                })
-                .collect();
+            let labels = barge_engine::config::labels::parse_labels("--label", &label)?;
             let anonymous = name.is_none();
             let name = match name {
                 Some(n) => n,

@@ -1,9 +1,13 @@
 //! A container's configuration as the user asked for it (docker's `run` flags, resolved
 //! against the image), stored in the metadata database.
 
+pub mod labels;
+pub mod logging;
+pub mod security;
+
 use std::collections::BTreeMap;
 
-use barge_shim::config::RestartPolicy;
+pub use barge_shim::config::RestartPolicy;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -142,7 +146,7 @@ impl MountSpec {
 pub fn parse_bytes(flag: &str, s: &str) -> Result<i64> {
     let digits = s.bytes().next().is_some_and(|b| b.is_ascii_digit());
     digits
-        .then(|| barge_shim::logs::parse_size(s).ok())
+        .then(|| barge_util::size::parse_size(s).ok())
         .flatten()
         .and_then(|n| i64::try_from(n).ok())
         .ok_or_else(|| {

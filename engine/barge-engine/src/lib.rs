@@ -17,6 +17,7 @@ pub mod error;
 pub mod events;
 pub mod exec;
 pub mod filters;
+pub mod frames;
 pub mod list;
 pub mod lock;
 pub mod logs;
@@ -31,6 +32,7 @@ pub mod seccomp;
 pub mod spec;
 pub mod stats;
 pub mod status;
+pub mod terminal;
 #[cfg(test)]
 mod testing;
 pub mod top;

@@ -1,12 +1,74 @@
 //! Removing what nothing uses (`docker container|image|volume|network|system prune`), with
 //! what went and the space it freed.
 
+use std::collections::BTreeMap;
+
 use barge_image::store::{Removed, Store};
 use serde::Serialize;
 
 use crate::disk::dir_size;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::filters::Filters;
 use crate::Engine;
+
+/// docker's prune filters: `until` (a time or a duration ago: only what was created before
+/// it), `label` (`KEY` or `KEY=VALUE`: only what has it) and `label!` (only what has not).
+#[derive(Debug, Clone, Default)]
+pub struct PruneFilter {
+    /// Unix seconds.
+    until: Option<i64>,
+    filters: Filters,
+}
+
+impl PruneFilter {
+    pub fn new(filters: &Filters) -> Result<PruneFilter> {
+        filters.check_keys(&["until", "label", "label!", "dangling"])?;
+        let until = match filters.get("until") {
+            [] => None,
+            [t] => Some(crate::logs::parse_time("until", t)?.0),
+            _ => {
+                return Err(Error::BadParameter(
+                    "more than one until filter".to_string(),
+                ))
+            }
+        };
+        Ok(PruneFilter {
+            until,
+            filters: filters.clone(),
+        })
+    }
+
+    /// `dangling=` of an image prune: Some(false) asks for every unused image (`-a`).
+    pub fn dangling(&self) -> Result<Option<bool>> {
+        match self.filters.get("dangling") {
+            [] => Ok(None),
+            [v] => match v.as_str() {
+                "true" | "1" => Ok(Some(true)),
+                "false" | "0" => Ok(Some(false)),
+                _ => Err(Error::BadParameter(format!(
+                    "invalid filter 'dangling={v}': expected true or false"
+                ))),
+            },
+            _ => Err(Error::BadParameter(
+                "more than one dangling filter".to_string(),
+            )),
+        }
+    }
+
+    /// Whether something created at `created` (unix seconds; None: unknown) with `labels`
+    /// is to be pruned.
+    pub fn matches(&self, created: Option<i64>, labels: &BTreeMap<String, String>) -> bool {
+        let not = self.filters.get("label!");
+        self.until.is_none_or(|u| created.is_some_and(|c| c < u))
+            && self.filters.labels_match("label", labels)
+            && (not.is_empty()
+                || !not.iter().any(|t| {
+                    let mut one = Filters::default();
+                    one.add("label", t);
+                    one.labels_match("label", labels)
+                }))
+    }
+}
 
 /// What a prune removed and the bytes it freed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -28,6 +90,15 @@ pub struct ImagePruneReport {
 /// Remove untagged images (with `all`, every image no container uses), then the content
 /// nothing reaches any more.
 pub fn prune_images(store: &Store, all: bool) -> Result<ImagePruneReport> {
+    prune_images_matching(store, all, &PruneFilter::default())
+}
+
+/// [`prune_images`] of the images `filter` selects (their config's created time and labels).
+pub fn prune_images_matching(
+    store: &Store,
+    all: bool,
+    filter: &PruneFilter,
+) -> Result<ImagePruneReport> {
     let mut report = ImagePruneReport::default();
     for rec in store.db.images()? {
         let dangling = rec.name.starts_with("<none>");
@@ -36,6 +107,20 @@ pub fn prune_images(store: &Store, all: bool) -> Result<ImagePruneReport> {
         }
         if let Ok(img) = store.image(&rec) {
             if !store.users_of(&img)?.is_empty() {
+                continue;
+            }
+            let created = img
+                .config
+                .created()
+                .as_deref()
+                .and_then(crate::docker::time::parse_rfc3339);
+            let labels = img
+                .config
+                .config()
+                .as_ref()
+                .and_then(|c| c.labels().clone())
+                .unwrap_or_default();
+            if !filter.matches(created, &labels.into_iter().collect()) {
                 continue;
             }
         }
@@ -53,9 +138,15 @@ pub fn prune_images(store: &Store, all: bool) -> Result<ImagePruneReport> {
 impl Engine {
     /// Remove every container that is not running.
     pub fn prune_containers(&self) -> Result<PruneReport> {
+        self.prune_containers_matching(&PruneFilter::default())
+    }
+
+    /// Remove the containers that are not running and that `filter` selects.
+    pub fn prune_containers_matching(&self, filter: &PruneFilter) -> Result<PruneReport> {
         let mut report = PruneReport::default();
         for (rec, st) in self.list(true)? {
-            if !st.state.is_active() {
+            if !st.state.is_active() && filter.matches(Some(rec.created_secs()), &rec.config.labels)
+            {
                 let size = self.container_size_rw(&rec.id);
                 self.remove(&rec.id, false, false)?;
                 report.space_reclaimed += size;
@@ -72,9 +163,14 @@ impl Engine {
 
     /// Remove the volumes no container uses: anonymous ones, every one with `all`.
     pub fn prune_volumes(&self, all: bool) -> Result<PruneReport> {
+        self.prune_volumes_matching(all, &PruneFilter::default())
+    }
+
+    /// [`Engine::prune_volumes`] of the volumes `filter` selects.
+    pub fn prune_volumes_matching(&self, all: bool, filter: &PruneFilter) -> Result<PruneReport> {
         let mut report = PruneReport::default();
         for v in self.db.volumes()? {
-            if !all && !v.anonymous {
+            if !all && !v.anonymous || !filter.matches(Some(v.created), &v.labels) {
                 continue;
             }
             if self.volume_users(&v.name)?.is_empty() {
@@ -89,6 +185,11 @@ impl Engine {
 
     /// Remove the networks no container is on (never the default one); names removed.
     pub fn prune_networks(&self) -> Result<PruneReport> {
+        self.prune_networks_matching(&PruneFilter::default())
+    }
+
+    /// [`Engine::prune_networks`] of the networks `filter` selects.
+    pub fn prune_networks_matching(&self, filter: &PruneFilter) -> Result<PruneReport> {
         let used: Vec<String> = self
             .db
             .all()?
@@ -98,6 +199,11 @@ impl Engine {
         let mut report = PruneReport::default();
         for n in self.networks().list()? {
             if n.is_default() || n.meta.is_none() || used.iter().any(|u| u == n.name()) {
+                continue;
+            }
+            let meta = n.meta.clone().unwrap_or_default();
+            let created = crate::docker::time::parse_rfc3339(&meta.created);
+            if !filter.matches(created, &meta.labels) {
                 continue;
             }
             if self.network_remove(n.name()).is_ok() {
@@ -127,5 +233,39 @@ mod tests {
         assert_eq!(r.deleted, ["named"]);
         let r = engine.prune_images(false).unwrap();
         assert!(r.removed.is_empty());
+    }
+
+    #[test]
+    fn prune_filters() {
+        use super::*;
+        let f = |args: &[&str]| PruneFilter::new(&Filters::parse_args(args).unwrap()).unwrap();
+        let labels: BTreeMap<String, String> = [("keep".to_string(), "yes".to_string())].into();
+        let none = BTreeMap::new();
+        assert!(f(&[]).matches(None, &none));
+        assert!(f(&["label=keep"]).matches(Some(1), &labels));
+        assert!(!f(&["label=keep=no"]).matches(Some(1), &labels));
+        assert!(!f(&["label!=keep"]).matches(Some(1), &labels));
+        assert!(f(&["label!=keep"]).matches(Some(1), &none));
+        assert!(f(&["until=1000"]).matches(Some(999), &none));
+        assert!(!f(&["until=1000"]).matches(Some(1000), &none));
+        assert!(!f(&["until=10m"]).matches(Some(crate::docker::time::now()), &none));
+        assert!(PruneFilter::new(&Filters::parse_args(&["colour=red"]).unwrap()).is_err());
+        assert_eq!(f(&["dangling=false"]).dangling().unwrap(), Some(false));
+        assert!(f(&["dangling=maybe"]).dangling().is_err());
+        let (_dir, engine) = crate::testing::engine();
+        engine
+            .volume_create(
+                "kept",
+                [("keep".to_string(), "yes".to_string())].into(),
+                true,
+            )
+            .unwrap();
+        engine
+            .volume_create("gone", Default::default(), true)
+            .unwrap();
+        let r = engine
+            .prune_volumes_matching(false, &f(&["label!=keep"]))
+            .unwrap();
+        assert_eq!(r.deleted, ["gone"]);
     }
 }

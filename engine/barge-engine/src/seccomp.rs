@@ -7,18 +7,26 @@ use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
 
+/// Load the profile `path` names, or (text starting with `{`) the profile itself, as the
+/// docker CLI sends it in the API's `SecurityOpt` (it reads the file on its side).
 pub fn load_profile(path: &Path, caps: &[String]) -> Result<Value> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
-        what: "read seccomp profile",
-        path: path.to_path_buf(),
-        source: e,
-    })?;
+    let given = path.to_string_lossy();
+    let (text, name) = if given.trim_start().starts_with('{') {
+        (given.to_string(), "(given inline)".to_string())
+    } else {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+            what: "read seccomp profile",
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        (text, path.display().to_string())
+    };
     let v: Value = serde_json::from_str(&text)
-        .map_err(|e| Error::Invalid(format!("seccomp profile {}: {e}", path.display())))?;
+        .map_err(|e| Error::Invalid(format!("seccomp profile {name}: {e}")))?;
     let out = convert(&v, caps, std::env::consts::ARCH);
     // Must parse as an OCI seccomp section.
     serde_json::from_value::<oci_spec::runtime::LinuxSeccomp>(out.clone())
-        .map_err(|e| Error::Invalid(format!("seccomp profile {}: {e}", path.display())))?;
+        .map_err(|e| Error::Invalid(format!("seccomp profile {name}: {e}")))?;
     Ok(out)
 }
 
@@ -95,6 +103,17 @@ pub fn convert(v: &Value, caps: &[String], arch: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inline_profiles_as_the_docker_cli_sends_them() {
+        let inline = r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW"}]}"#;
+        let v = load_profile(Path::new(inline), &[]).unwrap();
+        assert_eq!(v["defaultAction"], "SCMP_ACT_ERRNO");
+        let e = load_profile(Path::new("{not json"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("(given inline)"), "{e}");
+    }
 
     #[test]
     fn converts_docker_profiles() {

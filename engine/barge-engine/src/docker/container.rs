@@ -5,6 +5,7 @@ use serde_json::{json, Map, Value};
 
 use crate::config::{ContainerConfig, MountSpec};
 use crate::db::ContainerRecord;
+use crate::network::attach::Attachment;
 use crate::network::ports::{docker_ports_map, parse_exposed};
 use crate::status::{State, Status};
 use crate::Engine;
@@ -167,7 +168,11 @@ pub fn port_bindings(c: &ContainerConfig) -> Value {
 
 /// `NetworkSettings.Networks`: per network, the container's endpoint (addresses, MAC).
 pub fn networks(engine: &Engine, rec: &ContainerRecord) -> Map<String, Value> {
-    let atts = engine.attachments(&rec.id);
+    networks_of(rec, &engine.attachments(&rec.id))
+}
+
+/// [`networks`] from the container's attachments, already read.
+pub fn networks_of(rec: &ContainerRecord, atts: &[Attachment]) -> Map<String, Value> {
     let mut networks = Map::new();
     for ep in &rec.config.networks {
         let a = atts.iter().find(|a| a.network == ep.network);
@@ -201,7 +206,7 @@ pub fn network_settings(engine: &Engine, rec: &ContainerRecord) -> Value {
     let atts = engine.attachments(&rec.id);
     let exposed = parse_exposed(&rec.config.exposed).unwrap_or_default();
     let bindings: Vec<_> = atts.iter().flat_map(|a| a.ports.clone()).collect();
-    let networks = networks(engine, rec);
+    let networks = networks_of(rec, &atts);
     let primary = rec
         .config
         .networks

@@ -4,6 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::db::ContainerRecord;
+use crate::network::attach::Attachment;
 use crate::network::ports::{format_ps, parse_exposed, PortBinding};
 use crate::status::{State, Status};
 use crate::Engine;
@@ -52,12 +53,16 @@ pub fn command_text(rec: &ContainerRecord) -> String {
 
 /// The container's published ports (while it runs) and its exposed ones.
 pub fn ports(engine: &Engine, rec: &ContainerRecord) -> (Vec<PortBinding>, Vec<(u16, String)>) {
+    ports_of(rec, &engine.attachments(&rec.id))
+}
+
+/// [`ports`] from the container's attachments, already read.
+pub fn ports_of(
+    rec: &ContainerRecord,
+    atts: &[Attachment],
+) -> (Vec<PortBinding>, Vec<(u16, String)>) {
     let exposed = parse_exposed(&rec.config.exposed).unwrap_or_default();
-    let bindings = engine
-        .attachments(&rec.id)
-        .into_iter()
-        .flat_map(|a| a.ports)
-        .collect();
+    let bindings = atts.iter().flat_map(|a| a.ports.iter().cloned()).collect();
     (bindings, exposed)
 }
 
@@ -95,7 +100,8 @@ pub fn ports_list(bindings: &[PortBinding], exposed: &[(u16, String)]) -> Vec<Va
 /// One element of `GET /containers/json`, with `Status` at `now` (unix seconds).
 pub fn entry(engine: &Engine, rec: &ContainerRecord, st: &Status, now: i64) -> Value {
     let c = &rec.config;
-    let (bindings, exposed) = ports(engine, rec);
+    let atts = engine.attachments(&rec.id);
+    let (bindings, exposed) = ports_of(rec, &atts);
     let network_mode = if c.network.is_empty() {
         "bridge"
     } else {
@@ -113,7 +119,7 @@ pub fn entry(engine: &Engine, rec: &ContainerRecord, st: &Status, now: i64) -> V
         "State": st.state.as_str(),
         "Status": status_text(st, now),
         "HostConfig": {"NetworkMode": network_mode},
-        "NetworkSettings": {"Networks": super::container::networks(engine, rec)},
+        "NetworkSettings": {"Networks": super::container::networks_of(rec, &atts)},
         "Mounts": c.mounts.iter().map(|m| super::container::mount_point(engine, m)).collect::<Vec<_>>(),
     })
 }

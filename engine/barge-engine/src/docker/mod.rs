@@ -6,6 +6,7 @@ pub mod container;
 pub mod image;
 pub mod list;
 pub mod network;
+pub mod ports;
 pub mod stats;
 pub mod system;
 pub mod time;
