@@ -223,32 +223,16 @@ impl Engine {
         }
     }
 
-    /// Poll the container's shim state every 5 ms until `done` holds for it, up to
-    /// `timeout`; whether it did.
-    fn poll_shim_state(
-        &self,
-        id: &str,
-        timeout: Duration,
-        done: impl Fn(Option<&barge_shim::state::ShimState>) -> bool,
-    ) -> bool {
-        let end = Instant::now() + timeout;
-        loop {
-            let st = barge_shim::state::load(&self.paths.shim_state(id))
-                .ok()
-                .flatten();
-            if done(st.as_ref()) {
-                return true;
-            }
-            if Instant::now() >= end {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    /// Wait until the shim recorded in the container's state has exited.
+    /// Wait until the shim recorded in the container's state has exited (its pidfd says so).
     fn wait_shim_gone(&self, id: &str, timeout: Duration) -> Result<()> {
-        if self.poll_shim_state(id, timeout, |st| !st.is_some_and(|st| st.shim_alive())) {
+        let st = barge_shim::state::load(&self.paths.shim_state(id))
+            .ok()
+            .flatten();
+        let Some(st) = st.filter(|st| st.shim_alive()) else {
+            return Ok(());
+        };
+        let pid = nix::unistd::Pid::from_raw(st.shim_pid);
+        if barge_runtime::process::wait_exit(pid, Some(timeout)) || !st.shim_alive() {
             Ok(())
         } else {
             Err(Error::Shim {
@@ -674,6 +658,11 @@ impl Engine {
             if st.state == State::Paused {
                 let _ = barge_runtime::container::set_paused(&store, &rec.id, false);
             }
+            self.emit_container(
+                &rec,
+                Action::Kill,
+                &[("signal", (Signal::SIGKILL as i32).to_string())],
+            );
             let _ =
                 barge_runtime::container::kill_container(&store, &rec.id, Signal::SIGKILL, true);
             self.wait_inactive(&rec, Duration::from_secs(10));

@@ -142,14 +142,8 @@ impl Engine {
         .map_err(shim_err)?;
         let mut answer = String::new();
         sock.read_to_string(&mut answer).map_err(shim_err)?;
-        let pid = parse_start_answer(&cfg.container_id, exec_id, answer.trim_end())?;
-        self.emit_exec(
-            &cfg.container_id,
-            exec_id,
-            crate::events::Action::ExecStart,
-            &[],
-        );
-        Ok(pid)
+        // The shim records the exec_start (before the exec_die it records too).
+        parse_start_answer(&cfg.container_id, exec_id, answer.trim_end())
     }
 
     /// An exec event with its container's attributes.

@@ -23,6 +23,9 @@
 //!   process a hangup (SIGHUP), as a closed terminal does.
 //! - `exec-resize ID ROWS COLS`: set the terminal size of attached exec ID; `ok`, or
 //!   `err 125 MESSAGE` when no such exec with a terminal runs.
+//!
+//! The shim's answer to the engine that started it (one line on its stdout) has the same
+//! form: [`Reply`].
 
 /// The shim's one-line answer to the engine that started it (on its stdout), or to an `exec`
 /// request: `ok PID`, or `err CODE MESSAGE`.

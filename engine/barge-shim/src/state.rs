@@ -78,3 +78,20 @@ pub(crate) fn save_json<T: Serialize>(path: &Path, v: &T) -> Result<(), String> 
     let data = serde_json::to_vec(v).map_err(|e| format!("encode {}: {e}", path.display()))?;
     write_atomic(path, &data, 0o600, Durability::Durable).map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_state_file_without_newer_fields_still_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.json");
+        std::fs::write(
+            &p,
+            r#"{"status":"exited","pid":0,"shim_pid":5,"shim_start":7,"exit_code":3}"#,
+        )
+        .unwrap();
+        let st = super::load(&p).unwrap().unwrap();
+        assert_eq!(st.exit_code, Some(3));
+        assert!(!st.oom_killed);
+    }
+}

@@ -207,6 +207,7 @@ pub async fn pull(
             Ok((rec, moved))
         });
     let rec = store.finish_writing(lease, result, "the pull")?;
+    store.emit(barge_events::Action::Pull, &rec.name, &rec.name);
     progress.event(Event::Done {
         reference: reference.canonical(),
         digest: rec.target.clone(),

@@ -224,7 +224,24 @@ impl Store {
             ..src
         };
         self.db.put_image(&rec)?;
+        self.emit(
+            barge_events::Action::Tag,
+            &rec.config.to_string(),
+            &rec.name,
+        );
         Ok(rec)
+    }
+
+    /// Record an image event in the store's event journal (`<root>/events`, see
+    /// `barge_events`). A journal that can't be written loses the event, with a warning.
+    pub fn emit(&self, action: barge_events::Action, id: &str, name: &str) {
+        let mut ev = barge_events::Event::now(barge_events::Type::Image, action, id);
+        if !name.is_empty() {
+            ev = ev.attr("name", name);
+        }
+        if let Err(e) = barge_events::Journal::in_store(self.root()).append(&ev) {
+            tracing::warn!("image event {action} {id}: {e}");
+        }
     }
 
     /// Is the top layer of an image used by a writable snapshot (a container)?
@@ -310,10 +327,12 @@ impl Store {
         let mut out = Vec::new();
         for r in &to_untag {
             self.db.delete_image(&r.name)?;
+            self.emit(barge_events::Action::Untag, &r.config.to_string(), &r.name);
             out.push(Removed::Untagged(r.name.clone()));
         }
         if last {
             out.push(Removed::Deleted(rec.config.clone()));
+            self.emit(barge_events::Action::Delete, &rec.config.to_string(), "");
             crate::gc::collect(self, false)?;
         }
         Ok(out)

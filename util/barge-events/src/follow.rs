@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
 use std::os::fd::AsFd;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -40,6 +40,7 @@ impl Follower {
         let dir = journal.dir();
         std::fs::DirBuilder::new()
             .recursive(true)
+            .mode(0o700)
             .create(dir)
             .map_err(|e| io::Error::new(e.kind(), format!("create {}: {e}", dir.display())))?;
         // Watch first, then open: nothing appended in between is missed.

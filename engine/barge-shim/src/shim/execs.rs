@@ -184,6 +184,12 @@ fn spawn(cfg: &ShimConfig, id: &str, attach: Option<bool>) -> Result<(Running, I
     let saved = exec::save(&exec::state_path(&cfg.bundle, id), &state);
     result?;
     saved.map_err(fail)?;
+    // Here, not by the engine after the answer: the shim's exec_die must come after it.
+    super::events::emit(
+        cfg,
+        barge_events::Action::ExecStart,
+        &[("execID", id.to_string())],
+    );
     if let Some(m) = master {
         let dup = m
             .try_clone()

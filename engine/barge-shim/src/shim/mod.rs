@@ -347,14 +347,11 @@ fn finish(cfg: &ShimConfig) {
             .stderr(std::process::Stdio::null())
             .spawn();
         if let Ok(mut child) = child {
-            let end = Instant::now() + Duration::from_secs(60);
-            while Instant::now() < end {
-                match child.try_wait() {
-                    Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-                    _ => return,
-                }
+            // Its pidfd says when it exits; it gets a minute.
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            if !barge_runtime::process::wait_exit(pid, Some(Duration::from_secs(60))) {
+                let _ = child.kill();
             }
-            let _ = child.kill();
             let _ = child.wait();
         }
     }

@@ -58,7 +58,13 @@ pub fn import(
     apply_changes(&mut container_config, &opts.changes)?;
     let lease = store.lease()?;
     let result = import_locked(store, config, reader, &reference, opts, container_config);
-    store.finish_writing(lease, result, "the failed import")
+    let rec = store.finish_writing(lease, result, "the failed import")?;
+    store.emit(
+        barge_events::Action::Import,
+        &rec.config.to_string(),
+        &rec.name,
+    );
+    Ok(rec)
 }
 
 fn import_locked(

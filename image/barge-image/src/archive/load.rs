@@ -72,7 +72,15 @@ pub fn load(
 ) -> Result<Vec<ImageRecord>> {
     let lease = store.lease()?;
     let result = load_locked(store, config, reader, progress);
-    store.finish_writing(lease, result, "the failed load")
+    let recs = store.finish_writing(lease, result, "the failed load")?;
+    for rec in &recs {
+        store.emit(
+            barge_events::Action::Load,
+            &rec.config.to_string(),
+            &rec.name,
+        );
+    }
+    Ok(recs)
 }
 
 fn load_locked(

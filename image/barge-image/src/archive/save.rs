@@ -81,7 +81,15 @@ pub fn save(
         )?;
     }
     let mut writer = tar.into_inner().map_err(write_err)?;
-    writer.flush().map_err(write_err)
+    writer.flush().map_err(write_err)?;
+    for s in &saved {
+        store.emit(
+            barge_events::Action::Save,
+            &s.record.config.to_string(),
+            &s.record.name,
+        );
+    }
+    Ok(())
 }
 
 fn resolve(store: &Store, name: &str) -> Result<Saved> {
