@@ -72,16 +72,21 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
             0
         })
     } else {
-        engine
-            .exec_start_attached(
-                &id,
-                Streams {
-                    stdin: args.interactive,
-                    stdout: true,
-                    stderr: true,
-                },
-            )
-            .map(|sock| {
+        let size = args
+            .tty
+            .then(barge_engine::terminal::terminal_size)
+            .flatten();
+        let attached = engine.exec_start_attached_sized(
+            &id,
+            Streams {
+                stdin: args.interactive,
+                stdout: true,
+                stderr: true,
+            },
+            size,
+        );
+        match attached {
+            Ok(sock) => {
                 let opts = Options {
                     id: id.clone(),
                     tty: args.tty,
@@ -90,12 +95,17 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
                     // process up (the shim sends it SIGHUP).
                     sig_proxy: false,
                 };
-                match pump_exec(engine.clone(), sock, opts) {
+                Ok(match pump_exec(engine.clone(), sock, opts) {
                     Ended::Exited(code) => code,
                     // Detached (^P^Q) or the shim went away.
                     Ended::Detached => 0,
-                }
-            })
+                })
+            }
+            // A container started by an older barge: its shim can't, we (single-threaded)
+            // may run the process ourselves.
+            Err(Error::ShimOutdated { .. }) => engine.exec_start_foreground(&id),
+            Err(e) => Err(e),
+        }
     };
     match started {
         Ok(code) => Ok(code),

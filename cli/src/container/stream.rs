@@ -48,7 +48,8 @@ fn pump_to(engine: Arc<Engine>, sock: UnixStream, opts: Options, exec: bool) -> 
     } else {
         None
     };
-    if opts.tty {
+    // (An exec's terminal got our size when it started.)
+    if opts.tty && !exec {
         resize(&engine, &opts.id, exec);
     }
     start_signal_thread(engine.clone(), &opts, exec);

@@ -323,7 +323,12 @@ impl Engine {
         })
     }
 
-    pub(crate) fn request(&self, id: &str, req: Request, timeout: Option<Duration>) -> Result<String> {
+    pub(crate) fn request(
+        &self,
+        id: &str,
+        req: Request,
+        timeout: Option<Duration>,
+    ) -> Result<String> {
         let mut sock = self.connect(id)?;
         sock.set_read_timeout(timeout).ok();
         sock.write_all(req.line().as_bytes())

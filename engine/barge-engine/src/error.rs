@@ -57,6 +57,12 @@ pub enum Error {
     /// A path that does not exist in a container's filesystem (docker cp).
     #[error("Could not find the file {path} in container {container}")]
     NoSuchPath { container: String, path: String },
+    /// The container's shim predates a request (an older barge started it): a restart of the
+    /// container gives it a current shim.
+    #[error(
+        "container {id}: its shim, started by an older barge, cannot {what}; restart the container"
+    )]
+    ShimOutdated { id: String, what: &'static str },
     #[error("{0}")]
     Other(String),
 }

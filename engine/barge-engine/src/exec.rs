@@ -1,10 +1,12 @@
 //! `exec`: processes started in a running container, with docker's exec model: create (an id
-//! and a recorded configuration), start (detached under the container's shim, or in the
-//! foreground of the caller), inspect (docker's `GET /exec/{id}/json`).
+//! and a recorded configuration), start (under the container's shim, detached or attached:
+//! its stdio relayed on a socket; or in the foreground of a single-threaded caller), resize,
+//! inspect (docker's `GET /exec/{id}/json`).
 //!
 //! Records live in the container's directory (`execs/<id>.json`, `execs/<id>.state.json`,
-//! see `barge_shim::exec`). A detached exec is started by the shim, which reaps it and
-//! records its exit code; a foreground exec is the caller's child and the caller records it.
+//! see `barge_shim::exec`). An exec started by the shim (detached or attached) is its child:
+//! the shim reaps it and records its exit code, and the caller never forks; a foreground exec
+//! is the caller's child and the caller records it.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -170,6 +172,17 @@ impl Engine {
     /// (127 not found, 126 not executable). Dropping the socket before the exit hangs the
     /// process up (SIGHUP). Never forks the caller: safe in a multi-threaded daemon.
     pub fn exec_start_attached(&self, exec_id: &str, s: Streams) -> Result<UnixStream> {
+        self.exec_start_attached_sized(exec_id, s, None)
+    }
+
+    /// [`Engine::exec_start_attached`] whose terminal (with `-t`) has `size` (rows, columns)
+    /// from the start (docker's `ConsoleSize`), so its first output already fits.
+    pub fn exec_start_attached_sized(
+        &self,
+        exec_id: &str,
+        s: Streams,
+        size: Option<(u16, u16)>,
+    ) -> Result<UnixStream> {
         let (cfg, _) = self.exec_find(exec_id)?;
         self.require_shim(&cfg.container_id)?;
         let mut sock = self.connect(&cfg.container_id)?;
@@ -185,6 +198,7 @@ impl Engine {
                 stdin: s.stdin,
                 stdout: s.stdout,
                 stderr: s.stderr,
+                size,
             }
             .line()
             .as_bytes(),
@@ -203,6 +217,12 @@ impl Engine {
             }
         }
         let answer = String::from_utf8_lossy(&answer);
+        if answer.trim_end() == BAD_REQUEST {
+            return Err(Error::ShimOutdated {
+                id: cfg.container_id.clone(),
+                what: "run attached execs",
+            });
+        }
         parse_start_answer(&cfg.container_id, &cfg.id, answer.trim_end())?;
         sock.set_read_timeout(None).map_err(shim_err)?;
         Ok(sock)
@@ -222,6 +242,10 @@ impl Engine {
         )?;
         match answer.trim_end().split_once(' ') {
             None if answer.trim_end() == "ok" => Ok(()),
+            _ if answer.trim_end() == BAD_REQUEST => Err(Error::ShimOutdated {
+                id: cfg.container_id.clone(),
+                what: "resize execs",
+            }),
             Some(("err", rest)) => Err(Error::Shim {
                 id: cfg.container_id.clone(),
                 msg: format!(
@@ -238,7 +262,8 @@ impl Engine {
     }
 
     /// Run a created exec in the foreground of the caller (which must be single-threaded:
-    /// the runtime forks); its exit code. With a terminal, the caller's hangup, interrupt or
+    /// the runtime forks; a multi-threaded one uses [`Engine::exec_start_attached`], as
+    /// `barge exec` now does too); its exit code. With a terminal, the caller's hangup, interrupt or
     /// terminate signals end the caller and hang up the process's terminal (docker's client);
     /// without, they are forwarded to the process. Without `-i` (and without a terminal) the
     /// caller's stdin is pointed at /dev/null first: the process gets no input, as docker's.
@@ -497,6 +522,9 @@ fn prune_finished(container_dir: &std::path::Path) {
         let _ = std::fs::remove_file(files::state_path(container_dir, &id));
     }
 }
+
+/// What a shim answers to a request it does not know (one started by an older barge).
+const BAD_REQUEST: &str = "error: bad request";
 
 /// The shim's answer to `exec ID`: `ok PID` or `err CODE MESSAGE`.
 fn parse_start_answer(container: &str, exec_id: &str, answer: &str) -> Result<i32> {

@@ -12,8 +12,9 @@
 //! - `exec ID`: start the detached exec whose configuration is `execs/ID.json` in the
 //!   container's directory (see `barge_shim::exec`); answered `ok PID` once it runs, or
 //!   `err CODE MESSAGE` (CODE: 127 program not found, 126 not executable, else 125).
-//! - `exec-attach ID STDIN STDOUT STDERR`: start exec ID (as `exec`) with its output and input
-//!   on this connection: a pty when its configuration asks for a terminal, else pipes (stdin a
+//! - `exec-attach ID STDIN STDOUT STDERR [ROWS COLS]`: start exec ID (as `exec`) with its output
+//!   and input on this connection: a pty (of ROWS x COLS from the start, when given) when its
+//!   configuration asks for a terminal, else pipes (stdin a
 //!   pipe only with STDIN and the exec's `open_stdin`, else /dev/null). Answered `ok PID` and a
 //!   newline once it runs (or `err CODE MESSAGE` as for `exec`, and nothing more); then, as for
 //!   `attach`, its output as frames (everything on stream 1 with a terminal), the client's
@@ -106,6 +107,8 @@ pub enum Request {
         stdin: bool,
         stdout: bool,
         stderr: bool,
+        /// The terminal's first size (rows, columns).
+        size: Option<(u16, u16)>,
     },
     ExecResize {
         id: String,
@@ -147,6 +150,11 @@ impl Request {
                 stdin: flag(words.next()),
                 stdout: flag(words.next()),
                 stderr: flag(words.next()),
+                size: match (words.next(), words.next()) {
+                    (Some(r), Some(c)) => Some((r.parse().ok()?, c.parse().ok()?)),
+                    (None, _) => None,
+                    (Some(_), None) => return None,
+                },
             }),
             "exec-resize" => Some(Request::ExecResize {
                 id: exec_id(words.next())?,
@@ -174,11 +182,13 @@ impl Request {
                 stdin,
                 stdout,
                 stderr,
+                size,
             } => format!(
-                "exec-attach {id} {} {} {}\n",
+                "exec-attach {id} {} {} {}{}\n",
                 b(*stdin),
                 b(*stdout),
-                b(*stderr)
+                b(*stderr),
+                size.map(|(r, c)| format!(" {r} {c}")).unwrap_or_default()
             ),
             Request::ExecResize { id, rows, cols } => format!("exec-resize {id} {rows} {cols}\n"),
         }
@@ -206,6 +216,14 @@ mod tests {
                 stdin: false,
                 stdout: true,
                 stderr: true,
+                size: None,
+            },
+            Request::ExecAttach {
+                id: "cd35".into(),
+                stdin: true,
+                stdout: true,
+                stderr: false,
+                size: Some((40, 120)),
             },
             Request::ExecResize {
                 id: "ef".into(),
@@ -237,6 +255,7 @@ mod tests {
             })
         );
         assert_eq!(Reply::parse("hello"), None);
+        assert_eq!(Request::parse("exec-attach ab 1 1 1 24"), None);
         let h = frame_header(STDERR, 70000);
         assert_eq!(parse_header(&h), (STDERR, 70000));
     }

@@ -191,12 +191,12 @@ impl Client {
                                 stdout,
                                 stderr,
                                 ..
-                            } = r
+                            } = &r
                             {
                                 self.kind = Kind::ExecAttach {
-                                    stdin,
-                                    stdout,
-                                    stderr,
+                                    stdin: *stdin,
+                                    stdout: *stdout,
+                                    stderr: *stderr,
                                 };
                             } else if r == Request::Wait {
                                 self.kind = Kind::Wait;

@@ -18,7 +18,8 @@ use nix::unistd::{dup2_stderr, dup2_stdin, dup2_stdout, pipe2, ForkResult};
 use super::launch::{read_result, Failure, START_FAILED};
 use super::sys;
 use crate::config::ShimConfig;
-use crate::exec::{self, ExecConfig, ExecState};
+use crate::exec::{self, ExecState};
+use oci_spec::runtime::Process;
 
 /// The code of an exec that failed for another reason than its program (docker's 125: the
 /// daemon's own failure).
@@ -47,13 +48,22 @@ pub fn start(cfg: &ShimConfig, id: &str) -> Result<Running, Failure> {
 
 /// Start exec `id` of the container with its stdio on the shim's ends: a pty when its
 /// configuration asks for a terminal, else pipes (stdin a pipe with `stdin` and the exec's
-/// `open_stdin`, else /dev/null).
-pub fn start_attached(cfg: &ShimConfig, id: &str, stdin: bool) -> Result<(Running, Io), Failure> {
-    spawn(cfg, id, Some(stdin))
+/// `open_stdin`, else /dev/null), the terminal of `size` (rows, columns) from the start.
+pub fn start_attached(
+    cfg: &ShimConfig,
+    id: &str,
+    stdin: bool,
+    size: Option<(u16, u16)>,
+) -> Result<(Running, Io), Failure> {
+    spawn(cfg, id, Some((stdin, size)))
 }
 
-/// Start exec `id`: detached (`attach` None) or attached (with stdin or not).
-fn spawn(cfg: &ShimConfig, id: &str, attach: Option<bool>) -> Result<(Running, Io), Failure> {
+/// Start exec `id`: detached (`attach` None) or attached (with stdin or not, a terminal size).
+fn spawn(
+    cfg: &ShimConfig,
+    id: &str,
+    attach: Option<(bool, Option<(u16, u16)>)>,
+) -> Result<(Running, Io), Failure> {
     let fail = |m: String| (EXEC_FAILED, m);
     let ecfg = exec::load_config(&exec::config_path(&cfg.bundle, id)).map_err(fail)?;
     if ecfg.container_id != cfg.id {
@@ -88,7 +98,7 @@ fn spawn(cfg: &ShimConfig, id: &str, attach: Option<bool>) -> Result<(Running, I
     let mut child_fds = Vec::with_capacity(3);
     let mut console: Option<(UnixStream, Arc<OwnedFd>)> = None;
     match attach {
-        Some(with_stdin) if !terminal => {
+        Some((with_stdin, _)) if !terminal => {
             if with_stdin && ecfg.open_stdin {
                 let (r, w) = pipe()?;
                 child_fds.push(r);
@@ -115,10 +125,20 @@ fn spawn(cfg: &ShimConfig, id: &str, attach: Option<bool>) -> Result<(Running, I
     }
     let (res_r, res_w) = pipe()?;
     let theirs = console.as_ref().map(|(_, t)| t.clone());
+    let mut process = ecfg.process.clone();
+    process.set_terminal(Some(terminal));
+    if let Some((_, Some((rows, cols)))) = attach.filter(|_| terminal) {
+        let b = oci_spec::runtime::BoxBuilder::default()
+            .height(rows)
+            .width(cols)
+            .build()
+            .map_err(|e| fail(format!("terminal size {rows}x{cols}: {e}")))?;
+        process.set_console_size(Some(b));
+    }
     let child = match sys::fork().map_err(|e| fail(format!("fork: {e}")))? {
         ForkResult::Child => {
             drop(res_r);
-            let msg = match run_in_child(cfg, &ecfg, &child_fds, theirs, terminal) {
+            let msg = match run_in_child(cfg, process, &child_fds, theirs) {
                 Ok(pid) => format!("ok {pid}"),
                 Err((code, e)) => format!("err {code} {e}"),
             };
@@ -140,7 +160,14 @@ fn spawn(cfg: &ShimConfig, id: &str, attach: Option<bool>) -> Result<(Running, I
                 Ok(m) => Some(m),
                 Err(e) => {
                     return Err(match read_result(res_r, child) {
-                        Err((code, m)) => (if code == START_FAILED { EXEC_FAILED } else { code }, m),
+                        Err((code, m)) => (
+                            if code == START_FAILED {
+                                EXEC_FAILED
+                            } else {
+                                code
+                            },
+                            m,
+                        ),
                         Ok(pid) => {
                             // It runs without a terminal we can reach: end it.
                             let _ = nix::sys::signal::kill(
@@ -159,7 +186,14 @@ fn spawn(cfg: &ShimConfig, id: &str, attach: Option<bool>) -> Result<(Running, I
     let now = barge_runtime::time::now_rfc3339();
     let result = read_result(res_r, child).map_err(|(code, m)| {
         // read_result's own failures carry the container's start code.
-        (if code == START_FAILED { EXEC_FAILED } else { code }, m)
+        (
+            if code == START_FAILED {
+                EXEC_FAILED
+            } else {
+                code
+            },
+            m,
+        )
     });
     let state = match &result {
         Ok(pid) => ExecState {
@@ -216,10 +250,9 @@ fn start_time(pid: i32) -> u64 {
 /// discards its output), then the runtime's exec.
 fn run_in_child(
     cfg: &ShimConfig,
-    ecfg: &ExecConfig,
+    process: Process,
     fds: &[OwnedFd],
     console: Option<Arc<OwnedFd>>,
-    terminal: bool,
 ) -> Result<i32, Failure> {
     if let [i, o, e] = fds {
         let dup = |e: nix::Error| (EXEC_FAILED, format!("dup2 the exec's stdio: {e}"));
@@ -235,8 +268,6 @@ fn run_in_child(
         (code, e.to_string())
     };
     let store = Store::open(&cfg.runtime_root).map_err(fail)?;
-    let mut process = ecfg.process.clone();
-    process.set_terminal(Some(terminal));
     let opts = ExecOptions {
         id: cfg.id.clone(),
         process,

@@ -371,8 +371,8 @@ impl Supervisor {
         }
         if rev.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
             let inc = c.read();
-            if let Some(Request::ExecAttach { id, .. }) = inc.request {
-                self.start_session(run, i, id, inc.input, inc.input_eof);
+            if let Some(Request::ExecAttach { id, size, .. }) = inc.request {
+                self.start_session(run, i, (id, size), inc.input, inc.input_eof);
                 return;
             }
             // Only the container's own attached clients give it input.

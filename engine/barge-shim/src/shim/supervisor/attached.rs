@@ -42,7 +42,7 @@ impl Supervisor {
         &mut self,
         run: &Run,
         i: usize,
-        id: String,
+        (id, size): (String, Option<(u16, u16)>),
         input: Vec<u8>,
         input_eof: bool,
     ) {
@@ -57,7 +57,7 @@ impl Supervisor {
         let started = if run.pid == 0 || run.exit.is_some() {
             Err((125, format!("container {} is not running", self.cfg.id)))
         } else {
-            execs::start_attached(&self.cfg, &id, stdin)
+            execs::start_attached(&self.cfg, &id, stdin, size)
         };
         let Some(c) = self.clients.get_mut(i) else {
             return;
@@ -73,6 +73,10 @@ impl Supervisor {
         };
         c.push_raw(format!("ok {}\n", exec.state.pid).as_bytes());
         let client = c.hand_over().ok();
+        if client.is_none() {
+            // No descriptor left to serve it with: the client is as good as gone.
+            c.closing = true;
+        }
         let mut r = Run {
             pid: exec.state.pid,
             stdout: io.stdout,
@@ -98,8 +102,15 @@ impl Supervisor {
             stderr,
             exit_sent: false,
         };
-        if let Some(c) = &mut s.client {
-            c.flush();
+        match &mut s.client {
+            Some(c) => c.flush(),
+            // Hung up at once (see `tend_sessions`).
+            None => {
+                let _ = kill(Pid::from_raw(s.run.pid), Signal::SIGHUP);
+                s.run.stdout = None;
+                s.run.stderr = None;
+                s.run.stdin = None;
+            }
         }
         self.sessions.push(s);
     }
@@ -246,6 +257,15 @@ impl Supervisor {
                 r.stderr = None;
                 r.stdin = None;
                 r.stdin_buf.clear();
+            }
+            // The drain deadline runs only while the client takes its output: a slow client
+            // loses nothing.
+            if r.deadline.is_some()
+                && s.client
+                    .as_ref()
+                    .is_some_and(|c| c.pending_out() > OUT_HIGH_WATER)
+            {
+                r.deadline = Some(Instant::now() + DRAIN);
             }
             if !s.exit_sent && r.finished() {
                 s.exit_sent = true;
