@@ -113,14 +113,15 @@ async fn start(
             };
             // A program that cannot run is told on the stream (as dockerd does); the client
             // reads the exit code (126, 127) from the exec's inspect.
-            let sock = match e.exec_start_attached(&ins.id, streams) {
+            let size = size
+                .as_ref()
+                .filter(|_| ins.process_config.tty)
+                .map(|sz| (sz[0], sz[1]));
+            let sock = match e.exec_start_attached_sized(&ins.id, streams, size) {
                 Ok(sock) => Ok(sock),
                 Err(err @ barge_engine::Error::StartFailed { .. }) => Err(err.to_string()),
                 Err(err) => return Err(err.into()),
             };
-            if let (Some(sz), true, Ok(_)) = (&size, ins.process_config.tty, &sock) {
-                let _ = e.exec_resize(&ins.id, sz[0], sz[1]);
-            }
             let relay = Relay {
                 tty: ins.process_config.tty,
                 stdin: ins.open_stdin,

@@ -358,32 +358,18 @@ pub async fn remove(
     .await
 }
 
-/// `POST /containers/prune?filters=`: every stopped container (matching the filters) goes.
+/// `POST /containers/prune?filters=`: every stopped container (matching docker's prune
+/// filters: until, label, label!) goes.
 pub async fn prune(State(s): State<AppState>, p: Params) -> ApiResult<Json<serde_json::Value>> {
     let filters = match p.get("filters").filter(|f| !f.is_empty()) {
         Some(f) => engine(barge_engine::filters::Filters::parse_json(f))?,
         None => Default::default(),
     };
+    let filter = engine(barge_engine::prune::PruneFilter::new(&filters))?;
     s.blocking(move |e| {
-        let listed = engine(e.list_containers(&barge_engine::list::ListOptions {
-            all: true,
-            filters,
-            ..Default::default()
-        }))?;
-        let mut deleted = Vec::new();
-        let mut reclaimed = 0u64;
-        for l in listed {
-            if l.status.state.is_active() {
-                continue;
-            }
-            let size = e.container_size_rw(&l.record.id);
-            if e.remove(&l.record.id, false, false).is_ok() {
-                deleted.push(l.record.id);
-                reclaimed += size;
-            }
-        }
+        let r = engine(e.prune_containers_matching(&filter))?;
         Ok(Json(
-            json!({ "ContainersDeleted": deleted, "SpaceReclaimed": reclaimed }),
+            json!({ "ContainersDeleted": r.deleted, "SpaceReclaimed": r.space_reclaimed }),
         ))
     })
     .await
