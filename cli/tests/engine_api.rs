@@ -16,7 +16,8 @@ fn engine(dir: &std::path::Path) -> Arc<Engine> {
             root: dir.join("root"),
             runroot: dir.join("run"),
             shim: env!("CARGO_BIN_EXE_barge").into(),
-            exit_helper: std::path::Path::new(env!("CARGO_BIN_EXE_barge")).with_file_name("barge-exit"),
+            exit_helper: std::path::Path::new(env!("CARGO_BIN_EXE_barge"))
+                .with_file_name("barge-exit"),
             registry: env!("CARGO_BIN_EXE_barge-registry").into(),
             init: "/usr/bin/tini-static".into(),
             network: barge_engine::network::settings::Settings::defaults(&config),
