@@ -577,3 +577,45 @@ fn start_attached_and_attach() {
         d.inspect("echoer", "{{.State.Status}}") == "exited"
     }));
 }
+
+/// Flags barge cannot honour are refused with a clear message naming the field, and leave
+/// no container; the ones it maps take effect.
+#[test]
+fn unsupported_flags_are_refused_supported_ones_apply() {
+    let d = Daemon::start();
+    for (flags, field) in [
+        (&["--device", "/dev/null"][..], "HostConfig.Devices"),
+        (&["--ulimit", "nofile=10:10"][..], "HostConfig.Ulimits"),
+        (&["--oom-kill-disable"][..], "HostConfig.OomKillDisable"),
+        (&["--health-cmd", "true"][..], "Healthcheck"),
+        (&["--log-driver", "syslog"][..], "syslog"),
+    ] {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["bb", "true"]);
+        let o = d.docker(&args);
+        assert_eq!(o.status.code(), Some(125), "{flags:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(field) && stderr(&o).contains("not supported"),
+            "{flags:?}: {}",
+            stderr(&o)
+        );
+    }
+    assert_eq!(d.docker_ok(&["ps", "-aq"]), "");
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--read-only",
+        "--cap-drop",
+        "ALL",
+        "--hostname",
+        "h1",
+        "--pids-limit",
+        "20",
+        "bb",
+        "sh",
+        "-c",
+        "hostname; touch /x 2>/dev/null || echo ro; grep CapEff /proc/self/status",
+    ]);
+    assert_eq!(out, "h1\nro\nCapEff:\t0000000000000000\n");
+}
