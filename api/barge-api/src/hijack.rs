@@ -26,6 +26,8 @@ pub struct Relay {
     pub stdin: bool,
     pub stdout: bool,
     pub stderr: bool,
+    /// Keys on stdin that end the attach (docker's detach keys; with a terminal).
+    pub detach: Option<crate::detach::DetachKeys>,
 }
 
 /// The connection's content type, as docker names it.
@@ -186,11 +188,26 @@ async fn bridge(
                 return;
             }
             let mut buf = vec![0u8; 32 * 1024];
+            let mut detach = relay.detach;
+            let mut pass = Vec::new();
             loop {
                 match cli_r.read(&mut buf).await {
                     Ok(0) => break,
                     Ok(n) => {
-                        if shim_w.write_all(&buf[..n]).await.is_err() {
+                        let data = match detach.as_mut() {
+                            Some(d) => {
+                                pass.clear();
+                                if d.feed(&buf[..n], &mut pass) {
+                                    // Detached: what came before the keys, then the end of
+                                    // this attach (the container runs on).
+                                    let _ = shim_w.write_all(&pass).await;
+                                    return;
+                                }
+                                &pass[..]
+                            }
+                            None => &buf[..n],
+                        };
+                        if shim_w.write_all(data).await.is_err() {
                             break;
                         }
                     }

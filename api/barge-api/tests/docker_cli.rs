@@ -619,3 +619,33 @@ fn unsupported_flags_are_refused_supported_ones_apply() {
     ]);
     assert_eq!(out, "h1\nro\nCapEff:\t0000000000000000\n");
 }
+
+/// ctrl-p ctrl-q on an attached terminal detaches: `docker attach` ends, the container runs.
+#[test]
+fn detach_keys_leave_the_container_running() {
+    let d = Daemon::start();
+    d.docker_ok(&["run", "-dit", "--name", "shell", "bb", "sh"]);
+    let cmd = format!("{} attach shell", docker_bin().display());
+    let mut c = std::process::Command::new("script");
+    c.args(["-qec", &cmd, "/dev/null"])
+        .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
+        .env("DOCKER_CONFIG", d.store.path().join("docker-config"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut sin = child.stdin.take().unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    sin.write_all(b"echo mark$((6*7))\r").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    sin.write_all(b"\x10\x11").unwrap();
+    let o = wait_output(child, Duration::from_secs(20));
+    drop(sin);
+    let out = stdout(&o);
+    assert!(out.contains("mark42"), "{out:?}");
+    assert_eq!(
+        d.inspect("shell", "{{.State.Status}}"),
+        "running",
+        "{out:?}"
+    );
+}

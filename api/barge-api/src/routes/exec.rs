@@ -127,6 +127,9 @@ async fn start(
                 stdin: ins.open_stdin,
                 stdout: true,
                 stderr: true,
+                // Leaving an exec's stream hangs its process up (the shim's rule), so no
+                // detach keys here: they reach the process.
+                detach: None,
             };
             Ok((relay, sock))
         })

@@ -22,6 +22,10 @@ pub async fn attach(
         stdout: p.flag("stdout", false)?,
         stderr: p.flag("stderr", false)?,
     };
+    let detach = match p.get("detachKeys").filter(|k| !k.is_empty()) {
+        Some(k) => crate::detach::DetachKeys::parse(k)?,
+        None => crate::detach::DetachKeys::default_keys(),
+    };
     let logs = p.flag("logs", false)?;
     let stream = p.flag("stream", false)?;
     let pending = s.pending.clone();
@@ -52,6 +56,7 @@ pub async fn attach(
         stdin: streams.stdin,
         stdout: streams.stdout,
         stderr: streams.stderr,
+        detach: (tty && streams.stdin).then_some(detach),
     };
     hijack::upgrade_after(&mut req, relay, preamble, async move {
         match (sock, rx) {
