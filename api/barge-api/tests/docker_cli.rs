@@ -649,3 +649,29 @@ fn detach_keys_leave_the_container_running() {
         "{out:?}"
     );
 }
+
+/// `docker run -it`: what is typed on the terminal reaches the process (attach before
+/// start with stdin and a terminal).
+#[test]
+fn run_interactive_terminal() {
+    let d = Daemon::start();
+    let cmd = format!(
+        "{} run -it --rm bb sh -c 'read x; echo got:$x'",
+        docker_bin().display()
+    );
+    let mut c = std::process::Command::new("script");
+    c.args(["-qec", &cmd, "/dev/null"])
+        .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
+        .env("DOCKER_CONFIG", d.store.path().join("docker-config"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut sin = child.stdin.take().unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    sin.write_all(b"typed\r").unwrap();
+    let o = wait_output(child, Duration::from_secs(20));
+    drop(sin);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("got:typed"), "{:?}", stdout(&o));
+}
