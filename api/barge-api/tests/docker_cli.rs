@@ -452,6 +452,18 @@ fn stats_df_info_diff_export_events() {
         "{names}"
     );
     d.docker_ok(&["kill", "busy"]);
+    assert!(wait_until(Duration::from_secs(5), || {
+        d.inspect("busy", "{{.State.Status}}") == "exited"
+    }));
+    // A stopped container's stats are zeros, not an error.
+    let stopped = d.docker_ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.PIDs}}",
+        "busy",
+    ]);
+    assert_eq!(stopped.trim(), "busy 0");
     // start and die of `busy`, live.
     let mut out = ev.stdout.take().unwrap();
     let mut seen = String::new();
