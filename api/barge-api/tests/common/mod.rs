@@ -145,9 +145,20 @@ impl Daemon {
         std::fs::read_to_string(self.store.path().join("daemon.log")).unwrap_or_default()
     }
 
-    /// SIGKILL the daemon (containers keep running under their shims).
+    /// SIGKILL the daemon (containers keep running under their shims), and its wrapper: a
+    /// killed strace would leave its tracee running.
     pub fn kill(&mut self) {
+        if self.child.is_none() {
+            return;
+        }
+        let daemon = self.pid();
         if let Some(mut c) = self.child.take() {
+            if daemon != c.id() as i32 {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(daemon),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
