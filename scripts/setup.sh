@@ -7,9 +7,11 @@ set -euo pipefail
 # qemu-system-x86 + cpio (cgroup v2 VM tests), podman (drop-in test), runc + time
 # (benchmarks), pkg-config + libseccomp-dev (the runtime's seccomp filters), uidmap
 # (newuidmap/newgidmap for rootless containers), docker-registry + skopeo + umoci + openssl +
-# apache2-utils (htpasswd) (a local registry seeded with test images; TLS and basic auth).
+# apache2-utils (htpasswd) (a local registry seeded with test images; TLS and basic auth),
+# docker-compose + python3-pip (the API daemon's docker-compose and docker-py tests).
 PACKAGES=(busybox-static tini strace qemu-system-x86 cpio runc time pkg-config podman libseccomp-dev uidmap
-    docker-registry skopeo umoci openssl apache2-utils containernetworking-plugins iptables iproute2 curl)
+    docker-registry skopeo umoci openssl apache2-utils containernetworking-plugins iptables iproute2 curl
+    docker-compose python3-pip)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -25,6 +27,11 @@ if ((${#missing[@]})); then
         [[ $attempt == 3 ]] && { echo "setup: apt-get failed" >&2; exit 1; }
         sleep 5
     done
+fi
+
+# docker-py (PyPI `docker`) for api/barge-api/tests/docker_py.rs.
+if ! python3 -c 'import docker' 2>/dev/null; then
+    pip install -q docker || pip install -q --break-system-packages docker
 fi
 
 if ! command -v cargo >/dev/null && [[ -x $HOME/.cargo/bin/cargo ]]; then

@@ -77,9 +77,11 @@ pub async fn describe(
                 .pull_blob(&oci, m.config().digest().to_string().as_str(), &mut blob)
                 .await
                 .map_err(fail)?;
-            let (cfg, _) = manifest::parse_config(&blob, &m.config().digest().to_string())?;
-            vec![json!({"architecture": cfg.architecture().to_string(), "os": cfg.os().to_string(),
-                        "variant": cfg.variant().clone().unwrap_or_default()})]
+            let (cfg, _) = manifest::parse_config(&blob, m.config().digest().as_ref())?;
+            vec![
+                json!({"architecture": cfg.architecture().to_string(), "os": cfg.os().to_string(),
+                        "variant": cfg.variant().clone().unwrap_or_default()}),
+            ]
         }
     };
     Ok(Described {

@@ -236,7 +236,8 @@ async fn pull_from_hosts(
                 reason: format!("skipped: {why}"),
             });
         }
-        let (client, auth) = endpoint_client(ep, reference.registry(), config, opts.credentials.as_ref())?;
+        let (client, auth) =
+            endpoint_client(ep, reference.registry(), config, opts.credentials.as_ref())?;
         let ctx = Arc::new(Ctx {
             store: store.clone(),
             client,

@@ -84,7 +84,7 @@ async fn distribution(
                 ApiError::not_found(format!("manifest for {name} not found: manifest unknown"))
             }
             barge_image::Error::Registry { reason, .. }
-                if reason.contains("401") || reason.to_lowercase().contains("unauthorized") =>
+                if reason.contains("401") || reason.to_lowercase().contains("authoriz") =>
             {
                 ApiError::new(StatusCode::UNAUTHORIZED, format!("{name}: {reason}"))
             }

@@ -77,7 +77,9 @@ pub fn add<W: Write>(b: &mut Builder<W>, dir: &OwnedFd, leaf: &OsStr, name: &Pat
         let mut h = header(&now, EntryType::Regular, size);
         // The size is fixed in the header: a file growing meanwhile is cut, one shrinking is
         // padded with zeros (tar needs the announced length).
-        let f = File::from(fd).take(size).chain(std::io::repeat(0).take(size));
+        let f = File::from(fd)
+            .take(size)
+            .chain(std::io::repeat(0).take(size));
         b.append_data(&mut h, name, f.take(size))
             .map_err(|e| err("archive", name, e))?;
         return Ok(());

@@ -51,7 +51,11 @@ fn os(what: &str, e: nix::Error) -> Error {
 
 impl View {
     /// `mounts`: (destination in the container, host directory, read-only).
-    pub fn new(rootfs: PathBuf, rootfs_readonly: bool, mounts: Vec<(String, PathBuf, bool)>) -> View {
+    pub fn new(
+        rootfs: PathBuf,
+        rootfs_readonly: bool,
+        mounts: Vec<(String, PathBuf, bool)>,
+    ) -> View {
         let mut mounts: Vec<Mounted> = mounts
             .into_iter()
             .map(|(d, source, readonly)| Mounted {
@@ -108,10 +112,9 @@ impl View {
                     container: String::new(),
                     path: c.to_string_lossy().into_owned(),
                 },
-                nix::Error::ENOTDIR | nix::Error::ELOOP => Error::Invalid(format!(
-                    "{}: not a directory",
-                    c.to_string_lossy()
-                )),
+                nix::Error::ENOTDIR | nix::Error::ELOOP => {
+                    Error::Invalid(format!("{}: not a directory", c.to_string_lossy()))
+                }
                 e => os(&format!("open {}", c.to_string_lossy()), e),
             })?;
         }

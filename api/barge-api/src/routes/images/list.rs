@@ -117,6 +117,17 @@ pub async fn list(State(s): State<AppState>, p: Params) -> ApiResult<Response> {
                             .collect();
                         if !kept.is_empty() {
                             v["RepoTags"] = json!(kept);
+                            let digests: Vec<String> =
+                                serde_json::from_value(v["RepoDigests"].clone())
+                                    .unwrap_or_default();
+                            let digests: Vec<String> = digests
+                                .into_iter()
+                                .filter(|d| {
+                                    let repo = d.split_once('@').map_or(d.as_str(), |(r, _)| r);
+                                    refs.iter().any(|r| glob(r, repo))
+                                })
+                                .collect();
+                            v["RepoDigests"] = json!(digests);
                         }
                     }
                     v

@@ -53,7 +53,7 @@ pub async fn create(s: State<AppState>, p: Params, req: Request) -> ApiResult<Re
     // The pull runs to its end even if the client goes away (a cut pull would only be
     // resumed later); its messages then go nowhere.
     tokio::spawn(async move {
-        let repo = barge_image::reference::familiar(&reference.repo_name()).to_string();
+        let repo = reference.repository().to_string();
         let tag = reference
             .tag()
             .map(str::to_string)
@@ -69,7 +69,7 @@ pub async fn create(s: State<AppState>, p: Params, req: Request) -> ApiResult<Re
         match r {
             Ok(rec) => {
                 lines.send(&json!({"status": format!("Digest: {}", rec.target)}));
-                let fresh = !had.is_some_and(|old| old.config == rec.config);
+                let fresh = had.is_none_or(|old| old.config != rec.config);
                 let what = if fresh {
                     "Downloaded newer image for"
                 } else {
