@@ -4,6 +4,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
 cargo build --release --locked -p barge -p barge-shim -p barge-engine --bins
+# The API daemon: a panic in one request fails that request only (panic = unwind).
+cargo build --profile daemon --locked -p barge-api
+cp target/daemon/barge-daemon target/release/barge-daemon
 barge=target/release/barge
 
 bundle=$(mktemp -d /tmp/barge-demo.XXXXXX)
@@ -28,7 +31,9 @@ sed -i -e 's/"terminal": true/"terminal": false/' \
 # registry pull works the same way: `barge pull REGISTRY/NAME:TAG`), then containers from it.
 store=$(mktemp -d /tmp/barge-demo-store.XXXXXX)
 export BARGE_ROOT=$store/root BARGE_RUNROOT=$store/run BARGE_CONFIG=$store/etc
+daemon_pid=
 cleanup() {
+    [[ -n $daemon_pid ]] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null || true
     "$barge" ps -aq --no-trunc 2>/dev/null | xargs -r "$barge" rm -f >/dev/null 2>&1 || true
     "$barge" network prune -f >/dev/null 2>&1 || true
     rm -rf "$bundle" "$store"
@@ -57,3 +62,17 @@ net=demo-net-$$
 "$barge" run --rm --network "$net" demo/busybox ping -c 1 web
 "$barge" rm -f web
 "$barge" network rm "$net"
+
+# The Docker Engine API: `barge daemon` on a socket of its own, over the same store; the docker
+# CLI (and docker-py, docker-compose) drive it unchanged, and it sees what the CLI made.
+if command -v docker >/dev/null; then
+    "$barge" daemon -H "unix://$store/docker.sock" &
+    daemon_pid=$!
+    for _ in $(seq 50); do [[ -S $store/docker.sock ]] && break; sleep 0.1; done
+    export DOCKER_HOST=unix://$store/docker.sock
+    docker version --format 'docker CLI {{.Client.Version}} -> {{.Server.Platform.Name}} {{.Server.Version}} (API {{.Server.APIVersion}})'
+    "$barge" run -d --name made-by-cli demo/busybox sleep 60 >/dev/null
+    docker run --rm demo/busybox echo hello through the Docker API
+    docker ps --format 'table {{.Names}}\t{{.Image}}\t{{.Status}}'
+    docker rm -f made-by-cli >/dev/null
+fi

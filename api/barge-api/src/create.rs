@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
+use barge_engine::config::RestartPolicy;
 use barge_engine::config::{ContainerConfig, Endpoint, MountSpec};
 use barge_engine::create::CreateOptions;
 use barge_engine::network::ports::PortSpec;
-use barge_shim::config::RestartPolicy;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -355,34 +355,10 @@ fn translate(b: Body, name: Option<String>) -> ApiResult<CreateOptions> {
     }
     // Logging.
     if let Some(l) = h.log_config {
-        if !matches!(l.kind.as_str(), "" | "json-file" | "local" | "k8s-file") {
-            return Err(ApiError::bad_request(format!(
-                "LogConfig.Type {:?} is not supported by barge (its own file logger only)",
-                l.kind
-            )));
-        }
-        for (k, v) in l.config.unwrap_or_default() {
-            match k.as_str() {
-                "max-size" => {
-                    c.log_max_size = Some(barge_shim::logs::parse_size(&v).map_err(|e| {
-                        ApiError::bad_request(format!("LogConfig max-size={v}: {e}"))
-                    })?)
-                }
-                "max-file" => {
-                    c.log_max_files =
-                        v.parse::<u32>().ok().filter(|n| *n >= 1).ok_or_else(|| {
-                            ApiError::bad_request(format!(
-                                "LogConfig max-file={v}: not a positive number"
-                            ))
-                        })?
-                }
-                _ => {
-                    return Err(ApiError::bad_request(format!(
-                        "LogConfig option {k:?} is not supported by barge (max-size, max-file)"
-                    )))
-                }
-            }
-        }
+        let log =
+            barge_engine::config::logging::from_log_config(&l.kind, &l.config.unwrap_or_default())?;
+        c.log_max_size = log.max_size;
+        c.log_max_files = log.max_files;
     }
     // Mounts: Binds (docker's -v text), Mounts (--mount), Volumes (anonymous).
     for bind in h.binds.unwrap_or_default() {

@@ -26,6 +26,8 @@ pub struct Relay {
     pub stdin: bool,
     pub stdout: bool,
     pub stderr: bool,
+    /// Keys on stdin that end the attach (docker's detach keys; with a terminal).
+    pub detach: Option<crate::detach::DetachKeys>,
 }
 
 /// The connection's content type, as docker names it.
@@ -40,6 +42,20 @@ fn content_type(tty: bool) -> &'static str {
 /// Answer 101 and, once the client has the upgraded connection, bridge it to the shim
 /// socket `shim` yields (at once, or when the container starts; `None`: close).
 pub fn upgrade<F>(req: &mut Request, relay: Relay, shim: F) -> ApiResult<Response>
+where
+    F: std::future::Future<Output = Option<std::os::unix::net::UnixStream>> + Send + 'static,
+{
+    upgrade_after(req, relay, Vec::new(), shim)
+}
+
+/// [`upgrade`] that first sends `preamble` (what the client gets before the live stream:
+/// the log so far for docker's `logs=1`).
+pub fn upgrade_after<F>(
+    req: &mut Request,
+    relay: Relay,
+    preamble: Vec<u8>,
+    shim: F,
+) -> ApiResult<Response>
 where
     F: std::future::Future<Output = Option<std::os::unix::net::UnixStream>> + Send + 'static,
 {
@@ -69,7 +85,10 @@ where
                 return;
             }
         };
-        let client = parts.io.into_inner();
+        let mut client = parts.io.into_inner();
+        if !preamble.is_empty() && client.write_all(&preamble).await.is_err() {
+            return;
+        }
         // Until the container starts, a client that hangs up ends this.
         let shim = tokio::select! {
             s = shim => s,
@@ -79,7 +98,10 @@ where
                 }
             } => None,
         };
-        let Some(shim) = shim else { return };
+        let Some(shim) = shim else {
+            let _ = client.shutdown().await;
+            return;
+        };
         if let Err(e) = bridge(client, parts.read_buf.to_vec(), shim, relay).await {
             tracing::debug!("hijack: {e}");
         }
@@ -94,6 +116,22 @@ where
         HeaderValue::from_static(content_type(relay.tty)),
     );
     Ok(r)
+}
+
+/// Answer 101 and send `msg` (a line on stdout) instead of a process's output, then close:
+/// how dockerd reports an exec whose program could not start.
+pub fn upgrade_with_message(req: &mut Request, relay: Relay, msg: String) -> ApiResult<Response> {
+    let (a, b) = std::os::unix::net::UnixStream::pair()
+        .map_err(|e| ApiError::internal(format!("socket pair: {e}")))?;
+    let mut line = msg.into_bytes();
+    line.extend_from_slice(b"\r\n");
+    // The message framed as the shim frames output, then the end.
+    let mut data = stdcopy::frame(stdcopy::STDOUT, &line);
+    data.extend_from_slice(&stdcopy::frame(stdcopy::EXIT, b"-1"));
+    std::io::Write::write_all(&mut &b, &data)
+        .map_err(|e| ApiError::internal(format!("socket pair: {e}")))?;
+    drop(b);
+    upgrade(req, relay, async move { Some(a) })
 }
 
 /// Whether the peer of `s` has hung up completely (POLLHUP; a half-close is not one).
@@ -150,11 +188,26 @@ async fn bridge(
                 return;
             }
             let mut buf = vec![0u8; 32 * 1024];
+            let mut detach = relay.detach;
+            let mut pass = Vec::new();
             loop {
                 match cli_r.read(&mut buf).await {
                     Ok(0) => break,
                     Ok(n) => {
-                        if shim_w.write_all(&buf[..n]).await.is_err() {
+                        let data = match detach.as_mut() {
+                            Some(d) => {
+                                pass.clear();
+                                if d.feed(&buf[..n], &mut pass) {
+                                    // Detached: what came before the keys, then the end of
+                                    // this attach (the container runs on).
+                                    let _ = shim_w.write_all(&pass).await;
+                                    return;
+                                }
+                                &pass[..]
+                            }
+                            None => &buf[..n],
+                        };
+                        if shim_w.write_all(data).await.is_err() {
                             break;
                         }
                     }

@@ -11,6 +11,7 @@
 #![recursion_limit = "256"]
 
 pub mod create;
+pub mod detach;
 pub mod error;
 pub mod hijack;
 pub mod routes;

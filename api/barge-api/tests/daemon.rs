@@ -5,7 +5,9 @@
 mod common;
 
 use common::*;
+use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::time::Duration;
 
 /// The socket is 0660, owned by root and the --group's group; never world-accessible.
 #[test]
@@ -42,4 +44,246 @@ fn panicking_handler_is_a_500() {
     assert_eq!(d.request("GET", "/_ping", b"").text(), "OK");
     d.docker_ok(&["ps"]);
     assert!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(d.pid()), None).is_ok());
+}
+
+/// `--host fd://` under systemd-socket-activate: the daemon serves the socket it was given.
+#[test]
+fn socket_activation() {
+    let d = Daemon::start_wrapped(&["systemd-socket-activate", "-l", "{sock}"], &[], true);
+    let v = d.docker_ok(&["version", "--format", "{{.Server.Os}}"]);
+    assert_eq!(v.trim(), "linux");
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "bb", "echo", "activated"]),
+        "activated\n"
+    );
+}
+
+/// Clients that go away in the middle of a stream (logs -f, attach, events, wait, stats)
+/// leave nothing behind: the daemon's fds come back to where they were.
+#[test]
+fn clients_leaving_mid_stream_leak_nothing() {
+    let d = Daemon::start();
+    let id = d
+        .docker_ok(&["run", "-d", "bb", "sleep", "300"])
+        .trim()
+        .to_string();
+    d.docker_ok(&["logs", &id]);
+    let base = d.fd_count();
+    let open = |method: &str, path: &str, upgrade: bool| {
+        let mut s = d.connect();
+        let extra = if upgrade {
+            "Connection: Upgrade\r\nUpgrade: tcp\r\n"
+        } else {
+            ""
+        };
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: docker\r\n{extra}Content-Length: 0\r\n\r\n"
+        )
+        .unwrap();
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            assert_eq!(s.read(&mut b).unwrap(), 1, "{method} {path}: closed early");
+            head.push(b[0]);
+        }
+        let head = String::from_utf8_lossy(&head).into_owned();
+        assert!(
+            head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.1 101"),
+            "{method} {path}: {head}"
+        );
+        s
+    };
+    for round in 0..3 {
+        let conns = vec![
+            open(
+                "GET",
+                &format!("/containers/{id}/logs?follow=1&stdout=1&stderr=1"),
+                false,
+            ),
+            open(
+                "POST",
+                &format!("/containers/{id}/attach?stream=1&stdout=1&stderr=1&stdin=1"),
+                true,
+            ),
+            open("GET", "/events", false),
+            open("POST", &format!("/containers/{id}/wait"), false),
+            open("GET", &format!("/containers/{id}/stats"), false),
+        ];
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            d.fd_count() > base,
+            "round {round}: the streams hold nothing?"
+        );
+        drop(conns);
+        let ok = wait_until(Duration::from_secs(8), || d.fd_count() <= base);
+        assert!(
+            ok,
+            "round {round}: fds {} > {base} after the clients left:\n{}",
+            d.fd_count(),
+            fds(d.pid())
+        );
+    }
+    // The container was not touched.
+    assert_eq!(d.inspect(&id, "{{.State.Status}}"), "running");
+}
+
+fn fds(pid: i32) -> String {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
+}
+
+/// 50 API clients creating, starting and removing containers at once: every request
+/// succeeds (no "database is locked"), none is lost, nothing is left.
+#[test]
+fn fifty_concurrent_clients() {
+    let d = std::sync::Arc::new(Daemon::start());
+    let threads: Vec<_> = (0..50)
+        .map(|i| {
+            let d = d.clone();
+            std::thread::spawn(move || {
+                let body = br#"{"Image":"bb","Cmd":["true"]}"#;
+                let (st, v) = d.json("POST", &format!("/containers/create?name=c{i}"), body);
+                assert_eq!(st, 201, "create c{i}: {v}");
+                let id = v["Id"].as_str().unwrap().to_string();
+                let r = d.request("DELETE", &format!("/containers/{id}?force=1"), b"");
+                assert_eq!(r.status, 204, "remove c{i}: {}", r.text());
+                id
+            })
+        })
+        .collect();
+    let mut ids = std::collections::HashSet::new();
+    for t in threads {
+        ids.insert(t.join().expect("a client failed"));
+    }
+    assert_eq!(ids.len(), 50);
+    assert_eq!(d.docker_ok(&["ps", "-aq"]), "");
+    assert!(
+        d.store.container_dirs().is_empty(),
+        "{:?}",
+        d.store.container_dirs()
+    );
+    assert!(!d.log().contains("locked"), "{}", d.log());
+}
+
+/// SIGKILL the daemon with 20 containers running: they all keep running, and a new daemon
+/// lists them at once.
+#[test]
+fn sigkilled_daemon_leaves_containers_running() {
+    let mut d = Daemon::start();
+    let mut pids = Vec::new();
+    for i in 0..20 {
+        let name = format!("k{i}");
+        d.docker_ok(&["run", "-d", "--name", &name, "bb", "sleep", "300"]);
+        pids.push(d.inspect(&name, "{{.State.Pid}}").parse::<i32>().unwrap());
+    }
+    d.kill();
+    std::thread::sleep(Duration::from_millis(300));
+    for p in &pids {
+        assert!(
+            barge_testutil::engine::alive(*p),
+            "container process {p} died with the daemon"
+        );
+    }
+    d.spawn();
+    let ps = d.docker_ok(&["ps", "--format", "{{.Names}} {{.State}}"]);
+    let running = ps.lines().filter(|l| l.ends_with(" running")).count();
+    assert_eq!(running, 20, "{ps}");
+    d.docker_ok(&["stop", "-t", "0", "k0"]);
+    assert_eq!(d.inspect("k0", "{{.State.Status}}"), "exited");
+}
+
+/// The daemon and the `barge` CLI on one store: each sees, stops and removes what the
+/// other started.
+#[test]
+fn daemon_and_cli_share_the_store() {
+    let d = Daemon::start();
+    let id = d.store.run_d(&["--name", "fromcli", "bb", "sleep", "300"]);
+    let ps = d.docker_ok(&["ps", "--no-trunc", "-q"]);
+    assert_eq!(ps.trim(), id);
+    d.docker_ok(&["stop", "-t", "0", "fromcli"]);
+    assert_eq!(d.store.inspect("fromcli", "{{.State.Status}}"), "exited");
+    d.docker_ok(&["rm", "fromcli"]);
+    assert_eq!(d.store.ok(&["ps", "-aq"]), "");
+
+    let id = d
+        .docker_ok(&["run", "-d", "--name", "fromapi", "bb", "sleep", "300"])
+        .trim()
+        .to_string();
+    let ps = d.store.ok(&["ps", "--no-trunc", "-q"]);
+    assert_eq!(ps.trim(), id);
+    d.store.ok(&["stop", "-t", "0", "fromapi"]);
+    assert_eq!(d.inspect("fromapi", "{{.State.Status}}"), "exited");
+    d.store.ok(&["rm", "fromapi"]);
+    assert_eq!(d.docker_ok(&["ps", "-aq"]), "");
+}
+
+/// The daemon never forks without exec: under strace, every process any daemon thread
+/// creates execs as its first traced syscall (threads are clones with CLONE_THREAD).
+#[test]
+fn daemon_never_forks_without_exec() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = dir.path().join("trace");
+    let prefix_s = prefix.display().to_string();
+    let d = Daemon::start_wrapped(
+        &[
+            "strace",
+            "-qq",
+            "-ff",
+            "-e",
+            "trace=clone,clone3,fork,vfork,execve",
+            "-o",
+            &prefix_s,
+        ],
+        &[],
+        false,
+    );
+    let daemon = d.pid();
+    d.docker_ok(&["run", "--rm", "bb", "true"]);
+    d.docker_ok(&["run", "-d", "--name", "forks", "bb", "sleep", "300"]);
+    d.docker_ok(&["exec", "forks", "true"]);
+    d.docker_ok(&["top", "forks"]);
+    d.docker_ok(&["stop", "-t", "0", "forks"]);
+    d.docker_ok(&["rm", "forks"]);
+    let trace = |pid: i32| std::fs::read_to_string(format!("{prefix_s}.{pid}")).unwrap_or_default();
+    let child_of = |line: &str| -> Option<i32> { line.rsplit("= ").next()?.trim().parse().ok() };
+    let mut threads = vec![daemon];
+    let mut procs = Vec::new();
+    let mut i = 0;
+    while i < threads.len() {
+        for line in trace(threads[i]).lines() {
+            let spawns = ["clone(", "clone3(", "fork(", "vfork("]
+                .iter()
+                .any(|c| line.starts_with(c));
+            let Some(child) = child_of(line).filter(|_| spawns) else {
+                continue;
+            };
+            if line.contains("CLONE_THREAD") {
+                threads.push(child);
+            } else {
+                procs.push(child);
+            }
+        }
+        i += 1;
+    }
+    assert!(threads.len() > 1, "no daemon threads traced");
+    assert!(
+        procs.len() >= 3,
+        "the workload spawned too few processes: {procs:?}"
+    );
+    for p in procs {
+        let t = trace(p);
+        let first = t.lines().next().unwrap_or("");
+        assert!(
+            first.starts_with("execve("),
+            "child {p} of the daemon did not exec first:\n{t}"
+        );
+    }
 }

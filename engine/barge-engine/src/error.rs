@@ -70,11 +70,11 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
-    /// A record barge keeps (a container's stored config, a shim's or an exec's state file)
-    /// could not be read or is damaged; the message names it.
     /// A path that does not exist in a container's filesystem (docker cp).
     #[error("Could not find the file {path} in container {container}")]
     NoSuchPath { container: String, path: String },
+    /// A record barge keeps (a container's stored config, a shim's or an exec's state file)
+    /// could not be read or is damaged; the message names it.
     #[error("{0}")]
     Record(String),
     /// The runtime spec barge built for a container is not valid.

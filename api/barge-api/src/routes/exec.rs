@@ -111,20 +111,33 @@ async fn start(
                 stdout: true,
                 stderr: true,
             };
-            let sock = engine(e.exec_start_attached(&ins.id, streams))?;
-            if let (Some(sz), true) = (&size, ins.process_config.tty) {
-                let _ = e.exec_resize(&ins.id, sz[0], sz[1]);
-            }
+            // A program that cannot run is told on the stream (as dockerd does); the client
+            // reads the exit code (126, 127) from the exec's inspect.
+            let size = size
+                .as_ref()
+                .filter(|_| ins.process_config.tty)
+                .map(|sz| (sz[0], sz[1]));
+            let sock = match e.exec_start_attached_sized(&ins.id, streams, size) {
+                Ok(sock) => Ok(sock),
+                Err(err @ barge_engine::Error::StartFailed { .. }) => Err(err.to_string()),
+                Err(err) => return Err(err.into()),
+            };
             let relay = Relay {
                 tty: ins.process_config.tty,
                 stdin: ins.open_stdin,
                 stdout: true,
                 stderr: true,
+                // Leaving an exec's stream hangs its process up (the shim's rule), so no
+                // detach keys here: they reach the process.
+                detach: None,
             };
             Ok((relay, sock))
         })
         .await?;
-    hijack::upgrade(&mut req, relay, async move { Some(sock) })
+    match sock {
+        Ok(sock) => hijack::upgrade(&mut req, relay, async move { Some(sock) }),
+        Err(msg) => hijack::upgrade_with_message(&mut req, relay, msg),
+    }
 }
 
 async fn resize(

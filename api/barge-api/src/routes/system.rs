@@ -243,76 +243,12 @@ async fn info(State(s): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
     .await
 }
 
-/// The bytes under `p` (not following symlinks).
-fn dir_size(p: &std::path::Path) -> u64 {
-    let Ok(md) = std::fs::symlink_metadata(p) else {
-        return 0;
-    };
-    if !md.is_dir() {
-        return md.len();
-    }
-    std::fs::read_dir(p)
-        .map(|rd| rd.flatten().map(|e| dir_size(&e.path())).sum())
-        .unwrap_or(0)
-}
-
-/// `GET /system/df`: images, containers and volumes with their sizes.
+/// `GET /system/df`: images, containers and volumes with their sizes (the engine's disk
+/// usage in docker's shape).
 async fn df(State(s): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
     s.blocking(move |e| {
-        let now = barge_engine::docker::time::now();
-        let listed = engine(e.list_containers(&barge_engine::list::ListOptions {
-            all: true,
-            ..Default::default()
-        }))?;
-        let mut images = engine(barge_engine::docker::image::list(&e.images))?;
-        let mut layers = 0i64;
-        for img in images.iter_mut() {
-            let id = img["Id"].as_str().unwrap_or("").to_string();
-            let n = listed
-                .iter()
-                .filter(|l| l.record.config.image_id == id)
-                .count();
-            img["Containers"] = json!(n);
-            layers += img["Size"].as_i64().unwrap_or(0);
-        }
-        let containers: Vec<serde_json::Value> = listed
-            .iter()
-            .map(|l| {
-                let mut v = barge_engine::docker::list::entry(e, &l.record, &l.status, now);
-                v["SizeRw"] = json!(0);
-                v["SizeRootFs"] = json!(0);
-                v
-            })
-            .collect();
-        let vols = engine(e.db.volumes())?;
-        let volumes: Vec<serde_json::Value> = vols
-            .iter()
-            .map(|v| {
-                let mut doc = barge_engine::docker::volume::volume(e, v);
-                let refs = listed
-                    .iter()
-                    .filter(|l| {
-                        l.record
-                            .config
-                            .mounts
-                            .iter()
-                            .any(|m| m.kind == "volume" && m.source == v.name)
-                    })
-                    .count();
-                doc["UsageData"] = json!({
-                    "Size": dir_size(&e.volume_path(&v.name)),
-                    "RefCount": refs,
-                });
-                doc
-            })
-            .collect();
-        Ok(Json(json!({
-            "LayersSize": layers,
-            "Images": images,
-            "Containers": containers,
-            "Volumes": volumes,
-            "BuildCache": [],
-        })))
+        let du = engine(e.disk_usage())?;
+        Ok(Json(barge_engine::docker::system::df_json(&du)))
     })
     .await
 }
@@ -321,7 +257,7 @@ async fn df(State(s): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
 fn event_time(p: &Params, key: &str) -> ApiResult<Option<i64>> {
     match p.get(key) {
         None | Some("") => Ok(None),
-        Some(v) => barge_shim::logs::parse_timestamp(v)
+        Some(v) => barge_util::time::parse_timestamp(v)
             .map(|(s, n)| Some(s * 1_000_000_000 + n as i64))
             .ok_or_else(|| {
                 ApiError::bad_request(format!(

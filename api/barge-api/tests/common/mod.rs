@@ -12,7 +12,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub use barge_testutil::engine::{wait_until, BargeEnv};
-pub use barge_testutil::{exec_bounded, ok, stderr, stdout};
+pub use barge_testutil::{exec_bounded, stderr, stdout};
 
 /// The docker CLI the tests drive (docker 28): `$BARGE_TEST_DOCKER`, else `docker` on PATH.
 pub fn docker_bin() -> PathBuf {
@@ -41,6 +41,10 @@ pub struct Daemon {
     child: Option<Child>,
     /// Extra daemon flags (kept for restarts).
     extra: Vec<String>,
+    /// A command the daemon runs under (strace, systemd-socket-activate), and whether the
+    /// socket comes from it (`--host fd://`).
+    wrapper: Vec<String>,
+    activated: bool,
 }
 
 impl Daemon {
@@ -50,13 +54,25 @@ impl Daemon {
     }
 
     pub fn start_with(extra: &[&str]) -> Daemon {
+        Self::start_wrapped(&[], extra, false)
+    }
+
+    /// The daemon run as `WRAPPER... barge-daemon FLAGS`; with `activated`, the wrapper
+    /// passes the listening socket (`--host fd://`) and `{sock}` in it is the socket path.
+    pub fn start_wrapped(wrapper: &[&str], extra: &[&str], activated: bool) -> Daemon {
         let store = BargeEnv::new(barge_bin().to_str().unwrap());
         let sock = store.path().join("docker.sock");
+        let wrapper = wrapper
+            .iter()
+            .map(|w| w.replace("{sock}", &sock.display().to_string()))
+            .collect();
         let mut d = Daemon {
             store,
             sock,
             child: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            wrapper,
+            activated,
         };
         d.spawn();
         d
@@ -69,9 +85,22 @@ impl Daemon {
             .append(true)
             .open(self.store.path().join("daemon.log"))
             .unwrap();
-        let child = Command::new(daemon_bin())
+        let mut cmd = match self.wrapper.split_first() {
+            Some((w, rest)) => {
+                let mut c = Command::new(w);
+                c.args(rest).arg(daemon_bin());
+                c
+            }
+            None => Command::new(daemon_bin()),
+        };
+        let host = if self.activated {
+            "fd://".to_string()
+        } else {
+            format!("unix://{}", self.sock.display())
+        };
+        let child = cmd
             .arg("--host")
-            .arg(format!("unix://{}", self.sock.display()))
+            .arg(host)
             .arg("--root")
             .arg(self.store.root())
             .arg("--runroot")
@@ -93,8 +122,22 @@ impl Daemon {
         assert!(up, "the daemon did not answer /_ping:\n{}", self.log());
     }
 
-    pub fn pid(&self) -> i32 {
+    /// The pid of what the harness started (the wrapper, if any).
+    pub fn child_pid(&self) -> i32 {
         self.child.as_ref().expect("daemon running").id() as i32
+    }
+
+    /// The daemon's pid (under a wrapper that forks, its child).
+    pub fn pid(&self) -> i32 {
+        let top = self.child_pid();
+        let exe = |pid: i32| std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+        if exe(top).is_some_and(|e| e.ends_with("barge-daemon")) {
+            return top;
+        }
+        barge_testutil::children(top)
+            .into_iter()
+            .find(|p| exe(*p).is_some_and(|e| e.ends_with("barge-daemon")))
+            .unwrap_or(top)
     }
 
     /// The daemon's stderr so far.
@@ -102,9 +145,20 @@ impl Daemon {
         std::fs::read_to_string(self.store.path().join("daemon.log")).unwrap_or_default()
     }
 
-    /// SIGKILL the daemon (containers keep running under their shims).
+    /// SIGKILL the daemon (containers keep running under their shims), and its wrapper: a
+    /// killed strace would leave its tracee running.
     pub fn kill(&mut self) {
+        if self.child.is_none() {
+            return;
+        }
+        let daemon = self.pid();
         if let Some(mut c) = self.child.take() {
+            if daemon != c.id() as i32 {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(daemon),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
             let _ = c.kill();
             let _ = c.wait();
         }

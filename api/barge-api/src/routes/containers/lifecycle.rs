@@ -108,13 +108,13 @@ pub async fn stop(
 }
 
 fn same_signal(a: &str, b: &str) -> bool {
-    match (barge_runtime_signal(a), barge_runtime_signal(b)) {
+    match (signal_number(a), signal_number(b)) {
         (Some(x), Some(y)) => x == y,
         _ => false,
     }
 }
 
-fn barge_runtime_signal(s: &str) -> Option<i32> {
+fn signal_number(s: &str) -> Option<i32> {
     let s = s.trim();
     if let Ok(n) = s.parse::<i32>() {
         return Some(n);
@@ -358,29 +358,18 @@ pub async fn remove(
     .await
 }
 
-/// `POST /containers/prune?filters=`: every stopped container (matching the filters) goes.
+/// `POST /containers/prune?filters=`: every stopped container (matching docker's prune
+/// filters: until, label, label!) goes.
 pub async fn prune(State(s): State<AppState>, p: Params) -> ApiResult<Json<serde_json::Value>> {
     let filters = match p.get("filters").filter(|f| !f.is_empty()) {
         Some(f) => engine(barge_engine::filters::Filters::parse_json(f))?,
         None => Default::default(),
     };
+    let filter = engine(barge_engine::prune::PruneFilter::new(&filters))?;
     s.blocking(move |e| {
-        let listed = engine(e.list_containers(&barge_engine::list::ListOptions {
-            all: true,
-            filters,
-            ..Default::default()
-        }))?;
-        let mut deleted = Vec::new();
-        for l in listed {
-            if l.status.state.is_active() {
-                continue;
-            }
-            if e.remove(&l.record.id, false, false).is_ok() {
-                deleted.push(l.record.id);
-            }
-        }
+        let r = engine(e.prune_containers_matching(&filter))?;
         Ok(Json(
-            json!({ "ContainersDeleted": deleted, "SpaceReclaimed": 0 }),
+            json!({ "ContainersDeleted": r.deleted, "SpaceReclaimed": r.space_reclaimed }),
         ))
     })
     .await

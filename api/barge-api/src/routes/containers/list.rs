@@ -32,7 +32,7 @@ pub async fn list(State(s): State<AppState>, p: Params) -> ApiResult<Json<Value>
             .map(|l| {
                 let mut v = docker::list::entry(e, &l.record, &l.status, now);
                 if size {
-                    v["SizeRw"] = json!(0);
+                    v["SizeRw"] = json!(e.container_size_rw(&l.record.id));
                     v["SizeRootFs"] = json!(0);
                 }
                 v
@@ -54,7 +54,7 @@ pub async fn inspect(
         let st = e.status(&rec);
         let mut v = docker::container::inspect(e, &rec, &st);
         if size {
-            v["SizeRw"] = json!(0);
+            v["SizeRw"] = json!(e.container_size_rw(&rec.id));
             v["SizeRootFs"] = json!(0);
         }
         Ok(Json(v))

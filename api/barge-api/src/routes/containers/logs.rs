@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
 use barge_engine::logs::LogOptions;
-use barge_shim::logs::parse_timestamp;
+use barge_util::time::parse_timestamp;
 use tokio::sync::mpsc;
 
 use crate::error::{ApiError, ApiResult};

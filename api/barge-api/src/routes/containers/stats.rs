@@ -22,15 +22,25 @@ pub async fn stats(
 ) -> ApiResult<Response> {
     let stream = p.flag("stream", true)?;
     let one_shot = p.flag("one-shot", false)?;
-    // The first sample now: a stopped or unknown container is an error answer.
+    // The first sample now; an unknown container is a 404. A container that does not run
+    // has no usage: one document of zeros, as dockerd answers.
     let (rec, first) = s
         .blocking(move |e| {
             let rec = engine(e.db.find(&id))?;
+            if !e.status(&rec).state.is_active() {
+                return Ok((rec, None));
+            }
             let cur = engine(e.stats_sample(&rec.id))?;
-            Ok((rec, cur))
+            Ok((rec, Some(cur)))
         })
         .await?;
     let name = format!("/{}", rec.name);
+    let Some(first) = first else {
+        let zero = barge_engine::stats::StatsSample::default();
+        let mut doc = stats_json(&rec.id, &name, None, &zero);
+        doc["read"] = serde_json::json!("0001-01-01T00:00:00Z");
+        return Ok(json_response(Body::from(format!("{doc}\n"))));
+    };
     if !stream {
         let prev = if one_shot {
             None
