@@ -35,7 +35,7 @@ bench_build
 bindir=$(dirname "$BARGE")
 if [[ ! -x $bindir/barge-daemon || -n ${REBUILD_DAEMON:-} ]]; then
     log "building the daemon (--profile daemon)"
-    (cd "$repo" && cargo build --profile daemon -q -p barge-api)
+    (cd "$repo" && cargo build --profile daemon -q -p barge-api --bin barge-daemon)
     cp "$repo/target/daemon/barge-daemon" "$bindir/barge-daemon"
 fi
 PODMAN_IMAGE=
@@ -54,7 +54,10 @@ BSOCK=$work/barge.sock PSOCK=$work/podman.sock
 "$BARGE" daemon -H "unix://$BSOCK" 2>"$work/daemon.log" &
 daemon_pid=$!
 if ((PODMAN)); then
-    printf '[engine]\nruntime = "runc"\n' >"$work/containers.conf"
+    # runc (crun refuses this hybrid cgroup layout) and ulimits root can set without
+    # CAP_SYS_RESOURCE (the service ignores the CLI's --ulimit).
+    printf '[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=2048:2048"]\n[engine]\nruntime = "runc"\n' \
+        >"$work/containers.conf"
     CONTAINERS_CONF=$work/containers.conf podman system service --time=0 "unix://$PSOCK" 2>"$work/podman.log" &
     podman_pid=$!
 fi
