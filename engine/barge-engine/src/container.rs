@@ -154,17 +154,9 @@ impl Engine {
         held: crate::network::ports::HeldPorts,
     ) -> Result<Option<UnixStream>> {
         let mut cfg = self.shim_config(rec);
-        // Inheritable from here to the spawn: a child another thread of this process
-        // spawned meanwhile would inherit them too (and hold the ports until it exits); the
-        // CLI starts containers from one thread.
-        for s in &held.sockets {
-            nix::fcntl::fcntl(
-                s,
-                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
-            )
-            .map_err(Error::sys("pass the published ports to the shim (fcntl)"))?;
-            cfg.held_fds.push(std::os::fd::AsRawFd::as_raw_fd(s));
-        }
+        // The port sockets go to the shim over its stdin (SCM_RIGHTS), never inheritable
+        // here: a child another thread of a daemon spawns meanwhile must not hold a port.
+        cfg.held_passed = held.sockets.len();
         let path = self.paths.container(&rec.id).join(ShimConfig::FILE);
         let data = serde_json::to_vec(&cfg).map_err(Error::encode(format!(
             "shim config of container {}",
@@ -172,24 +164,33 @@ impl Engine {
         )))?;
         barge_util::fs::write_atomic(&path, &data, 0o600, barge_util::fs::Durability::Durable)
             .ctx("write shim config", &path)?;
-        let (ours, theirs) = match attach {
-            Some(s) => {
-                let (mut a, b) = UnixStream::pair().map_err(|e| Error::Shim {
-                    id: rec.id.clone(),
-                    msg: format!("socketpair for the attach: {e}"),
-                })?;
+        let (ours, theirs) = if attach.is_some() || !held.sockets.is_empty() {
+            let (mut a, b) = UnixStream::pair().map_err(|e| Error::Shim {
+                id: rec.id.clone(),
+                msg: format!("socketpair for the shim's stdin: {e}"),
+            })?;
+            // Queued before the spawn: the shim reads the sockets first, then the request.
+            send_held(&a, &held).map_err(|e| Error::Shim {
+                id: rec.id.clone(),
+                msg: format!("pass the published ports' sockets: {e}"),
+            })?;
+            if let Some(s) = attach {
                 a.write_all(s.request().as_bytes())
                     .map_err(|e| Error::Shim {
                         id: rec.id.clone(),
                         msg: format!("attach: {e}"),
                     })?;
-                (Some(a), Stdio::from(std::os::fd::OwnedFd::from(b)))
             }
-            None => (None, Stdio::null()),
+            (Some(a), Stdio::from(std::os::fd::OwnedFd::from(b)))
+        } else {
+            (None, Stdio::null())
         };
+        // Without an attach the socket only carried the ports: close our end after the
+        // spawn (the shim has read what is queued by then or gets EOF after it).
+        let ours = if attach.is_some() { ours } else { None };
         let mut cmd = Command::new(&self.opts.shim);
         cmd.arg(&path);
-        if ours.is_some() {
+        if attach.is_some() {
             cmd.args(["--attach-fd", "0"]);
         }
         let mut child = cmd
@@ -280,6 +281,7 @@ impl Engine {
             stop_marker: self.paths.stop_marker(id),
             exit_command,
             held_fds: Vec::new(),
+            held_passed: 0,
             journal: Some(self.journal().dir().to_path_buf()),
             event_attributes: crate::events::container_attributes(rec),
         }
@@ -773,4 +775,24 @@ pub fn unmount_rootfs(path: &Path) {
             return;
         }
     }
+}
+
+/// Send the port sockets on `sock` with SCM_RIGHTS, in messages of one byte each.
+fn send_held(
+    sock: &UnixStream,
+    held: &crate::network::ports::HeldPorts,
+) -> std::result::Result<(), nix::Error> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    use std::os::fd::AsRawFd;
+    let fds: Vec<std::os::fd::RawFd> = held.sockets.iter().map(|s| s.as_raw_fd()).collect();
+    for chunk in fds.chunks(barge_shim::shim::MAX_FDS_PER_MESSAGE) {
+        sendmsg::<()>(
+            sock.as_raw_fd(),
+            &[std::io::IoSlice::new(b"P")],
+            &[ControlMessage::ScmRights(chunk)],
+            MsgFlags::empty(),
+            None,
+        )?;
+    }
+    Ok(())
 }

@@ -129,6 +129,11 @@ pub struct ShimConfig {
     /// the container is finished for good, before its exit is recorded.
     #[serde(default)]
     pub held_fds: Vec<i32>,
+    /// How many such sockets the engine sends on the shim's stdin (SCM_RIGHTS, in messages
+    /// of one byte each, before any attach request): never inheritable in the engine's
+    /// process, so a child another thread of a daemon spawns meanwhile can't hold a port.
+    #[serde(default)]
+    pub held_passed: usize,
     /// The store's event journal directory (see `barge_events::Journal`): the shim appends the
     /// container's `start`, `oom`, `die` and `restart` events. None: no events.
     #[serde(default)]

@@ -54,6 +54,14 @@ pub fn main() -> i32 {
             return 1;
         }
     };
+    // The port sockets come first on stdin, before an attach request on the same socket.
+    let passed = match receive_held(cfg.held_passed) {
+        Ok(v) => v,
+        Err(e) => {
+            println!("err {START_FAILED_REPLY} {e}");
+            return 2;
+        }
+    };
     let attach = match (args.get(2).map(String::as_str), args.get(3)) {
         (Some("--attach-fd"), Some(n)) => match n.parse::<i32>() {
             Ok(fd) if fd >= 0 && sys::fd_is_open(fd) => match take_fd(fd) {
@@ -70,8 +78,18 @@ pub fn main() -> i32 {
         },
         _ => None,
     };
+    if cfg.held_passed > 0 && attach.is_none() {
+        // stdin was only the socket the ports came on.
+        if let Err(e) = null_stdin() {
+            println!("err {START_FAILED_REPLY} {e}");
+            return 2;
+        }
+    }
     let held = match adopt_held(&cfg.held_fds) {
-        Ok(h) => h,
+        Ok(mut h) => {
+            h.extend(passed);
+            h
+        }
         Err(e) => {
             println!("err {START_FAILED_REPLY} {e}");
             return 2;
@@ -95,6 +113,49 @@ pub fn main() -> i32 {
             1
         }
     }
+}
+
+/// Receive `n` port sockets sent on stdin with SCM_RIGHTS (one byte per message, at most
+/// [`MAX_FDS_PER_MESSAGE`] descriptors each), close-on-exec.
+fn receive_held(n: usize) -> Result<Vec<std::os::fd::OwnedFd>, String> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut out = Vec::new();
+    while out.len() < n {
+        let mut byte = [0u8; 1];
+        let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+        let mut space = nix::cmsg_space!([std::os::fd::RawFd; MAX_FDS_PER_MESSAGE]);
+        let msg = recvmsg::<()>(0, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
+            .map_err(|e| format!("receive the published ports' sockets on stdin: {e}"))?;
+        if msg.bytes == 0 {
+            return Err(format!(
+                "receive the published ports' sockets on stdin: got {} of {n}",
+                out.len()
+            ));
+        }
+        let mut got = 0;
+        for c in msg
+            .cmsgs()
+            .map_err(|e| format!("receive the published ports' sockets: {e}"))?
+        {
+            if let ControlMessageOwned::ScmRights(fds) = c {
+                got += fds.len();
+                out.extend(fds.into_iter().map(sys::adopt_fd));
+            }
+        }
+        if got == 0 {
+            return Err("receive the published ports' sockets: a message without any".into());
+        }
+    }
+    Ok(out)
+}
+
+/// Most descriptors one SCM_RIGHTS message carries (the kernel's SCM_MAX_FD is 253).
+pub const MAX_FDS_PER_MESSAGE: usize = 200;
+
+/// Point stdin at /dev/null.
+fn null_stdin() -> Result<(), String> {
+    let null = std::fs::File::open("/dev/null").map_err(|e| format!("open /dev/null: {e}"))?;
+    nix::unistd::dup2_stdin(&null).map_err(|e| format!("dup2 /dev/null to stdin: {e}"))
 }
 
 /// Own the descriptors that hold the published ports, close-on-exec (the container and the

@@ -13,8 +13,9 @@ pub fn fork() -> nix::Result<ForkResult> {
 
 /// Take ownership of an inherited file descriptor.
 pub fn adopt_fd(fd: RawFd) -> OwnedFd {
-    // SAFETY: called once at startup for a descriptor the engine passed on purpose and that
-    // nothing else in this process owns.
+    // SAFETY: called once at startup for a descriptor the engine passed on purpose (inherited,
+    // or just installed by the kernel from an SCM_RIGHTS message) and that nothing else in
+    // this process owns.
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
