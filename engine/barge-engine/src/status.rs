@@ -59,6 +59,21 @@ pub const SHIM_LOST: &str =
     "shim lost: the container's shim died; its output is no longer logged and its exit code will not be recorded (run `barge system check`)";
 
 impl Engine {
+    /// The container `key` and its status when it runs (or is paused); else
+    /// [`crate::Error::BadState`] with `hint` saying why it must run.
+    pub fn find_active(&self, key: &str, hint: &str) -> crate::Result<(ContainerRecord, Status)> {
+        let rec = self.db.find(key)?;
+        let st = self.status(&rec);
+        if !st.state.is_active() {
+            return Err(crate::Error::BadState {
+                id: rec.id,
+                state: st.state.as_str().into(),
+                hint: hint.into(),
+            });
+        }
+        Ok((rec, st))
+    }
+
     pub fn status(&self, rec: &ContainerRecord) -> Status {
         let mut s = Status {
             state: State::Created,

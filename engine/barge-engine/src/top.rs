@@ -65,15 +65,7 @@ impl Engine {
     /// The processes of the running container `key`, as `ps ps_args` (default `-ef`) shows
     /// them.
     pub fn top(&self, key: &str, ps_args: &[String]) -> Result<Top> {
-        let rec = self.db.find(key)?;
-        let st = self.status(&rec);
-        if !st.state.is_active() {
-            return Err(Error::BadState {
-                id: rec.id,
-                state: st.state.as_str().into(),
-                hint: "its processes are listed while it runs".into(),
-            });
-        }
+        let (rec, _) = self.find_active(key, "its processes are listed while it runs")?;
         let pids = self.runtime()?.load(&rec.id)?.cgroup.pids()?;
         let args: Vec<&str> = if ps_args.is_empty() {
             vec!["-ef"]

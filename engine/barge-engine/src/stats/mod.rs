@@ -10,7 +10,7 @@ use serde::Serialize;
 
 pub use proc::NetStats;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::Engine;
 
 /// One block I/O counter (`io_service_bytes_recursive`).
@@ -104,15 +104,7 @@ fn now() -> (i64, u32) {
 impl Engine {
     /// Read the usage of the running container `key`.
     pub fn stats_sample(&self, key: &str) -> Result<StatsSample> {
-        let rec = self.db.find(key)?;
-        let st = self.status(&rec);
-        if !st.state.is_active() {
-            return Err(Error::BadState {
-                id: rec.id,
-                state: st.state.as_str().into(),
-                hint: "statistics are read from a running container".into(),
-            });
-        }
+        let (rec, st) = self.find_active(key, "statistics are read from a running container")?;
         let placement = self.runtime()?.load(&rec.id)?.cgroup;
         let s = barge_runtime::cgroups::stats::read(&placement)?;
         let (system_cpu, online_cpus) = proc::system_cpu();

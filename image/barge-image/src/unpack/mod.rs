@@ -53,21 +53,8 @@ pub fn unpack_layer<R: Read>(reader: R, dir: &Path, limits: &Limits) -> Result<U
     .ctx("open layer directory", dir)?;
     let (metered, meter) = Metered::new(reader, HEADER_BUDGET);
     let mut archive = tar::Archive::new(metered);
-    let mut x = Extractor::new(root);
-    let mut stats = UnpackStats::default();
-    let mut last: Option<String> = None;
-    for entry in archive
-        .entries()
-        .map_err(|e| tar_error(e, &meter, last.as_deref()))?
-    {
-        let mut entry = entry.map_err(|e| tar_error(e, &meter, last.as_deref()))?;
-        let size = entry.size();
-        last = Some(String::from_utf8_lossy(&entry.path_bytes()).into_owned());
-        stats.admit(size, limits)?;
-        meter.allow(size);
-        x.extract(&mut entry)?;
-    }
-    x.finish()?;
+    let x = Extractor::new(root);
+    let stats = extract_all(&mut archive, x, &meter, limits)?;
 
     // Whatever follows the end-of-archive marker (zero blocks, usually) is read too, and counts
     // against the size limit.
@@ -103,13 +90,25 @@ pub fn unpack_copy<R: Read>(
     let mut x = Extractor::new(dir);
     x.whiteouts = false;
     x.keep_kinds = opts.no_overwrite_dir_non_dir;
+    let stats = extract_all(&mut archive, x, &meter, limits)?;
+    Ok(stats)
+}
+
+/// Every entry of `archive` through `x`, each admitted against `limits` first; then `x`'s
+/// deferred work (its `finish`).
+fn extract_all<R: Read>(
+    archive: &mut tar::Archive<R>,
+    mut x: Extractor,
+    meter: &MeterHandle,
+    limits: &Limits,
+) -> Result<UnpackStats> {
     let mut stats = UnpackStats::default();
     let mut last: Option<String> = None;
     for entry in archive
         .entries()
-        .map_err(|e| tar_error(e, &meter, last.as_deref()))?
+        .map_err(|e| tar_error(e, meter, last.as_deref()))?
     {
-        let mut entry = entry.map_err(|e| tar_error(e, &meter, last.as_deref()))?;
+        let mut entry = entry.map_err(|e| tar_error(e, meter, last.as_deref()))?;
         let size = entry.size();
         last = Some(String::from_utf8_lossy(&entry.path_bytes()).into_owned());
         stats.admit(size, limits)?;
