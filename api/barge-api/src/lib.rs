@@ -18,8 +18,8 @@ pub mod routes;
 pub mod server;
 pub mod state;
 pub mod stdcopy;
-#[allow(unsafe_code)] // the crate's one syscall-facing module: adopting socket-activation fds
-mod sys;
+#[allow(unsafe_code)] // the crate's one syscall-facing module: socket-activation fds, malloc
+pub mod sys;
 pub mod version;
 
 pub use error::ApiError;

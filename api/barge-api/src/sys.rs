@@ -48,3 +48,15 @@ fn unsafe_borrow(fd: i32) -> std::os::fd::BorrowedFd<'static> {
     // that stays open for the whole process (we never close it before adopting it).
     unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
 }
+
+/// At most two malloc arenas: glibc gives each thread that allocates its own (up to 8 per
+/// core), each keeping its freed memory; the daemon's blocking threads come and go with the
+/// requests, and their arenas would keep what they once used.
+pub fn tune_malloc() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only changes allocator parameters; it is called before any other thread
+    // exists and takes no pointers.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}

@@ -505,7 +505,7 @@ fn stats_df_info_diff_export_events() {
         "{past}"
     );
     // update: a change barge cannot make is refused, not ignored.
-    let o = d.docker(&["update", "--memory", "128m", "busy"]);
+    let o = d.docker(&["update", "--cpu-shares", "512", "busy"]);
     assert!(
         !o.status.success() && stderr(&o).contains("not supported"),
         "{}",
@@ -686,4 +686,33 @@ fn run_interactive_terminal() {
     drop(sin);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("got:typed"), "{:?}", stdout(&o));
+}
+
+/// `docker update` changes a running container's limits in its cgroup (seen from inside),
+/// in inspect, and for its next run.
+#[test]
+fn update_changes_limits_live_and_for_restarts() {
+    let d = Daemon::start();
+    d.docker_ok(&[
+        "run", "-d", "--name", "lim", "-m", "32m", "bb", "sleep", "300",
+    ]);
+    let read = "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; \
+                cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max";
+    let before = d.docker_ok(&["exec", "lim", "sh", "-c", read]);
+    assert!(before.starts_with("33554432\n"), "{before}");
+    d.docker_ok(&["update", "--memory", "64m", "--pids-limit", "50", "lim"]);
+    let after = d.docker_ok(&["exec", "lim", "sh", "-c", read]);
+    assert_eq!(after, "67108864\n50\n");
+    assert_eq!(d.inspect("lim", "{{.HostConfig.Memory}}"), "67108864");
+    // Kept for the next run.
+    d.docker_ok(&["restart", "-t", "1", "lim"]);
+    assert_eq!(
+        d.docker_ok(&["exec", "lim", "sh", "-c", read]),
+        "67108864\n50\n"
+    );
+    // Below docker's minimum: refused, nothing changed.
+    let o = d.docker(&["update", "--memory", "1m", "lim"]);
+    assert!(!o.status.success(), "{}", stdout(&o));
+    assert_eq!(d.inspect("lim", "{{.HostConfig.Memory}}"), "67108864");
+    d.docker_ok(&["rm", "-f", "lim"]);
 }

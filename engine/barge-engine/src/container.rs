@@ -635,7 +635,19 @@ impl Engine {
             });
         }
         let store = self.runtime()?;
+        let marker = self.paths.pause_marker(&rec.id);
+        if paused {
+            std::fs::write(&marker, b"").ctx("write pause marker", &marker)?;
+        }
         barge_runtime::container::set_paused(&store, &rec.id, paused)?;
+        if !paused {
+            match std::fs::remove_file(&marker) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).ctx("remove pause marker", &marker)
+                }
+                _ => {}
+            }
+        }
         let action = if paused {
             Action::Pause
         } else {

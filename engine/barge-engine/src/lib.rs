@@ -36,6 +36,7 @@ pub mod terminal;
 #[cfg(test)]
 mod testing;
 pub mod top;
+pub mod update;
 pub mod user;
 pub mod validate;
 pub mod volumes;

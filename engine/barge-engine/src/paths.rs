@@ -23,6 +23,11 @@ impl Paths {
     pub fn shim_state(&self, id: &str) -> PathBuf {
         self.container(id).join("state.json")
     }
+    /// Present while the container may be paused (written before the freeze, removed after
+    /// the thaw): `status` asks the runtime only for containers that have it.
+    pub fn pause_marker(&self, id: &str) -> PathBuf {
+        self.container(id).join("paused")
+    }
     pub fn stop_marker(&self, id: &str) -> PathBuf {
         self.container(id).join("stopped")
     }

@@ -116,21 +116,8 @@ pub fn build(input: &SpecInput) -> Result<Value> {
     }
     linux["cgroupsPath"] = json!(format!("barge/{}", input.id));
     // Resources.
-    let mut res = json!({"devices": [{"allow": false, "access": "rwm"}]});
-    if let Some(m) = c.memory {
-        res["memory"] = json!({"limit": m});
-        // docker: without --memory-swap, as much swap as memory (memory + swap = 2 × limit),
-        // where the kernel accounts swap.
-        if Path::new(V1_MEMSW).exists() {
-            res["memory"]["swap"] = json!(m.saturating_mul(2));
-        }
-    }
-    if let Some(cpus) = c.cpus {
-        res["cpu"] = json!({"quota": (cpus * 100_000.0).round() as i64, "period": 100_000});
-    }
-    if let Some(p) = c.pids_limit {
-        res["pids"] = json!({"limit": p});
-    }
+    let mut res = limits(c);
+    res["devices"] = json!([{"allow": false, "access": "rwm"}]);
     // Security.
     if c.privileged {
         res["devices"] = json!([{"allow": true, "access": "rwm"}]);
@@ -182,6 +169,27 @@ fn no_mounts() -> Error {
 
 /// Every capability barge can give a container: the known ones in our bounding set (as
 /// docker does; a capability we lack can't be granted, and asking for it fails the start).
+/// The container's resource limits as the spec's `linux.resources` (memory, cpu, pids; no
+/// device rules): what `build` puts in the spec and what `update` applies to a live one.
+pub fn limits(c: &ContainerConfig) -> Value {
+    let mut res = json!({});
+    if let Some(m) = c.memory {
+        res["memory"] = json!({"limit": m});
+        // docker: without --memory-swap, as much swap as memory (memory + swap = 2 × limit),
+        // where the kernel accounts swap.
+        if Path::new(V1_MEMSW).exists() {
+            res["memory"]["swap"] = json!(m.saturating_mul(2));
+        }
+    }
+    if let Some(cpus) = c.cpus {
+        res["cpu"] = json!({"quota": (cpus * 100_000.0).round() as i64, "period": 100_000});
+    }
+    if let Some(p) = c.pids_limit {
+        res["pids"] = json!({"limit": p});
+    }
+    res
+}
+
 pub fn grantable_capabilities() -> Vec<String> {
     let all = caps::all();
     let bounding = caps::read(None, caps::CapSet::Bounding).unwrap_or_else(|_| all.clone());

@@ -148,7 +148,11 @@ impl Engine {
         };
         if s.state == State::Running {
             s.pid = st.pid;
-            if self.runtime_status(&rec.id).as_deref() == Some("paused") {
+            // Only a container paused through the engine can be paused: the runtime's state
+            // (its whole spec) is read for those alone, not for every running container.
+            if self.paths.pause_marker(&rec.id).exists()
+                && self.runtime_status(&rec.id).as_deref() == Some("paused")
+            {
                 s.state = State::Paused;
             }
         }

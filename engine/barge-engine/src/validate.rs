@@ -15,12 +15,17 @@ pub const MIN_CPUS: f64 = 0.01;
 
 /// Check (and normalise) a create request.
 pub fn request(c: &mut ContainerConfig) -> Result<()> {
-    memory(&mut c.memory)?;
-    cpus(&mut c.cpus, online_cpus())?;
+    limits(c)?;
     for m in &c.mounts {
         mount(m)?;
     }
     working_dir(&c.working_dir)
+}
+
+/// Check (and normalise) the resource limits (a create's, an update's).
+pub fn limits(c: &mut ContainerConfig) -> Result<()> {
+    memory(&mut c.memory)?;
+    cpus(&mut c.cpus, online_cpus())
 }
 
 fn memory(m: &mut Option<i64>) -> Result<()> {

@@ -156,6 +156,9 @@ impl Db {
             .map_err(err)?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(err)?;
+        // A small page cache (256 KiB, not SQLite's 2 MiB): the file's pages stay in the
+        // kernel's cache anyway, and a long-running daemon keeps this memory for good.
+        conn.pragma_update(None, "cache_size", -256).map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
         Ok(Db {
             conn: Mutex::new(conn),

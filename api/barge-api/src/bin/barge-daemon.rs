@@ -34,6 +34,7 @@ struct Args {
 }
 
 fn main() {
+    barge_api::sys::tune_malloc();
     let args = Args::parse();
     // Before any thread exists: socket activation's variables are read and cleared here.
     let code = match run(args) {
@@ -101,6 +102,9 @@ fn run(args: Args) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(64)
+        // Idle blocking threads go after 2 s (tokio's default is 10): their stacks and
+        // arenas are memory a small device wants back.
+        .thread_keep_alive(std::time::Duration::from_secs(2))
         .enable_all()
         .build()
         .map_err(|e| format!("start the async runtime: {e}"))?;

@@ -255,25 +255,46 @@ pub async fn update(
     let obj = v.as_object().ok_or_else(|| {
         ApiError::bad_request("invalid JSON in the container update request: expected an object")
     })?;
-    s.blocking(move |e| engine(e.db.find(&id))).await?;
+    let mut req = barge_engine::update::UpdateRequest::default();
+    let int = |k: &str, val: &serde_json::Value| {
+        val.as_i64().ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "invalid JSON in the container update request: {k} must be an integer"
+            ))
+        })
+    };
     for (k, val) in obj {
-        let zero = match val {
-            serde_json::Value::Null => true,
-            serde_json::Value::Bool(b) => !b,
-            serde_json::Value::Number(n) => n.as_f64() == Some(0.0),
-            serde_json::Value::String(s) => s.is_empty(),
-            serde_json::Value::Array(a) => a.is_empty(),
-            serde_json::Value::Object(o) => o
-                .values()
-                .all(|v| v.is_null() || v.as_str() == Some("") || v.as_u64() == Some(0)),
-        };
-        if !zero {
-            return Err(ApiError::bad_request(format!(
-                "update of {k} is not supported by barge: recreate the container with the new setting"
-            )));
+        if val.is_null() {
+            continue;
+        }
+        match k.as_str() {
+            "Memory" => req.memory = Some(int(k, val)?).filter(|m| *m != 0),
+            "NanoCpus" | "NanoCPUs" => {
+                req.cpus = Some(int(k, val)?).filter(|n| *n != 0).map(|n| n as f64 / 1e9)
+            }
+            "PidsLimit" => req.pids_limit = Some(int(k, val)?).filter(|n| *n != 0),
+            _ if is_zero(val) => {}
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "update of {k} is not supported by barge (Memory, NanoCpus and PidsLimit are): recreate the container with the new setting"
+                )))
+            }
         }
     }
+    s.blocking(move |e| engine(e.update(&id, &req))).await?;
     Ok(Json(json!({ "Warnings": [] })).into_response())
+}
+
+/// docker's zero values, which clients send for what they do not change.
+fn is_zero(val: &serde_json::Value) -> bool {
+    match val {
+        serde_json::Value::Null => true,
+        serde_json::Value::Bool(b) => !b,
+        serde_json::Value::Number(n) => n.as_f64() == Some(0.0),
+        serde_json::Value::String(s) => s.is_empty(),
+        serde_json::Value::Array(a) => a.is_empty(),
+        serde_json::Value::Object(o) => o.values().all(is_zero),
+    }
 }
 
 /// Sets a flag when dropped: the response body (and so the client) is gone.
