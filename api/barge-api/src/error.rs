@@ -54,25 +54,19 @@ impl IntoResponse for ApiError {
 /// The engine's errors by kind, never by message text.
 impl From<barge_engine::Error> for ApiError {
     fn from(e: barge_engine::Error) -> ApiError {
-        use barge_engine::Error as E;
-        let status = match &e {
-            E::NoSuchContainer(_)
-            | E::NoSuchExec(_)
-            | E::NoSuchVolume(_)
-            | E::NoSuchNetwork(_)
-            | E::NoSuchPath { .. } => StatusCode::NOT_FOUND,
-            E::Image(barge_image::Error::NotFound { .. }) => StatusCode::NOT_FOUND,
-            E::Image(barge_image::Error::InUse { .. }) => StatusCode::CONFLICT,
-            E::Image(
-                barge_image::Error::Invalid { .. }
-                | barge_image::Error::UnsafeEntry { .. }
-                | barge_image::Error::Limit { .. },
-            ) => StatusCode::BAD_REQUEST,
-            E::Conflict(_) | E::BadState { .. } | E::PortAllocated { .. } | E::ShimLost { .. } => {
+        use barge_engine::error::ErrorKind as K;
+        let status = match e.kind() {
+            K::NotFound => StatusCode::NOT_FOUND,
+            K::Conflict => StatusCode::CONFLICT,
+            K::BadParameter => StatusCode::BAD_REQUEST,
+            K::Unauthorized => StatusCode::UNAUTHORIZED,
+            // A lost shim: the container is there but can't be served as asked.
+            K::Unavailable if matches!(e, barge_engine::Error::ShimLost { .. }) => {
                 StatusCode::CONFLICT
             }
-            E::Invalid(_) | E::BadParameter(_) => StatusCode::BAD_REQUEST,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
+            K::Unavailable | K::NotExecutable | K::ProgramNotFound | K::Internal => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         };
         ApiError::new(status, e.to_string())
     }

@@ -106,6 +106,24 @@ fn serve(req: Request) -> Result<Reply> {
                 .with_context(|| format!("login to {server}"))?;
             Ok(Reply::LoggedIn)
         }
+        Request::Distribution {
+            config,
+            image,
+            auth,
+        } => {
+            let reference = ImageRef::parse(&image)?;
+            let config = Config::load(&config)?;
+            let given = auth.map(|a| (a.username, a.password));
+            let d = runtime()?
+                .block_on(barge_image::distribution::describe(
+                    &config, &reference, given,
+                ))
+                .with_context(|| format!("describe {image}"))?;
+            Ok(Reply::Described {
+                descriptor: d.descriptor,
+                platforms: d.platforms,
+            })
+        }
     }
 }
 

@@ -122,6 +122,8 @@ pub enum ErrorKind {
     /// Something barge relies on is not answering: a registry, a lost shim, a plugin that
     /// timed out.
     Unavailable,
+    /// A registry refused the credentials given (HTTP 401).
+    Unauthorized,
     /// Anything else: barge or the system failed (HTTP 500).
     Internal,
 }
@@ -216,15 +218,13 @@ pub fn image_kind(e: &barge_image::Error) -> ErrorKind {
     match e {
         I::NotFound { .. } => ErrorKind::NotFound,
         I::InUse { .. } => ErrorKind::Conflict,
-        I::Invalid { .. } => ErrorKind::BadParameter,
+        I::Invalid { .. } | I::UnsafeEntry { .. } | I::Limit { .. } => ErrorKind::BadParameter,
         I::Registry { .. } => ErrorKind::Unavailable,
+        I::Unauthorized { .. } => ErrorKind::Unauthorized,
         I::Layer { source, .. } => image_kind(source),
-        I::Io { .. }
-        | I::UnsafeEntry { .. }
-        | I::Limit { .. }
-        | I::DigestMismatch { .. }
-        | I::Db { .. }
-        | I::PermissionDenied { .. } => ErrorKind::Internal,
+        I::Io { .. } | I::DigestMismatch { .. } | I::Db { .. } | I::PermissionDenied { .. } => {
+            ErrorKind::Internal
+        }
     }
 }
 

@@ -176,7 +176,41 @@ pub fn login_check(
     }
 }
 
+/// What the registry offers for `reference` (docker's `/distribution/NAME/json`): the
+/// descriptor it resolves to and its platforms, through the helper.
+pub fn describe(
+    at: &HelperPaths,
+    reference: &str,
+    auth: Option<Credentials>,
+) -> Result<(serde_json::Value, Vec<serde_json::Value>)> {
+    ImageRef::parse(reference)?;
+    let req = Request::Distribution {
+        config: at.config.clone(),
+        image: reference.to_string(),
+        auth,
+    };
+    match crate::registry::call(&at.helper, &req, &mut |_| {})? {
+        Reply::Described {
+            descriptor,
+            platforms,
+        } => Ok((descriptor, platforms)),
+        other => Err(Error::Registry {
+            kind: crate::error::ErrorKind::Internal,
+            msg: format!("the registry helper answered a distribution request with {other:?}"),
+        }),
+    }
+}
+
 impl Engine {
+    /// What the registry offers for `reference`, without pulling it.
+    pub fn describe(
+        &self,
+        reference: &str,
+        auth: Option<Credentials>,
+    ) -> Result<(serde_json::Value, Vec<serde_json::Value>)> {
+        describe(&self.helper_paths(), reference, auth)
+    }
+
     /// Pull `reference` into the store.
     pub fn pull(&self, reference: &str, opts: &mut PullOptions<'_>) -> Result<Pulled> {
         pull(&self.helper_paths(), reference, opts)

@@ -37,6 +37,13 @@ pub async fn describe(
                 name: reference.canonical(),
             }
         }
+        oci_client::errors::OciDistributionError::AuthenticationFailure(_)
+        | oci_client::errors::OciDistributionError::UnauthorizedError { .. } => {
+            Error::Unauthorized {
+                registry: registry.clone(),
+                reason: e.to_string(),
+            }
+        }
         other => Error::Registry {
             registry: registry.clone(),
             reason: other.to_string(),

@@ -38,6 +38,9 @@ pub enum Error {
     /// A registry refused or failed a request.
     #[error("registry {registry}: {reason}")]
     Registry { registry: String, reason: String },
+    /// The registry refused the credentials (or asked for some).
+    #[error("registry {registry}: {reason}")]
+    Unauthorized { registry: String, reason: String },
     /// The metadata database failed.
     #[error("metadata database {path}: {source}")]
     Db {

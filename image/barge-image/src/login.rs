@@ -24,11 +24,11 @@ pub async fn check(
         .await
     {
         Ok(_) => Ok(()),
-        Err(OciDistributionError::AuthenticationFailure(e)) => Err(Error::Registry {
+        Err(OciDistributionError::AuthenticationFailure(e)) => Err(Error::Unauthorized {
             registry: registry.to_string(),
             reason: format!("credentials refused: {e}"),
         }),
-        Err(OciDistributionError::UnauthorizedError { url }) => Err(Error::Registry {
+        Err(OciDistributionError::UnauthorizedError { url }) => Err(Error::Unauthorized {
             registry: registry.to_string(),
             reason: format!("credentials refused (401 on {url})"),
         }),
@@ -44,7 +44,7 @@ pub async fn check(
         Err(e) => {
             let text = e.to_string();
             if text.contains("401") || text.to_ascii_lowercase().contains("unauthorized") {
-                Err(Error::Registry {
+                Err(Error::Unauthorized {
                     registry: registry.to_string(),
                     reason: format!("credentials refused: {text}"),
                 })

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use barge_engine::registry::proto::Credentials;
 use barge_image::reference::ImageRef;
 use serde_json::json;
 
@@ -44,23 +45,20 @@ async fn auth(State(s): State<AppState>, body: Bytes) -> ApiResult<Response> {
         ));
     };
     let server = registry_host(&cfg.serveraddress);
-    let config = barge_image::config::Config::load(&s.engine.opts.config)?;
-    match barge_image::login::check(&config, &server, &user, &password, false).await {
-        Ok(()) => {
-            Ok(Json(json!({"Status": "Login Succeeded", "IdentityToken": ""})).into_response())
-        }
-        Err(barge_image::Error::Registry { reason, .. })
-            if reason.contains("credentials refused") =>
-        {
-            Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                format!(
-                    "login attempt to {server} failed with status: 401 Unauthorized ({reason})"
+    // Checked by the registry helper: the HTTP/TLS client never runs in the daemon.
+    let who = server.clone();
+    s.blocking(move |e| {
+        e.login_check(&who, &user, &password, false)
+            .map_err(|err| match err.kind() {
+                barge_engine::error::ErrorKind::Unauthorized => ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    format!("login attempt to {who} failed with status: 401 Unauthorized ({err})"),
                 ),
-            ))
-        }
-        Err(e) => Err(ApiError::internal(format!("login to {server}: {e}"))),
-    }
+                _ => ApiError::internal(format!("login to {who}: {err}")),
+            })
+    })
+    .await?;
+    Ok(Json(json!({"Status": "Login Succeeded", "IdentityToken": ""})).into_response())
 }
 
 async fn distribution(
@@ -73,24 +71,25 @@ async fn distribution(
             "page not found: GET /distribution/{rest}"
         )));
     };
-    let reference = ImageRef::parse(name)
+    let name = name.to_string();
+    ImageRef::parse(&name)
         .map_err(|e| ApiError::bad_request(format!("invalid reference format: {name}: {e}")))?;
-    let credentials = registry_auth(req.headers())?;
-    let config = barge_image::config::Config::load(&s.engine.opts.config)?;
-    let d = barge_image::distribution::describe(&config, &reference, credentials)
-        .await
-        .map_err(|e| match e {
-            barge_image::Error::NotFound { .. } => {
-                ApiError::not_found(format!("manifest for {name} not found: manifest unknown"))
-            }
-            barge_image::Error::Registry { reason, .. }
-                if reason.contains("401") || reason.to_lowercase().contains("authoriz") =>
-            {
-                ApiError::new(StatusCode::UNAUTHORIZED, format!("{name}: {reason}"))
-            }
-            other => ApiError::from(other),
-        })?;
-    Ok(Json(json!({"Descriptor": d.descriptor, "Platforms": d.platforms})).into_response())
+    let auth = registry_auth(req.headers())?.map(|(username, password)| Credentials {
+        username,
+        password,
+        server: String::new(),
+    });
+    let (descriptor, platforms) = s
+        .blocking(move |e| {
+            e.describe(&name, auth).map_err(|err| match err.kind() {
+                barge_engine::error::ErrorKind::NotFound => {
+                    ApiError::not_found(format!("manifest for {name} not found: manifest unknown"))
+                }
+                _ => ApiError::from(err),
+            })
+        })
+        .await?;
+    Ok(Json(json!({"Descriptor": descriptor, "Platforms": platforms})).into_response())
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ pub fn kind_name(k: ErrorKind) -> &'static str {
         ErrorKind::NotFound => "not_found",
         ErrorKind::BadParameter => "bad_parameter",
         ErrorKind::Unavailable => "unavailable",
+        ErrorKind::Unauthorized => "unauthorized",
         _ => "internal",
     }
 }
@@ -35,6 +36,7 @@ fn kind_of(name: Option<&str>) -> ErrorKind {
         Some("not_found") => ErrorKind::NotFound,
         Some("bad_parameter") => ErrorKind::BadParameter,
         Some("unavailable") => ErrorKind::Unavailable,
+        Some("unauthorized") => ErrorKind::Unauthorized,
         _ => ErrorKind::Internal,
     }
 }

@@ -37,6 +37,14 @@ pub enum Request {
         #[serde(default)]
         auth: Option<Credentials>,
     },
+    /// What the registry offers for `image` without pulling it (docker's
+    /// `/distribution/NAME/json`).
+    Distribution {
+        config: PathBuf,
+        image: String,
+        #[serde(default)]
+        auth: Option<Credentials>,
+    },
     /// Check credentials against `server` (docker login); storing them is barge's job.
     Login {
         config: PathBuf,
@@ -118,6 +126,11 @@ pub enum Reply {
         up_to_date: bool,
     },
     LoggedIn,
+    /// The descriptor `image` resolves to and the platforms it offers, as docker's JSON.
+    Described {
+        descriptor: serde_json::Value,
+        platforms: Vec<serde_json::Value>,
+    },
     /// The request failed: the whole error chain, as `barge: ...` would print it.
     Failed {
         error: String,
