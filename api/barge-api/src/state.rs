@@ -64,7 +64,27 @@ impl AppState {
         F: FnOnce(&Engine) -> ApiResult<T> + Send + 'static,
     {
         let engine = self.engine.clone();
+        WORK_DONE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tokio::task::spawn_blocking(move || f(&engine)).await?
+    }
+}
+
+/// Engine calls made so far (see [`trim_when_idle`]).
+static WORK_DONE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Every few seconds, if the daemon has worked since the last look, hand the memory malloc
+/// keeps free back to the system: what a burst of requests allocated (JSON documents, a
+/// thousand records for `ps`) would otherwise stay resident for good.
+pub async fn trim_when_idle() {
+    let mut seen = 0;
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        let now = WORK_DONE.load(std::sync::atomic::Ordering::Relaxed);
+        if now != seen {
+            seen = now;
+            let _ = tokio::task::spawn_blocking(crate::sys::trim_malloc).await;
+        }
     }
 }
 

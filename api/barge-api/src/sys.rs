@@ -60,3 +60,14 @@ pub fn tune_malloc() {
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
+
+/// Give the memory malloc holds free (at the top of each arena, and whole free pages inside
+/// them) back to the system.
+pub fn trim_malloc() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only releases free memory the allocator owns; it takes no
+    // pointers and is safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}

@@ -112,5 +112,6 @@ fn run(args: Args) -> Result<(), String> {
     for h in &args.hosts {
         eprintln!("barge daemon: API listening on {h}");
     }
+    rt.spawn(barge_api::state::trim_when_idle());
     rt.block_on(server::serve(app, listeners, created))
 }
