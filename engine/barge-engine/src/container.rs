@@ -181,13 +181,15 @@ impl Engine {
                         msg: format!("attach: {e}"),
                     })?;
             }
-            (Some(a), Stdio::from(std::os::fd::OwnedFd::from(b)))
+            // Without an attach the socket only carries the ports: our end can go now (what
+            // is queued stays readable for the shim).
+            (
+                attach.is_some().then_some(a),
+                Stdio::from(std::os::fd::OwnedFd::from(b)),
+            )
         } else {
             (None, Stdio::null())
         };
-        // Without an attach the socket only carried the ports: close our end after the
-        // spawn (the shim has read what is queued by then or gets EOF after it).
-        let ours = if attach.is_some() { ours } else { None };
         let mut cmd = Command::new(&self.opts.shim);
         cmd.arg(&path);
         if attach.is_some() {

@@ -22,7 +22,7 @@ pub struct PruneFilter {
 
 impl PruneFilter {
     pub fn new(filters: &Filters) -> Result<PruneFilter> {
-        filters.check_keys(&["until", "label", "label!", "dangling"])?;
+        filters.check_keys(&["until", "label", "label!", "dangling", "all"])?;
         let until = match filters.get("until") {
             [] => None,
             [t] => Some(crate::logs::parse_time("until", t)?.0),
@@ -40,18 +40,25 @@ impl PruneFilter {
 
     /// `dangling=` of an image prune: Some(false) asks for every unused image (`-a`).
     pub fn dangling(&self) -> Result<Option<bool>> {
-        match self.filters.get("dangling") {
+        self.flag("dangling")
+    }
+
+    /// `all=` of a volume prune: Some(true) asks for named volumes too (`-a`).
+    pub fn all(&self) -> Result<Option<bool>> {
+        self.flag("all")
+    }
+
+    fn flag(&self, key: &str) -> Result<Option<bool>> {
+        match self.filters.get(key) {
             [] => Ok(None),
             [v] => match v.as_str() {
                 "true" | "1" => Ok(Some(true)),
                 "false" | "0" => Ok(Some(false)),
                 _ => Err(Error::BadParameter(format!(
-                    "invalid filter 'dangling={v}': expected true or false"
+                    "invalid filter '{key}={v}': expected true or false"
                 ))),
             },
-            _ => Err(Error::BadParameter(
-                "more than one dangling filter".to_string(),
-            )),
+            _ => Err(Error::BadParameter(format!("more than one {key} filter"))),
         }
     }
 
@@ -109,18 +116,8 @@ pub fn prune_images_matching(
             if !store.users_of(&img)?.is_empty() {
                 continue;
             }
-            let created = img
-                .config
-                .created()
-                .as_deref()
-                .and_then(crate::docker::time::parse_rfc3339);
-            let labels = img
-                .config
-                .config()
-                .as_ref()
-                .and_then(|c| c.labels().clone())
-                .unwrap_or_default();
-            if !filter.matches(created, &labels.into_iter().collect()) {
+            let (created, labels) = crate::docker::image::created_and_labels(&img.config);
+            if !filter.matches(created, &labels) {
                 continue;
             }
         }
@@ -175,9 +172,15 @@ impl Engine {
             }
             if self.volume_users(&v.name)?.is_empty() {
                 let size = dir_size(&self.volume_path(&v.name));
-                self.volume_remove(&v.name)?;
-                report.space_reclaimed += size;
-                report.deleted.push(v.name);
+                match self.volume_remove(&v.name) {
+                    Ok(()) => {
+                        report.space_reclaimed += size;
+                        report.deleted.push(v.name);
+                    }
+                    // Taken into use meanwhile: not pruned.
+                    Err(Error::Conflict(_)) => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
         Ok(report)

@@ -18,10 +18,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::routes::images::label_matches;
 use crate::routes::params::{json_body, Params};
 use crate::server::status;
 use crate::state::{engine, AppState};
+use barge_engine::filters::label_matches;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

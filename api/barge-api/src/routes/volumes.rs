@@ -13,10 +13,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::routes::images::label_matches;
 use crate::routes::params::{json_body, Params};
 use crate::server::status;
 use crate::state::{engine, AppState};
+use barge_engine::filters::label_matches;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -171,41 +171,22 @@ async fn remove(
 /// `POST /volumes/prune`: unused anonymous volumes, every unused one with `all=true`;
 /// `label`/`label!` filters.
 async fn prune(State(s): State<AppState>, p: Params) -> ApiResult<Response> {
-    let mut all = false;
-    let mut labels = Vec::new();
-    let mut not_labels = Vec::new();
-    for (k, vals) in p.filters()? {
-        match k.as_str() {
-            "all" => {
-                for v in &vals {
-                    all = bool_filter("all", v)?;
-                }
-            }
-            "label" => labels.extend(vals),
-            "label!" => not_labels.extend(vals),
-            other => return Err(ApiError::bad_request(format!("invalid filter '{other}'"))),
-        }
-    }
-    let removed = s
+    let filters = engine(barge_engine::filters::Filters::parse_json(
+        p.get("filters").unwrap_or(""),
+    ))?;
+    let report = s
         .blocking(move |e| {
-            let mut out = Vec::new();
-            for v in engine(e.db.volumes())? {
-                if (!all && !v.anonymous)
-                    || !labels.iter().all(|l| label_matches(l, &v.labels))
-                    || not_labels.iter().any(|l| label_matches(l, &v.labels))
-                    || !engine(e.volume_users(&v.name))?.is_empty()
-                {
-                    continue;
-                }
-                match e.volume_remove(&v.name) {
-                    Ok(()) => out.push(v.name),
-                    // Taken into use meanwhile: not pruned.
-                    Err(barge_engine::Error::Conflict(_)) => {}
-                    Err(err) => return Err(err.into()),
-                }
-            }
-            Ok(out)
+            // docker's volume prune takes no until or dangling filter.
+            engine(filters.check_keys(&["label", "label!", "all"]))?;
+            let f = engine(barge_engine::prune::PruneFilter::new(&filters))?;
+            // `all=true`: named volumes too, not only anonymous ones.
+            let all = engine(f.all())?.unwrap_or(false);
+            engine(e.prune_volumes_matching(all, &f))
         })
         .await?;
-    Ok(Json(json!({"VolumesDeleted": removed, "SpaceReclaimed": 0})).into_response())
+    Ok(Json(json!({
+        "VolumesDeleted": report.deleted,
+        "SpaceReclaimed": report.space_reclaimed,
+    }))
+    .into_response())
 }

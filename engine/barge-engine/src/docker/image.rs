@@ -64,22 +64,31 @@ pub fn inspect(store: &Store, rec: &ImageRecord) -> Result<Value> {
     }))
 }
 
+/// An image config's creation time (unix seconds, when it has a readable one) and labels:
+/// what the list entry shows and what prune filters test.
+pub fn created_and_labels(
+    config: &oci_spec::image::ImageConfiguration,
+) -> (Option<i64>, std::collections::BTreeMap<String, String>) {
+    let created = config
+        .created()
+        .as_deref()
+        .and_then(super::time::parse_rfc3339);
+    let labels = config
+        .config()
+        .as_ref()
+        .and_then(|c| c.labels().clone())
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    (created, labels)
+}
+
 /// One entry of `GET /images/json` for the image `rec` names (all its names together).
 pub fn summary(store: &Store, rec: &ImageRecord) -> Result<Value> {
     let img = store.image(rec)?;
     let (tags, digests) = repo_tags_digests(store, &rec.config)?;
-    let created = img
-        .config
-        .created()
-        .as_deref()
-        .and_then(super::time::parse_rfc3339)
-        .unwrap_or(0);
-    let labels = img
-        .config
-        .config()
-        .as_ref()
-        .and_then(|c| c.labels().clone())
-        .unwrap_or_default();
+    let (created, labels) = created_and_labels(&img.config);
+    let created = created.unwrap_or(0);
     let size = store.size(&img)?;
     Ok(json!({
         "Id": rec.config.to_string(),

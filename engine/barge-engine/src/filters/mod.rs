@@ -111,10 +111,15 @@ impl Filters {
 
     /// Whether a label map satisfies every `key` term (`k` present, or `k=v`).
     pub fn labels_match(&self, key: &str, labels: &BTreeMap<String, String>) -> bool {
-        self.get(key).iter().all(|t| match t.split_once('=') {
-            Some((k, v)) => labels.get(k).map(String::as_str) == Some(v),
-            None => labels.contains_key(t.as_str()),
-        })
+        self.get(key).iter().all(|t| label_matches(t, labels))
+    }
+}
+
+/// Whether `labels` carry `term`: `KEY` (any value) or `KEY=VALUE`.
+pub fn label_matches(term: &str, labels: &BTreeMap<String, String>) -> bool {
+    match term.split_once('=') {
+        Some((k, v)) => labels.get(k).map(String::as_str) == Some(v),
+        None => labels.contains_key(term),
     }
 }
 

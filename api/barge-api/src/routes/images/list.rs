@@ -1,6 +1,7 @@
 //! `GET /images/json` (with docker's filters), `GET /images/NAME/json` and
 //! `GET /images/NAME/history`.
 
+use barge_engine::filters::label_matches;
 use std::collections::BTreeMap;
 
 use axum::extract::State;
@@ -73,14 +74,6 @@ fn reference_matches(pattern: &str, tags: &[String]) -> bool {
         let repo = t.rsplit_once(':').map_or(t.as_str(), |(r, _)| r);
         glob(pattern, t) || glob(pattern, repo)
     })
-}
-
-/// Whether the image's labels carry `key` or `key=value`.
-pub fn label_matches(want: &str, labels: &BTreeMap<String, String>) -> bool {
-    match want.split_once('=') {
-        Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
-        None => labels.contains_key(want),
-    }
 }
 
 fn labels_of(v: &Value) -> BTreeMap<String, String> {

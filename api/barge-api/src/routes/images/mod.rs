@@ -19,8 +19,6 @@ use crate::routes::params::Params;
 use crate::state::AppState;
 
 pub use auth::{registry_auth, AuthConfig};
-pub use list::label_matches;
-pub use remove::until_secs;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

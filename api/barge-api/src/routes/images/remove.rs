@@ -97,27 +97,6 @@ pub async fn prune(State(s): State<AppState>, p: Params) -> ApiResult<Response> 
     .into_response())
 }
 
-/// docker's `until`: unix seconds, RFC 3339, or a duration before now (`10m`, `24h`).
-pub fn until_secs(v: &str) -> ApiResult<i64> {
-    if let Ok(n) = v.parse::<i64>() {
-        return Ok(n);
-    }
-    if let Some(t) = barge_engine::docker::time::parse_rfc3339(v) {
-        return Ok(t);
-    }
-    let (num, unit) = v.split_at(v.trim_end_matches(|c: char| c.is_ascii_alphabetic()).len());
-    let n: i64 = num
-        .parse()
-        .map_err(|_| ApiError::bad_request(format!("invalid until value {v:?}")))?;
-    let mult = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        _ => return Err(ApiError::bad_request(format!("invalid until value {v:?}"))),
-    };
-    Ok(barge_image::meta::now() - n * mult)
-}
-
 /// `GET /images/search`: barge has no index client; say whether one would be reachable.
 pub async fn search(p: Params) -> ApiResult<Response> {
     let term = p.get("term").unwrap_or("").to_string();
@@ -144,14 +123,4 @@ pub async fn push(name: &str, _req: Request) -> ApiResult<Response> {
     Err(ApiError::not_implemented(format!(
         "push {name}: barge cannot push images yet (it comes with the image build support)"
     )))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn until_forms() {
-        assert_eq!(super::until_secs("1700000000").unwrap(), 1700000000);
-        assert!(super::until_secs("10m").unwrap() < barge_image::meta::now());
-        assert!(super::until_secs("soon").is_err());
-    }
 }
