@@ -8,10 +8,11 @@ set -euo pipefail
 # (benchmarks), pkg-config + libseccomp-dev (the runtime's seccomp filters), uidmap
 # (newuidmap/newgidmap for rootless containers), docker-registry + skopeo + umoci + openssl +
 # apache2-utils (htpasswd) (a local registry seeded with test images; TLS and basic auth),
-# docker-compose + python3-pip (the API daemon's docker-compose and docker-py tests).
+# docker-compose + python3-pip (the API daemon's docker-compose and docker-py tests),
+# protobuf-compiler (protoc: the CRI server's gRPC code is generated from its .proto).
 PACKAGES=(busybox-static tini strace qemu-system-x86 cpio runc time pkg-config podman libseccomp-dev uidmap
     docker-registry skopeo umoci openssl apache2-utils containernetworking-plugins iptables iproute2 curl
-    docker-compose python3-pip)
+    docker-compose python3-pip protobuf-compiler)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
