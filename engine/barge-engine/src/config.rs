@@ -66,6 +66,12 @@ pub struct ContainerConfig {
     pub stop_timeout: Option<u32>,
     pub log_max_size: Option<u64>,
     pub log_max_files: u32,
+    /// The pod it belongs to (a pod's id, name or id prefix at create; its full id once
+    /// created). A pod member joins the pod's namespaces: no own -p, --network, --hostname.
+    pub pod: Option<String>,
+    /// A pod's init container: started in creation order by `pod_start`, each must exit 0
+    /// before the next (and before the pod's other containers) starts.
+    pub init_container: bool,
 }
 
 /// A container's place on one network.

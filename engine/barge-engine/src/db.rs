@@ -72,12 +72,13 @@ impl Db {
         // A small page cache (see barge_image::meta): 256 KiB instead of 2 MiB.
         conn.pragma_update(None, "cache_size", -256)?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(crate::pod::store::SCHEMA)?;
         Ok(Db {
             conn: Mutex::new(conn),
         })
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+    pub(crate) fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 

@@ -14,6 +14,8 @@ pub enum Error {
     NoSuchNetwork(String),
     #[error("No such image: {0}")]
     NoSuchImage(String),
+    #[error("No such pod: {0}")]
+    NoSuchPod(String),
     #[error(transparent)]
     Cni(#[from] barge_cni::Error),
     #[error("{0}")]
@@ -150,7 +152,8 @@ impl Error {
             | Error::NoSuchPath { .. }
             | Error::NoSuchExec(_)
             | Error::NoSuchVolume(_)
-            | Error::NoSuchNetwork(_) => K::NotFound,
+            | Error::NoSuchNetwork(_)
+            | Error::NoSuchPod(_) => K::NotFound,
             Error::Conflict(_) | Error::PortAllocated { .. } | Error::BadState { .. } => {
                 K::Conflict
             }

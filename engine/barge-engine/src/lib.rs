@@ -24,6 +24,7 @@ pub mod logs;
 pub mod names;
 pub mod network;
 pub mod paths;
+pub mod pod;
 pub mod populate;
 pub mod prune;
 pub mod pull;

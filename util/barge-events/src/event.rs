@@ -24,6 +24,8 @@ pub enum Type {
     Network,
     Volume,
     Daemon,
+    /// A pod (create, start, stop, destroy).
+    Pod,
 }
 
 impl Type {
@@ -34,6 +36,7 @@ impl Type {
             Type::Network => "network",
             Type::Volume => "volume",
             Type::Daemon => "daemon",
+            Type::Pod => "pod",
         }
     }
 }
@@ -53,6 +56,7 @@ impl FromStr for Type {
             "network" => Type::Network,
             "volume" => Type::Volume,
             "daemon" => Type::Daemon,
+            "pod" => Type::Pod,
             _ => return Err(format!("unknown event type {s:?}")),
         })
     }
