@@ -72,6 +72,21 @@ pub struct ContainerConfig {
     /// A pod's init container: started in creation order by `pod_start`, each must exit 0
     /// before the next (and before the pod's other containers) starts.
     pub init_container: bool,
+    /// Extra groups of the process (CRI supplemental_groups), on top of the user's.
+    pub supplemental_groups: Vec<u32>,
+    /// Paths masked in the container (CRI masked_paths); None: docker's defaults.
+    pub masked_paths: Option<Vec<String>>,
+    /// Paths made read-only in the container (CRI readonly_paths); None: docker's defaults.
+    pub readonly_paths: Option<Vec<String>>,
+    /// Namespaced sysctls set in the container (`--sysctl`, CRI sysctls).
+    pub sysctls: BTreeMap<String, String>,
+    /// The PID namespace: "" its own, `host`, or `container:ID` (CRI TARGET).
+    pub pid_mode: String,
+    /// OCI annotations besides the labels (CRI annotations).
+    pub annotations: BTreeMap<String, String>,
+    /// Where the shim writes the container's log (an absolute host path, CRI `log_directory`
+    /// + `log_path`); None: the container's directory.
+    pub log_path: Option<std::path::PathBuf>,
 }
 
 /// A container's place on one network.

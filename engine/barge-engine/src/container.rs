@@ -274,7 +274,7 @@ impl Engine {
             runtime_root: self.paths.runtime_root(),
             socket: self.paths.socket(id),
             state: self.paths.shim_state(id),
-            log: self.paths.log(id),
+            log: self.log_file(rec),
             log_max_size: rec.config.log_max_size,
             log_max_files: rec.config.log_max_files.max(1),
             terminal: rec.config.tty,
@@ -349,6 +349,33 @@ impl Engine {
         let mut out = String::new();
         sock.read_to_string(&mut out).map_err(shim_err)?;
         Ok(out)
+    }
+
+    /// The file the container's log is written to: the CRI `log_path` it was created with, or
+    /// `container.log` in its directory.
+    pub fn log_file(&self, rec: &ContainerRecord) -> std::path::PathBuf {
+        rec.config
+            .log_path
+            .clone()
+            .unwrap_or_else(|| self.paths.log(&rec.id))
+    }
+
+    /// Make the running container's shim reopen its log file (CRI ReopenContainerLog: the
+    /// caller renamed the file away; the shim creates it anew and writes there).
+    pub fn reopen_log(&self, key: &str) -> Result<()> {
+        let (rec, _) = self.find_active(key, "only a running container's log can be reopened")?;
+        let answer = self.request(&rec.id, Request::ReopenLog, Some(Duration::from_secs(5)))?;
+        match answer.trim_end().strip_prefix("err ") {
+            None if answer.starts_with("ok") => Ok(()),
+            Some(msg) => Err(Error::Shim {
+                id: rec.id,
+                msg: format!("reopen the log: {msg}"),
+            }),
+            None => Err(Error::ShimOutdated {
+                id: rec.id,
+                what: "reopen its log",
+            }),
+        }
     }
 
     /// Set the terminal size of a container started with `-t`.

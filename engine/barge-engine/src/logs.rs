@@ -124,7 +124,7 @@ impl Engine {
             stderr: opts.stderr,
             follow: opts.follow,
         };
-        let path = self.paths.log(&rec.id);
+        let path = self.log_file(&rec);
         let mut checks = 0u32;
         let mut lost = None;
         let mut done = || {
@@ -166,11 +166,12 @@ impl Engine {
     /// Dropping the stream stops the reading.
     pub fn logs(self: &Arc<Self>, key: &str, opts: &LogOptions) -> Result<LogStream> {
         // Look the container up now, so a wrong name fails here and not in the stream.
-        let id = self.db.find(key)?.id;
+        let rec = self.db.find(key)?;
+        let path = self.log_file(&rec);
+        let id = rec.id;
         let (tx, rx) = sync_channel(16);
         let engine = self.clone();
         let opts = opts.clone();
-        let path = self.paths.log(&id);
         std::thread::Builder::new()
             .name("barge-logs".into())
             .spawn(move || {

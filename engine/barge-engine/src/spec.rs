@@ -70,7 +70,13 @@ pub fn build(input: &SpecInput) -> Result<Value> {
     } else {
         &c.working_dir
     });
-    p["user"] = json!({"uid": u.uid, "gid": u.gid, "additionalGids": u.additional_gids});
+    let mut gids = u.additional_gids.clone();
+    for g in &c.supplemental_groups {
+        if !gids.contains(g) {
+            gids.push(*g);
+        }
+    }
+    p["user"] = json!({"uid": u.uid, "gid": u.gid, "additionalGids": gids});
     p["capabilities"] = json!({
         "bounding": caps, "effective": caps, "permitted": caps,
     });
@@ -114,6 +120,16 @@ pub fn build(input: &SpecInput) -> Result<Value> {
             }
         }
     }
+    pid_namespace(linux, &c.pid_mode)?;
+    if !c.sysctls.is_empty() {
+        linux["sysctl"] = json!(c.sysctls);
+    }
+    if let Some(m) = &c.masked_paths {
+        linux["maskedPaths"] = json!(m);
+    }
+    if let Some(r) = &c.readonly_paths {
+        linux["readonlyPaths"] = json!(r);
+    }
     linux["cgroupsPath"] = json!(format!("barge/{}", input.id));
     // Resources.
     let mut res = limits(c);
@@ -152,7 +168,7 @@ pub fn build(input: &SpecInput) -> Result<Value> {
     }
     spec["linux"]["resources"] = res;
     let mut ann = serde_json::Map::new();
-    for (k, v) in &c.labels {
+    for (k, v) in c.labels.iter().chain(&c.annotations) {
         ann.insert(k.clone(), json!(v));
     }
     spec["annotations"] = Value::Object(ann);
@@ -161,6 +177,29 @@ pub fn build(input: &SpecInput) -> Result<Value> {
         serde_json::from_value(spec.clone()).map_err(|e| Error::Spec(e.to_string()))?;
     barge_runtime::spec::validate(&parsed)?;
     Ok(spec)
+}
+
+/// The container's PID namespace from `pid_mode`: its own (""), the host's (`host`), or the
+/// namespace file at an absolute path (another container's, `/proc/PID/ns/pid`).
+fn pid_namespace(linux: &mut Value, mode: &str) -> Result<()> {
+    let Some(ns) = linux["namespaces"].as_array_mut() else {
+        return Ok(());
+    };
+    match mode {
+        "" => {}
+        "host" => ns.retain(|n| n["type"] != "pid"),
+        p if p.starts_with('/') => {
+            for n in ns.iter_mut().filter(|n| n["type"] == "pid") {
+                n["path"] = json!(p);
+            }
+        }
+        other => {
+            return Err(Error::BadParameter(format!(
+                "pid mode {other:?}: use host or the path of a PID namespace file"
+            )))
+        }
+    }
+    Ok(())
 }
 
 fn no_mounts() -> Error {

@@ -115,6 +115,8 @@ pub enum Request {
         rows: u16,
         cols: u16,
     },
+    /// Reopen the log file at its path (it was renamed away for rotation): `ok` or `err MSG`.
+    ReopenLog,
 }
 
 /// An exec id names a file: hex only.
@@ -142,6 +144,7 @@ impl Request {
             }),
             "wait" => Some(Request::Wait),
             "wake" => Some(Request::Wake),
+            "reopen-log" => Some(Request::ReopenLog),
             "exec" => Some(Request::Exec {
                 id: exec_id(words.next())?,
             }),
@@ -176,6 +179,7 @@ impl Request {
             Request::Resize { rows, cols } => format!("resize {rows} {cols}\n"),
             Request::Wait => "wait\n".into(),
             Request::Wake => "wake\n".into(),
+            Request::ReopenLog => "reopen-log\n".into(),
             Request::Exec { id } => format!("exec {id}\n"),
             Request::ExecAttach {
                 id,

@@ -31,6 +31,9 @@ struct Args {
     /// Group owning the sockets (mode 0660); root's group when it does not exist.
     #[arg(short = 'G', long, default_value = "docker")]
     group: String,
+    /// The Kubernetes CRI (runtime.v1 gRPC) socket: unix:///PATH, or none to serve no CRI.
+    #[arg(long = "cri", default_value = "unix:///run/barge/cri.sock")]
+    cri: String,
 }
 
 fn main() {
@@ -87,11 +90,21 @@ fn run(args: Args) -> Result<(), String> {
             }
         }
     }
+    let cri_path = barge_cri::server::parse_endpoint(&args.cri)?;
+    let cri_listener = match &cri_path {
+        Some(p) => {
+            let l = barge_cri::server::bind(p)?;
+            created.push(p.clone());
+            Some(l)
+        }
+        None => None,
+    };
     let opts = engine_options(&args)?;
     let engine = Engine::open(opts)
         .map_err(|e| format!("open the store at {}: {e}", args.root.display()))?;
+    let engine = Arc::new(engine);
     let state = AppState {
-        engine: Arc::new(engine),
+        engine: engine.clone(),
         info: Arc::new(DaemonInfo {
             started: std::time::SystemTime::now(),
             hosts: args.hosts.clone(),
@@ -113,5 +126,16 @@ fn run(args: Args) -> Result<(), String> {
         eprintln!("barge daemon: API listening on {h}");
     }
     rt.spawn(barge_api::state::trim_when_idle());
+    if let (Some(l), Some(p)) = (cri_listener, &cri_path) {
+        eprintln!("barge daemon: CRI listening on unix://{}", p.display());
+        let cri = barge_cri::Cri::new(engine, None);
+        // The CRI server stops with the process (the Docker API's serve returns on SIGTERM).
+        rt.spawn(async move {
+            let never = std::future::pending::<()>();
+            if let Err(e) = barge_cri::server::serve(cri, l, never).await {
+                eprintln!("barge daemon: {e}");
+            }
+        });
+    }
     rt.block_on(server::serve(app, listeners, created))
 }

@@ -29,7 +29,7 @@ pub fn inspect(engine: &Engine, rec: &ContainerRecord, st: &Status) -> Value {
         "ResolvConfPath": dir.join("resolv.conf"),
         "HostnamePath": dir.join("hostname"),
         "HostsPath": dir.join("hosts"),
-        "LogPath": engine.paths.log(&rec.id),
+        "LogPath": engine.log_file(rec),
         "Name": format!("/{}", rec.name),
         "RestartCount": st.restart_count,
         "Driver": "overlay",

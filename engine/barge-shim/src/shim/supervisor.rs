@@ -425,6 +425,18 @@ impl Supervisor {
                     }
                     return;
                 }
+                Some(Request::ReopenLog) => {
+                    let answer = match self.log.reopen() {
+                        Ok(()) => "ok\n".to_string(),
+                        Err(e) => format!("err {}\n", e.to_string().replace('\n', " ")),
+                    };
+                    if let Some(c) = self.clients.get_mut(i) {
+                        c.push_raw(answer.as_bytes());
+                        c.closing = true;
+                        c.flush();
+                    }
+                    return;
+                }
                 Some(Request::Wake) => {
                     self.woken = true;
                     c.push_raw(b"ok\n");
