@@ -96,7 +96,16 @@ fn pod_members_share_net_ipc_uts_and_talk_over_localhost() {
     let ls = b.ok(&["pod", "ls"]);
     assert!(ls.contains("p1") && ls.contains("Created"), "{ls}");
     b.run_d(&[
-        "--pod", "p1", "--name", "web", "-e", "BODY=from the pod", "bb", "sh", "-c", HTTPD,
+        "--pod",
+        "p1",
+        "--name",
+        "web",
+        "-e",
+        "BODY=from the pod",
+        "bb",
+        "sh",
+        "-c",
+        HTTPD,
     ]);
     b.run_d(&["--pod", "p1", "--name", "peer", "bb", "sleep", "1000"]);
     // One network namespace: the same inode seen from both, and the pod's pin.
@@ -161,7 +170,10 @@ fn pod_members_share_net_ipc_uts_and_talk_over_localhost() {
     b.ok(&["stop", "-t", "1", "peer"]);
     assert_eq!(pod_inspect(&b, "p1")["State"], "Degraded");
     let logs = b.ok(&["pod", "logs", "p1"]);
-    assert!(logs.is_empty() || logs.lines().all(|l| l.contains(" | ")), "{logs}");
+    assert!(
+        logs.is_empty() || logs.lines().all(|l| l.contains(" | ")),
+        "{logs}"
+    );
     b.ok(&["pod", "stop", "-t", "1", "p1"]);
     let doc = pod_inspect(&b, "p1");
     assert_eq!(doc["State"], "Stopped");
@@ -206,7 +218,8 @@ fn init_containers_run_in_order_and_a_failure_stops_the_pod() {
     assert_eq!(b.inspect("main", "{{.State.Status}}"), "running");
     assert_eq!(b.inspect("init1", "{{.State.ExitCode}}"), "0");
     assert!(
-        wait_until(Duration::from_secs(5), || b.ok(&["logs", "main"]) == "1\n2\n"),
+        wait_until(Duration::from_secs(5), || b.ok(&["logs", "main"])
+            == "1\n2\n"),
         "main saw {:?}",
         b.ok(&["logs", "main"])
     );
@@ -217,8 +230,17 @@ fn init_containers_run_in_order_and_a_failure_stops_the_pod() {
     // A failing init container: the pod start fails, the main container never starts.
     b.ok(&["pod", "create", "--name", "broken"]);
     b.ok(&[
-        "create", "--pod", "broken", "--init-ctr", "always", "--name", "bad-init", "bb", "sh",
-        "-c", "exit 3",
+        "create",
+        "--pod",
+        "broken",
+        "--init-ctr",
+        "always",
+        "--name",
+        "bad-init",
+        "bb",
+        "sh",
+        "-c",
+        "exit 3",
     ]);
     b.ok(&[
         "create", "--pod", "broken", "--name", "never", "bb", "sleep", "1000",
@@ -243,8 +265,8 @@ fn pod_rm_leaves_no_pin_veth_mount_or_cgroup() {
         .ok(&["pod", "create", "--name", "gone", "--memory", "64m"])
         .trim()
         .to_string();
-    b.run_d(&["--pod", "gone", "--name", "a", "bb", "sleep", "1000"]);
-    b.run_d(&["--pod", "gone", "--name", "b", "bb", "sleep", "1000"]);
+    b.run_d(&["--pod", "gone", "--name", "ma", "bb", "sleep", "1000"]);
+    b.run_d(&["--pod", "gone", "--name", "mb", "bb", "sleep", "1000"]);
     let doc = pod_inspect(&b, "gone");
     let pins: Vec<PathBuf> = doc["Namespaces"]
         .as_object()
@@ -261,7 +283,7 @@ fn pod_rm_leaves_no_pin_veth_mount_or_cgroup() {
         .collect();
     assert!(!cgroups.is_empty(), "{doc}");
     // The members' cgroups are inside the pod's, and its memory limit is set there.
-    let a = b.inspect("a", "{{.Id}}");
+    let a = b.inspect("ma", "{{.Id}}");
     let mem = cgroups
         .iter()
         .find(|p| p.starts_with("/sys/fs/cgroup/memory"))
@@ -273,7 +295,11 @@ fn pod_rm_leaves_no_pin_veth_mount_or_cgroup() {
             .trim(),
         (64u64 << 20).to_string()
     );
-    assert_eq!(veths().len(), bridges_before.len() + 1, "one veth for the pod");
+    assert_eq!(
+        veths().len(),
+        bridges_before.len() + 1,
+        "one veth for the pod"
+    );
     assert!(!mounts_with(&id).is_empty());
 
     refused(&b, &["pod", "rm", "gone"], "running containers");
@@ -309,7 +335,11 @@ fn bad_pod_input_is_refused_without_half_state() {
     let first = b.ok(&["pod", "create", "--name", "dup"]).trim().to_string();
     refused(&b, &["pod", "create", "--name", "dup"], "already in use");
     assert_eq!(b.ok(&["pod", "ls", "-q", "--no-trunc"]).trim(), first);
-    refused(&b, &["run", "--pod", "nosuch", "bb", "true"], "No such pod: nosuch");
+    refused(
+        &b,
+        &["run", "--pod", "nosuch", "bb", "true"],
+        "No such pod: nosuch",
+    );
     refused(
         &b,
         &["run", "--pod", "dup", "-p", "8080:80", "bb", "true"],
@@ -326,7 +356,11 @@ fn bad_pod_input_is_refused_without_half_state() {
         "--hostname cannot be used with --pod",
     );
     refused(&b, &["pod", "create", "--share", "pid"], "not supported");
-    refused(&b, &["pod", "create", "--share", "bogus"], "unknown namespace");
+    refused(
+        &b,
+        &["pod", "create", "--share", "bogus"],
+        "unknown namespace",
+    );
     refused(
         &b,
         &["pod", "create", "--cgroup-parent", "kubepods.slice"],
@@ -337,7 +371,11 @@ fn bad_pod_input_is_refused_without_half_state() {
         &["pod", "create", "--sysctl", "kernel.panic=1"],
         "not a namespaced sysctl",
     );
-    refused(&b, &["create", "--init-ctr", "always", "bb", "true"], "must belong to a pod");
+    refused(
+        &b,
+        &["create", "--init-ctr", "always", "bb", "true"],
+        "must belong to a pod",
+    );
     assert!(b.ok(&["ps", "-aq"]).trim().is_empty());
     assert!(b.container_dirs().is_empty(), "{:?}", b.container_dirs());
     assert_eq!(b.ok(&["pod", "ls", "-q", "--no-trunc"]).trim(), first);
