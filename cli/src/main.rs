@@ -7,6 +7,7 @@ mod container;
 mod daemon;
 mod format;
 mod image;
+mod pod;
 mod progress;
 #[allow(unsafe_code)] // the crate's one syscall-facing module
 mod sys;
@@ -103,6 +104,9 @@ enum Command {
     /// Manage networks.
     #[command(subcommand)]
     Network(container::network::NetworkCommand),
+    /// Manage pods: containers that share network, IPC and UTS namespaces.
+    #[command(subcommand)]
+    Pod(pod::PodCommand),
     /// Container housekeeping.
     #[command(subcommand, hide = true)]
     Container(container::network::ContainerCommand),
@@ -163,6 +167,7 @@ fn main() {
         Command::Volume(c) => container_cmd(|| container::volume::run(&cctx, c), 1),
         Command::Network(c) => container_cmd(|| container::network::run(&cctx, c), 1),
         Command::Container(c) => container_cmd(|| container::network::container(&cctx, c), 1),
+        Command::Pod(c) => container_cmd(|| pod::run(&cctx, c), 1),
         Command::System(c) => container_cmd(|| container::system::run(&cctx, c), 1),
         other => {
             let result = match other {

@@ -124,6 +124,12 @@ pub struct CreateArgs {
     /// Log driver options: max-size=10m, max-file=3.
     #[arg(long = "log-opt")]
     pub log_opt: Vec<String>,
+    /// Run the container in an existing pod (it joins the pod's namespaces).
+    #[arg(long)]
+    pub pod: Option<String>,
+    /// Make this a pod's init container: always (run at every pod start) or once.
+    #[arg(long = "init-ctr", value_name = "always|once")]
+    pub init_ctr: Option<String>,
     /// Platform of the image to pull.
     #[arg(long)]
     pub platform: Option<String>,
@@ -216,6 +222,12 @@ impl CreateArgs {
             stop_timeout: self.stop_timeout,
             log_max_size: log.max_size,
             log_max_files: log.max_files,
+            pod: self.pod.clone(),
+            init_container: match self.init_ctr.as_deref() {
+                None => false,
+                Some("always") | Some("once") => true,
+                Some(o) => bail!("--init-ctr {o:?}: use always or once"),
+            },
             ..Default::default()
         };
         Ok(CreateOptions {

@@ -40,9 +40,18 @@ impl Engine {
             }
             None => crate::names::random_name()?,
         };
+        let pod = self.pod_for_create(&opts.config)?;
         let mut config = merge_image(opts, &image, &id)?;
+        if let Some(pod) = &pod {
+            config.pod = Some(pod.id.clone());
+            config.network = format!("pod:{}", pod.id);
+            config.networks.clear();
+            config.hostname = pod.config.hostname.clone();
+        }
         crate::validate::request(&mut config)?;
-        self.resolve_network(&mut config)?;
+        if pod.is_none() {
+            self.resolve_network(&mut config)?;
+        }
         let dir = self.paths.container(&id);
         std::fs::create_dir_all(&dir).ctx("create container directory", &dir)?;
         let _lock = match ContainerLock::acquire(&self.paths.lock(&id)) {
@@ -113,8 +122,23 @@ impl Engine {
             }
         }
         self.write_etc_files(rec, &dir)?;
+        let mut pod_join = None;
         let (etc_dir, netns) = match crate::network::Mode::of(&rec.config) {
             crate::network::Mode::Host => (dir.clone(), None),
+            crate::network::Mode::Pod(pod) => {
+                let pod = self.db.find_pod(pod)?;
+                let mut namespaces = self.pod_namespaces(&pod);
+                let net = namespaces
+                    .iter()
+                    .position(|(t, _)| *t == "network")
+                    .map(|i| namespaces.remove(i).1);
+                pod_join = Some(crate::spec::PodJoin {
+                    namespaces,
+                    shm: self.pod_shm(&pod),
+                    cgroup: self.pod_cgroup_path(&pod),
+                });
+                (self.pod_dir(&pod.id), net)
+            }
             crate::network::Mode::Container(other) => {
                 (self.paths.container(other), Some(self.paths.netns(other)))
             }
@@ -129,6 +153,7 @@ impl Engine {
             init_path: &self.opts.init,
             etc_dir: &etc_dir,
             netns: netns.as_deref(),
+            pod: pod_join,
         })?;
         if rec.config.init && !self.opts.init.is_file() {
             return Err(Error::Invalid(format!(
@@ -151,7 +176,7 @@ impl Engine {
         let host = crate::network::Mode::of(c) == crate::network::Mode::Host;
         if matches!(
             crate::network::Mode::of(c),
-            crate::network::Mode::Container(_)
+            crate::network::Mode::Container(_) | crate::network::Mode::Pod(_)
         ) {
             // It uses the other container's hosts and resolv.conf.
             let p = dir.join("hostname");
@@ -191,6 +216,44 @@ impl Engine {
             std::fs::write(&p, content).ctx("write", &p)?;
         }
         Ok(())
+    }
+
+    /// The pod a container is created in (`config.pod`), checked: a member takes its
+    /// network, ports and hostname from the pod.
+    fn pod_for_create(&self, c: &ContainerConfig) -> Result<Option<crate::pod::PodRecord>> {
+        let Some(key) = c.pod.as_deref() else {
+            if c.init_container {
+                return Err(Error::BadParameter(
+                    "an init container must belong to a pod (--pod)".into(),
+                ));
+            }
+            return Ok(None);
+        };
+        let pod = self.db.find_pod(key)?;
+        let mut refused = Vec::new();
+        if !c.ports.is_empty() || c.publish_all {
+            refused.push("-p/--publish");
+        }
+        if !matches!(c.network.as_str(), "" | "bridge" | "default") || c.networks.len() > 1 {
+            refused.push("--network");
+        }
+        if !c.hostname.is_empty() {
+            refused.push("--hostname");
+        }
+        if !c.dns.is_empty() || !c.dns_search.is_empty() || !c.dns_options.is_empty() {
+            refused.push("--dns");
+        }
+        if !c.extra_hosts.is_empty() {
+            refused.push("--add-host");
+        }
+        if !refused.is_empty() {
+            return Err(Error::BadParameter(format!(
+                "{} cannot be used with --pod {}: a pod's containers share its network, ports, hostname and DNS (set them on the pod)",
+                refused.join(", "),
+                pod.name
+            )));
+        }
+        Ok(Some(pod))
     }
 
     /// Check and normalise `--network` and what goes with it (ports, aliases, DNS flags);

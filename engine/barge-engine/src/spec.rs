@@ -29,6 +29,19 @@ pub struct SpecInput<'a> {
     pub etc_dir: &'a Path,
     /// The pinned network namespace to join (None: the host's).
     pub netns: Option<&'a Path>,
+    /// The pod sandbox it joins, if a pod member.
+    pub pod: Option<PodJoin>,
+}
+
+/// What a pod member takes from its pod's sandbox.
+#[derive(Debug, Clone, Default)]
+pub struct PodJoin {
+    /// Pinned namespaces to join besides the network (OCI type `ipc`, `uts` → path).
+    pub namespaces: Vec<(&'static str, PathBuf)>,
+    /// The pod's /dev/shm (with a shared IPC namespace).
+    pub shm: Option<PathBuf>,
+    /// The pod cgroup (`linux.cgroupsPath` prefix).
+    pub cgroup: String,
 }
 
 /// Present when the v1 memory controller accounts swap.
@@ -167,6 +180,9 @@ pub fn build(input: &SpecInput) -> Result<Value> {
         }
     }
     spec["linux"]["resources"] = res;
+    if let Some(pod) = &input.pod {
+        join_pod(&mut spec, pod, input.id);
+    }
     let mut ann = serde_json::Map::new();
     for (k, v) in c.labels.iter().chain(&c.annotations) {
         ann.insert(k.clone(), json!(v));
@@ -200,6 +216,30 @@ fn pid_namespace(linux: &mut Value, mode: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Join the pod's IPC and UTS namespaces, use its /dev/shm, go under its cgroup.
+fn join_pod(spec: &mut Value, pod: &PodJoin, id: &str) {
+    if let Some(ns) = spec["linux"]["namespaces"].as_array_mut() {
+        for (typ, path) in &pod.namespaces {
+            for n in ns.iter_mut().filter(|n| n["type"] == *typ) {
+                n["path"] = json!(path);
+            }
+        }
+    }
+    if pod.namespaces.iter().any(|(t, _)| *t == "uts") {
+        // The hostname is the pod's, set in its UTS namespace.
+        if let Some(o) = spec.as_object_mut() {
+            o.remove("hostname");
+        }
+    }
+    if let (Some(shm), Some(ms)) = (&pod.shm, spec["mounts"].as_array_mut()) {
+        for m in ms.iter_mut().filter(|m| m["destination"] == "/dev/shm") {
+            *m = json!({"destination": "/dev/shm", "type": "bind", "source": shm,
+                "options": ["rbind", "rprivate", "nosuid", "noexec", "nodev"]});
+        }
+    }
+    spec["linux"]["cgroupsPath"] = json!(format!("{}/{id}", pod.cgroup));
 }
 
 fn no_mounts() -> Error {

@@ -114,9 +114,19 @@ impl Engine {
         }
     }
 
+    /// Where the attachments of a container (or of a pod's sandbox) are recorded.
+    pub(crate) fn attachments_dir(&self, id: &str) -> PathBuf {
+        let pod = self.pod_dir(id);
+        if pod.is_dir() {
+            pod.join("net")
+        } else {
+            self.paths.attachments(id)
+        }
+    }
+
     /// The container's attachments while its network is up, eth0 first.
     pub fn attachments(&self, id: &str) -> Vec<Attachment> {
-        let dir = self.paths.attachments(id);
+        let dir = self.attachments_dir(id);
         let Ok(rd) = std::fs::read_dir(&dir) else {
             return Vec::new();
         };
@@ -133,7 +143,7 @@ impl Engine {
     /// Record an attachment; `durable` before ADD (a crash must still find it for DEL), the
     /// result after ADD only needs to be whole.
     fn save_attachment(&self, a: &Attachment, durable: bool) -> Result<()> {
-        let dir = self.paths.attachments(&a.container_id);
+        let dir = self.attachments_dir(&a.container_id);
         std::fs::create_dir_all(&dir).ctx("create", &dir)?;
         let data = serde_json::to_vec(a).map_err(Error::encode(format!(
             "network attachment of container {}",
@@ -155,7 +165,7 @@ impl Engine {
     }
 
     fn forget_attachment(&self, a: &Attachment) {
-        let p = self.paths.attachments(&a.container_id).join(a.file_name());
+        let p = self.attachments_dir(&a.container_id).join(a.file_name());
         let _ = std::fs::remove_file(p);
     }
 
@@ -171,6 +181,7 @@ impl Engine {
             Mode::Container(other) => {
                 return self.check_joinable(other).map(|()| Default::default())
             }
+            Mode::Pod(pod) => return self.pod_sandbox_up(pod).map(|_| Default::default()),
             Mode::None | Mode::Networks => {}
         }
         self.network_down(&rec.id);
@@ -224,7 +235,7 @@ impl Engine {
     }
 
     /// CNI ADD of one network; on failure its DEL runs and nothing of it stays.
-    fn attach_one(
+    pub(crate) fn attach_one(
         &self,
         rec: &ContainerRecord,
         ep: &Endpoint,
@@ -291,7 +302,7 @@ impl Engine {
             id: id.to_string(),
             atts: self.attachments(id),
             cni: self.opts.network.cni(),
-            dir: self.paths.attachments(id),
+            dir: self.attachments_dir(id),
             pin: self.paths.netns(id),
         }
     }

@@ -22,6 +22,8 @@ pub enum Mode<'a> {
     Host,
     /// The namespace of another container (its full id).
     Container(&'a str),
+    /// The namespaces of a pod's sandbox (the pod's full id).
+    Pod(&'a str),
     /// Its own namespace on the CNI networks of `networks`.
     Networks,
 }
@@ -31,9 +33,10 @@ impl Mode<'_> {
         match c.network.as_str() {
             "none" | "" => Mode::None,
             "host" => Mode::Host,
-            n => match n.strip_prefix("container:") {
-                Some(id) => Mode::Container(id),
-                None => Mode::Networks,
+            n => match (n.strip_prefix("container:"), n.strip_prefix("pod:")) {
+                (Some(id), _) => Mode::Container(id),
+                (_, Some(id)) => Mode::Pod(id),
+                _ => Mode::Networks,
             },
         }
     }
