@@ -110,6 +110,9 @@ pub fn create(
         .insert(labels::ATTEMPT.into(), md.attempt.to_string());
     cfg.labels.insert(labels::SANDBOX.into(), pod.id.clone());
     cfg.labels.insert(labels::IMAGE.into(), image.clone());
+    if c.stdin_once {
+        cfg.labels.insert(labels::STDIN_ONCE.into(), "true".into());
+    }
     for m in &c.mounts {
         if m.container_path.is_empty() || !m.container_path.starts_with('/') {
             return Err(Status::invalid_argument(format!(

@@ -9,6 +9,8 @@ pub const NAME: &str = "io.barge.cri.name";
 pub const ATTEMPT: &str = "io.barge.cri.attempt";
 /// The sandbox (pod id) it belongs to; also on its events (labels are event attributes).
 pub const SANDBOX: &str = "io.barge.cri.sandbox";
+/// The container's stdin_once ("true"): attach's end of stdin closes the container's.
+pub const STDIN_ONCE: &str = "io.barge.cri.stdin-once";
 /// The image as the CRI request named it.
 pub const IMAGE: &str = "io.barge.cri.image";
 

@@ -25,6 +25,8 @@ mod security;
 pub mod server;
 mod stats;
 mod status;
+mod stream;
 mod time;
 
 pub use server::{Cri, Streaming};
+pub use stream::Streams;

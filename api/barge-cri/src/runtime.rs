@@ -28,8 +28,9 @@ impl Cri {
         })
     }
 
-    /// The container `id` must be a running CRI container (for exec and attach).
-    async fn running(&self, id: String) -> Result<(), Status> {
+    /// The container `id` must be a running CRI container (for exec and attach); whether
+    /// it was created with stdin_once.
+    async fn running(&self, id: String) -> Result<bool, Status> {
         self.blocking(move |e| {
             let rec = crate::container::find(e, &id)?;
             if !e.status(&rec).state.is_active() {
@@ -37,7 +38,7 @@ impl Cri {
                     "container {id} is not running"
                 )));
             }
-            Ok(())
+            Ok(rec.config.labels.contains_key(crate::labels::STDIN_ONCE))
         })
         .await
     }
@@ -254,8 +255,8 @@ impl RuntimeService for Cri {
     async fn attach(&self, req: Request<AttachRequest>) -> R<AttachResponse> {
         let req = req.into_inner();
         let s = self.streaming()?.clone();
-        self.running(req.container_id.clone()).await?;
-        let url = s.attach_url(&req)?;
+        let stdin_once = self.running(req.container_id.clone()).await?;
+        let url = s.attach_url(&req, stdin_once)?;
         ok(AttachResponse { url })
     }
 

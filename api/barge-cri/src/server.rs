@@ -16,7 +16,8 @@ use crate::status::CriResult;
 /// with the CRI streaming server); None: those RPCs answer Unavailable.
 pub trait Streaming: Send + Sync + 'static {
     fn exec_url(&self, req: &crate::proto::ExecRequest) -> CriResult<String>;
-    fn attach_url(&self, req: &crate::proto::AttachRequest) -> CriResult<String>;
+    /// `stdin_once`: the container's (its stdin closes when the client's ends).
+    fn attach_url(&self, req: &crate::proto::AttachRequest, stdin_once: bool) -> CriResult<String>;
     /// `netns`: the pinned network namespace file of the sandbox.
     fn portforward_url(&self, netns: PathBuf, ports: Vec<u16>) -> CriResult<String>;
 }

@@ -34,6 +34,9 @@ struct Args {
     /// The Kubernetes CRI (runtime.v1 gRPC) socket: unix:///PATH, or none to serve no CRI.
     #[arg(long = "cri", default_value = "unix:///run/barge/cri.sock")]
     cri: String,
+    /// Where the CRI streaming server (exec, attach, port-forward URLs) listens.
+    #[arg(long = "cri-streaming-address", default_value = "127.0.0.1:0")]
+    cri_streaming: std::net::SocketAddr,
 }
 
 fn main() {
@@ -128,7 +131,19 @@ fn run(args: Args) -> Result<(), String> {
     rt.spawn(barge_api::state::trim_when_idle());
     if let (Some(l), Some(p)) = (cri_listener, &cri_path) {
         eprintln!("barge daemon: CRI listening on unix://{}", p.display());
-        let cri = barge_cri::Cri::new(engine, None);
+        let config = barge_stream::StreamConfig {
+            addr: args.cri_streaming,
+            ..Default::default()
+        };
+        let handle = rt
+            .block_on(barge_stream::StreamServer::start(engine.clone(), config))
+            .map_err(|e| e.to_string())?;
+        eprintln!(
+            "barge daemon: CRI streaming server on {}",
+            handle.base_url()
+        );
+        let streams: Arc<dyn barge_cri::Streaming> = Arc::new(barge_cri::Streams { handle });
+        let cri = barge_cri::Cri::new(engine, Some(streams));
         // The CRI server stops with the process (the Docker API's serve returns on SIGTERM).
         rt.spawn(async move {
             let never = std::future::pending::<()>();

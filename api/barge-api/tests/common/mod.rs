@@ -108,6 +108,13 @@ impl Daemon {
             .arg("--config")
             .arg(self.store.path().join("etc"))
             .args(&self.extra)
+            // No CRI server unless the test asks for one (on its own socket): the default
+            // /run/barge/cri.sock is one per host.
+            .args(if self.extra.iter().any(|e| e == "--cri") {
+                &[][..]
+            } else {
+                &["--cri", "none"][..]
+            })
             .env("BARGE_DAEMON_TEST_HOOKS", "1")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
