@@ -100,7 +100,7 @@ impl Engine {
             }
         }
         if let Some(cpus) = c.resources.cpus {
-            if !(cpus > 0.0) || cpus > 1024.0 {
+            if !(cpus.is_finite() && cpus > 0.0 && cpus <= 1024.0) {
                 return Err(Error::BadParameter(format!(
                     "pod cpus {cpus}: out of range"
                 )));
