@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use barge_engine::events::{Action, Journal, Type};
 use barge_testutil::engine::{wait_until, BargeEnv};
 use barge_testutil::net::{free_port, wait_http, HTTPD};
 use barge_testutil::{stderr, stdout};
@@ -181,6 +182,79 @@ fn pod_members_share_net_ipc_uts_and_talk_over_localhost() {
     b.ok(&["pod", "rm", "p1"]);
     assert!(b.ok(&["pod", "ls", "-q"]).trim().is_empty());
     assert!(b.container_dirs().is_empty(), "{:?}", b.container_dirs());
+    // The pod's events, in order, in the journal.
+    let events: Vec<(Action, String)> = Journal::in_store(&b.root())
+        .read()
+        .expect("read journal")
+        .into_iter()
+        .filter(|e| e.typ == Type::Pod && e.actor.id == pod)
+        .map(|e| (e.action, e.actor.attributes["name"].clone()))
+        .collect();
+    let p1 = "p1".to_string();
+    assert_eq!(
+        events,
+        vec![
+            (Action::Create, p1.clone()),
+            (Action::Stop, p1.clone()),
+            (Action::Destroy, p1)
+        ]
+    );
+}
+
+#[test]
+fn pod_sysctls_and_member_restart_policy() {
+    let b = env();
+    let _pods = Pods(&b);
+    b.ok(&[
+        "pod",
+        "create",
+        "--name",
+        "tuned",
+        "--sysctl",
+        "net.ipv4.ip_unprivileged_port_start=1024",
+        "--sysctl",
+        "kernel.shmmni=1234",
+    ]);
+    b.run_d(&["--pod", "tuned", "--name", "t1", "bb", "sleep", "1000"]);
+    assert_eq!(
+        exec(
+            &b,
+            "t1",
+            "cat /proc/sys/net/ipv4/ip_unprivileged_port_start"
+        ),
+        "1024"
+    );
+    assert_eq!(exec(&b, "t1", "cat /proc/sys/kernel/shmmni"), "1234");
+    // The host's own values are untouched.
+    assert_ne!(
+        std::fs::read_to_string("/proc/sys/kernel/shmmni")
+            .unwrap()
+            .trim(),
+        "1234"
+    );
+    // A member's restart policy still works inside the pod.
+    b.run_d(&[
+        "--pod",
+        "tuned",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:2",
+        "bb",
+        "sh",
+        "-c",
+        "hostname >> /dev/shm/runs; exit 1",
+    ]);
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            b.inspect("flaky", "{{.State.Status}}") == "exited"
+                && b.inspect("flaky", "{{.RestartCount}}") == "2"
+        }),
+        "restarts: {}",
+        b.inspect("flaky", "{{.RestartCount}}")
+    );
+    assert_eq!(exec(&b, "t1", "cat /dev/shm/runs"), "tuned\ntuned\ntuned");
+    assert_eq!(pod_inspect(&b, "tuned")["State"], "Degraded");
 }
 
 #[test]
