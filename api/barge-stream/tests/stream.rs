@@ -499,3 +499,76 @@ async fn bad_requests_get_no_url() {
         ports: vec![0],
     }));
 }
+
+/// The processes of container `id` whose command line is `cmd` (seen from inside).
+fn processes(e: &common::Env, id: &str, cmd: &str) -> usize {
+    let o = e.sh(id, "ps -o args");
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| l.trim() == cmd)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_goes_away_leaves_nothing_running() {
+    let e = env().await;
+    let id = e.run_d(&["bb", "sleep", "1000"]);
+    // SPDY and WebSocket clients hang up in the middle of an exec: the process is hung up.
+    let url = e
+        .handle
+        .exec_url(exec_req(
+            &id,
+            &["sh", "-c", "echo started; exec sleep 999"],
+            false,
+            false,
+        ))
+        .unwrap();
+    let (mut c, _) = spdy::connect(&url, V4)
+        .await
+        .unwrap_or_else(|a| panic!("{}", a.head));
+    let _ = c.open(&[("streamType", "error")]).await;
+    let out = c.open(&[("streamType", "stdout")]).await;
+    let _ = c.open(&[("streamType", "stderr")]).await;
+    c.until_contains(out, "started").await;
+    let url = e
+        .handle
+        .exec_url(exec_req(
+            &id,
+            &["sh", "-c", "echo started; exec sleep 998"],
+            true,
+            true,
+        ))
+        .unwrap();
+    let mut w = ws::connect(&url, &["v5.channel.k8s.io"]).await.unwrap();
+    w.until_contains(1, "started").await;
+    assert_eq!(processes(&e, &id, "sleep 999"), 1);
+    assert_eq!(processes(&e, &id, "sleep 998"), 1);
+    drop(c);
+    drop(w);
+    assert!(
+        common::wait_until(Duration::from_secs(20), || {
+            processes(&e, &id, "sleep 999") + processes(&e, &id, "sleep 998") == 0
+        }),
+        "the execs of gone clients still run"
+    );
+
+    // A SPDY client that never opens all its streams: the session never starts.
+    let e2 = env_with(StreamConfig {
+        stream_creation_timeout: Duration::from_millis(500),
+        ..StreamConfig::default()
+    })
+    .await;
+    let id2 = e2.run_d(&["bb", "sleep", "1000"]);
+    let url = e2
+        .handle
+        .exec_url(exec_req(&id2, &["sleep", "997"], false, false))
+        .unwrap();
+    let (mut c, _) = spdy::connect(&url, V4)
+        .await
+        .unwrap_or_else(|a| panic!("{}", a.head));
+    let _ = c.open(&[("streamType", "error")]).await;
+    // The server gives up and closes the connection.
+    c.run_to_end().await;
+    assert_eq!(e2.exec_records(&id2), 0);
+    assert_eq!(processes(&e2, &id2, "sleep 997"), 0);
+}
