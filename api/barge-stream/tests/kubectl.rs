@@ -83,6 +83,59 @@ async fn kubectl_exec_over_websocket_and_spdy() {
             "hello kubectl\n",
             "{upgrade}"
         );
+
+        // 2 MB of output: more than SPDY's initial 64 KiB window many times over.
+        let mut c = kubectl(
+            &api,
+            home.path(),
+            &[
+                "exec",
+                POD,
+                "--",
+                "sh",
+                "-c",
+                "yes 0123456789abcdef | head -c 2000000",
+            ],
+        );
+        c.env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", websockets);
+        let o = blocking(move || exec_bounded(c, Duration::from_secs(120))).await;
+        assert!(
+            o.status.success(),
+            "{upgrade}: {:?}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(o.stdout.len(), 2_000_000, "{upgrade}");
+        assert!(o
+            .stdout
+            .starts_with(b"0123456789abcdef\n0123456789abcdef\n"));
+    }
+}
+
+const LOOP: &str = "while read l; do echo \"got $l\"; done; echo bye; exit 5";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_attach() {
+    let e = env().await;
+    let api = ApiServer::start(e.handle.clone(), String::new()).await;
+    let home = tempfile::tempdir().unwrap();
+    let input = home.path().join("input");
+    std::fs::write(&input, "one\ntwo\n").unwrap();
+    for (websockets, upgrade) in [("false", "SPDY/3.1"), ("true", "websocket")] {
+        // The pod's container is stdinOnce: the end of kubectl's input ends it.
+        let id = e.run_d(&["-i", "bb", "sh", "-c", LOOP]);
+        *api.container.lock().unwrap() = id.clone();
+        let mut c = kubectl(&api, home.path(), &["attach", "-i", POD]);
+        c.env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", websockets)
+            .stdin(std::fs::File::open(&input).unwrap());
+        let o = blocking(move || exec_bounded(c, Duration::from_secs(60))).await;
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(out, "got one\ngot two\nbye\n", "{upgrade}: {err}");
+        assert_eq!(o.status.code(), Some(5), "{upgrade}: {err}");
+        assert_eq!(api.upgrades.lock().unwrap().last().unwrap(), upgrade);
+        assert!(common::wait_until(Duration::from_secs(10), || {
+            e.store.inspect(&id, "{{.State.Running}}") == "false"
+        }));
     }
 }
 

@@ -16,6 +16,8 @@ pub const POD: &str = "p";
 
 pub struct ApiServer {
     pub url: String,
+    /// The engine container behind the pod's one container (can be changed).
+    pub container: Arc<Mutex<String>>,
     /// The `Upgrade` header of every streaming request proxied.
     pub upgrades: Arc<Mutex<Vec<String>>>,
 }
@@ -67,7 +69,7 @@ const DISCOVERY_V1: &str = r#"{"kind":"APIResourceList","groupVersion":"v1","res
 
 fn pod_json() -> String {
     format!(
-        r#"{{"kind":"Pod","apiVersion":"v1","metadata":{{"name":"{POD}","namespace":"default","uid":"u1"}},"spec":{{"containers":[{{"name":"c","image":"bb","stdin":true}}]}},"status":{{"phase":"Running","containerStatuses":[{{"name":"c","ready":true,"state":{{"running":{{}}}}}}]}}}}"#
+        r#"{{"kind":"Pod","apiVersion":"v1","metadata":{{"name":"{POD}","namespace":"default","uid":"u1"}},"spec":{{"containers":[{{"name":"c","image":"bb","stdin":true,"stdinOnce":true}}]}},"status":{{"phase":"Running","containerStatuses":[{{"name":"c","ready":true,"state":{{"running":{{}}}}}}]}}}}"#
     )
 }
 
@@ -78,16 +80,23 @@ impl ApiServer {
         let url = format!("http://{}", l.local_addr().unwrap());
         let upgrades = Arc::new(Mutex::new(Vec::new()));
         let seen = upgrades.clone();
+        let container = Arc::new(Mutex::new(container));
+        let current = container.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = l.accept().await else {
                     return;
                 };
-                let (h, c, seen) = (handle.clone(), container.clone(), seen.clone());
+                let c = current.lock().unwrap().clone();
+                let (h, seen) = (handle.clone(), seen.clone());
                 tokio::spawn(async move { serve(tcp, h, c, seen).await });
             }
         });
-        ApiServer { url, upgrades }
+        ApiServer {
+            url,
+            container,
+            upgrades,
+        }
     }
 }
 
@@ -148,7 +157,8 @@ async fn serve(
             stdin: flag("stdin"),
             stdout: flag("stdout"),
             stderr: flag("stderr") && !flag("tty"),
-            stdin_once: false,
+            // The pod's container is `stdinOnce`: kubectl's end of input ends it.
+            stdin_once: true,
         }),
         "portforward" => handle.portforward_url(PortForwardRequest {
             target: PortForwardTarget::Container(container.clone()),
