@@ -192,3 +192,32 @@ async fn kubectl_port_forward_over_spdy() {
     assert_eq!(api.upgrades.lock().unwrap().as_slice(), ["SPDY/3.1"]);
     let _ = std::io::stderr().flush();
 }
+
+/// `kubectl exec -it` from a terminal (`script` gives it one, sized 40x100 first): the
+/// process gets a terminal of kubectl's size (sent on the resize stream / channel).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_exec_with_a_terminal() {
+    let e = env().await;
+    let id = e.run_d(&["bb", "sleep", "1000"]);
+    let api = ApiServer::start(e.handle.clone(), id.clone()).await;
+    let home = tempfile::tempdir().unwrap();
+    let bin = std::env::var("BARGE_TEST_KUBECTL").unwrap_or_else(|_| "kubectl".into());
+    for (websockets, upgrade) in [("false", "SPDY/3.1"), ("true", "websocket")] {
+        let inner = format!(
+            "stty rows 40 cols 100; {bin} --server {} exec -it {POD} -- sh -c 'tty; stty size; exit 4'",
+            api.url
+        );
+        let mut c = Command::new("script");
+        c.args(["-qec", &inner, "/dev/null"])
+            .env("HOME", home.path())
+            .env("KUBECONFIG", home.path().join("no-config"))
+            .env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", websockets)
+            .stdin(Stdio::null());
+        let o = blocking(move || exec_bounded(c, Duration::from_secs(60))).await;
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(out.contains("/dev/pts/"), "{upgrade}: {out:?}");
+        assert!(out.contains("40 100\r\n"), "{upgrade}: {out:?}");
+        assert_eq!(o.status.code(), Some(4), "{upgrade}: {out:?}");
+        assert_eq!(api.upgrades.lock().unwrap().last().unwrap(), upgrade);
+    }
+}
