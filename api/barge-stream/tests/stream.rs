@@ -498,6 +498,20 @@ async fn bad_requests_get_no_url() {
         target: PortForwardTarget::Container("c".into()),
         ports: vec![0],
     }));
+
+    // After shutdown nobody listens.
+    let addr = h.addr();
+    assert!(tokio::net::TcpStream::connect(addr).await.is_ok());
+    h.shutdown();
+    let mut refused = false;
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(addr).await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(refused, "still listening on {addr} after shutdown");
 }
 
 /// The processes of container `id` whose command line is `cmd` (seen from inside).
