@@ -201,6 +201,35 @@ async fn websocket_exec_v5_v4_and_base64() {
     c.run_to_end().await;
     assert_eq!(c.text(3), "");
 
+    // A program that cannot run: its message on stderr, 127 in the Status, as a runtime says.
+    let url = e
+        .handle
+        .exec_url(exec_req(&id, &["/no/such/program"], false, false))
+        .unwrap();
+    let mut c = ws::connect(&url, &["v4.channel.k8s.io"]).await.unwrap();
+    c.run_to_end().await;
+    assert!(c.text(2).contains("/no/such/program"), "{:?}", c.text(2));
+    let st = json(&c.bytes(3));
+    assert_eq!(st["details"]["causes"][0]["message"], "127", "{st}");
+
+    // A container that is not running: a Failure that says so.
+    let stopped = e.run_d(&["bb", "true"]);
+    assert!(common::wait_until(Duration::from_secs(10), || {
+        e.store.inspect(&stopped, "{{.State.Running}}") == "false"
+    }));
+    let url = e
+        .handle
+        .exec_url(exec_req(&stopped, &["true"], false, false))
+        .unwrap();
+    let mut c = ws::connect(&url, &["v4.channel.k8s.io"]).await.unwrap();
+    c.run_to_end().await;
+    let st = json(&c.bytes(3));
+    assert_eq!(st["status"], "Failure", "{st}");
+    assert!(
+        st["message"].as_str().unwrap().contains("not running"),
+        "{st}"
+    );
+
     // No protocol in common: refused, nothing run.
     let before = e.exec_records(&id);
     let url = e
