@@ -152,7 +152,11 @@ async fn main() {
             let count: usize = args[1].parse().expect("COUNT");
             let mut c = connect(&args[4]).await;
             for i in 0..count {
-                let id = run_pod(&mut c, &sandbox(&format!("idle-{pid}-{i}"), &args[2], &args[3])).await;
+                let id = run_pod(
+                    &mut c,
+                    &sandbox(&format!("idle-{pid}-{i}"), &args[2], &args[3]),
+                )
+                .await;
                 println!("{id}");
             }
         }
