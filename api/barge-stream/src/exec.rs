@@ -2,6 +2,7 @@
 //! container's shim (`Engine::exec_start_attached`, `Engine::attach_socket`), its exit code
 //! from the shim's last frame, terminal sizes through `Engine::exec_resize` / `resize`.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,22 +26,30 @@ enum Target {
 
 /// How long an exec with a terminal waits for the client's first size before it starts
 /// (kubectl sends it as soon as its streams are open; a process started before it would see a
-/// 0x0 terminal).
-const FIRST_SIZE_WAIT: Duration = Duration::from_millis(500);
+/// 0x0 terminal). Only protocols with a resize stream (v3 and later) wait; input that comes
+/// first is kept for the process.
+const FIRST_SIZE_WAIT: Duration = Duration::from_secs(2);
+
+/// At most this many messages are kept while waiting for the first size.
+const FIRST_SIZE_KEEP: usize = 64;
 
 /// Run `req` for the session's client; ends with the status on the error stream.
 pub(crate) async fn exec(engine: Arc<Engine>, req: ExecRequest, mut s: Session) {
-    let mut first = None;
+    let mut early = VecDeque::new();
     let mut size = None;
-    if req.tty {
-        match tokio::time::timeout(FIRST_SIZE_WAIT, s.input.recv()).await {
-            Ok(Some(Input::Resize { width, height })) if width > 0 && height > 0 => {
-                size = Some((height, width));
+    if req.tty && s.version >= 3 {
+        let deadline = tokio::time::Instant::now() + FIRST_SIZE_WAIT;
+        while early.len() < FIRST_SIZE_KEEP {
+            match tokio::time::timeout_at(deadline, s.input.recv()).await {
+                Ok(Some(Input::Resize { width, height })) if width > 0 && height > 0 => {
+                    size = Some((height, width));
+                    break;
+                }
+                Ok(Some(other)) => early.push_back(other),
+                // The client is gone: start nothing.
+                Ok(None) => return,
+                Err(_) => break,
             }
-            Ok(Some(other)) => first = Some(other),
-            // The client is gone: start nothing.
-            Ok(None) => return,
-            Err(_) => {}
         }
     }
     let e = engine.clone();
@@ -64,7 +73,7 @@ pub(crate) async fn exec(engine: Arc<Engine>, req: ExecRequest, mut s: Session) 
     let status = match started {
         Ok(Ok((id, sock))) => {
             let input = Pending {
-                first,
+                early,
                 rest: s.input,
             };
             relay(engine, sock, Target::Exec(id), true, input, &s.output).await
@@ -105,7 +114,7 @@ pub(crate) async fn attach(engine: Arc<Engine>, req: AttachRequest, s: Session) 
                 Target::Container(id),
                 req.stdin_once,
                 Pending {
-                    first: None,
+                    early: VecDeque::new(),
                     rest: s.input,
                 },
                 &s.output,
@@ -129,15 +138,15 @@ async fn finish(version: u8, status: Option<ExitStatus>, out: &tokio::sync::mpsc
     }
 }
 
-/// The client's input: one message already taken, then the rest.
+/// The client's input: messages already taken, then the rest.
 struct Pending {
-    first: Option<Input>,
+    early: VecDeque<Input>,
     rest: tokio::sync::mpsc::Receiver<Input>,
 }
 
 impl Pending {
     async fn next(&mut self) -> Option<Input> {
-        match self.first.take() {
+        match self.early.pop_front() {
             Some(i) => Some(i),
             None => self.rest.recv().await,
         }
