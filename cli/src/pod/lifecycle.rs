@@ -55,5 +55,7 @@ pub fn stop(ctx: &Ctx, args: StopArgs) -> Result<i32> {
 
 pub fn rm(ctx: &Ctx, args: RmArgs) -> Result<i32> {
     let engine = ctx.engine()?;
-    Ok(each(&args.pods, |n| Ok(engine.pod_remove(n, args.force)?.id)))
+    Ok(each(&args.pods, |n| {
+        Ok(engine.pod_remove(n, args.force)?.id)
+    }))
 }
