@@ -1196,3 +1196,158 @@ pub fn expand(s: &str, env: &[(String, String)]) -> String {
     out.push_str(rest);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kube::parse::documents;
+
+    fn plan_of(yaml: &str) -> Result<Plan> {
+        plan(&documents(yaml)?)
+    }
+
+    #[test]
+    fn expands_references() {
+        let env = vec![("A".to_string(), "1".to_string())];
+        assert_eq!(expand("x$(A)y", &env), "x1y");
+        assert_eq!(expand("$(B)", &env), "$(B)");
+        assert_eq!(expand("$$(A)", &env), "$(A)");
+        assert_eq!(expand("a$", &env), "a$");
+        assert_eq!(expand("$(A", &env), "$(A");
+    }
+
+    #[test]
+    fn deployment_into_pods() {
+        let p = plan_of(
+            r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cfg}
+data: {k: v}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: prod}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 5
+      hostAliases: [{ip: 10.0.0.1, hostnames: [db]}]
+      containers:
+      - name: app
+        image: bb
+        command: [sh, -c]
+        args: ["echo $(K)"]
+        env: [{name: K, valueFrom: {configMapKeyRef: {name: cfg, key: k}}}]
+        ports: [{containerPort: 80}]
+        resources: {limits: {cpu: 500m, memory: 64Mi}, requests: {cpu: 100m}}
+        securityContext: {runAsUser: 1000, allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
+        livenessProbe: {exec: {command: [true]}}
+        volumeMounts: [{name: c, mountPath: /c}, {name: d, mountPath: /d}]
+      volumes:
+      - {name: c, configMap: {name: cfg}}
+      - {name: d, persistentVolumeClaim: {claimName: data}}
+"#,
+        )
+        .unwrap();
+        assert_eq!(p.pods.len(), 2);
+        assert_eq!(p.claims, vec!["data".to_string()]);
+        assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
+        assert!(p.warnings[0].contains("livenessProbe"), "{:?}", p.warnings);
+        let pod = &p.pods[1];
+        assert_eq!(pod.config.name.as_deref(), Some("web-pod-1"));
+        assert_eq!(pod.config.labels[crate::kube::LABEL_NAME], "web");
+        assert_eq!(pod.config.labels[crate::kube::LABEL_NAMESPACE], "prod");
+        assert_eq!(pod.config.labels["app"], "web");
+        assert_eq!(pod.config.extra_hosts, vec!["db:10.0.0.1".to_string()]);
+        // A ConfigMap is in its namespace only: this one is in "default".
+        let e = plan_of(&format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cfg, namespace: other}}\ndata: {{k: v}}\n---\n{}",
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, image: bb, envFrom: [{configMapRef: {name: cfg}}]}]\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("ConfigMap cfg is not in the YAML"), "{e}");
+        let c = &pod.containers[0];
+        assert_eq!(c.name, "web-pod-1-app");
+        assert_eq!(c.entrypoint, Some(vec!["sh".to_string(), "-c".to_string()]));
+        assert_eq!(c.cmd, vec!["echo v".to_string()]);
+        assert_eq!(c.config.env, vec!["K=v".to_string()]);
+        assert_eq!(c.config.memory, Some(64 << 20));
+        assert_eq!(c.config.cpus, Some(0.5));
+        assert_eq!(c.config.user, "1000");
+        assert!(c.config.no_new_privileges);
+        assert_eq!(c.config.stop_timeout, Some(5));
+        assert_eq!(c.config.restart, RestartPolicy::Always);
+        assert_eq!(c.config.exposed, vec!["80/tcp".to_string()]);
+        assert_eq!(c.mounts.len(), 2);
+        assert!(c.mounts[0].readonly, "ConfigMap volumes are read-only");
+        assert_eq!(c.mounts[1].source, Source::Claim("data".into()));
+        assert_eq!(pod.dirs[0].files, vec![("k".to_string(), b"v".to_vec(), 0o644)]);
+    }
+
+    #[test]
+    fn command_without_args_drops_the_image_cmd() {
+        let p = plan_of("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, image: bb, command: [sleep, '1']}]\n").unwrap();
+        let c = &p.pods[0].containers[0];
+        assert_eq!(c.entrypoint, Some(vec![]));
+        assert_eq!(c.cmd, vec!["sleep".to_string(), "1".to_string()]);
+    }
+
+    #[test]
+    fn every_problem_is_named() {
+        let e = plan_of(
+            r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: d}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: x}}
+  template:
+    metadata: {labels: {app: y}}
+    spec:
+      restartPolicy: Never
+      securityContext: {fsGroup: 10}
+      containers:
+      - name: c
+        image: bb
+        ports: [{containerPort: 80, hostPort: 8080}]
+        resources: {limits: {nvidia.com/gpu: 1, memory: lots}}
+        volumeMounts: [{name: nope, mountPath: /x}]
+      - name: c
+        image: ""
+"#,
+        )
+        .unwrap_err()
+        .to_string();
+        for want in [
+            "document #1 (Deployment d): spec.selector.matchLabels: app=x does not match",
+            "spec.template.spec.restartPolicy: a Deployment's pods restart Always",
+            "hostPort: 2 replicas cannot all hold the same host port",
+            "spec.template.spec.securityContext.fsGroup: not supported",
+            "spec.template.spec.containers[0].resources.limits.nvidia.com/gpu: not supported",
+            "spec.template.spec.containers[0].resources.limits.memory: \"lots\" is not a quantity",
+            "spec.template.spec.containers[0].volumeMounts[0].name: no volume \"nope\"",
+            "spec.template.spec.containers[1].name: a second container \"c\"",
+            "spec.template.spec.containers[1].image: a container needs an image",
+        ] {
+            assert!(e.contains(want), "want {want:?} in {e}");
+        }
+        // Each problem once, whatever the replica count.
+        assert_eq!(e.matches("fsGroup").count(), 1, "{e}");
+    }
+
+    #[test]
+    fn run_as_non_root_needs_a_user() {
+        let p = plan_of("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  securityContext: {runAsNonRoot: true, runAsGroup: 5}\n  containers: [{name: c, image: bb}]\n").unwrap();
+        let mut pods = p.pods;
+        let c = &mut pods[0].containers[0];
+        assert!(c.finish_user("").is_err());
+        assert!(c.finish_user("app").is_ok());
+        assert_eq!(c.config.user, "app:5");
+    }
+}
