@@ -219,13 +219,20 @@ fn deployment_with_config_map_secret_and_claim_then_down() {
     // A second play of the same YAML: the names are taken.
     let o = b.run(&["kube", "play", &f]);
     assert_eq!(o.status.code(), Some(125));
-    assert!(stderr(&o).contains("pod web-pod-0 exists already"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("pod web-pod-0 exists already"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(pod_names(&b), pods);
 
     // down: pods, containers and their files go; the claim's volume stays (podman's
     // habit) with its data, until down --force.
     let out = b.ok(&["kube", "down", &f]);
-    assert!(out.contains("web-pod-0") && out.contains("web-pod-2"), "{out}");
+    assert!(
+        out.contains("web-pod-0") && out.contains("web-pod-2"),
+        "{out}"
+    );
     assert_eq!(pod_names(&b), BTreeSet::new());
     assert_eq!(container_names(&b), BTreeSet::new());
     assert_eq!(pod_dirs(&b), Vec::<String>::new());
@@ -291,8 +298,22 @@ fn generate_then_play_round_trips() {
     let _pods = Pods(&b);
     b.ok(&["pod", "create", "--name", "rt", "--label", "tier=db"]);
     b.ok(&[
-        "create", "--pod", "rt", "--name", "rt-main", "-e", "FOO=bar", "-w", "/tmp",
-        "--memory", "64m", "--user", "1000:1000", "bb", "sh", "-c",
+        "create",
+        "--pod",
+        "rt",
+        "--name",
+        "rt-main",
+        "-e",
+        "FOO=bar",
+        "-w",
+        "/tmp",
+        "--memory",
+        "64m",
+        "--user",
+        "1000:1000",
+        "bb",
+        "sh",
+        "-c",
         "echo $FOO > /tmp/out; sleep 300",
     ]);
     b.ok(&["pod", "start", "rt"]);

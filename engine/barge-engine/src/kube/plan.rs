@@ -541,7 +541,12 @@ fn volume(
     f: &mut Findings,
 ) -> Option<VolKind> {
     f.extra(p, vp, &v.other, &[], &[]);
-    if crate::names::validate(&v.name).is_err() {
+    let name_ok = v.name.len() <= 63
+        && v.name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && v.name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if !name_ok {
         f.refuse(
             p,
             &format!("{vp}.name"),
@@ -1286,7 +1291,10 @@ spec:
         assert_eq!(c.mounts.len(), 2);
         assert!(c.mounts[0].readonly, "ConfigMap volumes are read-only");
         assert_eq!(c.mounts[1].source, Source::Claim("data".into()));
-        assert_eq!(pod.dirs[0].files, vec![("k".to_string(), b"v".to_vec(), 0o644)]);
+        assert_eq!(
+            pod.dirs[0].files,
+            vec![("k".to_string(), b"v".to_vec(), 0o644)]
+        );
     }
 
     #[test]
