@@ -1227,7 +1227,7 @@ mod tests {
             r#"
 apiVersion: v1
 kind: ConfigMap
-metadata: {name: cfg}
+metadata: {name: cfg, namespace: prod}
 data: {k: v}
 ---
 apiVersion: apps/v1
@@ -1299,7 +1299,7 @@ spec:
 
     #[test]
     fn command_without_args_drops_the_image_cmd() {
-        let p = plan_of("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, image: bb, command: [sleep, '1']}]\n").unwrap();
+        let p = plan_of("apiVersion: v1\nkind: Pod\nmetadata: {name: pp}\nspec:\n  containers: [{name: c, image: bb, command: [sleep, '1']}]\n").unwrap();
         let c = &p.pods[0].containers[0];
         assert_eq!(c.entrypoint, Some(vec![]));
         assert_eq!(c.cmd, vec!["sleep".to_string(), "1".to_string()]);
@@ -1351,7 +1351,7 @@ spec:
 
     #[test]
     fn run_as_non_root_needs_a_user() {
-        let p = plan_of("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  securityContext: {runAsNonRoot: true, runAsGroup: 5}\n  containers: [{name: c, image: bb}]\n").unwrap();
+        let p = plan_of("apiVersion: v1\nkind: Pod\nmetadata: {name: pp}\nspec:\n  securityContext: {runAsNonRoot: true, runAsGroup: 5}\n  containers: [{name: c, image: bb}]\n").unwrap();
         let mut pods = p.pods;
         let c = &mut pods[0].containers[0];
         assert!(c.finish_user("").is_err());
