@@ -510,7 +510,7 @@ fn pod(
             path: &cpath,
             c,
             init,
-            restart: restart.clone(),
+            restart,
             grace,
             psc: &psc,
             vols: &vols,
@@ -845,11 +845,7 @@ fn container(i: &CtrInput, ports: &mut Vec<PortSpec>, f: &mut Findings) -> Optio
         labels,
         tty: c.tty,
         open_stdin: c.stdin,
-        restart: if i.init {
-            RestartPolicy::No
-        } else {
-            i.restart.clone()
-        },
+        restart: if i.init { RestartPolicy::No } else { i.restart },
         stop_timeout: i.grace,
         init_container: i.init,
         ..Default::default()
