@@ -386,3 +386,60 @@ fn bad_or_unsupported_yaml_is_refused_and_leaves_nothing() {
     );
     assert!(!volumes(&b).contains("fresh"));
 }
+
+#[test]
+fn host_port_publishes_and_yaml_from_stdin() {
+    use std::io::Write;
+    use std::process::Stdio;
+
+    use barge_testutil::net::{free_port, http_get, wait_http, HTTPD};
+
+    let b = env();
+    let _pods = Pods(&b);
+    let port = free_port();
+    let yaml = format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: webport
+spec:
+  containers:
+  - name: httpd
+    image: bb
+    command: ["sh", "-c", {HTTPD:?}]
+    env: [{{name: BODY, value: from-kube}}]
+    ports:
+    - {{containerPort: 80, hostPort: {port}, protocol: TCP}}
+"#
+    );
+    let pipe = |args: &[&str]| {
+        let mut child = b
+            .cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(yaml.as_bytes())
+            .unwrap();
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        stdout(&o)
+    };
+    pipe(&["kube", "play", "-"]);
+    assert!(wait_http(port).contains("from-kube"));
+    let generated = b.ok(&["kube", "generate", "webport"]);
+    assert!(
+        generated.contains(&format!("hostPort: {port}")),
+        "{generated}"
+    );
+    let out = pipe(&["kube", "down", "-"]);
+    assert!(out.contains("webport"), "{out}");
+    assert_eq!(http_get(port), None);
+    assert_eq!(pod_names(&b), BTreeSet::new());
+}

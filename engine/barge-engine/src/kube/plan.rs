@@ -922,7 +922,14 @@ fn container(i: &CtrInput, ports: &mut Vec<PortSpec>, f: &mut Findings) -> Optio
                     Err(e) => f.refuse(p, &lp, e),
                 },
                 "cpu" => match super::quantity::cpus(v) {
-                    Ok(c) => config.cpus = Some(c),
+                    Ok(c) => {
+                        // A limit above the node's CPUs limits nothing (docker refuses it).
+                        let online = crate::validate::online_cpus() as f64;
+                        if c > online {
+                            f.warn(p, &lp, format!("{c} CPUs is more than this node's {online}: limited to {online}"));
+                        }
+                        config.cpus = Some(c.min(online));
+                    }
                     Err(e) => f.refuse(p, &lp, e),
                 },
                 "ephemeral-storage" => f.warn(p, &lp, "ignored (no storage limits)"),
@@ -1353,5 +1360,23 @@ spec:
         assert!(c.finish_user("").is_err());
         assert!(c.finish_user("app").is_ok());
         assert_eq!(c.config.user, "app:5");
+    }
+}
+
+#[cfg(test)]
+mod cpu_tests {
+    use super::*;
+    use crate::kube::parse::documents;
+
+    #[test]
+    fn cpu_limits_above_the_node_are_capped_with_a_warning() {
+        let p = plan(
+            &documents("apiVersion: v1\nkind: Pod\nmetadata: {name: pp}\nspec:\n  containers: [{name: c, image: bb, resources: {limits: {cpu: '4096'}}}]\n")
+                .unwrap(),
+        )
+        .unwrap();
+        let online = crate::validate::online_cpus() as f64;
+        assert_eq!(p.pods[0].containers[0].config.cpus, Some(online));
+        assert!(p.warnings[0].contains("limited to"), "{:?}", p.warnings);
     }
 }

@@ -145,7 +145,14 @@ impl Engine {
                 made.host_dirs.push(p);
             }
         }
-        let rec = self.pod_create(pod.config.clone())?;
+        let rec = self
+            .pod_create(pod.config.clone())
+            .map_err(|e| match e.kind() {
+                crate::ErrorKind::BadParameter => {
+                    Error::BadParameter(format!("{}: {e}", pod.place))
+                }
+                _ => e,
+            })?;
         made.pods.push(rec.id.clone());
         let base = self.pod_dir(&rec.id).join("kube");
         for d in &pod.dirs {
