@@ -7,6 +7,29 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+/// A file mode as Kubernetes reads it (YAML 1.1): `0400` and `0o400` are octal, `256` is
+/// decimal.
+fn mode<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    use serde::de::Error as _;
+    let v = serde_yaml::Value::deserialize(d)?;
+    let n = match &v {
+        serde_yaml::Value::Null => return Ok(None),
+        serde_yaml::Value::Number(n) => n.as_u64(),
+        serde_yaml::Value::String(s) => {
+            let s = s.trim();
+            match s.strip_prefix("0o").or_else(|| s.strip_prefix('0')) {
+                Some("") => Some(0),
+                Some(oct) => u64::from_str_radix(oct, 8).ok(),
+                None => s.parse().ok(),
+            }
+        }
+        _ => None,
+    };
+    n.and_then(|n| u32::try_from(n).ok())
+        .map(Some)
+        .ok_or_else(|| D::Error::custom(format!("file mode {v:?} is not a number")))
+}
+
 /// Fields a shape does not name (checked by [`super::check`]).
 pub type Extra = BTreeMap<String, serde_yaml::Value>;
 
@@ -348,7 +371,7 @@ pub struct ConfigMapVolume {
     pub name: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub items: Vec<KeyToPath>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "mode")]
     pub default_mode: Option<u32>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub optional: bool,
@@ -360,7 +383,7 @@ pub struct SecretVolume {
     pub secret_name: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub items: Vec<KeyToPath>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "mode")]
     pub default_mode: Option<u32>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub optional: bool,
@@ -371,7 +394,7 @@ pub struct SecretVolume {
 pub struct KeyToPath {
     pub key: String,
     pub path: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "mode")]
     pub mode: Option<u32>,
 }
 
@@ -439,4 +462,23 @@ pub struct ClaimSpec {
     pub volume_mode: Option<String>,
     #[serde(flatten)]
     pub other: Extra,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_modes_read_as_kubernetes_does() {
+        for (text, want) in [
+            ("0400", 0o400),
+            ("256", 0o400),
+            ("0o644", 0o644),
+            ("420", 0o644),
+        ] {
+            let v: SecretVolume =
+                serde_yaml::from_str(&format!("secretName: s\ndefaultMode: {text}\n")).unwrap();
+            assert_eq!(v.default_mode, Some(want), "{text}");
+        }
+    }
 }
