@@ -7,6 +7,7 @@ mod container;
 mod daemon;
 mod format;
 mod image;
+mod kube;
 mod pod;
 mod progress;
 #[allow(unsafe_code)] // the crate's one syscall-facing module
@@ -107,6 +108,9 @@ enum Command {
     /// Manage pods: containers that share network, IPC and UTS namespaces.
     #[command(subcommand)]
     Pod(pod::PodCommand),
+    /// Run Kubernetes YAML (Pods, Deployments, ConfigMaps, Secrets, PersistentVolumeClaims).
+    #[command(subcommand)]
+    Kube(kube::KubeCommand),
     /// Container housekeeping.
     #[command(subcommand, hide = true)]
     Container(container::network::ContainerCommand),
@@ -168,6 +172,7 @@ fn main() {
         Command::Network(c) => container_cmd(|| container::network::run(&cctx, c), 1),
         Command::Container(c) => container_cmd(|| container::network::container(&cctx, c), 1),
         Command::Pod(c) => container_cmd(|| pod::run(&cctx, c), 1),
+        Command::Kube(c) => container_cmd(|| kube::run(&cctx, c), 125),
         Command::System(c) => container_cmd(|| container::system::run(&cctx, c), 1),
         other => {
             let result = match other {
