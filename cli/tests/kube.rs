@@ -385,6 +385,21 @@ fn bad_or_unsupported_yaml_is_refused_and_leaves_nothing() {
         &["init container bad-i exited with code 3"],
     );
     assert!(!volumes(&b).contains("fresh"));
+    // A bad pod-level value in a later document (a sysctl no pod namespace has) is found
+    // before anything is made: no pod of this play was ever created (the event journal has
+    // no pod event for the first document's pod).
+    refused(
+        &b,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: early}\nspec:\n  containers: [{name: c, image: bb, command: [sleep, '300']}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: late}\nspec:\n  securityContext: {sysctls: [{name: vm.swappiness, value: '10'}]}\n  containers: [{name: c, image: bb}]\n",
+        &["document #2 (Pod late)", "vm.swappiness"],
+    );
+    let journal = std::fs::read_to_string(b.root().join("events/journal.jsonl")).unwrap();
+    assert!(
+        !journal
+            .lines()
+            .any(|l| l.contains("\"Type\":\"pod\"") && l.contains("\"name\":\"early\"")),
+        "a pod of the refused play was made"
+    );
 }
 
 #[test]

@@ -61,6 +61,16 @@ impl Engine {
                 c.finish_user(&user).map_err(Error::BadParameter)?;
             }
         }
+        // Every pod-level value (DNS, sysctls, hostname, ports, network) before anything is
+        // made or, with --replace, removed.
+        for pod in &plan.pods {
+            self.pod_validate(&pod.config).map_err(|e| match e.kind() {
+                crate::ErrorKind::BadParameter => {
+                    Error::BadParameter(format!("{}: {e}", pod.place))
+                }
+                _ => e,
+            })?;
+        }
         if opts.replace {
             self.kube_down(yaml, &KubeDownOptions::default())?;
         }

@@ -45,6 +45,20 @@ impl Engine {
         Ok(rec)
     }
 
+    /// Check a pod config as `pod_create` would, making nothing (`kube play` checks every pod
+    /// of a file before it makes any). Same errors as `pod_create` except a taken name.
+    pub fn pod_validate(&self, config: &PodConfig) -> Result<()> {
+        let mut c = config.clone();
+        let name = match c.name.take() {
+            Some(n) => {
+                crate::names::validate(&n).map_err(|e| Error::BadParameter(e.to_string()))?;
+                n
+            }
+            None => "pod".to_string(),
+        };
+        self.pod_check(&mut c, &name)
+    }
+
     /// Check a pod's config and fill its defaults (hostname, network).
     fn pod_check(&self, c: &mut PodConfig, name: &str) -> Result<()> {
         if c.share.pid {
