@@ -146,7 +146,12 @@ impl Cri {
             .unwrap_or_else(|e| panic!("StartContainer {id}: {e:?}\n{}", self.d.log()));
     }
 
-    async fn exec(&mut self, id: &str, cmd: &[&str], timeout: i64) -> Result<ExecSyncResponse, tonic::Status> {
+    async fn exec(
+        &mut self,
+        id: &str,
+        cmd: &[&str],
+        timeout: i64,
+    ) -> Result<ExecSyncResponse, tonic::Status> {
         self.rt
             .exec_sync(ExecSyncRequest {
                 container_id: id.into(),
@@ -226,15 +231,18 @@ fn read(p: &Path) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn version_status_config_and_images() {
     let mut c = Cri::start().await;
-    let v = c.rt.version(VersionRequest::default()).await.unwrap().into_inner();
+    let v =
+        c.rt.version(VersionRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
     assert_eq!(v.runtime_name, "barge");
     assert_eq!(v.runtime_api_version, "v1");
-    let st = c
-        .rt
-        .status(StatusRequest { verbose: true })
-        .await
-        .unwrap()
-        .into_inner();
+    let st =
+        c.rt.status(StatusRequest { verbose: true })
+            .await
+            .unwrap()
+            .into_inner();
     let conds = st.status.unwrap().conditions;
     let ready = conds.iter().find(|x| x.r#type == "RuntimeReady").unwrap();
     assert!(ready.status);
@@ -247,8 +255,14 @@ async fn version_status_config_and_images() {
             }),
         }),
     };
-    c.rt.update_runtime_config(upd("10.88.0.0/16")).await.unwrap();
-    let st = c.rt.status(StatusRequest { verbose: true }).await.unwrap().into_inner();
+    c.rt.update_runtime_config(upd("10.88.0.0/16"))
+        .await
+        .unwrap();
+    let st =
+        c.rt.status(StatusRequest { verbose: true })
+            .await
+            .unwrap()
+            .into_inner();
     assert!(st.info["config"].contains("10.88.0.0/16"), "{:?}", st.info);
     let (k, m) = code(c.rt.update_runtime_config(upd("10.88.0.0/99")).await);
     assert_eq!(k, Code::InvalidArgument, "{m}");
@@ -336,7 +350,9 @@ async fn version_status_config_and_images() {
     // A tag of bb, then removed through the CRI: the image and all its names go.
     c.d.store.ok(&["tag", "bb", "bb2:x"]);
     c.img
-        .remove_image(RemoveImageRequest { image: spec("bb2:x") })
+        .remove_image(RemoveImageRequest {
+            image: spec("bb2:x"),
+        })
         .await
         .unwrap();
     let out = c.d.store.ok(&["images", "-q"]);
@@ -347,16 +363,14 @@ async fn version_status_config_and_images() {
 async fn pod_of_two_containers() {
     let mut c = Cri::start().await;
     // Events from the start, followed on their own task.
-    let mut events = c
-        .rt
-        .get_container_events(GetEventsRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
+    let mut events =
+        c.rt.get_container_events(GetEventsRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
     let pod = c.run_pod("web").await;
-    let st = c
-        .rt
-        .pod_sandbox_status(PodSandboxStatusRequest {
+    let st =
+        c.rt.pod_sandbox_status(PodSandboxStatusRequest {
             pod_sandbox_id: pod.clone(),
             verbose: true,
         })
@@ -382,7 +396,9 @@ async fn pod_of_two_containers() {
         let nb = c.out(&b, &["readlink", &path]).await;
         assert_eq!(na, nb, "{ns}");
     }
-    let ino = std::fs::metadata(&netns).map(|m| std::os::unix::fs::MetadataExt::ino(&m)).unwrap();
+    let ino = std::fs::metadata(&netns)
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .unwrap();
     let na = c.out(&a, &["readlink", "/proc/self/ns/net"]).await;
     assert_eq!(na.trim(), format!("net:[{ino}]"));
     c.out(&a, &["sh", "-c", "echo shared > /dev/shm/seg"]).await;
@@ -393,7 +409,16 @@ async fn pod_of_two_containers() {
     assert!(resolv.contains("search svc.cluster.local"), "{resolv}");
     assert!(resolv.contains("options ndots:5"), "{resolv}");
     // One talks to the other on localhost.
-    let b2 = c.out(&b, &["sh", "-c", "(echo hello-from-b | nc -l -p 7000 &) ; echo ok"]).await;
+    let b2 = c
+        .out(
+            &b,
+            &[
+                "sh",
+                "-c",
+                "(echo hello-from-b | nc -l -p 7000 &) ; echo ok",
+            ],
+        )
+        .await;
     assert_eq!(b2.trim(), "ok");
     let mut got = String::new();
     for _ in 0..50 {
@@ -411,7 +436,10 @@ async fn pod_of_two_containers() {
         .exec(&a, &["sh", "-c", "echo out; echo err >&2; exit 3"], 10)
         .await
         .unwrap();
-    assert_eq!((r.stdout.as_slice(), r.stderr.as_slice(), r.exit_code), (&b"out\n"[..], &b"err\n"[..], 3));
+    assert_eq!(
+        (r.stdout.as_slice(), r.stderr.as_slice(), r.exit_code),
+        (&b"out\n"[..], &b"err\n"[..], 3)
+    );
     let (k, m) = code(c.exec(&a, &["sleep", "30"], 1).await);
     assert_eq!(k, Code::DeadlineExceeded, "{m}");
     assert!(
@@ -421,14 +449,29 @@ async fn pod_of_two_containers() {
         .contains("sleep 30")),
         "the timed-out exec still runs"
     );
-    // Stats: the CPU time between two reads of the container's cgroup file.
-    let cg = c.out(&a, &["cat", "/proc/self/cgroup"]).await;
+    // Stats: the CPU time between two reads of the container's cgroup file (found from its
+    // host pid, in the verbose status: inside, its cgroup namespace shows "/").
+    let cinfo =
+        c.rt.container_status(ContainerStatusRequest {
+            container_id: a.clone(),
+            verbose: true,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .info;
+    let doc: serde_json::Value = serde_json::from_str(&cinfo["info"]).unwrap();
+    let pid = doc["State"]["Pid"].as_i64().unwrap();
+    assert!(pid > 0, "{doc}");
+    let cg = read(Path::new(&format!("/proc/{pid}/cgroup")));
     let cpuacct = cg
         .lines()
         .find_map(|l| {
             let mut f = l.splitn(3, ':');
             let (_, ctl, path) = (f.next()?, f.next()?, f.next()?);
-            ctl.split(',').any(|x| x == "cpuacct").then(|| path.to_string())
+            ctl.split(',')
+                .any(|x| x == "cpuacct")
+                .then(|| path.to_string())
         })
         .unwrap();
     let file = Path::new("/sys/fs/cgroup/cpu,cpuacct")
@@ -437,12 +480,16 @@ async fn pod_of_two_containers() {
     let file = if file.exists() {
         file
     } else {
-        Path::new("/sys/fs/cgroup/cpuacct").join(cpuacct.trim_start_matches('/')).join("cpuacct.usage")
+        Path::new("/sys/fs/cgroup/cpuacct")
+            .join(cpuacct.trim_start_matches('/'))
+            .join("cpuacct.usage")
     };
-    let before: u64 = read(&file).trim().parse().unwrap_or_else(|_| panic!("{}", file.display()));
-    let s = c
-        .rt
-        .container_stats(ContainerStatsRequest {
+    let before: u64 = read(&file)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{}", file.display()));
+    let s =
+        c.rt.container_stats(ContainerStatsRequest {
             container_id: a.clone(),
         })
         .await
@@ -452,12 +499,14 @@ async fn pod_of_two_containers() {
         .unwrap();
     let after: u64 = read(&file).trim().parse().unwrap();
     let cpu = s.cpu.unwrap().usage_core_nano_seconds.unwrap().value;
-    assert!(before <= cpu && cpu <= after, "{before} <= {cpu} <= {after}");
+    assert!(
+        before <= cpu && cpu <= after,
+        "{before} <= {cpu} <= {after}"
+    );
     assert!(s.memory.unwrap().working_set_bytes.unwrap().value > 0);
     assert_eq!(s.attributes.unwrap().metadata.unwrap().name, "a");
-    let all = c
-        .rt
-        .list_container_stats(ListContainerStatsRequest {
+    let all =
+        c.rt.list_container_stats(ListContainerStatsRequest {
             filter: Some(ContainerStatsFilter {
                 pod_sandbox_id: pod.clone(),
                 ..Default::default()
@@ -468,9 +517,8 @@ async fn pod_of_two_containers() {
         .into_inner()
         .stats;
     assert_eq!(all.len(), 2);
-    let ps = c
-        .rt
-        .pod_sandbox_stats(PodSandboxStatsRequest {
+    let ps =
+        c.rt.pod_sandbox_stats(PodSandboxStatsRequest {
             pod_sandbox_id: pod.clone(),
         })
         .await
@@ -480,11 +528,12 @@ async fn pod_of_two_containers() {
         .unwrap();
     let linux = ps.linux.unwrap();
     assert_eq!(linux.containers.len(), 2);
-    assert!(linux.cpu.is_some_and(|c| c.usage_core_nano_seconds.unwrap().value > 0));
+    assert!(linux
+        .cpu
+        .is_some_and(|c| c.usage_core_nano_seconds.unwrap().value > 0));
     // Lists and filters.
-    let list = c
-        .rt
-        .list_containers(ListContainersRequest {
+    let list =
+        c.rt.list_containers(ListContainersRequest {
             filter: Some(ContainerFilter {
                 pod_sandbox_id: pod.clone(),
                 label_selector: HashMap::from([("c".into(), "b".into())]),
@@ -499,9 +548,8 @@ async fn pod_of_two_containers() {
     assert_eq!(list[0].id, b);
     assert_eq!(list[0].labels, HashMap::from([("c".into(), "b".into())]));
     // Exec and attach hand out the streaming server's URLs.
-    let url = c
-        .rt
-        .exec(ExecRequest {
+    let url =
+        c.rt.exec(ExecRequest {
             container_id: a.clone(),
             cmd: vec!["true".into()],
             stdout: true,
@@ -511,7 +559,10 @@ async fn pod_of_two_containers() {
         .unwrap()
         .into_inner()
         .url;
-    assert!(url.starts_with("http://127.0.0.1:") && url.contains("/exec/"), "{url}");
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.contains("/exec/"),
+        "{url}"
+    );
     // Stop and remove a: its events come in order.
     c.rt.stop_container(StopContainerRequest {
         container_id: a.clone(),
@@ -598,9 +649,8 @@ async fn logs_in_cri_format_and_reopened() {
         )
         .await;
     let log = dir.join("l/0.log");
-    let st = c
-        .rt
-        .container_status(ContainerStatusRequest {
+    let st =
+        c.rt.container_status(ContainerStatusRequest {
             container_id: id.clone(),
             verbose: false,
         })
@@ -625,8 +675,14 @@ async fn logs_in_cri_format_and_reopened() {
         assert!(f[0].ends_with('Z') && f[0].contains('T'), "{text}");
         found.push((f[1].to_string(), f[2].to_string(), f[3].to_string()));
     }
-    assert!(found.contains(&("stdout".into(), "F".into(), "one".into())), "{text}");
-    assert!(found.contains(&("stderr".into(), "F".into(), "err1".into())), "{text}");
+    assert!(
+        found.contains(&("stdout".into(), "F".into(), "one".into())),
+        "{text}"
+    );
+    assert!(
+        found.contains(&("stderr".into(), "F".into(), "err1".into())),
+        "{text}"
+    );
     // Rotation as kubelet does it: rename, ReopenContainerLog, later output in the new file.
     let old = dir.join("l/0.log.20240101-000000");
     std::fs::rename(&log, &old).unwrap();
@@ -637,7 +693,11 @@ async fn logs_in_cri_format_and_reopened() {
     .unwrap();
     assert!(log.exists());
     c.out(&id, &["touch", "/tmp/go"]).await;
-    assert!(eventually(10, || read(&log).contains(" stdout F two")).await, "{}", read(&log));
+    assert!(
+        eventually(10, || read(&log).contains(" stdout F two")).await,
+        "{}",
+        read(&log)
+    );
     assert!(!read(&old).contains("two"));
     assert!(read(&old).contains("one"));
     // Hostile log paths are refused and make no container.
@@ -652,14 +712,13 @@ async fn logs_in_cri_format_and_reopened() {
     cfg.log_path = "out/x.log".into();
     let (k, m) = code(c.create_with(&pod, "bad", cfg).await);
     assert_eq!(k, Code::InvalidArgument, "{m}");
-    let n = c
-        .rt
-        .list_containers(ListContainersRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .containers
-        .len();
+    let n =
+        c.rt.list_containers(ListContainersRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .containers
+            .len();
     assert_eq!(n, 1);
     c.rt.remove_pod_sandbox(RemovePodSandboxRequest {
         pod_sandbox_id: pod.clone(),
@@ -739,7 +798,10 @@ async fn bad_input_is_refused_cleanly() {
     })
     .await
     .unwrap();
-    let (k, m) = code(c.create_with(&pod, "late", Cri::container("late", &["true"])).await);
+    let (k, m) = code(
+        c.create_with(&pod, "late", Cri::container("late", &["true"]))
+            .await,
+    );
     assert_eq!(k, Code::NotFound, "{m}");
     // Unknown objects.
     let (k, _) = code(
@@ -794,7 +856,10 @@ async fn security_context_reaches_the_process() {
     let id = c.create_with(&pod, "s", cfg).await.unwrap();
     c.start_c(&id).await;
     let ids = c.out(&id, &["id"]).await;
-    assert!(ids.contains("uid=1234") && ids.contains("gid=2345") && ids.contains("3456"), "{ids}");
+    assert!(
+        ids.contains("uid=1234") && ids.contains("gid=2345") && ids.contains("3456"),
+        "{ids}"
+    );
     let status = c.out(&id, &["cat", "/proc/self/status"]).await;
     let field = |k: &str| {
         status
