@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use barge_engine::events::{Action, Journal, Type};
 use barge_testutil::engine::{wait_until, BargeEnv};
 use barge_testutil::net::{free_port, wait_http, HTTPD};
 use barge_testutil::{stderr, stdout};
@@ -181,6 +182,79 @@ fn pod_members_share_net_ipc_uts_and_talk_over_localhost() {
     b.ok(&["pod", "rm", "p1"]);
     assert!(b.ok(&["pod", "ls", "-q"]).trim().is_empty());
     assert!(b.container_dirs().is_empty(), "{:?}", b.container_dirs());
+    // The pod's events, in order, in the journal.
+    let events: Vec<(Action, String)> = Journal::in_store(&b.root())
+        .read()
+        .expect("read journal")
+        .into_iter()
+        .filter(|e| e.typ == Type::Pod && e.actor.id == pod)
+        .map(|e| (e.action, e.actor.attributes["name"].clone()))
+        .collect();
+    let p1 = "p1".to_string();
+    assert_eq!(
+        events,
+        vec![
+            (Action::Create, p1.clone()),
+            (Action::Stop, p1.clone()),
+            (Action::Destroy, p1)
+        ]
+    );
+}
+
+#[test]
+fn pod_sysctls_and_member_restart_policy() {
+    let b = env();
+    let _pods = Pods(&b);
+    b.ok(&[
+        "pod",
+        "create",
+        "--name",
+        "tuned",
+        "--sysctl",
+        "net.ipv4.ip_unprivileged_port_start=1024",
+        "--sysctl",
+        "kernel.shmmni=1234",
+    ]);
+    b.run_d(&["--pod", "tuned", "--name", "t1", "bb", "sleep", "1000"]);
+    assert_eq!(
+        exec(
+            &b,
+            "t1",
+            "cat /proc/sys/net/ipv4/ip_unprivileged_port_start"
+        ),
+        "1024"
+    );
+    assert_eq!(exec(&b, "t1", "cat /proc/sys/kernel/shmmni"), "1234");
+    // The host's own values are untouched.
+    assert_ne!(
+        std::fs::read_to_string("/proc/sys/kernel/shmmni")
+            .unwrap()
+            .trim(),
+        "1234"
+    );
+    // A member's restart policy still works inside the pod.
+    b.run_d(&[
+        "--pod",
+        "tuned",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:2",
+        "bb",
+        "sh",
+        "-c",
+        "hostname >> /dev/shm/runs; exit 1",
+    ]);
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            b.inspect("flaky", "{{.State.Status}}") == "exited"
+                && b.inspect("flaky", "{{.RestartCount}}") == "2"
+        }),
+        "restarts: {}",
+        b.inspect("flaky", "{{.RestartCount}}")
+    );
+    assert_eq!(exec(&b, "t1", "cat /dev/shm/runs"), "tuned\ntuned\ntuned");
+    assert_eq!(pod_inspect(&b, "tuned")["State"], "Degraded");
 }
 
 #[test]
@@ -260,7 +334,6 @@ fn init_containers_run_in_order_and_a_failure_stops_the_pod() {
 fn pod_rm_leaves_no_pin_veth_mount_or_cgroup() {
     let b = env();
     let _pods = Pods(&b);
-    let bridges_before = veths();
     let id = b
         .ok(&["pod", "create", "--name", "gone", "--memory", "64m"])
         .trim()
@@ -295,11 +368,11 @@ fn pod_rm_leaves_no_pin_veth_mount_or_cgroup() {
             .trim(),
         (64u64 << 20).to_string()
     );
-    assert_eq!(
-        veths().len(),
-        bridges_before.len() + 1,
-        "one veth for the pod"
-    );
+    // The pod's veth: the host end of the members' eth0 (its peer's ifindex).
+    let peer: String = exec(&b, "ma", "cat /sys/class/net/eth0/iflink");
+    let veth = host_link_with_index(&peer).expect("the pod's host-side veth");
+    assert!(veth.starts_with("veth"), "{veth}");
+    assert_eq!(exec(&b, "mb", "cat /sys/class/net/eth0/iflink"), peer);
     assert!(!mounts_with(&id).is_empty());
 
     refused(&b, &["pod", "rm", "gone"], "running containers");
@@ -311,21 +384,25 @@ fn pod_rm_leaves_no_pin_veth_mount_or_cgroup() {
         assert!(!c.exists(), "{} left", c.display());
     }
     assert_eq!(mounts_with(&id), Vec::<String>::new());
-    assert_eq!(veths(), bridges_before);
+    assert!(
+        !Path::new("/sys/class/net").join(&veth).exists(),
+        "{veth} left"
+    );
     assert!(b.container_dirs().is_empty(), "{:?}", b.container_dirs());
     assert!(!b.root().join("pods").join(&id).exists());
     assert!(b.ok(&["pod", "ls", "-q"]).trim().is_empty());
     assert!(b.ok(&["ps", "-aq"]).trim().is_empty());
 }
 
-/// The host's veth interfaces.
-fn veths() -> std::collections::BTreeSet<String> {
+/// The host's network interface with this ifindex.
+fn host_link_with_index(index: &str) -> Option<String> {
     std::fs::read_dir("/sys/class/net")
         .unwrap()
         .flatten()
+        .find(|e| {
+            std::fs::read_to_string(e.path().join("ifindex")).is_ok_and(|i| i.trim() == index)
+        })
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("veth"))
-        .collect()
 }
 
 #[test]
@@ -383,4 +460,50 @@ fn bad_pod_input_is_refused_without_half_state() {
     assert_eq!(ls[0]["Name"], "dup");
     assert_eq!(ls[0]["Status"], "Created");
     refused(&b, &["pod", "inspect", "nosuch"], "No such pod");
+}
+
+#[test]
+fn pod_without_its_own_network_and_with_none() {
+    let b = env();
+    let _pods = Pods(&b);
+    // --network none: a namespace of its own with only lo, shared by the members.
+    b.ok(&["pod", "create", "--name", "quiet", "--network", "none"]);
+    b.run_d(&["--pod", "quiet", "--name", "q1", "bb", "sleep", "1000"]);
+    b.run_d(&["--pod", "quiet", "--name", "q2", "bb", "sleep", "1000"]);
+    assert_eq!(exec(&b, "q1", "ls /sys/class/net"), "lo");
+    assert_eq!(
+        exec(&b, "q1", "readlink /proc/self/ns/net"),
+        exec(&b, "q2", "readlink /proc/self/ns/net")
+    );
+    // --network host: the host's network, still a shared IPC and UTS namespace.
+    b.ok(&[
+        "pod",
+        "create",
+        "--name",
+        "onhost",
+        "--network",
+        "host",
+        "--hostname",
+        "hp",
+    ]);
+    b.run_d(&["--pod", "onhost", "--name", "h1", "bb", "sleep", "1000"]);
+    assert_eq!(
+        exec(&b, "h1", "readlink /proc/self/ns/net"),
+        std::fs::read_link("/proc/self/ns/net")
+            .unwrap()
+            .to_string_lossy()
+    );
+    assert_eq!(exec(&b, "h1", "hostname"), "hp");
+    let doc = pod_inspect(&b, "onhost");
+    assert!(doc["Namespaces"].get("network").is_none(), "{doc}");
+    assert!(doc["Namespaces"].get("ipc").is_some(), "{doc}");
+    refused(
+        &b,
+        &["pod", "create", "--network", "host", "-p", "80"],
+        "port publishing needs a network",
+    );
+    let json: Value = serde_json::from_str(&b.ok(&["pod", "ls", "--format", "json"])).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 2);
+    b.ok(&["pod", "rm", "-f", "quiet", "onhost"]);
+    assert!(b.ok(&["pod", "ls", "-q"]).trim().is_empty());
 }

@@ -79,8 +79,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         }
         None | Some("table") => {
             println!(
-                "{:<14}{:<24}{:<11}{:<32}{}",
-                "POD ID", "NAME", "STATUS", "CREATED", "# OF CONTAINERS"
+                "{:<14}{:<24}{:<11}{:<32}# OF CONTAINERS",
+                "POD ID", "NAME", "STATUS", "CREATED"
             );
             for p in &pods {
                 println!(

@@ -13,7 +13,7 @@ use crate::container::Ctx;
 #[derive(Debug, clap::Subcommand)]
 pub enum PodCommand {
     /// Create a pod (its namespaces are made when it starts).
-    Create(create::Args),
+    Create(Box<create::Args>),
     /// List pods.
     #[command(alias = "list", alias = "ps")]
     Ls(ls::Args),
@@ -31,7 +31,7 @@ pub enum PodCommand {
 
 pub fn run(ctx: &Ctx, c: PodCommand) -> Result<i32> {
     match c {
-        PodCommand::Create(a) => create::run(ctx, a),
+        PodCommand::Create(a) => create::run(ctx, *a),
         PodCommand::Ls(a) => ls::run(ctx, a),
         PodCommand::Inspect(a) => inspect::run(ctx, a),
         PodCommand::Start(a) => lifecycle::start(ctx, a),

@@ -100,7 +100,7 @@ impl Engine {
             }
         }
         if let Some(cpus) = c.resources.cpus {
-            if !(cpus > 0.0) || cpus > 1024.0 {
+            if !(cpus.is_finite() && cpus > 0.0 && cpus <= 1024.0) {
                 return Err(Error::BadParameter(format!(
                     "pod cpus {cpus}: out of range"
                 )));
@@ -234,6 +234,7 @@ impl Engine {
         let all = self.db.all()?;
         let mut out = Vec::new();
         for record in self.db.pods()? {
+            let record = self.with_live_sandbox(record);
             if let Some(id) = &filters.id {
                 if !record.id.starts_with(id.as_str()) {
                     continue;
@@ -270,7 +271,7 @@ impl Engine {
 
     /// One pod in detail.
     pub fn pod_inspect(&self, key: &str) -> Result<PodInspect> {
-        let record = self.db.find_pod(key)?;
+        let record = self.with_live_sandbox(self.db.find_pod(key)?);
         let containers = self.pod_members_of(&record.id, &self.db.all()?);
         let status = status::derive(&record, &containers);
         let namespaces = self
@@ -343,6 +344,15 @@ impl Engine {
                 }
             })
             .collect()
+    }
+
+    /// The record with the sandbox state as it is: a sandbox recorded Ready whose pins are
+    /// gone (a reboot wiped the run root, a crash mid-teardown) shows as Stopped.
+    fn with_live_sandbox(&self, mut rec: PodRecord) -> PodRecord {
+        if rec.sandbox == SandboxState::Ready && !self.pod_sandbox_is_up(&rec) {
+            rec.sandbox = SandboxState::Stopped;
+        }
+        rec
     }
 
     fn emit_pod(&self, rec: &PodRecord, action: Action) {

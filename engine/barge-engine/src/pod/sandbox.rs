@@ -153,11 +153,11 @@ impl Engine {
         self.paths.runroot.join("pods").join(id)
     }
 
+    /// The pod's lock (its directory is made again if a crash left the row without it, so
+    /// such a pod can still be removed).
     pub(crate) fn pod_lock(&self, id: &str) -> Result<ContainerLock> {
         let dir = self.pod_dir(id);
-        if !dir.is_dir() {
-            return Err(Error::NoSuchPod(id.into()));
-        }
+        std::fs::create_dir_all(&dir).ctx("create pod directory", &dir)?;
         ContainerLock::acquire(&dir.join("lock"))
     }
 
@@ -230,9 +230,11 @@ impl Engine {
 
     /// Bring the sandbox up unless it is (takes the pod's lock). Used by `pod_start` and by
     /// the start of a member container.
-    pub fn pod_sandbox_up(&self, pod_id: &str) -> Result<PodRecord> {
-        let _lock = self.pod_lock(pod_id)?;
-        let pod = self.db.find_pod(pod_id)?;
+    pub fn pod_sandbox_up(&self, key: &str) -> Result<PodRecord> {
+        let pod = self.db.find_pod(key)?;
+        let _lock = self.pod_lock(&pod.id)?;
+        // Read again under the lock: another start or a stop may have finished meanwhile.
+        let pod = self.db.find_pod(&pod.id)?;
         if pod.sandbox == SandboxState::Ready && self.pod_sandbox_is_up(&pod) {
             return Ok(pod);
         }
@@ -247,9 +249,9 @@ impl Engine {
     }
 
     /// Tear the sandbox down (takes the pod's lock); the caller stopped the containers.
-    pub fn pod_sandbox_down(&self, pod_id: &str, state: SandboxState) -> Result<()> {
-        let _lock = self.pod_lock(pod_id)?;
-        let pod = self.db.find_pod(pod_id)?;
+    pub fn pod_sandbox_down(&self, key: &str, state: SandboxState) -> Result<()> {
+        let pod = self.db.find_pod(key)?;
+        let _lock = self.pod_lock(&pod.id)?;
         self.sandbox_teardown(&pod);
         self.db.set_pod_sandbox(&pod.id, state)
     }

@@ -145,3 +145,64 @@ pub fn derive(rec: &PodRecord, containers: &[PodContainer]) -> PodStatus {
         PodStatus::Exited
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pod::config::{PodConfig, SandboxState};
+    use crate::pod::PodShare;
+
+    fn pod(sandbox: SandboxState) -> PodRecord {
+        PodRecord {
+            id: "p".into(),
+            name: "p".into(),
+            created: 0,
+            config: PodConfig::default(),
+            sandbox,
+        }
+    }
+
+    fn c(state: State, init: bool) -> PodContainer {
+        PodContainer {
+            id: "c".into(),
+            name: "c".into(),
+            state,
+            exit_code: None,
+            init,
+        }
+    }
+
+    #[test]
+    fn status_follows_podman() {
+        use SandboxState as S;
+        use State as C;
+        let d = |s, cs: &[PodContainer]| derive(&pod(s), cs);
+        assert_eq!(d(S::Created, &[]), PodStatus::Created);
+        assert_eq!(d(S::Ready, &[]), PodStatus::Running);
+        assert_eq!(d(S::Created, &[c(C::Created, false)]), PodStatus::Created);
+        let both = [
+            c(C::Exited, true),
+            c(C::Running, false),
+            c(C::Running, false),
+        ];
+        assert_eq!(d(S::Ready, &both), PodStatus::Running);
+        let some = [c(C::Running, false), c(C::Exited, false)];
+        assert_eq!(d(S::Ready, &some), PodStatus::Degraded);
+        let none = [c(C::Exited, false), c(C::Created, false)];
+        assert_eq!(d(S::Ready, &none), PodStatus::Exited);
+        assert_eq!(d(S::Ready, &[c(C::Paused, false)]), PodStatus::Paused);
+        assert_eq!(d(S::Stopped, &none), PodStatus::Stopped);
+        assert_eq!(PodStatus::parse("degraded").unwrap(), PodStatus::Degraded);
+        assert!(PodStatus::parse("sleepy").is_err());
+    }
+
+    #[test]
+    fn share_flag() {
+        let s = PodShare::parse("ipc,net").unwrap();
+        assert!(s.ipc && s.net && !s.uts && !s.pid);
+        let none = PodShare::parse("none").unwrap();
+        assert!(!none.ipc && !none.net && !none.uts);
+        assert!(PodShare::parse("ipc,mnt").is_err());
+        assert_eq!(PodShare::default(), PodShare::parse("ipc,uts,net").unwrap());
+    }
+}

@@ -127,3 +127,46 @@ impl Db {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    fn rec(id: &str, name: &str) -> PodRecord {
+        PodRecord {
+            id: id.into(),
+            name: name.into(),
+            created: 1,
+            config: PodConfig {
+                hostname: "h".into(),
+                ..Default::default()
+            },
+            sandbox: SandboxState::Created,
+        }
+    }
+
+    #[test]
+    fn pods_are_found_by_id_prefix_and_name_and_names_are_unique() {
+        let (_dir, engine) = crate::testing::engine();
+        let db = &engine.db;
+        db.insert_pod(&rec("abc123", "one")).unwrap();
+        db.insert_pod(&rec("abd456", "two")).unwrap();
+        assert_eq!(db.find_pod("one").unwrap().id, "abc123");
+        assert_eq!(db.find_pod("abd").unwrap().name, "two");
+        assert_eq!(
+            db.find_pod("ab").unwrap_err().kind(),
+            ErrorKind::BadParameter
+        );
+        assert_eq!(db.find_pod("zz").unwrap_err().kind(), ErrorKind::NotFound);
+        let dup = db.insert_pod(&rec("fff", "one")).unwrap_err();
+        assert_eq!(dup.kind(), ErrorKind::Conflict);
+        assert!(dup.to_string().contains("abc123"), "{dup}");
+        db.set_pod_sandbox("abc123", SandboxState::Ready).unwrap();
+        let got = db.find_pod("abc123").unwrap();
+        assert_eq!(got.sandbox, SandboxState::Ready);
+        assert_eq!(got.config.hostname, "h");
+        db.delete_pod("abc123").unwrap();
+        assert_eq!(db.pods().unwrap().len(), 1);
+    }
+}
