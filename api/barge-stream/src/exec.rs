@@ -3,6 +3,7 @@
 //! from the shim's last frame, terminal sizes through `Engine::exec_resize` / `resize`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use barge_engine::container::Streams;
 use barge_engine::exec::ExecOptions;
@@ -22,8 +23,26 @@ enum Target {
     Container(String),
 }
 
+/// How long an exec with a terminal waits for the client's first size before it starts
+/// (kubectl sends it as soon as its streams are open; a process started before it would see a
+/// 0x0 terminal).
+const FIRST_SIZE_WAIT: Duration = Duration::from_millis(500);
+
 /// Run `req` for the session's client; ends with the status on the error stream.
-pub(crate) async fn exec(engine: Arc<Engine>, req: ExecRequest, s: Session) {
+pub(crate) async fn exec(engine: Arc<Engine>, req: ExecRequest, mut s: Session) {
+    let mut first = None;
+    let mut size = None;
+    if req.tty {
+        match tokio::time::timeout(FIRST_SIZE_WAIT, s.input.recv()).await {
+            Ok(Some(Input::Resize { width, height })) if width > 0 && height > 0 => {
+                size = Some((height, width));
+            }
+            Ok(Some(other)) => first = Some(other),
+            // The client is gone: start nothing.
+            Ok(None) => return,
+            Err(_) => {}
+        }
+    }
     let e = engine.clone();
     let started = tokio::task::spawn_blocking(move || {
         let opts = ExecOptions {
@@ -38,11 +57,18 @@ pub(crate) async fn exec(engine: Arc<Engine>, req: ExecRequest, s: Session) {
             stdout: req.stdout,
             stderr: req.stderr,
         };
-        e.exec_start_attached(&id, streams).map(|sock| (id, sock))
+        e.exec_start_attached_sized(&id, streams, size)
+            .map(|sock| (id, sock))
     })
     .await;
     let status = match started {
-        Ok(Ok((id, sock))) => relay(engine, sock, Target::Exec(id), true, s.input, &s.output).await,
+        Ok(Ok((id, sock))) => {
+            let input = Pending {
+                first,
+                rest: s.input,
+            };
+            relay(engine, sock, Target::Exec(id), true, input, &s.output).await
+        }
         Ok(Err(barge_engine::Error::StartFailed { code, msg })) => {
             // As a runtime reports a program that cannot run: its message, its code.
             let _ = s
@@ -78,7 +104,10 @@ pub(crate) async fn attach(engine: Arc<Engine>, req: AttachRequest, s: Session) 
                 sock,
                 Target::Container(id),
                 req.stdin_once,
-                s.input,
+                Pending {
+                    first: None,
+                    rest: s.input,
+                },
                 &s.output,
             )
             .await
@@ -100,6 +129,21 @@ async fn finish(version: u8, status: Option<ExitStatus>, out: &tokio::sync::mpsc
     }
 }
 
+/// The client's input: one message already taken, then the rest.
+struct Pending {
+    first: Option<Input>,
+    rest: tokio::sync::mpsc::Receiver<Input>,
+}
+
+impl Pending {
+    async fn next(&mut self) -> Option<Input> {
+        match self.first.take() {
+            Some(i) => Some(i),
+            None => self.rest.recv().await,
+        }
+    }
+}
+
 /// Relay between the shim's socket and the session until the process's exit (its status) or
 /// the client's departure (`None`; dropping the socket hangs the process up).
 async fn relay(
@@ -107,7 +151,7 @@ async fn relay(
     sock: std::os::unix::net::UnixStream,
     target: Target,
     close_stdin: bool,
-    mut input: tokio::sync::mpsc::Receiver<Input>,
+    mut input: Pending,
     out: &tokio::sync::mpsc::Sender<Output>,
 ) -> Option<ExitStatus> {
     if let Err(e) = sock.set_nonblocking(true) {
@@ -154,7 +198,7 @@ async fn relay(
         }
     };
     let input = async {
-        while let Some(i) = input.recv().await {
+        while let Some(i) = input.next().await {
             match i {
                 Input::Stdin(b) => {
                     if wr.write_all(&b).await.is_err() {

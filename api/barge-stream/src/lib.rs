@@ -16,7 +16,7 @@ mod netns;
 mod portforward;
 mod server;
 mod session;
-pub mod spdy;
+mod spdy;
 mod status;
 mod tokens;
 mod ws;

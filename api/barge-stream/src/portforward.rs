@@ -227,7 +227,7 @@ pub(crate) async fn websocket<IO>(
             }
         }
         // Every connection is over.
-        let _ = sink.send(Message::Close(None)).await;
+        let _ = sink.send(crate::ws::normal_close()).await;
         let _ = tokio::time::timeout(Duration::from_secs(5), sink.close()).await;
     };
     tokio::select! {

@@ -77,7 +77,10 @@ pub(crate) async fn start(
                     let s = s.clone();
                     async move { Ok::<_, Infallible>(handle(s, req)) }
                 });
+                // A client that never finishes its request head is dropped.
                 let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(std::time::Duration::from_secs(30))
                     .serve_connection(TokioIo::new(tcp), svc)
                     .with_upgrades()
                     .await;

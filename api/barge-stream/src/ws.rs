@@ -10,6 +10,8 @@ use base64::Engine as _;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
@@ -149,6 +151,14 @@ pub(crate) fn parse(p: Proto, m: &Message) -> Option<(u8, Bytes)> {
     }
 }
 
+/// A close with the normal status (client-go takes a close without one for an error).
+pub(crate) fn normal_close() -> Message {
+    Message::Close(Some(CloseFrame {
+        code: CloseCode::Normal,
+        reason: "".into(),
+    }))
+}
+
 const STDIN: u8 = 0;
 const STDOUT: u8 = 1;
 const STDERR: u8 = 2;
@@ -209,7 +219,7 @@ where
         }
     };
     tokio::join!(run(session), pump);
-    let _ = sink.send(Message::Close(None)).await;
+    let _ = sink.send(normal_close()).await;
     // Give the client a moment to answer the close (so nothing sent is lost to a reset).
     let mut reader = reader;
     if tokio::time::timeout(Duration::from_secs(5), &mut reader)

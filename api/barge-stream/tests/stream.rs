@@ -201,6 +201,35 @@ async fn websocket_exec_v5_v4_and_base64() {
     c.run_to_end().await;
     assert_eq!(c.text(3), "");
 
+    // A program that cannot run: its message on stderr, 127 in the Status, as a runtime says.
+    let url = e
+        .handle
+        .exec_url(exec_req(&id, &["/no/such/program"], false, false))
+        .unwrap();
+    let mut c = ws::connect(&url, &["v4.channel.k8s.io"]).await.unwrap();
+    c.run_to_end().await;
+    assert!(c.text(2).contains("/no/such/program"), "{:?}", c.text(2));
+    let st = json(&c.bytes(3));
+    assert_eq!(st["details"]["causes"][0]["message"], "127", "{st}");
+
+    // A container that is not running: a Failure that says so.
+    let stopped = e.run_d(&["bb", "true"]);
+    assert!(common::wait_until(Duration::from_secs(10), || {
+        e.store.inspect(&stopped, "{{.State.Running}}") == "false"
+    }));
+    let url = e
+        .handle
+        .exec_url(exec_req(&stopped, &["true"], false, false))
+        .unwrap();
+    let mut c = ws::connect(&url, &["v4.channel.k8s.io"]).await.unwrap();
+    c.run_to_end().await;
+    let st = json(&c.bytes(3));
+    assert_eq!(st["status"], "Failure", "{st}");
+    assert!(
+        st["message"].as_str().unwrap().contains("not running"),
+        "{st}"
+    );
+
     // No protocol in common: refused, nothing run.
     let before = e.exec_records(&id);
     let url = e
@@ -498,4 +527,91 @@ async fn bad_requests_get_no_url() {
         target: PortForwardTarget::Container("c".into()),
         ports: vec![0],
     }));
+
+    // After shutdown nobody listens.
+    let addr = h.addr();
+    assert!(tokio::net::TcpStream::connect(addr).await.is_ok());
+    h.shutdown();
+    let mut refused = false;
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(addr).await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(refused, "still listening on {addr} after shutdown");
+}
+
+/// The processes of container `id` whose command line is `cmd` (seen from inside).
+fn processes(e: &common::Env, id: &str, cmd: &str) -> usize {
+    let o = e.sh(id, "ps -o args");
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| l.trim() == cmd)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_goes_away_leaves_nothing_running() {
+    let e = env().await;
+    let id = e.run_d(&["bb", "sleep", "1000"]);
+    // SPDY and WebSocket clients hang up in the middle of an exec: the process is hung up.
+    let url = e
+        .handle
+        .exec_url(exec_req(
+            &id,
+            &["sh", "-c", "echo started; exec sleep 999"],
+            false,
+            false,
+        ))
+        .unwrap();
+    let (mut c, _) = spdy::connect(&url, V4)
+        .await
+        .unwrap_or_else(|a| panic!("{}", a.head));
+    let _ = c.open(&[("streamType", "error")]).await;
+    let out = c.open(&[("streamType", "stdout")]).await;
+    let _ = c.open(&[("streamType", "stderr")]).await;
+    c.until_contains(out, "started").await;
+    let url = e
+        .handle
+        .exec_url(exec_req(
+            &id,
+            &["sh", "-c", "echo started; exec sleep 998"],
+            true,
+            true,
+        ))
+        .unwrap();
+    let mut w = ws::connect(&url, &["v5.channel.k8s.io"]).await.unwrap();
+    w.until_contains(1, "started").await;
+    assert_eq!(processes(&e, &id, "sleep 999"), 1);
+    assert_eq!(processes(&e, &id, "sleep 998"), 1);
+    drop(c);
+    drop(w);
+    assert!(
+        common::wait_until(Duration::from_secs(20), || {
+            processes(&e, &id, "sleep 999") + processes(&e, &id, "sleep 998") == 0
+        }),
+        "the execs of gone clients still run"
+    );
+
+    // A SPDY client that never opens all its streams: the session never starts.
+    let e2 = env_with(StreamConfig {
+        stream_creation_timeout: Duration::from_millis(500),
+        ..StreamConfig::default()
+    })
+    .await;
+    let id2 = e2.run_d(&["bb", "sleep", "1000"]);
+    let url = e2
+        .handle
+        .exec_url(exec_req(&id2, &["sleep", "997"], false, false))
+        .unwrap();
+    let (mut c, _) = spdy::connect(&url, V4)
+        .await
+        .unwrap_or_else(|a| panic!("{}", a.head));
+    let _ = c.open(&[("streamType", "error")]).await;
+    // The server gives up and closes the connection.
+    c.run_to_end().await;
+    assert_eq!(e2.exec_records(&id2), 0);
+    assert_eq!(processes(&e2, &id2, "sleep 997"), 0);
 }

@@ -24,9 +24,8 @@ pub const GOAWAY: u16 = 7;
 pub const HEADERS: u16 = 8;
 pub const WINDOW_UPDATE: u16 = 9;
 
-/// RST_STREAM status: the stream is refused / cancelled.
+/// RST_STREAM status: the stream is refused.
 pub const REFUSED_STREAM: u32 = 3;
-pub const CANCEL: u32 = 5;
 
 /// The largest frame accepted (a header block or data chunk).
 const MAX_FRAME: usize = 1 << 20;

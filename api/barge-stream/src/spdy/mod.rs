@@ -3,5 +3,5 @@
 //! client's streams and data to a session in arrival order.
 
 pub(crate) mod conn;
-pub mod frame;
+pub(crate) mod frame;
 pub(crate) mod session;

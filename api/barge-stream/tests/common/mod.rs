@@ -3,6 +3,7 @@
 //! it, and a streaming server on a free loopback port.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod apiserver;
 pub mod spdy;
 pub mod ws;
 
