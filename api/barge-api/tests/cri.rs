@@ -345,7 +345,7 @@ async fn version_status_config_and_images() {
         .await
         .unwrap()
         .into_inner();
-    let used = fs.image_filesystems[0].used_bytes.clone().unwrap().value;
+    let used = fs.image_filesystems[0].used_bytes.unwrap().value;
     assert!(used > 0);
     // A tag of bb, then removed through the CRI: the image and all its names go.
     c.d.store.ok(&["tag", "bb", "bb2:x"]);
