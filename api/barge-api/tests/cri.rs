@@ -345,7 +345,7 @@ async fn version_status_config_and_images() {
         .await
         .unwrap()
         .into_inner();
-    let used = fs.image_filesystems[0].used_bytes.clone().unwrap().value;
+    let used = fs.image_filesystems[0].used_bytes.unwrap().value;
     assert!(used > 0);
     // A tag of bb, then removed through the CRI: the image and all its names go.
     c.d.store.ok(&["tag", "bb", "bb2:x"]);
@@ -449,8 +449,21 @@ async fn pod_of_two_containers() {
         .contains("sleep 30")),
         "the timed-out exec still runs"
     );
-    // Stats: the CPU time between two reads of the container's cgroup file.
-    let cg = c.out(&a, &["cat", "/proc/self/cgroup"]).await;
+    // Stats: the CPU time between two reads of the container's cgroup file (found from its
+    // host pid, in the verbose status: inside, its cgroup namespace shows "/").
+    let cinfo =
+        c.rt.container_status(ContainerStatusRequest {
+            container_id: a.clone(),
+            verbose: true,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .info;
+    let doc: serde_json::Value = serde_json::from_str(&cinfo["info"]).unwrap();
+    let pid = doc["State"]["Pid"].as_i64().unwrap();
+    assert!(pid > 0, "{doc}");
+    let cg = read(Path::new(&format!("/proc/{pid}/cgroup")));
     let cpuacct = cg
         .lines()
         .find_map(|l| {

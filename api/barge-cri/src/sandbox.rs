@@ -70,13 +70,18 @@ pub fn pod_config(c: &PodSandboxConfig) -> CriResult<PodConfig> {
     }
     let linux = c.linux.clone().unwrap_or_default();
     let sc = linux.security_context.clone().unwrap_or_default();
-    let ns = sc.namespace_options.clone().unwrap_or_default();
-    let host_net = ns.network == NamespaceMode::Node as i32;
+    // No namespace options: every namespace the pod's own, PID per container (POD is the
+    // proto's zero value, so only options that are there can ask for a shared PID).
+    let ns = sc.namespace_options.clone();
+    let mode = |f: fn(&NamespaceOption) -> i32, absent: NamespaceMode| {
+        ns.as_ref().map_or(absent as i32, f)
+    };
+    let host_net = mode(|n| n.network, NamespaceMode::Pod) == NamespaceMode::Node as i32;
     let share = PodShare {
         net: !host_net,
-        ipc: ns.ipc != NamespaceMode::Node as i32,
+        ipc: mode(|n| n.ipc, NamespaceMode::Pod) != NamespaceMode::Node as i32,
         uts: !host_net,
-        pid: ns.pid == NamespaceMode::Pod as i32,
+        pid: mode(|n| n.pid, NamespaceMode::Container) == NamespaceMode::Pod as i32,
     };
     let cgroup_parent = match linux.cgroup_parent.as_str() {
         "" => None,
