@@ -758,6 +758,28 @@ async fn bad_input_is_refused_cleanly() {
     assert_eq!(k, Code::InvalidArgument);
     assert!(m.contains("systemd"), "{m}");
     assert!(c.pods().await.is_empty());
+    // hostIPC (IPC NODE): refused, not a private IPC namespace instead.
+    let mut cfg = c.sandbox("hostipc");
+    cfg.linux = Some(LinuxPodSandboxConfig {
+        security_context: Some(LinuxSandboxSecurityContext {
+            namespace_options: Some(NamespaceOption {
+                ipc: NamespaceMode::Node as i32,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let (k, m) = code(
+        c.rt.run_pod_sandbox(RunPodSandboxRequest {
+            config: Some(cfg),
+            runtime_handler: String::new(),
+        })
+        .await,
+    );
+    assert_eq!(k, Code::InvalidArgument);
+    assert!(m.contains("hostIPC"), "{m}");
+    assert!(c.pods().await.is_empty());
     // The same name and attempt twice: AlreadyExists, one pod.
     let pod = c.run_pod("dup").await;
     let (k, m) = code(
