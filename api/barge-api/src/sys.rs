@@ -71,3 +71,19 @@ pub fn trim_malloc() {
         libc::malloc_trim(0);
     }
 }
+
+/// A pidfd for `pid` (Linux 5.3+): it becomes readable when the process ends, and it keeps
+/// naming that process (a reused pid is another process). `None` when there is no such
+/// process or no fd to spare.
+pub fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    if pid <= 0 {
+        return None;
+    }
+    // SAFETY: pidfd_open takes a pid and flags (none) and returns a new fd or -1; it reads
+    // and writes no memory of ours.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = i32::try_from(fd).ok().filter(|fd| *fd >= 0)?;
+    // SAFETY: the kernel just returned this fd (close-on-exec, as every pidfd is); nothing
+    // else owns it.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}

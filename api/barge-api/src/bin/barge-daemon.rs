@@ -97,6 +97,7 @@ fn run(args: Args) -> Result<(), String> {
             hosts: args.hosts.clone(),
         }),
         pending: Default::default(),
+        lists: Default::default(),
     };
     // Two workers are plenty: requests are short, engine work runs on the blocking pool.
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -108,10 +109,11 @@ fn run(args: Args) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("start the async runtime: {e}"))?;
+    let engine = state.engine.clone();
     let app = server::app(state);
     for h in &args.hosts {
         eprintln!("barge daemon: API listening on {h}");
     }
-    rt.spawn(barge_api::state::trim_when_idle());
+    rt.spawn(barge_api::state::trim_when_idle(engine));
     rt.block_on(server::serve(app, listeners, created))
 }
