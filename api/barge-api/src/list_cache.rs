@@ -39,21 +39,25 @@ use barge_engine::status::{State, Status};
 use barge_engine::{Engine, Error, Result};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-/// One cached container.
+/// One cached container. Small on purpose (a daemon may hold thousands): the decoded
+/// config is not kept; a list with filters reads the rows again (see [`ListCache::list`]).
 struct Entry {
-    record: ContainerRecord,
+    id: Box<str>,
+    name: Box<str>,
+    created: i64,
+    ready: bool,
     status: Status,
     atts: Vec<Attachment>,
     /// Its `GET /containers/json` element but for `Status` (which changes with the time),
     /// without the closing brace.
-    json: String,
+    json: Box<str>,
     /// The shim's pidfd while the container is active: readable once the shim has ended.
     shim: Option<OwnedFd>,
 }
 
 /// A listed container, as the cache holds it.
 pub struct Listed<'a> {
-    pub record: &'a ContainerRecord,
+    pub id: &'a str,
     pub status: &'a Status,
     pub atts: &'a [Attachment],
     /// Its `GET /containers/json` element, but for `Status` and the closing brace (see
@@ -76,6 +80,15 @@ impl Listed<'_> {
 }
 
 impl Entry {
+    fn listed(&self) -> Listed<'_> {
+        Listed {
+            id: &self.id,
+            status: &self.status,
+            atts: &self.atts,
+            json: &self.json,
+        }
+    }
+
     /// No event reliably follows the next change of this entry: read it again at each use.
     fn unsettled(&self) -> bool {
         match self.status.state {
@@ -103,7 +116,7 @@ struct Cache {
     /// The journal's current file at the last look.
     journal: Option<FileId>,
     data_version: i64,
-    entries: HashMap<String, Entry>,
+    entries: HashMap<Box<str>, Box<Entry>>,
     /// Rows a create is making right now (not listed, looked at again at each use).
     creating: HashSet<String>,
     /// Ids to read again.
@@ -172,25 +185,37 @@ impl ListCache {
             None => Cache::fresh(engine, max)?,
         };
         let cache = guard.insert(cache);
-        let mut rows: Vec<&Entry> = cache.entries.values().collect();
-        rows.sort_unstable_by(|a, b| {
-            b.record
-                .created
-                .cmp(&a.record.created)
-                .then_with(|| b.record.id.cmp(&a.record.id))
-        });
+        let mut rows: Vec<&Entry> = cache.entries.values().map(|e| &**e).collect();
+        rows.sort_unstable_by(|a, b| b.created.cmp(&a.created).then_with(|| b.id.cmp(&a.id)));
         let mut out = Vec::new();
+        if sel.filters_nothing() {
+            for e in rows {
+                if sel.full(out.len()) {
+                    break;
+                }
+                if sel.wants(&e.status) {
+                    out.push(each(&e.listed()));
+                }
+            }
+            return Ok(out);
+        }
+        // Filters look at the config: read the rows (decoding them is the one cost a
+        // filtered list keeps), in the cache's order.
+        let mut records: HashMap<String, ContainerRecord> = engine
+            .db
+            .all()?
+            .into_iter()
+            .map(|r| (r.id.clone(), r))
+            .collect();
         for e in rows {
             if sel.full(out.len()) {
                 break;
             }
-            if sel.keeps_with(&e.record, &e.status, &e.atts) {
-                out.push(each(&Listed {
-                    record: &e.record,
-                    status: &e.status,
-                    atts: &e.atts,
-                    json: &e.json,
-                }));
+            let Some(rec) = records.remove(&*e.id) else {
+                continue;
+            };
+            if sel.keeps_with(&rec, &e.status, &e.atts) {
+                out.push(each(&e.listed()));
             }
         }
         Ok(out)
@@ -234,7 +259,7 @@ impl Cache {
         self.check_shims();
         for (id, e) in &self.entries {
             if e.unsettled() {
-                self.dirty.insert(id.clone());
+                self.dirty.insert(id.to_string());
             }
         }
         self.dirty.extend(self.creating.iter().cloned());
@@ -285,8 +310,8 @@ impl Cache {
         let rows = engine.db.summaries()?;
         let mut seen = HashSet::with_capacity(rows.len());
         for (id, name, ready) in rows {
-            let known = match self.entries.get(&id) {
-                Some(e) => e.record.name == name && e.record.ready == ready,
+            let known = match self.entries.get(id.as_str()) {
+                Some(e) => *e.name == *name && e.ready == ready,
                 None => !ready && self.creating.contains(&id),
             };
             if !known {
@@ -295,7 +320,7 @@ impl Cache {
             seen.insert(id);
         }
         let before = self.entries.len();
-        self.entries.retain(|id, _| seen.contains(id));
+        self.entries.retain(|id, _| seen.contains(&**id));
         if self.entries.len() != before {
             self.count_pidfds();
         }
@@ -305,10 +330,10 @@ impl Cache {
 
     /// Shims that ended (their pidfd is readable) mark their containers.
     fn check_shims(&mut self) {
-        let held: Vec<(&String, &OwnedFd)> = self
+        let held: Vec<(&str, &OwnedFd)> = self
             .entries
             .iter()
-            .filter_map(|(id, e)| e.shim.as_ref().map(|fd| (id, fd)))
+            .filter_map(|(id, e)| e.shim.as_ref().map(|fd| (&**id, fd)))
             .collect();
         if held.is_empty() {
             return;
@@ -323,10 +348,10 @@ impl Cache {
                 .iter()
                 .zip(&fds)
                 .filter(|(_, p)| p.revents().is_none_or(|r| !r.is_empty()))
-                .map(|((id, _), _)| (*id).clone())
+                .map(|((id, _), _)| id.to_string())
                 .collect(),
             // Not knowing which: read them all again.
-            Err(_) => held.iter().map(|(id, _)| (*id).clone()).collect(),
+            Err(_) => held.iter().map(|(id, _)| id.to_string()).collect(),
         };
         self.dirty.extend(ended);
     }
@@ -359,7 +384,7 @@ impl Cache {
         if e.shim.is_some() {
             self.pidfds += 1;
         }
-        self.entries.insert(id.to_string(), e);
+        self.entries.insert(id.into(), Box::new(e));
     }
 }
 
@@ -372,17 +397,19 @@ fn load(engine: &Engine, record: ContainerRecord, pidfd: bool) -> Entry {
             // Opened before this second look: if the state file still names that shim
             // (and its start time matches), the fd is that shim.
             let again = engine.status(&record);
-            if again.shim_pid == status.shim_pid && again.state.is_active() && !again.shim_lost
-            {
+            if again.shim_pid == status.shim_pid && again.state.is_active() && !again.shim_lost {
                 shim = Some(fd);
             }
             status = again;
         }
     }
     let atts = engine.attachments(&record.id);
-    let json = render(engine, &record, &status, &atts);
+    let json = render(engine, &record, &status, &atts).into_boxed_str();
     Entry {
-        record,
+        id: record.id.into_boxed_str(),
+        name: record.name.into_boxed_str(),
+        created: record.created,
+        ready: record.ready,
         status,
         atts,
         json,

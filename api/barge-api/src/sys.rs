@@ -52,12 +52,18 @@ fn unsafe_borrow(fd: i32) -> std::os::fd::BorrowedFd<'static> {
 /// At most two malloc arenas: glibc gives each thread that allocates its own (up to 8 per
 /// core), each keeping its freed memory; the daemon's blocking threads come and go with the
 /// requests, and their arenas would keep what they once used.
+///
+/// Fixed mmap and trim thresholds (128 KiB): glibc otherwise raises them after each large
+/// free, up to 32 MiB, and from then on keeps a burst's big buffers (a thousand-entry list,
+/// a JSON document) in the heap, where what is left around them stays resident.
 pub fn tune_malloc() {
     #[cfg(target_env = "gnu")]
     // SAFETY: mallopt only changes allocator parameters; it is called before any other thread
     // exists and takes no pointers.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 << 10);
     }
 }
 

@@ -46,8 +46,8 @@ fn ps_sees_what_the_cli_does_at_once() {
     let ids = d.docker_ok(&["ps", "-q", "--no-trunc"]);
     assert_eq!(ids.trim(), id);
 
-    // Renamed.
-    d.store.ok(&["rename", "c1", "c2"]);
+    // Renamed (the CLI has no rename: through the daemon).
+    d.docker_ok(&["rename", "c1", "c2"]);
     assert_eq!(running(&d), ["c2"]);
 
     // Killed: once the CLI sees it exited, so does the daemon.
@@ -62,13 +62,23 @@ fn ps_sees_what_the_cli_does_at_once() {
 
     // Started again, paused, unpaused, stopped.
     d.store.ok(&["start", "c2"]);
-    assert!(line_of(&d, "c2").starts_with("c2 running Up "), "{:?}", ps_a(&d));
+    assert!(
+        line_of(&d, "c2").starts_with("c2 running Up "),
+        "{:?}",
+        ps_a(&d)
+    );
     d.store.ok(&["pause", "c2"]);
     let l = line_of(&d, "c2");
-    assert!(l.starts_with("c2 paused Up ") && l.ends_with("(Paused)"), "{l}");
+    assert!(
+        l.starts_with("c2 paused Up ") && l.ends_with("(Paused)"),
+        "{l}"
+    );
     d.store.ok(&["unpause", "c2"]);
     let l = line_of(&d, "c2");
-    assert!(l.starts_with("c2 running Up ") && !l.contains("Paused"), "{l}");
+    assert!(
+        l.starts_with("c2 running Up ") && !l.contains("Paused"),
+        "{l}"
+    );
     d.store.ok(&["stop", "-t", "0", "c2"]);
     assert!(running(&d).is_empty());
     assert!(line_of(&d, "c2").starts_with("c2 exited Exited (137) "));
@@ -89,18 +99,27 @@ fn ps_sees_what_the_cli_does_at_once() {
 #[test]
 fn ps_sees_exits_and_restarts_at_once() {
     let d = Daemon::start();
-    d.docker_ok(&["run", "-d", "--name", "e", "bb", "sh", "-c", "sleep 2; exit 3"]);
-    assert_eq!(running(&d), ["e"]);
-    assert_eq!(d.store.ok(&["wait", "e"]).trim(), "3");
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ex",
+        "bb",
+        "sh",
+        "-c",
+        "sleep 2; exit 3",
+    ]);
+    assert_eq!(running(&d), ["ex"]);
+    assert_eq!(d.store.ok(&["wait", "ex"]).trim(), "3");
     assert!(running(&d).is_empty());
-    assert!(line_of(&d, "e").starts_with("e exited Exited (3) "));
+    assert!(line_of(&d, "ex").starts_with("ex exited Exited (3) "));
 
     // Restarted by its policy: each run shows up (restart count in the journal's order).
     d.docker_ok(&[
         "run",
         "-d",
         "--name",
-        "r",
+        "rs",
         "--restart",
         "on-failure:2",
         "bb",
@@ -108,13 +127,13 @@ fn ps_sees_exits_and_restarts_at_once() {
         "-c",
         "sleep 2; exit 4",
     ]);
-    assert!(line_of(&d, "r").starts_with("r running Up "));
+    assert!(line_of(&d, "rs").starts_with("rs running Up "));
     // After the policy gave up: exited, whatever the list saw in between.
     assert!(d.store.wait_for(std::time::Duration::from_secs(30), || {
-        d.store.inspect("r", "{{.State.Status}} {{.RestartCount}}") == "exited 2"
+        d.store.inspect("rs", "{{.State.Status}} {{.RestartCount}}") == "exited 2"
     }));
     assert!(
-        line_of(&d, "r").starts_with("r exited Exited (4) "),
+        line_of(&d, "rs").starts_with("rs exited Exited (4) "),
         "{:?}",
         ps_a(&d)
     );
@@ -125,10 +144,10 @@ fn ps_sees_exits_and_restarts_at_once() {
 fn ps_sees_a_lost_shim_at_once() {
     let d = Daemon::start();
     let id = d
-        .docker_ok(&["run", "-d", "--name", "s", "bb", "sleep", "300"])
+        .docker_ok(&["run", "-d", "--name", "sh1", "bb", "sleep", "300"])
         .trim()
         .to_string();
-    assert!(line_of(&d, "s").starts_with("s running Up "));
+    assert!(line_of(&d, "sh1").starts_with("sh1 running Up "));
     let state: serde_json::Value = serde_json::from_slice(
         &std::fs::read(d.store.container_dir(&id).join("state.json")).unwrap(),
     )
@@ -146,9 +165,12 @@ fn ps_sees_a_lost_shim_at_once() {
     // What the CLI says is what the daemon says.
     let cli = d.store.ok(&["ps", "--format", "json"]);
     assert!(cli.contains("shim lost"), "{cli}");
-    let l = line_of(&d, "s");
-    assert!(l.starts_with("s running Up ") && l.ends_with("(shim lost)"), "{l}");
-    d.docker_ok(&["rm", "-f", "s"]);
+    let l = line_of(&d, "sh1");
+    assert!(
+        l.starts_with("sh1 running Up ") && l.ends_with("(shim lost)"),
+        "{l}"
+    );
+    d.docker_ok(&["rm", "-f", "sh1"]);
     assert!(ps_a(&d).is_empty());
 }
 
@@ -158,7 +180,15 @@ fn cached_list_filters_and_orders() {
     let d = Daemon::start();
     d.docker_ok(&["ps"]);
     for n in ["f1", "f2", "f3"] {
-        d.store.run_d(&["--name", n, "--label", &format!("k={n}"), "bb", "sleep", "300"]);
+        d.store.run_d(&[
+            "--name",
+            n,
+            "--label",
+            &format!("k={n}"),
+            "bb",
+            "sleep",
+            "300",
+        ]);
     }
     d.store.ok(&["stop", "-t", "0", "f2"]);
     assert_eq!(running(&d), ["f3", "f1"]);

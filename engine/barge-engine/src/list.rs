@@ -44,6 +44,16 @@ impl Selector {
         self.limit > 0 && taken >= self.limit
     }
 
+    /// Whether no filter is given (only `all` and the limit select).
+    pub fn filters_nothing(&self) -> bool {
+        self.filter.filters.is_empty()
+    }
+
+    /// Whether a container in this state is wanted (stopped ones only with `all`).
+    pub fn wants(&self, st: &Status) -> bool {
+        self.all || st.state.is_active()
+    }
+
     /// Whether the container (not being created) is listed; `ports` and `networks` are read
     /// only when a filter needs them.
     pub fn keeps(
@@ -53,7 +63,7 @@ impl Selector {
         ports: impl FnOnce() -> (Vec<PortBinding>, Vec<(u16, String)>),
         networks: impl FnOnce() -> Vec<String>,
     ) -> bool {
-        (self.all || st.state.is_active()) && self.filter.matches(rec, st, ports, networks)
+        self.wants(st) && self.filter.matches(rec, st, ports, networks)
     }
 
     /// [`Selector::keeps`] for a container whose attachments are at hand.

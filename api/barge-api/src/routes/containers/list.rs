@@ -40,10 +40,7 @@ pub async fn list(State(s): State<AppState>, p: Params) -> ApiResult<Response> {
             }
             first = false;
             let extra = if size {
-                format!(
-                    ",\"SizeRw\":{},\"SizeRootFs\":0",
-                    e.container_size_rw(&l.record.id)
-                )
+                format!(",\"SizeRw\":{},\"SizeRootFs\":0", e.container_size_rw(l.id))
             } else {
                 String::new()
             };
