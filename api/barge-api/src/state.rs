@@ -13,6 +13,8 @@ pub struct AppState {
     pub info: Arc<DaemonInfo>,
     /// Attaches waiting for their container to start (docker attaches before it starts).
     pub pending: Arc<Pending>,
+    /// `docker ps`'s entries, kept fresh by the event journal.
+    pub lists: Arc<crate::list_cache::ListCache>,
 }
 
 /// An attach made before its container started: the start hands it the shim's socket.
@@ -75,7 +77,8 @@ static WORK_DONE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::n
 /// Every few seconds, if the daemon has worked since the last look, hand the memory malloc
 /// keeps free back to the system: what a burst of requests allocated (JSON documents, a
 /// thousand records for `ps`) would otherwise stay resident for good.
-pub async fn trim_when_idle() {
+/// SQLite's page caches go first (their pages stay in the kernel's cache).
+pub async fn trim_when_idle(engine: Arc<Engine>) {
     let mut seen = 0;
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
     loop {
@@ -83,7 +86,13 @@ pub async fn trim_when_idle() {
         let now = WORK_DONE.load(std::sync::atomic::Ordering::Relaxed);
         if now != seen {
             seen = now;
-            let _ = tokio::task::spawn_blocking(crate::sys::trim_malloc).await;
+            let engine = engine.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                engine.db.release_memory();
+                engine.images.db.release_memory();
+                crate::sys::trim_malloc();
+            })
+            .await;
         }
     }
 }

@@ -52,12 +52,18 @@ fn unsafe_borrow(fd: i32) -> std::os::fd::BorrowedFd<'static> {
 /// At most two malloc arenas: glibc gives each thread that allocates its own (up to 8 per
 /// core), each keeping its freed memory; the daemon's blocking threads come and go with the
 /// requests, and their arenas would keep what they once used.
+///
+/// Fixed mmap and trim thresholds (128 KiB): glibc otherwise raises them after each large
+/// free, up to 32 MiB, and from then on keeps a burst's big buffers (a thousand-entry list,
+/// a JSON document) in the heap, where what is left around them stays resident.
 pub fn tune_malloc() {
     #[cfg(target_env = "gnu")]
     // SAFETY: mallopt only changes allocator parameters; it is called before any other thread
     // exists and takes no pointers.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 << 10);
     }
 }
 
@@ -70,4 +76,20 @@ pub fn trim_malloc() {
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// A pidfd for `pid` (Linux 5.3+): it becomes readable when the process ends, and it keeps
+/// naming that process (a reused pid is another process). `None` when there is no such
+/// process or no fd to spare.
+pub fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    if pid <= 0 {
+        return None;
+    }
+    // SAFETY: pidfd_open takes a pid and flags (none) and returns a new fd or -1; it reads
+    // and writes no memory of ours.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = i32::try_from(fd).ok().filter(|fd| *fd >= 0)?;
+    // SAFETY: the kernel just returned this fd (close-on-exec, as every pidfd is); nothing
+    // else owns it.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }

@@ -172,6 +172,31 @@ impl Db {
         rows.into_iter().map(Self::decode).collect()
     }
 
+    /// Every container's id, name and readiness, without decoding configs (a cache's check
+    /// that it knows every row).
+    pub fn summaries(&self) -> Result<Vec<(String, String, bool)>> {
+        let conn = self.conn();
+        let mut st = conn.prepare("SELECT id, name, ready FROM containers")?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// SQLite's `data_version`: it changes when another connection (another barge process)
+    /// commits to the database, never for this connection's own writes.
+    pub fn data_version(&self) -> Result<i64> {
+        Ok(self
+            .conn()
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    }
+
+    /// Hand back the memory of the page cache (`PRAGMA shrink_memory`): an idle daemon
+    /// keeps none of it (the pages stay in the kernel's cache).
+    pub fn release_memory(&self) {
+        let _ = self.conn().execute_batch("PRAGMA shrink_memory");
+    }
+
     /// Find a container by full id, name, or unique id prefix.
     pub fn find(&self, key: &str) -> Result<ContainerRecord> {
         let key = key.strip_prefix('/').unwrap_or(key);

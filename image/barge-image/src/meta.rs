@@ -166,6 +166,12 @@ impl Db {
         })
     }
 
+    /// Hand back the memory of the page cache (`PRAGMA shrink_memory`): an idle daemon
+    /// keeps none of it (the pages stay in the kernel's cache).
+    pub fn release_memory(&self) {
+        let _ = self.conn().execute_batch("PRAGMA shrink_memory");
+    }
+
     fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock leaves the connection usable: SQLite rolls back.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())

@@ -160,6 +160,14 @@ impl Follower {
             if let Some(ev) = self.pending.pop_front() {
                 return Ok(Some(ev));
             }
+            // Empty inotify's queue before reading the files (what it reports is read
+            // below): a follower asked only for what is there (timeout zero) never polls,
+            // and its queue would otherwise fill up in the kernel.
+            while let Ok(evs) = self.inotify.read_events() {
+                if evs.is_empty() {
+                    break;
+                }
+            }
             self.drain()?;
             if let Some(ev) = self.pending.pop_front() {
                 return Ok(Some(ev));
@@ -180,12 +188,6 @@ impl Follower {
             match poll(&mut fds, wait) {
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => return Err(nix_io("wait for events in", self.journal.dir(), e)),
-            }
-            // Empty the queue; what changed is read from the files.
-            while let Ok(evs) = self.inotify.read_events() {
-                if evs.is_empty() {
-                    break;
-                }
             }
         }
     }

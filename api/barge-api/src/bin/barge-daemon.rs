@@ -113,6 +113,7 @@ fn run(args: Args) -> Result<(), String> {
             hosts: args.hosts.clone(),
         }),
         pending: Default::default(),
+        lists: Default::default(),
     };
     // Two workers are plenty: requests are short, engine work runs on the blocking pool.
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -124,11 +125,12 @@ fn run(args: Args) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("start the async runtime: {e}"))?;
+    let engine = state.engine.clone();
     let app = server::app(state);
     for h in &args.hosts {
         eprintln!("barge daemon: API listening on {h}");
     }
-    rt.spawn(barge_api::state::trim_when_idle());
+    rt.spawn(barge_api::state::trim_when_idle(engine.clone()));
     if let (Some(l), Some(p)) = (cri_listener, &cri_path) {
         eprintln!("barge daemon: CRI listening on unix://{}", p.display());
         let config = barge_stream::StreamConfig {

@@ -99,9 +99,19 @@ pub fn ports_list(bindings: &[PortBinding], exposed: &[(u16, String)]) -> Vec<Va
 
 /// One element of `GET /containers/json`, with `Status` at `now` (unix seconds).
 pub fn entry(engine: &Engine, rec: &ContainerRecord, st: &Status, now: i64) -> Value {
+    entry_with(engine, rec, st, &engine.attachments(&rec.id), now)
+}
+
+/// [`entry`] for a container whose attachments are at hand.
+pub fn entry_with(
+    engine: &Engine,
+    rec: &ContainerRecord,
+    st: &Status,
+    atts: &[Attachment],
+    now: i64,
+) -> Value {
     let c = &rec.config;
-    let atts = engine.attachments(&rec.id);
-    let (bindings, exposed) = ports_of(rec, &atts);
+    let (bindings, exposed) = ports_of(rec, atts);
     let network_mode = if c.network.is_empty() {
         "bridge"
     } else {
@@ -119,7 +129,7 @@ pub fn entry(engine: &Engine, rec: &ContainerRecord, st: &Status, now: i64) -> V
         "State": st.state.as_str(),
         "Status": status_text(st, now),
         "HostConfig": {"NetworkMode": network_mode},
-        "NetworkSettings": {"Networks": super::container::networks_of(rec, &atts)},
+        "NetworkSettings": {"Networks": super::container::networks_of(rec, atts)},
         "Mounts": c.mounts.iter().map(|m| super::container::mount_point(engine, m)).collect::<Vec<_>>(),
     })
 }

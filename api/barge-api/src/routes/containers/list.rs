@@ -2,7 +2,10 @@
 //! (inspect) and `GET /containers/{id}/top`: docker's documents from the engine's
 //! docker-format module.
 
+use axum::body::Body;
 use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue};
+use axum::response::Response;
 use axum::Json;
 use barge_engine::docker;
 use barge_engine::list::ListOptions;
@@ -12,7 +15,7 @@ use crate::error::ApiResult;
 use crate::routes::params::Params;
 use crate::state::{engine, AppState};
 
-pub async fn list(State(s): State<AppState>, p: Params) -> ApiResult<Json<Value>> {
+pub async fn list(State(s): State<AppState>, p: Params) -> ApiResult<Response> {
     let filters = match p.get("filters").filter(|f| !f.is_empty()) {
         Some(f) => engine(barge_engine::filters::Filters::parse_json(f))?,
         None => Default::default(),
@@ -25,20 +28,31 @@ pub async fn list(State(s): State<AppState>, p: Params) -> ApiResult<Json<Value>
         filters,
     };
     let size = p.flag("size", false)?;
+    let lists = s.lists.clone();
     s.blocking(move |e| {
         let now = docker::time::now();
-        let rows = engine(e.list_containers(&opts))?
-            .into_iter()
-            .map(|l| {
-                let mut v = docker::list::entry(e, &l.record, &l.status, now);
-                if size {
-                    v["SizeRw"] = json!(e.container_size_rw(&l.record.id));
-                    v["SizeRootFs"] = json!(0);
-                }
-                v
-            })
-            .collect();
-        Ok(Json(Value::Array(rows)))
+        let mut body = Vec::with_capacity(1024);
+        body.push(b'[');
+        let mut first = true;
+        engine(lists.list(e, &opts, |l| {
+            if !first {
+                body.push(b',');
+            }
+            first = false;
+            let extra = if size {
+                format!(",\"SizeRw\":{},\"SizeRootFs\":0", e.container_size_rw(l.id))
+            } else {
+                String::new()
+            };
+            l.write_json(&mut body, now, &extra);
+        }))?;
+        body.push(b']');
+        let mut r = Response::new(Body::from(body));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        Ok(r)
     })
     .await
 }
