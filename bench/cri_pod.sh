@@ -11,6 +11,7 @@
 # with CMD sleep (the real pause image cannot be pulled here).
 #
 #   RUNS=20 N=20 CONTAINERD=1 BARGE=target/release/barge sudo bench/cri_pod.sh
+# CRI_BENCH=PATH uses an already built client (api/barge-api/examples/cri_bench.rs).
 # Prints a Markdown report on stdout; progress goes to stderr.
 set -euo pipefail
 
@@ -36,9 +37,12 @@ if [[ ! -x $bindir/barge-daemon || -n ${REBUILD_DAEMON:-} ]]; then
     (cd "$repo" && cargo build --profile daemon -q -p barge-api --bin barge-daemon)
     cp "$repo/target/daemon/barge-daemon" "$bindir/barge-daemon"
 fi
-client=$repo/target/release/examples/cri_bench
-log "building the CRI client"
-(cd "$repo" && cargo build --release -q -p barge-api --example cri_bench)
+client=${CRI_BENCH:-}
+if [[ -z $client ]]; then
+    log "building the CRI client"
+    (cd "$repo" && cargo build --release -q -p barge-api --example cri_bench)
+    client=$repo/target/release/examples/cri_bench
+fi
 
 bench_store cribench
 bench_image
