@@ -28,6 +28,17 @@ pub struct PodDns {
     pub options: Vec<String>,
 }
 
+impl PodDns {
+    /// The resolv.conf settings these stand for (checked at create, written at sandbox up).
+    pub(crate) fn resolv_options(&self) -> crate::network::files::DnsOptions {
+        crate::network::files::DnsOptions {
+            servers: self.servers.clone(),
+            search: self.searches.clone(),
+            options: self.options.clone(),
+        }
+    }
+}
+
 /// Which namespaces the pod's containers share (CRI NamespaceOption: POD for network/IPC
 /// means shared; NODE is `network: "host"` / `host_ipc`). Network and UTS go together
 /// (a pod's hostname is its network identity); default: net, ipc and uts shared, pid not.

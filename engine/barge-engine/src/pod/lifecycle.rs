@@ -95,13 +95,10 @@ impl Engine {
                 )));
             }
         }
-        files::DnsOptions {
-            servers: c.dns.servers.clone(),
-            search: c.dns.searches.clone(),
-            options: c.dns.options.clone(),
-        }
-        .validate()
-        .map_err(|e| Error::BadParameter(e.to_string()))?;
+        c.dns
+            .resolv_options()
+            .validate()
+            .map_err(|e| Error::BadParameter(e.to_string()))?;
         for h in &c.extra_hosts {
             files::parse_add_host(h).map_err(|e| Error::BadParameter(e.to_string()))?;
         }

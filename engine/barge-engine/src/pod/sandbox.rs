@@ -377,11 +377,7 @@ impl Engine {
             }
             files::hosts_file(&entries)
         };
-        let dns = files::DnsOptions {
-            servers: c.dns.servers.clone(),
-            search: c.dns.searches.clone(),
-            options: c.dns.options.clone(),
-        };
+        let dns = c.dns.resolv_options();
         let resolv = files::resolv_conf(
             &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
             &dns,
