@@ -1,0 +1,2 @@
+//! `barge edge`: the agent on each device.
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! The fleet HTTP API (`--api`): Kubernetes-like JSON resources for `barge fleet` and the
+//! dashboard.

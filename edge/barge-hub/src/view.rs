@@ -1,0 +1,1 @@
+//! A node's desired set: the objects the hub sends it.
