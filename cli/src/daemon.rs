@@ -1,42 +1,77 @@
-//! `barge daemon [FLAGS]`: replace this process with `barge-daemon` (next to this binary, or
-//! `$BARGE_DAEMON`), passing the store locations on. The daemon is its own binary so that the
-//! CLI does not map the HTTP server, and the daemon does not map the CLI.
+//! Commands served by companion binaries next to `barge`: `barge daemon` execs
+//! `barge-daemon`, `barge hub` execs `barge-hub`, `barge edge` execs `barge-edge` and
+//! `barge fleet` execs `barge-fleet` (each found next to this binary, or at the path in its
+//! environment variable: `BARGE_DAEMON`, `BARGE_HUB`, `BARGE_EDGE`, `BARGE_FLEET`). They are
+//! their own binaries so that the CLI does not map HTTP/TLS servers and they do not map the
+//! CLI. The store locations (`--root`, `--config`, `--runroot`) are passed on to those that
+//! use the engine (the daemon and the edge agent).
 
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The daemon's flags (`barge daemon --help` lists them).
+    /// The command's flags (`barge COMMAND --help` lists them).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub args: Vec<String>,
 }
 
-pub fn run(
-    root: &std::path::Path,
-    config: &std::path::Path,
-    runroot: &std::path::Path,
-    args: Args,
-) -> i32 {
-    let exe = match std::env::var_os("BARGE_DAEMON") {
+/// A companion binary.
+#[derive(Debug, Clone, Copy)]
+pub enum Companion {
+    Daemon,
+    Hub,
+    Edge,
+    Fleet,
+}
+
+impl Companion {
+    fn binary(self) -> &'static str {
+        match self {
+            Companion::Daemon => "barge-daemon",
+            Companion::Hub => "barge-hub",
+            Companion::Edge => "barge-edge",
+            Companion::Fleet => "barge-fleet",
+        }
+    }
+
+    fn env(self) -> &'static str {
+        match self {
+            Companion::Daemon => "BARGE_DAEMON",
+            Companion::Hub => "BARGE_HUB",
+            Companion::Edge => "BARGE_EDGE",
+            Companion::Fleet => "BARGE_FLEET",
+        }
+    }
+
+    /// Does it run containers (and so need the store locations)?
+    fn uses_engine(self) -> bool {
+        matches!(self, Companion::Daemon | Companion::Edge)
+    }
+}
+
+/// Replace this process with the companion; returns (an exit code) only on failure.
+pub fn run(which: Companion, root: &Path, config: &Path, runroot: &Path, args: Args) -> i32 {
+    let exe = match std::env::var_os(which.env()) {
         Some(p) => PathBuf::from(p),
         None => match std::env::current_exe() {
-            Ok(e) => e.with_file_name("barge-daemon"),
+            Ok(e) => e.with_file_name(which.binary()),
             Err(e) => {
                 eprintln!("barge: locate the barge binary: {e}");
                 return 1;
             }
         },
     };
-    let err = std::process::Command::new(&exe)
-        .arg("--root")
-        .arg(root)
-        .arg("--config")
-        .arg(config)
-        .arg("--runroot")
-        .arg(runroot)
-        .args(&args.args)
-        .exec();
+    let mut cmd = std::process::Command::new(&exe);
+    if which.uses_engine() {
+        cmd.arg("--root")
+            .arg(root)
+            .arg("--config")
+            .arg(config)
+            .arg("--runroot")
+            .arg(runroot);
+    }
+    let err = cmd.args(&args.args).exec();
     eprintln!("barge: run {}: {err}", exe.display());
     1
 }

@@ -117,6 +117,15 @@ enum Command {
     /// Serve the Docker Engine API (docker CLI, docker-py, docker-compose) on a unix socket.
     #[command(disable_help_flag = true)]
     Daemon(daemon::Args),
+    /// The cloud hub of an edge fleet: edges connect over TLS, state in etcd, the fleet API.
+    #[command(disable_help_flag = true)]
+    Hub(daemon::Args),
+    /// The edge agent: `edge join HUB --token T --name N`, then `edge run`.
+    #[command(disable_help_flag = true)]
+    Edge(daemon::Args),
+    /// Operate a fleet through a hub's API: apply, get, describe, delete, logs, exec, token, node.
+    #[command(disable_help_flag = true)]
+    Fleet(daemon::Args),
     /// Manage barge: disk usage, prune, check and repair, boot.
     #[command(subcommand)]
     System(container::system::SystemCommand),
@@ -150,7 +159,34 @@ fn main() {
     use container::ENGINE_FAILED;
     let code = match cli.command {
         Command::Runtime(rt) => barge_runtime_cli::run(rt),
-        Command::Daemon(a) => daemon::run(&ctx.root, &ctx.config, &cctx.runroot, a),
+        Command::Daemon(a) => daemon::run(
+            daemon::Companion::Daemon,
+            &ctx.root,
+            &ctx.config,
+            &cctx.runroot,
+            a,
+        ),
+        Command::Hub(a) => daemon::run(
+            daemon::Companion::Hub,
+            &ctx.root,
+            &ctx.config,
+            &cctx.runroot,
+            a,
+        ),
+        Command::Edge(a) => daemon::run(
+            daemon::Companion::Edge,
+            &ctx.root,
+            &ctx.config,
+            &cctx.runroot,
+            a,
+        ),
+        Command::Fleet(a) => daemon::run(
+            daemon::Companion::Fleet,
+            &ctx.root,
+            &ctx.config,
+            &cctx.runroot,
+            a,
+        ),
         Command::Run(a) => container_cmd(|| container::run::run(&cctx, *a), ENGINE_FAILED),
         Command::Create(a) => container_cmd(|| container::create::run(&cctx, *a), ENGINE_FAILED),
         Command::Start(a) => container_cmd(|| container::lifecycle::start(&cctx, a), 1),
