@@ -903,3 +903,213 @@ async fn security_context_reaches_the_process() {
     .await
     .unwrap();
 }
+
+fn image_spec(name: &str) -> Option<ImageSpec> {
+    Some(ImageSpec {
+        image: name.into(),
+        ..Default::default()
+    })
+}
+
+/// PullImage from a registry that demands basic auth: refused as Unauthenticated without
+/// credentials and with a wrong password, pulled with the AuthConfig kubelet passes; the
+/// image is then known to ImageStatus and runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_with_registry_credentials() {
+    use barge_testutil::oci_image::{push_image, Image};
+    let reg = tokio::task::spawn_blocking(|| {
+        let reg = barge_testutil::registry::Registry::start_basic_auth("kube", "s3cret");
+        push_image(&reg, "private/bb", "1", &Image::busybox());
+        reg
+    })
+    .await
+    .unwrap();
+    let mut c = Cri::start().await;
+    let name = format!("{}/private/bb:1", reg.addr);
+    let pull = |auth: Option<AuthConfig>| PullImageRequest {
+        image: image_spec(&name),
+        auth,
+        sandbox_config: None,
+    };
+    let (k, m) = code(c.img.pull_image(pull(None)).await);
+    assert_eq!(k, Code::Unauthenticated, "{m}");
+    let wrong = AuthConfig {
+        username: "kube".into(),
+        password: "nope".into(),
+        ..Default::default()
+    };
+    let (k, m) = code(c.img.pull_image(pull(Some(wrong))).await);
+    assert_eq!(k, Code::Unauthenticated, "{m}");
+    let st = c
+        .img
+        .image_status(ImageStatusRequest {
+            image: image_spec(&name),
+            verbose: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(st.image.is_none(), "a refused pull left an image");
+    let good = AuthConfig {
+        username: "kube".into(),
+        password: "s3cret".into(),
+        ..Default::default()
+    };
+    let r = c
+        .img
+        .pull_image(pull(Some(good)))
+        .await
+        .unwrap_or_else(|e| panic!("pull with credentials: {e:?}\n{}", c.d.log()))
+        .into_inner();
+    assert!(r.image_ref.starts_with("sha256:"), "{}", r.image_ref);
+    let st = c
+        .img
+        .image_status(ImageStatusRequest {
+            image: image_spec(&name),
+            verbose: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(st.image.unwrap().id, r.image_ref);
+    let pod = c.run_pod("pulled").await;
+    let mut config = Cri::container("priv", &["sleep", "300"]);
+    config.image = image_spec(&name);
+    let id = c.create_with(&pod, "pulled", config).await.unwrap();
+    c.start_c(&id).await;
+    assert_eq!(
+        c.out(&id, &["echo", "from-private"]).await.trim(),
+        "from-private"
+    );
+}
+
+/// UpdateContainerResources on a running container: the new memory limit and CPU quota are
+/// what the container's own cgroup says (read from inside), and ContainerStatus shows them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_container_resources_reaches_the_cgroup() {
+    let mut c = Cri::start().await;
+    let pod = c.run_pod("upd").await;
+    let id = c.create(&pod, "upd", &["sleep", "300"]).await;
+    c.start_c(&id).await;
+    let limit = 96 * 1024 * 1024;
+    c.rt.update_container_resources(UpdateContainerResourcesRequest {
+        container_id: id.clone(),
+        linux: Some(LinuxContainerResources {
+            memory_limit_in_bytes: limit,
+            cpu_period: 100_000,
+            cpu_quota: 50_000,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("UpdateContainerResources: {e:?}\n{}", c.d.log()));
+    // The container's cgroup, from inside: /proc/self/cgroup names it under each hierarchy
+    // (the cpu controller's directory is `cpu,cpuacct` or `cpu` depending on the mount).
+    let find = |ctl: &str, file: &str| {
+        format!(
+            "p=$(grep -E ':([a-z_]+,)?{ctl}(,[a-z_]+)?:' /proc/self/cgroup | head -1 | cut -d: -f3); \
+             for d in /sys/fs/cgroup/*{ctl}*$p /sys/fs/cgroup/*{ctl}*; do \
+             [ -f \"$d/{file}\" ] && cat \"$d/{file}\" && exit 0; done; \
+             ls /sys/fs/cgroup; cat /proc/self/cgroup; exit 1"
+        )
+    };
+    let got = c
+        .out(&id, &["sh", "-c", &find("memory", "memory.limit_in_bytes")])
+        .await;
+    assert_eq!(got.trim(), limit.to_string(), "memory limit");
+    let got = c
+        .out(&id, &["sh", "-c", &find("cpu", "cpu.cfs_quota_us")])
+        .await;
+    assert_eq!(got.trim(), "50000", "cpu quota");
+    let st =
+        c.rt.container_status(ContainerStatusRequest {
+            container_id: id.clone(),
+            verbose: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+        .unwrap();
+    let lr = st
+        .resources
+        .and_then(|r| r.linux)
+        .expect("status.resources.linux");
+    assert_eq!(lr.memory_limit_in_bytes, limit);
+    assert_eq!(lr.cpu_quota, 50_000);
+    // A bad request changes nothing.
+    let (k, m) = code(
+        c.rt.update_container_resources(UpdateContainerResourcesRequest {
+            container_id: "nosuch".into(),
+            linux: Some(LinuxContainerResources::default()),
+            ..Default::default()
+        })
+        .await,
+    );
+    assert_eq!(k, Code::NotFound, "{m}");
+}
+
+/// A sandbox's port mapping (hostPort) reaches a server in the pod from the host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_port_reaches_the_pod() {
+    let mut c = Cri::start().await;
+    let port = barge_testutil::registry::free_port();
+    let mut config = c.sandbox("web");
+    config.port_mappings = vec![PortMapping {
+        protocol: Protocol::Tcp as i32,
+        container_port: 8080,
+        host_port: i32::from(port),
+        host_ip: "127.0.0.1".into(),
+    }];
+    std::fs::create_dir_all(&config.log_directory).unwrap();
+    let pod =
+        c.rt.run_pod_sandbox(RunPodSandboxRequest {
+            config: Some(config),
+            runtime_handler: String::new(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("RunPodSandbox: {e:?}\n{}", c.d.log()))
+        .into_inner()
+        .pod_sandbox_id;
+    let id = c
+        .create(
+            &pod,
+            "web",
+            &[
+                "sh",
+                "-c",
+                "mkdir -p /www && echo hello-from-the-pod > /www/index.html && exec httpd -f -p 8080 -h /www",
+            ],
+        )
+        .await;
+    c.start_c(&id).await;
+    let addr = format!("127.0.0.1:{port}");
+    let mut body = String::new();
+    for _ in 0..100 {
+        let a = addr.clone();
+        if let Ok(Ok(text)) = tokio::task::spawn_blocking(move || get_text(&a)).await {
+            body = text;
+            if body.contains("hello-from-the-pod") {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        body.contains("hello-from-the-pod"),
+        "got {body:?}\n{}",
+        c.d.log()
+    );
+}
+
+/// A plain HTTP/1.0 GET of `/index.html` (the whole answer, headers included).
+fn get_text(addr: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}

@@ -175,9 +175,13 @@ impl Ctx {
     }
 }
 
-/// Whether the next host may do better: this one failed (refused, 404, cut) or sent wrong bytes.
+/// Whether the next host may do better: this one failed (refused, 404, cut), sent wrong
+/// bytes, or wants credentials the next one (a mirror, or the upstream) may not.
 fn next_host_may_help(e: &Error) -> bool {
-    matches!(e, Error::Registry { .. } | Error::DigestMismatch { .. })
+    matches!(
+        e,
+        Error::Registry { .. } | Error::DigestMismatch { .. } | Error::Unauthorized { .. }
+    )
 }
 
 /// Pull `reference` into `store` and name it. Returns the new image record.
@@ -352,19 +356,24 @@ fn all_failed(reference: &ImageRef, mut tried: Vec<(String, Error)>, what: &str)
             ),
         };
     }
+    let denied = tried
+        .iter()
+        .all(|(_, e)| matches!(e, Error::Unauthorized { .. }));
     let list: Vec<String> = tried
         .into_iter()
         .map(|(host, e)| format!("{host}: {e}"))
         .collect();
-    Error::Registry {
-        registry: reference.registry().to_string(),
-        reason: format!(
-            "could not {what} {} from any of its {} hosts: {}",
-            reference.canonical(),
-            list.len(),
-            list.join("; ")
-        ),
+    let reason = format!(
+        "could not {what} {} from any of its {} hosts: {}",
+        reference.canonical(),
+        list.len(),
+        list.join("; ")
+    );
+    let registry = reference.registry().to_string();
+    if denied {
+        return Error::Unauthorized { registry, reason };
     }
+    Error::Registry { registry, reason }
 }
 
 async fn fetch_manifest(
@@ -378,14 +387,23 @@ async fn fetch_manifest(
         .pull_manifest_raw(&remote, auth, manifest::ACCEPTED)
         .await
         .map_err(|e| {
-            registry_err(
-                ctx,
-                format!(
-                    "fetching manifest of {}: {}",
-                    reference.canonical(),
-                    with_causes(&e)
-                ),
-            )
+            let reason = format!(
+                "fetching manifest of {}: {}",
+                reference.canonical(),
+                with_causes(&e)
+            );
+            match e {
+                // Credentials missing or refused: the caller must tell this apart (the API's
+                // 401, CRI's Unauthenticated), not a registry that is down.
+                oci_client::errors::OciDistributionError::AuthenticationFailure(_)
+                | oci_client::errors::OciDistributionError::UnauthorizedError { .. } => {
+                    Error::Unauthorized {
+                        registry: ctx.endpoint.host.clone(),
+                        reason,
+                    }
+                }
+                _ => registry_err(ctx, reason),
+            }
         })?;
     if bytes.len() > MAX_MANIFEST {
         return Err(Error::invalid(

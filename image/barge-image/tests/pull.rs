@@ -279,7 +279,7 @@ fn bearer_token_auth_anonymous_and_with_credentials() {
     let mut e = env();
     let name = format!("{}/tok:1", proxy.addr);
     let err = e.pull(&name).unwrap_err();
-    assert!(matches!(err, Error::Registry { .. }), "{err}");
+    assert!(matches!(err, Error::Unauthorized { .. }), "{err}");
     e.assert_empty();
     e.config
         .store_credentials(&proxy.addr, "alice", "wrong")
