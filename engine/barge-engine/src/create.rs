@@ -38,7 +38,9 @@ impl Engine {
                 crate::names::validate(n)?;
                 n.to_string()
             }
-            None => crate::names::random_name()?,
+            None => crate::names::random_free_name(|n| {
+                self.db.name_taken(crate::db::NameTable::Containers, n)
+            })?,
         };
         let pod = self.pod_for_create(&opts.config)?;
         let mut config = merge_image(opts, &image, &id)?;

@@ -43,6 +43,13 @@ pub struct VolumeRecord {
     pub anonymous: bool,
 }
 
+/// Which kind of object a name belongs to ([`Db::name_taken`]).
+#[derive(Debug, Clone, Copy)]
+pub enum NameTable {
+    Containers,
+    Pods,
+}
+
 pub struct Db {
     conn: Mutex<Connection>,
 }
@@ -195,6 +202,19 @@ impl Db {
     /// keeps none of it (the pages stay in the kernel's cache).
     pub fn release_memory(&self) {
         let _ = self.conn().execute_batch("PRAGMA shrink_memory");
+    }
+
+    /// Whether a container (`table` "containers") or a pod ("pods") has this exact name.
+    pub fn name_taken(&self, table: NameTable, name: &str) -> Result<bool> {
+        let sql = match table {
+            NameTable::Containers => "SELECT 1 FROM containers WHERE name = ?1",
+            NameTable::Pods => "SELECT 1 FROM pods WHERE name = ?1",
+        };
+        let hit: Option<i64> = self
+            .conn()
+            .query_row(sql, [name], |r| r.get(0))
+            .optional()?;
+        Ok(hit.is_some())
     }
 
     /// Find a container by full id, name, or unique id prefix.

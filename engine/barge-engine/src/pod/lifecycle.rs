@@ -20,7 +20,9 @@ impl Engine {
                 crate::names::validate(&n).map_err(|e| Error::BadParameter(e.to_string()))?;
                 n
             }
-            None => crate::names::random_name()?,
+            None => crate::names::random_free_name(|n| {
+                self.db.name_taken(crate::db::NameTable::Pods, n)
+            })?,
         };
         self.pod_check(&mut config, &name)?;
         config.name = Some(name.clone());
