@@ -94,6 +94,10 @@ state = "$work/containerd/state"
   address = "$work/containerd.sock"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "docker.io/bench/pause:latest"
+  # The CRI plugin gives sandboxes oom_score_adj -998, which this VM refuses (runc's init
+  # dies writing it: "can't get final child's PID from pipe: EOF"); restricted, it is
+  # containerd's own score, as barge's sandboxes (no process) and containers get.
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     default_runtime_name = "runc"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
@@ -102,7 +106,8 @@ state = "$work/containerd/state"
     bin_dir = "/usr/lib/cni"
     conf_dir = "$work/cni"
 TOML
-    "$BARGE" import -c 'CMD ["sleep","inf"]' "$work/rootfs.tar" bench/pause:latest >/dev/null
+    "$BARGE" import -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+        -c 'CMD ["sleep","inf"]' "$work/rootfs.tar" bench/pause:latest >/dev/null
     "$BARGE" save -o "$work/images.tar" bench/busybox:latest bench/pause:latest
     (echo "$BASHPID" >"$mroot$cg_c/cgroup.procs" && exec containerd --config "$work/containerd.toml") \
         >"$work/containerd.log" 2>&1 &

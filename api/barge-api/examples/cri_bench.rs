@@ -79,9 +79,24 @@ async fn remove_pod(c: &mut Client, id: &str) {
     .expect("RemovePodSandbox");
 }
 
-async fn cycle(c: &mut Client, name: &str, image: &str, cgroup_parent: &str, logdir: &str) {
+/// One cycle; the time of each step (ms): RunPodSandbox, CreateContainer, StartContainer,
+/// StopPodSandbox + RemovePodSandbox.
+async fn cycle(
+    c: &mut Client,
+    name: &str,
+    image: &str,
+    cgroup_parent: &str,
+    logdir: &str,
+) -> [f64; 4] {
+    let mut steps = [0.0; 4];
+    let mut t = Instant::now();
+    let mut lap = |i: usize, steps: &mut [f64; 4]| {
+        steps[i] = t.elapsed().as_secs_f64() * 1e3;
+        t = Instant::now();
+    };
     let cfg = sandbox(name, cgroup_parent, logdir);
     let pod = run_pod(c, &cfg).await;
+    lap(0, &mut steps);
     let id = c
         .create_container(CreateContainerRequest {
             pod_sandbox_id: pod.clone(),
@@ -104,10 +119,14 @@ async fn cycle(c: &mut Client, name: &str, image: &str, cgroup_parent: &str, log
         .expect("CreateContainer")
         .into_inner()
         .container_id;
+    lap(1, &mut steps);
     c.start_container(StartContainerRequest { container_id: id })
         .await
         .expect("StartContainer");
+    lap(2, &mut steps);
     remove_pod(c, &pod).await;
+    lap(3, &mut steps);
+    steps
 }
 
 fn stats(v: &[f64]) -> (f64, f64, f64) {
@@ -133,19 +152,27 @@ async fn main() {
             }
             // One warm-up cycle each, untimed.
             for (i, c) in clients.iter_mut().enumerate() {
-                cycle(c, &format!("warm-{pid}-{i}"), image, cg, logdir).await;
+                let _ = cycle(c, &format!("warm-{pid}-{i}"), image, cg, logdir).await;
             }
             let mut times = vec![Vec::new(); eps.len()];
+            let mut steps = vec![[0.0f64; 4]; eps.len()];
             for r in 0..runs {
                 for (i, c) in clients.iter_mut().enumerate() {
                     let t = Instant::now();
-                    cycle(c, &format!("b-{pid}-{r}-{i}"), image, cg, logdir).await;
+                    let s = cycle(c, &format!("b-{pid}-{r}-{i}"), image, cg, logdir).await;
                     times[i].push(t.elapsed().as_secs_f64() * 1e3);
+                    for (sum, v) in steps[i].iter_mut().zip(s) {
+                        *sum += v / runs as f64;
+                    }
                 }
             }
-            for (e, t) in eps.iter().zip(&times) {
-                let (m, s, min) = stats(t);
-                println!("{e} {m:.1} {s:.1} {min:.1}");
+            for ((e, t), s) in eps.iter().zip(&times).zip(&steps) {
+                let (m, sd, min) = stats(t);
+                println!("{e} {m:.1} {sd:.1} {min:.1}");
+                eprintln!(
+                    "cri_bench: {e}: mean ms per step: run sandbox {:.1}, create {:.1}, start {:.1}, stop + remove {:.1}",
+                    s[0], s[1], s[2], s[3]
+                );
             }
         }
         Some("pods") => {
