@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
-cargo build --release --locked -p barge -p barge-shim -p barge-engine --bins
+cargo build --release --locked -p barge -p barge-shim -p barge-engine -p barge-hub -p barge-agent -p barge-fleet --bins
 # The API daemon: a panic in one request fails that request only (panic = unwind).
 cargo build --profile daemon --locked -p barge-api
 cp target/daemon/barge-daemon target/release/barge-daemon
@@ -31,9 +31,12 @@ sed -i -e 's/"terminal": true/"terminal": false/' \
 # registry pull works the same way: `barge pull REGISTRY/NAME:TAG`), then containers from it.
 store=$(mktemp -d /tmp/barge-demo-store.XXXXXX)
 export BARGE_ROOT=$store/root BARGE_RUNROOT=$store/run BARGE_CONFIG=$store/etc
-daemon_pid=
+daemon_pid= etcd_pid= hub_pid= agent_pid=
 cleanup() {
-    [[ -n $daemon_pid ]] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null || true
+    for p in $agent_pid $hub_pid $etcd_pid $daemon_pid; do
+        kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true
+    done
+    "$barge" pod ls -q 2>/dev/null | xargs -r "$barge" pod rm -f >/dev/null 2>&1 || true
     "$barge" ps -aq --no-trunc 2>/dev/null | xargs -r "$barge" rm -f >/dev/null 2>&1 || true
     "$barge" network prune -f >/dev/null 2>&1 || true
     rm -rf "$bundle" "$store"
@@ -75,4 +78,53 @@ if command -v docker >/dev/null; then
     docker run --rm demo/busybox echo hello through the Docker API
     docker ps --format 'table {{.Names}}\t{{.Image}}\t{{.Status}}'
     docker rm -f made-by-cli >/dev/null
+fi
+
+# An edge fleet: etcd, a cloud hub, one edge agent on this machine (over the same store), a
+# Deployment placed on it by its label, seen from the cloud with `barge fleet`.
+if command -v etcd >/dev/null; then
+    free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+    ep=$(free_port) pp=$(free_port) edge_port=$(free_port) api_port=$(free_port)
+    etcd --data-dir "$store/etcd" --listen-client-urls "http://127.0.0.1:$ep" \
+        --advertise-client-urls "http://127.0.0.1:$ep" --listen-peer-urls "http://127.0.0.1:$pp" \
+        --initial-advertise-peer-urls "http://127.0.0.1:$pp" \
+        --initial-cluster "default=http://127.0.0.1:$pp" >"$store/etcd.log" 2>&1 &
+    etcd_pid=$!
+    "$barge" hub --etcd "http://127.0.0.1:$ep" --listen "127.0.0.1:$edge_port" \
+        --api "127.0.0.1:$api_port" --state-dir "$store/hub" 2>"$store/hub.log" &
+    hub_pid=$!
+    for _ in $(seq 100); do [[ -s $store/hub/admin.conf ]] && break; sleep 0.1; done
+    export BARGE_FLEET_CONFIG=$store/hub/admin.conf
+    token=$("$barge" fleet token create --ttl 10m)
+    "$barge" edge join "https://127.0.0.1:$edge_port" --token "$token" --name demo-edge --label site=lab
+    "$barge" edge run 2>"$store/agent.log" &
+    agent_pid=$!
+    cat >"$store/web.yaml" <<'YAML'
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: hello}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: hello}}
+  template:
+    metadata: {labels: {app: hello}}
+    spec:
+      nodeSelector: {site: lab}
+      containers:
+      - name: app
+        image: demo/busybox:latest
+        imagePullPolicy: Never
+        command: ["sh", "-c", "echo hello from the edge; exec sleep 3600"]
+YAML
+    "$barge" fleet apply -f "$store/web.yaml"
+    for _ in $(seq 100); do
+        "$barge" fleet get pods -o json | grep -q '"phase": *"Running"' && break
+        sleep 0.2
+    done
+    "$barge" fleet get nodes
+    "$barge" fleet get pods
+    pod=$("$barge" fleet get pods -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["items"][0]["metadata"]["name"])')
+    "$barge" fleet logs "demo-edge/$pod"
+    "$barge" fleet exec "demo-edge/$pod" -- hostname
+    "$barge" ps
 fi
