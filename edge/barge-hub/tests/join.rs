@@ -1,6 +1,8 @@
 //! Join against a real etcd and an in-process hub: good, forged, expired and reused tokens,
 //! a CSR for another name, the CA sealed at rest.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Test harness: a real etcd per test (free loopback ports, temp data dir, killed on drop),
 //! a hub started in-process against it, and a minimal edge client speaking the proto over
 //! tokio-rustls.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
