@@ -1,6 +1,6 @@
 //! Test harness: a real etcd per test (free loopback ports, temp data dir, killed on drop),
 //! a hub on it with the fleet API served on a loopback port, and an HTTP client.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -92,45 +92,44 @@ impl Drop for Etcd {
     }
 }
 
-/// A hub (API side only) on `etcd` with key prefix `prefix`, state in `state_dir`.
-pub async fn hub(etcd: &Etcd, prefix: &str, state_dir: &Path, grace: u64) -> Arc<Hub> {
+/// A hub started the way `barge-hub` starts (`run::start`: edge listener, controller, fleet
+/// API, admin.conf) on `etcd` with key prefix `prefix`, state in `state_dir`, loopback ports.
+/// `key_file`: the fleet's CA sealing key (a second hub of a fleet needs the first's).
+pub async fn start_hub(
+    etcd: &Etcd,
+    prefix: &str,
+    state_dir: &Path,
+    key_file: Option<&Path>,
+) -> Arc<Hub> {
     use clap::Parser;
-    let api_port = free_port();
-    let config = barge_hub::config::Config::parse_from([
-        "barge-hub",
-        "--etcd",
-        &etcd.url,
-        "--etcd-prefix",
-        prefix,
-        "--listen",
-        "127.0.0.1:0",
-        "--api",
-        &format!("127.0.0.1:{api_port}"),
-        "--state-dir",
-        state_dir.to_str().unwrap(),
-        "--node-grace-secs",
-        &grace.to_string(),
-    ]);
-    Arc::new(Hub {
-        config,
-        id: format!("test-{api_port}"),
-        prefix: prefix.to_string(),
-        etcd: etcd.client().await,
-        tunnels: Default::default(),
-    })
+    let mut args = vec![
+        "barge-hub".to_string(),
+        "--etcd".into(),
+        etcd.url.clone(),
+        "--etcd-prefix".into(),
+        prefix.into(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--api".into(),
+        "127.0.0.1:0".into(),
+        "--state-dir".into(),
+        state_dir.to_str().unwrap().into(),
+    ];
+    if let Some(k) = key_file {
+        args.push("--key-file".into());
+        args.push(k.to_str().unwrap().into());
+    }
+    let config = barge_hub::config::Config::parse_from(args);
+    barge_hub::run::start(config).await.unwrap().hub
 }
 
-/// The fleet API of `hub` on a loopback port (admin.conf made first). Returns its URL and
-/// the admin token from admin.conf.
-pub async fn serve(hub: Arc<Hub>) -> (String, String) {
-    barge_hub::admin::ensure(&hub).await.unwrap();
+/// A hub (see [`start_hub`]) and its API: URL and the admin token from admin.conf.
+pub async fn hub_api(etcd: &Etcd, prefix: &str, state_dir: &Path) -> (Arc<Hub>, String, String) {
+    let hub = start_hub(etcd, prefix, state_dir, None).await;
     let conf: Value =
-        serde_json::from_slice(&std::fs::read(hub.config.state_dir.join("admin.conf")).unwrap())
-            .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(barge_hub::api::serve(hub, listener));
-    (url, conf["token"].as_str().unwrap_or("").to_string())
+        serde_json::from_slice(&std::fs::read(state_dir.join("admin.conf")).unwrap()).unwrap();
+    let token = conf["token"].as_str().unwrap_or("").to_string();
+    (hub.clone(), hub.api_url.clone(), token)
 }
 
 /// One HTTP request with a real client: status, headers and the body as JSON (or as a
