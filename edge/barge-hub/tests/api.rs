@@ -1,11 +1,11 @@
 //! The fleet HTTP API against a real etcd, through a real HTTP client.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+mod api_support;
 
 use std::os::unix::fs::PermissionsExt;
 
-use common::*;
+use api_support::*;
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 
