@@ -140,7 +140,7 @@ pub async fn run(
     tls: TlsStream<tokio::net::TcpStream>,
     peer: SocketAddr,
     hello: Hello,
-    cert_not_after: i64,
+    cert: PeerCert,
 ) {
     let name = hello.name.clone();
     let (mut rd, mut wr) = tokio::io::split(tls);
@@ -189,7 +189,7 @@ pub async fn run(
         statuses: StatusBuffer::default(),
     };
     let handle = hub.tunnels.register(&name, out_tx.clone());
-    let result = s.serve(&hello, cert_not_after, &handle, &mut in_rx).await;
+    let result = s.serve(&hello, &cert, &handle, &mut in_rx).await;
     let was_current = hub.tunnels.unregister(&name, &handle);
     handle.fail_all(&format!("node {name}: session closed"));
     match &result {
@@ -255,12 +255,13 @@ impl Session {
     async fn serve(
         &mut self,
         hello: &Hello,
-        cert_not_after: i64,
+        cert: &PeerCert,
         handle: &crate::tunnel::SessionHandle,
         in_rx: &mut mpsc::Receiver<anyhow::Result<EdgeMsg>>,
     ) -> Result<(), Refusal> {
         let hub = self.hub.clone();
         let name = self.name.clone();
+        let cert_not_after = cert.not_after;
         // The node's record: keep what is stored (acked revision), refresh the rest.
         let status_key = keys::node_status(&hub.prefix, &name);
         if let Some((rec, _)) = crate::store::get_json::<NodeRecord>(&hub.etcd, &status_key).await?
@@ -297,7 +298,8 @@ impl Session {
             hubs: hub.hub_endpoints().await,
             heartbeat_secs: heartbeat.as_secs(),
             ca_bundle_pem: pki.bundle_pem(),
-            renew: life * 3 < ttl,
+            // Past two thirds of its life, or signed by a CA that no longer signs (rotation).
+            renew: life * 3 < ttl || cert.issuer != pki.cas[0].subject(),
         })
         .await?;
         tracing::info!(
@@ -463,6 +465,7 @@ impl Session {
                 let cert = PeerCert {
                     common_name: format!("node:{}", self.name),
                     not_after: 0,
+                    issuer: String::new(),
                 };
                 let (msg, not_after) =
                     super::renew::renew(&self.hub, Some(&cert), &csr_pem).await?;
