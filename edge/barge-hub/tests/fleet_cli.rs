@@ -439,3 +439,44 @@ async fn fleet_logs_and_exec_go_through_the_nodes_tunnel() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_and_exec_asked_of_another_hub_are_forwarded_to_the_sessions_hub() {
+    let etcd = Etcd::start().await;
+    let h1 = hub(&etcd, |_| {}).await;
+    let key = state_dir(&h1).join("hub.key");
+    let h2 = hub(&etcd, |c| c.key_file = Some(key.clone())).await;
+    let tok = h1.token(Duration::from_secs(600)).await;
+    let mut n1 = NodeId::new("n1");
+    assert!(matches!(
+        join(&h1, &mut n1, &tok, &[]).await,
+        HubMsg::Joined { .. }
+    ));
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    run_edge(&h1, &n1, seen.clone()).await;
+    // The operator talks to hub 2 with the fleet's admin token (made by hub 1).
+    let mut c: Value = serde_json::from_slice(&std::fs::read(admin_conf(&h1)).unwrap()).unwrap();
+    c["server"] = json!(h2.started.hub.api_url);
+    let conf = state_dir(&h2).join("fleet.conf");
+    std::fs::write(&conf, c.to_string()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pod = dir.path().join("pod.json");
+    std::fs::write(&pod, r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"nodeName":"n1","containers":[{"name":"c","image":"busybox"}]}}"#).unwrap();
+    let (code, _, err) = fleet(&conf, &["apply", "-f", pod.to_str().unwrap()], None).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(h2.started.hub.tunnels.local("n1").is_none());
+    assert!(h1.started.hub.tunnels.local("n1").is_some());
+
+    let (code, out, err) = fleet(&conf, &["logs", "n1/p"], None).await;
+    assert_eq!((code, out.as_str()), (0, "line one\nline two\n"), "{err}");
+    let (code, out, err) = fleet(
+        &conf,
+        &["exec", "-i", "n1/p", "--", "cat"],
+        Some("via hub 2"),
+    )
+    .await;
+    assert_eq!(code, 7, "{err}");
+    assert_eq!(out, "ran cat: got via hub 2");
+    assert_eq!(err, "oops\n");
+    assert_eq!(seen.lock().unwrap().exec, [vec!["cat".to_string()]]);
+}
