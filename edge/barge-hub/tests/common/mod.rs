@@ -310,3 +310,10 @@ where
 pub fn state_dir(h: &TestHub) -> PathBuf {
     h.state.path().to_path_buf()
 }
+
+impl Edge {
+    /// Read raw bytes (to observe a handshake refused after the client's first flight).
+    pub async fn read_raw(&mut self, b: &mut [u8]) -> std::io::Result<()> {
+        self.tls.read_exact(b).await.map(|_| ())
+    }
+}
