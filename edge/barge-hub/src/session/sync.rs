@@ -407,9 +407,10 @@ impl Session {
                 }
             }
             EdgeMsg::NodeStatus { usage } => {
+                // Kept in memory and written with the next record write (an ack, or the
+                // once-a-minute last_seen refresh): heartbeats alone must not write to etcd
+                // every few seconds per node. Readiness comes from `conns/<node>` meanwhile.
                 self.record.usage = usage;
-                self.record.last_seen = barge_util::time::rfc3339_secs(now_secs());
-                self.record_dirty = true;
             }
             EdgeMsg::PodStatus { pods, gone } => {
                 for p in pods {

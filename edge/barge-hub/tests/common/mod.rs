@@ -317,3 +317,108 @@ impl Edge {
         self.tls.read_exact(b).await.map(|_| ())
     }
 }
+
+impl Edge {
+    /// This end's address (what the hub logs as the peer).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.tls.get_ref().0.local_addr().unwrap()
+    }
+}
+
+/// A `barge-hub` process (killed on drop) with its stderr in a file.
+pub struct HubProcess {
+    pub child: Child,
+    pub log: PathBuf,
+    pub edge: SocketAddr,
+    pub state: tempfile::TempDir,
+}
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl HubProcess {
+    pub async fn start(etcd: &Etcd) -> HubProcess {
+        HubProcess::start_with(etcd, None).await
+    }
+
+    /// With another hub's key file (same fleet CA).
+    pub async fn start_with(etcd: &Etcd, key_file: Option<&std::path::Path>) -> HubProcess {
+        let state = tempfile::tempdir().unwrap();
+        let key_arg = key_file
+            .map(|k| format!("--key-file={}", k.display()))
+            .unwrap_or_else(|| format!("--key-file={}", state.path().join("hub.key").display()));
+        let edge: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let log = state.path().join("hub.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_barge-hub"))
+            .arg(format!("--etcd={}", etcd.url))
+            .arg(format!("--etcd-prefix={PREFIX}"))
+            .arg(format!("--listen={edge}"))
+            .arg(format!("--api=127.0.0.1:{}", free_port()))
+            .arg(format!("--state-dir={}", state.path().display()))
+            .arg(key_arg)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let p = HubProcess {
+            child,
+            log,
+            edge,
+            state,
+        };
+        p.wait_log("serving edges").await;
+        p
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Wait (bounded) for `needle` in the hub's log.
+    pub async fn wait_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = self.log_text();
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "hub log never said {needle:?}:\n{text}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Store a join token straight in etcd (the `tokens/<id>` contract) for the fleet CA `ca_pem`.
+pub async fn put_token(etcd: &Etcd, ca_pem: &str) -> String {
+    use barge_edge_proto::token::{sha256_hex, JoinToken};
+    let der = x509_parser::pem::parse_x509_pem(ca_pem.as_bytes())
+        .unwrap()
+        .1
+        .contents;
+    let t = JoinToken {
+        ca_hash: sha256_hex(&der),
+        id: "tok001".into(),
+        secret: "0123456789abcdefghij".into(),
+    };
+    let rec = barge_edge_proto::keys::TokenRecord {
+        secret_sha256: t.secret_hash(),
+        expires: "2999-01-01T00:00:00Z".into(),
+        created: "2026-01-01T00:00:00Z".into(),
+    };
+    let mut c = etcd.client().await;
+    c.put(
+        format!("{PREFIX}tokens/{}", t.id),
+        serde_json::to_vec(&rec).unwrap(),
+        None,
+    )
+    .await
+    .unwrap();
+    t.render()
+}
