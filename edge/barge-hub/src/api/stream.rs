@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use barge_edge_proto::object::{Kind, ObjKey};
 use hyper_util::rt::TokioIo;
@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::error::{ApiError, ApiResult};
-use super::Api;
+use super::{auth, Api};
 use crate::tunnel::{TunnelOutput, TunnelRequest, TunnelStream};
 
 /// The protocol name in `Upgrade:` for exec streams.
@@ -121,6 +121,7 @@ pub async fn logs(
     State(api): State<Arc<Api>>,
     Path((node, ns, pod)): P,
     RawQuery(q): RawQuery,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
     let pairs = query_pairs(q.as_deref());
     let tail = match param(&pairs, "tailLines") {
@@ -138,7 +139,11 @@ pub async fn logs(
         timestamps: flag(&pairs, "timestamps")?,
     };
     check_pod(&api, &node, &ns, &pod).await?;
-    let mut stream = api.hub.tunnels.open(&node, req).await?;
+    let mut stream = api
+        .hub
+        .tunnels
+        .open_as(&node, req, auth::bearer_of(&headers))
+        .await?;
     let what = format!("logs of {ns}/{pod} on node {node}");
     // The first output decides between an error Status and a 200 with the stream.
     let first = stream.output.recv().await;
@@ -237,7 +242,11 @@ pub async fn exec(
         return Err(ApiError::bad_request("this connection cannot be upgraded"));
     };
     check_pod(&api, &node, &ns, &pod).await?;
-    let stream = api.hub.tunnels.open(&node, treq).await?;
+    let stream = api
+        .hub
+        .tunnels
+        .open_as(&node, treq, auth::bearer_of(req.headers()))
+        .await?;
     let what = format!("exec in {ns}/{pod} on node {node}");
     tokio::spawn(async move {
         match on_upgrade.await {
