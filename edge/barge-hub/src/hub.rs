@@ -61,13 +61,14 @@ impl Hub {
             &self.tls_hosts,
             std::time::Duration::from_secs(self.config.renew_grace_secs),
         )?;
-        match self.pki.write() {
-            Ok(mut p) => *p = Arc::new(pki),
-            Err(poisoned) => *poisoned.into_inner() = Arc::new(pki),
-        }
+        // TLS first: whoever sees the new CAs through `pki()` finds the port serving them.
         match self.tls.write() {
             Ok(mut t) => *t = tls,
             Err(poisoned) => *poisoned.into_inner() = tls,
+        }
+        match self.pki.write() {
+            Ok(mut p) => *p = Arc::new(pki),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(pki),
         }
         Ok(())
     }

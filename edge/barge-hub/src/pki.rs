@@ -13,7 +13,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use aws_lc_rs::aead::{Aad, Nonce, RandomizedNonceKey, AES_256_GCM, NONCE_LEN};
@@ -30,6 +30,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore};
+
+use crate::util::now_secs;
 
 /// The sealing key (the key file's 32 bytes).
 pub struct SealKey([u8; 32]);
@@ -126,13 +128,6 @@ impl Ca {
 /// not know the new CA yet still reach a hub and learn it.
 pub struct Pki {
     pub cas: Vec<Ca>,
-}
-
-fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 fn odt(secs: i64) -> anyhow::Result<time::OffsetDateTime> {
