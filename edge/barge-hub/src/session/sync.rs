@@ -208,19 +208,31 @@ pub async fn run(
                 .await;
         }
     }
-    s.record.last_seen = barge_util::time::rfc3339_secs(now_secs());
-    s.record_dirty = true;
-    if let Err(e) = s.flush(true).await {
-        tracing::warn!("node {name}: final status write: {}", e.message);
+    // Pending pod statuses go out; the node record's last word (last_seen) and the removal
+    // of conns/<node> only if this session still holds the node: when the node already
+    // reconnected elsewhere (this session was a half-dead one), the newer session's record
+    // must not be overwritten with this one's older acked revision.
+    if let Err(e) = s.statuses.flush(&hub, &name).await {
+        tracing::warn!("node {name}: final pod status write: {e}");
     }
     if was_current {
+        s.record.last_seen = barge_util::time::rfc3339_secs(now_secs());
         let key = keys::conn(&hub.prefix, &name);
-        let txn = Txn::new()
-            .when([Compare::lease(key.clone(), CompareOp::Equal, hub.lease)])
-            .and_then([TxnOp::delete(key.clone(), None)]);
-        let mut c = hub.etcd.clone();
-        if let Err(e) = c.txn(txn).await {
-            tracing::warn!("node {name}: removing {key}: {e}");
+        let status_key = keys::node_status(&hub.prefix, &name);
+        match crate::store::to_json(&s.record) {
+            Ok(record) => {
+                let txn = Txn::new()
+                    .when([Compare::lease(key.clone(), CompareOp::Equal, hub.lease)])
+                    .and_then([
+                        TxnOp::put(status_key, record, None),
+                        TxnOp::delete(key.clone(), None),
+                    ]);
+                let mut c = hub.etcd.clone();
+                if let Err(e) = c.txn(txn).await {
+                    tracing::warn!("node {name}: final record and removing {key}: {e}");
+                }
+            }
+            Err(e) => tracing::warn!("node {name}: final record: {e}"),
         }
     }
     drop(s);
