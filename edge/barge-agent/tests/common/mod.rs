@@ -152,8 +152,10 @@ impl FakeHub {
                     let Some(first) = read_frame(&mut rd).await else {
                         return;
                     };
-                    let _ = ev_tx.send(first.clone());
-                    match first {
+                    if !matches!(first, EdgeMsg::Hello { .. }) {
+                        let _ = ev_tx.send(first.clone());
+                    }
+                    match first.clone() {
                         EdgeMsg::Join { token, csr_pem, .. } => {
                             let reply = if token.ends_with(TOKEN_CRED) {
                                 HubMsg::Joined {
@@ -183,6 +185,8 @@ impl FakeHub {
                             }
                             let (tx, mut rx) = mpsc::unbounded_channel::<HubMsg>();
                             *out.lock().unwrap() = Some(tx.clone());
+                            // Recorded once the session can be sent to.
+                            let _ = ev_tx.send(first);
                             tokio::spawn(async move {
                                 while let Some(m) = rx.recv().await {
                                     if !write_frame(&mut wr, &m).await {
