@@ -3,6 +3,7 @@
 //! - a synced Pod (with a ConfigMap as env) runs; an identical re-sync (new revision, same
 //!   content) leaves the very same container process; a changed ConfigMap replaces the pod;
 //!   a Delete removes it; statuses come back with Kubernetes phases;
+//! - exec (stdout, stderr, exit code, stdin) and logs through the tunnel;
 //! - offline reboot: agent, shims and containers killed, mounts and the run root gone, the
 //!   agent started with no hub reachable -> the cached pod runs again.
 #![allow(clippy::unwrap_used)]
@@ -28,7 +29,7 @@ fn pod(rev: i64) -> Object {
         "metadata": {"name": "web", "namespace": "default", "resourceVersion": rev.to_string(),
                      "labels": {"app": "web"}},
         "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "bb",
-            "command": ["sleep", "1000"],
+            "command": ["sh", "-c", "echo started; exec sleep 1000"],
             "env": [{"name": "GREETING", "valueFrom":
                 {"configMapKeyRef": {"name": "cfg", "key": "greeting"}}}]}]}
     }))
@@ -107,6 +108,104 @@ fn web_status(hub: &FakeHub, dir: &Path, mut f: impl FnMut(&PodReport) -> bool) 
     found.unwrap_or_else(|| panic!("no such status for web: {}", agent_log(dir)))
 }
 
+/// What a tunnel stream sent: (stdout, stderr, exit code, error).
+fn stream_result(
+    hub: &FakeHub,
+    dir: &Path,
+    id: u32,
+) -> (String, String, Option<i32>, Option<String>) {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let mut end = None;
+    hub.wait(Duration::from_secs(30), |m| match m {
+        EdgeMsg::Data { stream, fd, data } if *stream == id => {
+            let bytes = barge_edge_proto::wire::unb64(data).unwrap();
+            if *fd == 2 { &mut err } else { &mut out }.extend_from_slice(&bytes);
+            false
+        }
+        EdgeMsg::StreamEnd {
+            stream,
+            exit_code,
+            error,
+        } if *stream == id => {
+            end = Some((*exit_code, error.clone()));
+            true
+        }
+        _ => false,
+    });
+    let (code, error) =
+        end.unwrap_or_else(|| panic!("stream {id} did not end: {}", agent_log(dir)));
+    (
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&err).into_owned(),
+        code,
+        error,
+    )
+}
+
+fn tunnel_exec(id: u32, pod: &str, cmd: &[&str], stdin: bool) -> HubMsg {
+    HubMsg::Exec {
+        stream: id,
+        namespace: "default".into(),
+        pod: pod.into(),
+        container: String::new(),
+        cmd: cmd.iter().map(|s| s.to_string()).collect(),
+        stdin,
+        tty: false,
+    }
+}
+
+/// Exec and logs through the tunnel, as the hub asks for them.
+fn check_tunnels(hub: &FakeHub, dir: &Path) {
+    hub.send(tunnel_exec(
+        1,
+        "web",
+        &["sh", "-c", "echo $GREETING; echo oops >&2; exit 3"],
+        false,
+    ));
+    let (out, err, code, error) = stream_result(hub, dir, 1);
+    assert_eq!(
+        (out.as_str(), err.as_str(), code, error),
+        ("hello\n", "oops\n", Some(3), None)
+    );
+
+    hub.send(tunnel_exec(2, "web", &["cat"], true));
+    hub.send(HubMsg::Data {
+        stream: 2,
+        fd: 0,
+        data: barge_edge_proto::wire::b64(b"abc\n"),
+    });
+    hub.send(HubMsg::Data {
+        stream: 2,
+        fd: 0,
+        data: String::new(),
+    });
+    let (out, _, code, _) = stream_result(hub, dir, 2);
+    assert_eq!((out.as_str(), code), ("abc\n", Some(0)));
+
+    hub.send(HubMsg::Logs {
+        stream: 3,
+        namespace: "default".into(),
+        pod: "web".into(),
+        container: "c".into(),
+        follow: false,
+        tail: None,
+        timestamps: false,
+    });
+    let (out, _, code, error) = stream_result(hub, dir, 3);
+    assert_eq!((out.as_str(), code, error), ("started\n", Some(0), None));
+
+    hub.send(tunnel_exec(4, "nope", &["true"], false));
+    let (_, _, code, error) = stream_result(hub, dir, 4);
+    assert_eq!(code, None);
+    assert!(
+        error
+            .as_deref()
+            .unwrap_or("")
+            .contains("not running on this node"),
+        "{error:?}"
+    );
+}
+
 fn exec(b: &BargeEnv, cmd: &str) -> String {
     b.ok(&["exec", "web-c", "sh", "-c", cmd]).trim().to_string()
 }
@@ -140,6 +239,7 @@ fn edged_applies_keeps_unchanged_and_replaces_changed_pods() {
     // The pod carries the agent's labels.
     let labels = b.ok(&["pod", "inspect", "web"]);
     assert!(labels.contains("io.barge.edge.owner"), "{labels}");
+    check_tunnels(&hub, b.path());
 
     // Same content, new revision (a Deployment's scale change does this): untouched.
     sync(&hub, b.path(), 11, vec![put(pod(11))]);
