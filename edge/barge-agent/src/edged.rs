@@ -304,19 +304,26 @@ impl EngineWorkloads {
                 State::Created => "waiting",
                 State::Exited | State::Dead => "terminated",
             };
+            let (restart_count, started_at) = match self.engine.db.find(&c.id) {
+                Ok(rec) => {
+                    let s = self.engine.status(&rec);
+                    (s.restart_count, s.started_at)
+                }
+                Err(_) => (0, None),
+            };
             st.container_statuses.push(ContainerStatus {
                 image: d.images.get(&name).cloned().unwrap_or_default(),
                 name,
                 container_id: c.id.clone(),
                 state: state.into(),
                 ready: state == "running",
-                restart_count: 0,
+                restart_count,
                 exit_code: if state == "terminated" {
                     c.exit_code
                 } else {
                     None
                 },
-                started_at: None,
+                started_at,
                 message: None,
             });
         }

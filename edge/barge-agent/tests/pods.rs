@@ -94,18 +94,28 @@ fn sync(hub: &FakeHub, dir: &Path, revision: i64, changes: Vec<Change>) {
 }
 
 /// The first status report of pod web for which `f` is true.
-fn web_status(hub: &FakeHub, dir: &Path, mut f: impl FnMut(&PodReport) -> bool) -> PodReport {
+fn web_status(hub: &FakeHub, dir: &Path, f: impl FnMut(&PodReport) -> bool) -> PodReport {
+    pod_status(hub, dir, "web", f)
+}
+
+/// The first status report of pod `name` for which `f` is true.
+fn pod_status(
+    hub: &FakeHub,
+    dir: &Path,
+    name: &str,
+    mut f: impl FnMut(&PodReport) -> bool,
+) -> PodReport {
     let mut found = None;
     hub.wait(Duration::from_secs(60), |m| {
         if let EdgeMsg::PodStatus { pods, .. } = m {
-            if let Some(p) = pods.iter().find(|p| p.key.name == "web" && f(p)) {
+            if let Some(p) = pods.iter().find(|p| p.key.name == name && f(p)) {
                 found = Some(p.clone());
                 return true;
             }
         }
         false
     });
-    found.unwrap_or_else(|| panic!("no such status for web: {}", agent_log(dir)))
+    found.unwrap_or_else(|| panic!("no such status for {name}: {}", agent_log(dir)))
 }
 
 /// What a tunnel stream sent: (stdout, stderr, exit code, error).
@@ -221,14 +231,29 @@ fn edged_applies_keeps_unchanged_and_replaces_changed_pods() {
     let hub = FakeHub::start();
     let _agent = join_and_run(&b, &hub);
 
+    let flaky: Object = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "flaky", "namespace": "default", "resourceVersion": "10"},
+        "spec": {"restartPolicy": "Always", "containers": [{"name": "c", "image": "bb",
+            "command": ["sh", "-c", "sleep 0.3; exit 1"]}]}
+    }))
+    .unwrap();
     sync(
         &hub,
         b.path(),
         10,
-        vec![put(config_map(9, "hello")), put(pod(10))],
+        vec![put(config_map(9, "hello")), put(pod(10)), put(flaky)],
     );
     let st = web_status(&hub, b.path(), |p| {
         p.status.phase == PodPhase::Running && p.status.observed_revision == 10
+    });
+    assert_eq!(st.status.container_statuses[0].restart_count, 0);
+    // A container that keeps failing: its restarts are counted.
+    pod_status(&hub, b.path(), "flaky", |p| {
+        p.status
+            .container_statuses
+            .first()
+            .is_some_and(|c| c.restart_count >= 2)
     });
     assert_eq!(st.status.container_statuses.len(), 1);
     assert_eq!(st.status.container_statuses[0].name, "c");
