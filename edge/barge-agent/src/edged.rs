@@ -23,6 +23,7 @@ use barge_engine::pod::{PodFilters, PodListed, PodStatus, SandboxState};
 use barge_engine::status::State;
 use barge_engine::Engine;
 
+use crate::log::log;
 use crate::render::{self, Rendered, LABEL_HASH, LABEL_OWNER, OWNER_AGENT};
 use crate::tunnel::{ExecRequest, LogsRequest, StreamIo};
 
@@ -63,10 +64,6 @@ pub struct EngineWorkloads {
     pub engine: Arc<Engine>,
     desired: Mutex<BTreeMap<String, Desired>>,
     gone: Mutex<BTreeSet<ObjKey>>,
-}
-
-fn log(msg: impl std::fmt::Display) {
-    eprintln!("barge-edge: {msg}");
 }
 
 fn owner_filter() -> PodFilters {

@@ -21,6 +21,7 @@ use crate::backoff::Backoff;
 use crate::config::{write, EdgePaths};
 use crate::conn;
 use crate::edged::Workloads;
+use crate::log::log;
 use crate::metamanager::Cache;
 
 /// Tunables (`barge-edge run` flags).
@@ -46,10 +47,6 @@ impl Default for RunOptions {
             retry: Duration::from_secs(10),
         }
     }
-}
-
-fn log(msg: impl std::fmt::Display) {
-    eprintln!("barge-edge: {msg}");
 }
 
 /// A status without its observation time (what decides whether it changed).
