@@ -134,6 +134,8 @@ pub async fn run(paths: EdgePaths, work: Arc<dyn Workloads>, opts: RunOptions) -
 /// Reconcile whenever the cache changes (and retry failures now and then).
 async fn reconciler(s: Arc<Shared>) {
     let mut failed = false;
+    let started = Instant::now();
+    let mut first = true;
     loop {
         if failed {
             let _ = tokio::time::timeout(s.opts.retry, s.reconcile.notified()).await;
@@ -157,6 +159,18 @@ async fn reconciler(s: Arc<Shared>) {
                 true
             }
         };
+        if first {
+            first = false;
+            log(format!(
+                "cached pods restored in {} ms after start{}",
+                started.elapsed().as_millis(),
+                if failed {
+                    " (some failed; retrying)"
+                } else {
+                    ""
+                }
+            ));
+        }
         s.status_changed.notify_one();
     }
 }
