@@ -255,6 +255,7 @@ struct Creds {
 }
 
 fn creds(p: &EdgePaths) -> Result<Creds> {
+    p.finish_swap()?;
     Ok(Creds {
         ca: p.read(&p.ca())?,
         cert: p.read(&p.cert())?,
@@ -286,8 +287,7 @@ fn store_renewed(p: &EdgePaths, key_pem: &str, cert_pem: &str, ca_pem: &str) -> 
         crate::tls::certs(ca_pem).context("CA bundle")?;
         write(&p.ca(), ca_pem.as_bytes(), 0o644)?;
     }
-    write(&p.key(), key_pem.as_bytes(), 0o600)?;
-    write(&p.cert(), cert_pem.as_bytes(), 0o644)?;
+    p.swap_identity(key_pem, cert_pem)?;
     log("certificate renewed");
     Ok(())
 }
