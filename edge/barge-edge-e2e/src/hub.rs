@@ -29,6 +29,10 @@ pub struct HubOptions {
     pub prefix: Option<String>,
     /// `--key-file` (the second hub of a fleet needs the first one's).
     pub key_file: Option<PathBuf>,
+    /// `--listen` (default: a free port), for a test that puts a proxy in front first.
+    pub listen: Option<SocketAddr>,
+    /// `--advertise HOST:PORT` (what edges are told to use: a proxy's address).
+    pub advertise: Option<String>,
     /// More flags (`--heartbeat-secs 1`, `--node-grace-secs 5`...).
     pub args: Vec<String>,
 }
@@ -50,7 +54,9 @@ impl Hub {
             .tempdir()
             .expect("hub temp dir");
         std::fs::create_dir_all(dir.path().join("state")).expect("hub state dir");
-        let listen: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let listen: SocketAddr = opts
+            .listen
+            .unwrap_or_else(|| ([127, 0, 0, 1], free_port()).into());
         let api: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let proc = spawn(&etcd.url(), &opts, listen, api, dir.path());
         let mut hub = Hub {
@@ -168,6 +174,9 @@ fn spawn(etcd: &str, opts: &HubOptions, listen: SocketAddr, api: SocketAddr, dir
         .arg(dir.join("state"));
     if let Some(p) = &opts.prefix {
         cmd.arg("--etcd-prefix").arg(p);
+    }
+    if let Some(a) = &opts.advertise {
+        cmd.arg("--advertise").arg(a);
     }
     if let Some(k) = &opts.key_file {
         cmd.arg("--key-file").arg(k);

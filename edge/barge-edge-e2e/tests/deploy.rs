@@ -61,9 +61,7 @@ fn deployment_with_node_selector_runs_on_the_matching_device_only() {
 
     // Relabel edge-b into the zone and scale to 3: the new replica may go to either node,
     // but every web pod runs where fleet says it does.
-    cloud
-        .fleet
-        .ok(&["node", "label", "edge-b", "zone=north", "--overwrite"]);
+    cloud.fleet.ok(&["node", "label", "edge-b", "zone=north"]);
     cloud
         .fleet
         .apply(&deployment("web", 3, &[("zone", "north")], 1));

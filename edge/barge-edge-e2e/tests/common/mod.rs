@@ -4,15 +4,15 @@
 
 use std::time::Duration;
 
-use barge_edge_e2e::util::poll;
-use barge_edge_e2e::{Agent, Etcd, Fleet, Hub, HubOptions, PodRow};
+use barge_edge_e2e::util::{free_port, poll};
+use barge_edge_e2e::{Agent, Etcd, FaultProxy, Fleet, Hub, HubOptions, PodRow};
 
 /// Hub flags for tests: short heartbeats so a dead link is noticed in seconds.
 pub const HUB_ARGS: &[&str] = &["--heartbeat-secs", "1", "--node-grace-secs", "6"];
 
 /// `barge edge run` flags for tests: reconnect backoff base 100 ms, cap 2 s (the defaults,
 /// 1 s and 60 s, are for 10 000 devices, not for a test waiting on one).
-pub const AGENT_ARGS: &[&str] = &["--backoff-base-ms", "100", "--backoff-cap-ms", "2000"];
+pub const AGENT_ARGS: &[&str] = &["--backoff-base-ms", "100", "--backoff-max-ms", "2000"];
 
 /// etcd, one hub and the CLI on its admin.conf.
 pub struct Cloud {
@@ -23,8 +23,25 @@ pub struct Cloud {
 
 impl Cloud {
     pub fn start() -> Cloud {
+        Cloud::with(hub_options())
+    }
+
+    /// A cloud whose hub edges reach only through a [`FaultProxy`]: the hub advertises the
+    /// proxy's address, so an agent reconnecting from its list of hubs goes through it too.
+    pub fn behind_proxy() -> (Cloud, FaultProxy) {
+        let listen: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let proxy = FaultProxy::start(listen).expect("start the fault proxy");
+        let cloud = Cloud::with(HubOptions {
+            listen: Some(listen),
+            advertise: Some(proxy.addr().to_string()),
+            ..hub_options()
+        });
+        (cloud, proxy)
+    }
+
+    pub fn with(opts: HubOptions) -> Cloud {
         let etcd = Etcd::start();
-        let hub = Hub::start(&etcd, hub_options());
+        let hub = Hub::start(&etcd, opts);
         let conf = hub.admin_conf();
         assert!(
             conf.token.as_deref().is_some_and(|t| !t.is_empty()),
@@ -32,6 +49,12 @@ impl Cloud {
         );
         let fleet = Fleet::new(&hub.admin_conf_path());
         Cloud { fleet, hub, etcd }
+    }
+
+    /// A new device joined through `proxy` and running.
+    pub fn device_via(&self, name: &str, proxy: &FaultProxy) -> Agent {
+        let url = format!("https://{}", proxy.addr());
+        self.device(name, &[], Some(&url))
     }
 
     /// A new device joined with a fresh token (through `hub_url`, default this hub) and
@@ -138,6 +161,26 @@ pub fn wait_pods(
 /// The pods named with `prefix`.
 pub fn named<'a>(rows: &'a [PodRow], prefix: &str) -> Vec<&'a PodRow> {
     rows.iter().filter(|r| r.name.starts_with(prefix)).collect()
+}
+
+/// Assert that the running container `name` on `agent` started once, as `version`: its log
+/// says `started-<version>` exactly once and its restart count is 0.
+pub fn started_once(agent: &Agent, name: &str, version: u32) {
+    let id = agent
+        .running_containers()
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, id)| id)
+        .unwrap_or_else(|| panic!("{name} is not running: {:#?}", agent.ps()));
+    let o = agent.barge(&["logs", &id]);
+    let log = String::from_utf8_lossy(&o.stdout).into_owned();
+    let starts = log.lines().filter(|l| l.starts_with("started-")).count();
+    assert_eq!(starts, 1, "{name} started {starts} times: {log:?}");
+    assert!(
+        log.contains(&format!("started-{version}")),
+        "{name}: {log:?}"
+    );
+    assert_eq!(agent.inspect(&id, "{{.RestartCount}}"), "0", "{name}");
 }
 
 /// `$VERSION` as the container whose name contains `needle` on `agent` sees it.
