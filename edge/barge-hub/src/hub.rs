@@ -1,8 +1,12 @@
 //! [`Hub`]: what the sessions, the controller and the API share.
-//!
-//! (Skeleton: the hub-core work fills in the etcd client, cache, PKI and session registry.)
+
+use std::sync::{Arc, RwLock};
+
+use barge_edge_proto::keys::HubRecord;
 
 use crate::config::Config;
+use crate::pki::Pki;
+use crate::store::cache::Cache;
 
 /// The running hub.
 pub struct Hub {
@@ -11,6 +15,49 @@ pub struct Hub {
     pub id: String,
     /// The etcd key prefix.
     pub prefix: String,
+    /// etcd (cheap to clone; clone it to call `&mut self` methods).
+    pub etcd: etcd_client::Client,
     /// Tunnels to edges (local sessions, or forwarded to the hub holding the session).
     pub tunnels: crate::tunnel::Tunnels,
+    /// This hub's etcd lease (`hubs/<id>`, `conns/<node>`, the controller lock).
+    pub lease: i64,
+    /// The fleet CA(s).
+    pub pki: RwLock<Arc<Pki>>,
+    /// Watched cache of `objects/`, `placements/`, `revoked/`.
+    pub cache: Arc<Cache>,
+    /// `host:port` edges are told to use for this hub.
+    pub edge_endpoint: String,
+    /// `http://host:port` of this hub's fleet API.
+    pub api_url: String,
+}
+
+impl Hub {
+    /// The current CAs.
+    pub fn pki(&self) -> Arc<Pki> {
+        match self.pki.read() {
+            Ok(p) => p.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// A key under the fleet's prefix (`objects/...` -> `/barge/objects/...`).
+    pub fn key(&self, rest: &str) -> String {
+        format!("{}{rest}", self.prefix)
+    }
+
+    /// Every live hub's edge endpoint (from `hubs/`), this one first.
+    pub async fn hub_endpoints(&self) -> Vec<String> {
+        let mut out = vec![self.edge_endpoint.clone()];
+        match crate::store::list_json::<HubRecord>(&self.etcd, &self.key("hubs/")).await {
+            Ok(list) => {
+                for (_, rec) in list {
+                    if !out.contains(&rec.edge_endpoint) {
+                        out.push(rec.edge_endpoint);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!("listing hubs: {e}"),
+        }
+        out
+    }
 }

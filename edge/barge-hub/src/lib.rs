@@ -15,14 +15,22 @@
 //! - `listener`, `session`: the edges' TLS port and one task per connected edge.
 //! - `tunnel`: exec and logs streams to an edge through its session (local or forwarded).
 //! - `api`: the fleet HTTP API (`--api`), and `admin`: `admin.conf`.
+//! - `run`: startup (what `barge-hub` runs).
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod api;
 pub mod config;
+pub mod controller;
 pub mod hub;
+pub mod listener;
+pub mod pki;
+pub mod run;
+pub mod session;
+pub mod store;
 pub mod tokens;
 pub mod tunnel;
+pub mod util;
 pub mod view;
 
 /// Errors a caller must tell apart (the API maps them to 404/409/400/403/503).

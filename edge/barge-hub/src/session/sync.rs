@@ -1,0 +1,501 @@
+//! A node's session after Hello: Welcome, the first Sync (answering the inventory), live
+//! Syncs from cache changes, Acks, statuses, heartbeats, tunnels, renewals.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use barge_edge_proto::keys::{self, ConnRecord, NodeRecord};
+use barge_edge_proto::object::{Kind, NodeInfo, ObjKey};
+use barge_edge_proto::wire::{codes, unb64, Change, EdgeMsg, Held, HubMsg};
+use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp};
+use tokio::sync::mpsc;
+use tokio_rustls::server::TlsStream;
+
+use super::status::StatusBuffer;
+use super::{frame, Refusal};
+use crate::hub::Hub;
+use crate::pki::PeerCert;
+use crate::store::cache::Snapshot;
+use crate::tunnel::TunnelOutput;
+use crate::util::now_secs;
+
+/// Changes per Sync frame.
+const BATCH: usize = 500;
+/// How often the node record's last_seen is refreshed in etcd while nothing else changes.
+const LAST_SEEN_EVERY: Duration = Duration::from_secs(60);
+
+pub struct Hello {
+    pub protocol: u32,
+    pub name: String,
+    pub revision: i64,
+    pub inventory: Vec<Held>,
+    pub info: NodeInfo,
+}
+
+fn node_key(name: &str) -> ObjKey {
+    ObjKey {
+        kind: Kind::Node,
+        namespace: String::new(),
+        name: name.to_string(),
+    }
+}
+
+/// Whether this Hello may start a session: a current certificate naming the node, a node
+/// that exists and is not revoked.
+pub fn admit(hub: &Hub, cert: Option<&PeerCert>, hello: &Hello) -> Result<(), Refusal> {
+    if hello.protocol != barge_edge_proto::PROTOCOL_VERSION {
+        return Err(Refusal::new(
+            codes::PROTOCOL,
+            format!("protocol version {} is not supported", hello.protocol),
+        ));
+    }
+    let Some(cert) = cert else {
+        return Err(Refusal::new(
+            codes::BAD_CERTIFICATE,
+            "hello needs the node certificate as the TLS client certificate",
+        ));
+    };
+    if cert.expired() {
+        return Err(Refusal::new(
+            codes::BAD_CERTIFICATE,
+            format!(
+                "certificate expired at {}; renew it first",
+                barge_util::time::rfc3339_secs(cert.not_after)
+            ),
+        ));
+    }
+    if cert.node() != Some(hello.name.as_str()) {
+        return Err(Refusal::new(
+            codes::NAME_CONFLICT,
+            format!(
+                "certificate is for {:?}, hello says node {:?}",
+                cert.common_name, hello.name
+            ),
+        ));
+    }
+    let snap = hub.cache.snapshot();
+    if snap.revoked.contains(&hello.name) {
+        return Err(Refusal::new(
+            codes::REVOKED,
+            format!(
+                "node {} was revoked; join again with a new token",
+                hello.name
+            ),
+        ));
+    }
+    if !snap.objects.contains_key(&node_key(&hello.name)) {
+        return Err(Refusal::new(
+            codes::REVOKED,
+            format!(
+                "node {} was deleted; join again with a new token",
+                hello.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// What differs between what the node holds (`held`) and its view now, as ordered
+/// changes (data before pods; deletes of pods before deletes of data). Updates `held`.
+pub fn diff(name: &str, snap: &Snapshot, held: &mut BTreeMap<ObjKey, i64>) -> Vec<Change> {
+    let Some(node) = snap.objects.get(&node_key(name)) else {
+        return Vec::new();
+    };
+    let view = crate::view::node_view(node, &snap.objects, &snap.placements);
+    let rank = |k: Kind| if k == Kind::Pod { 1 } else { 0 };
+    let mut puts: Vec<_> = view
+        .iter()
+        .filter(|(k, o)| held.get(*k) != Some(&o.revision()))
+        .collect();
+    puts.sort_by_key(|(k, o)| (o.revision(), rank(k.kind), (*k).clone()));
+    let mut dels: Vec<ObjKey> = held
+        .keys()
+        .filter(|k| !view.contains_key(*k))
+        .cloned()
+        .collect();
+    dels.sort_by_key(|k| (1 - rank(k.kind), k.clone()));
+    let mut out = Vec::with_capacity(puts.len() + dels.len());
+    for (k, o) in puts {
+        held.insert(k.clone(), o.revision());
+        out.push(Change::Put {
+            object: Box::new(o.clone()),
+        });
+    }
+    for k in dels {
+        held.remove(&k);
+        out.push(Change::Delete {
+            key: k,
+            revision: snap.revision,
+        });
+    }
+    out
+}
+
+/// Run the session until the link dies, the node is revoked, or a newer session replaces it.
+pub async fn run(
+    hub: Arc<Hub>,
+    tls: TlsStream<tokio::net::TcpStream>,
+    peer: SocketAddr,
+    hello: Hello,
+    cert_not_after: i64,
+) {
+    let name = hello.name.clone();
+    let (mut rd, mut wr) = tokio::io::split(tls);
+    let (out_tx, mut out_rx) = mpsc::channel::<HubMsg>(256);
+    let writer = tokio::spawn(async move {
+        while let Some(msg) = out_rx.recv().await {
+            if let Err(e) = frame::write(&mut wr, &msg).await {
+                tracing::debug!("edge session write: {e}");
+                break;
+            }
+        }
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut wr).await;
+    });
+    let (in_tx, mut in_rx) = mpsc::channel::<anyhow::Result<EdgeMsg>>(256);
+    let reader = tokio::spawn(async move {
+        loop {
+            match frame::read::<EdgeMsg, _>(&mut rd).await {
+                Ok(Some(m)) => {
+                    if in_tx.send(Ok(m)).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = in_tx.send(Err(e)).await;
+                    break;
+                }
+            }
+        }
+    });
+
+    let mut s = Session {
+        hub: hub.clone(),
+        name: name.clone(),
+        peer,
+        tx: out_tx.clone(),
+        held: hello
+            .inventory
+            .iter()
+            .map(|h| (h.key.clone(), h.revision))
+            .collect(),
+        removed: BTreeSet::new(),
+        record: NodeRecord::default(),
+        record_dirty: true,
+        record_written: Instant::now(),
+        statuses: StatusBuffer::default(),
+    };
+    let handle = hub.tunnels.register(&name, out_tx.clone());
+    let result = s.serve(&hello, cert_not_after, &handle, &mut in_rx).await;
+    let was_current = hub.tunnels.unregister(&name, &handle);
+    handle.fail_all(&format!("node {name}: session closed"));
+    match &result {
+        Ok(()) => tracing::info!("edge {peer}: node {name}: session ended"),
+        Err(r) => {
+            tracing::warn!(
+                "edge {peer}: node {name}: session closed: {}: {}",
+                r.code,
+                r.message
+            );
+            let _ = out_tx
+                .send(HubMsg::Error {
+                    code: r.code.to_string(),
+                    message: r.message.clone(),
+                })
+                .await;
+        }
+    }
+    s.record.last_seen = barge_util::time::rfc3339_secs(now_secs());
+    s.record_dirty = true;
+    if let Err(e) = s.flush(true).await {
+        tracing::warn!("node {name}: final status write: {}", e.message);
+    }
+    if was_current {
+        let key = keys::conn(&hub.prefix, &name);
+        let txn = Txn::new()
+            .when([Compare::lease(key.clone(), CompareOp::Equal, hub.lease)])
+            .and_then([TxnOp::delete(key.clone(), None)]);
+        let mut c = hub.etcd.clone();
+        if let Err(e) = c.txn(txn).await {
+            tracing::warn!("node {name}: removing {key}: {e}");
+        }
+    }
+    drop(s);
+    drop(out_tx);
+    reader.abort();
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+}
+
+struct Session {
+    hub: Arc<Hub>,
+    name: String,
+    peer: SocketAddr,
+    tx: mpsc::Sender<HubMsg>,
+    /// What the edge holds (key -> revision), as far as the hub has told it.
+    held: BTreeMap<ObjKey, i64>,
+    /// Pods the hub told the edge to delete (their late statuses are ignored, not refused).
+    removed: BTreeSet<ObjKey>,
+    record: NodeRecord,
+    record_dirty: bool,
+    record_written: Instant,
+    statuses: StatusBuffer,
+}
+
+impl Session {
+    async fn send(&self, msg: HubMsg) -> Result<(), Refusal> {
+        self.tx
+            .send(msg)
+            .await
+            .map_err(|_| Refusal::new(codes::UNAVAILABLE, "connection closed"))
+    }
+
+    async fn serve(
+        &mut self,
+        hello: &Hello,
+        cert_not_after: i64,
+        handle: &crate::tunnel::SessionHandle,
+        in_rx: &mut mpsc::Receiver<anyhow::Result<EdgeMsg>>,
+    ) -> Result<(), Refusal> {
+        let hub = self.hub.clone();
+        let name = self.name.clone();
+        // The node's record: keep what is stored (acked revision), refresh the rest.
+        let status_key = keys::node_status(&hub.prefix, &name);
+        if let Some((rec, _)) = crate::store::get_json::<NodeRecord>(&hub.etcd, &status_key).await?
+        {
+            self.record = rec;
+        }
+        self.record.info = hello.info.clone();
+        self.record.last_seen = barge_util::time::rfc3339_secs(now_secs());
+        self.record.cert_not_after = Some(barge_util::time::rfc3339_secs(cert_not_after));
+        let conn = ConnRecord {
+            hub: hub.id.clone(),
+            since: self.record.last_seen.clone(),
+        };
+        let conn_key = keys::conn(&hub.prefix, &name);
+        let mut c = hub.etcd.clone();
+        c.put(
+            conn_key.clone(),
+            crate::store::to_json(&conn)?,
+            Some(PutOptions::new().with_lease(hub.lease)),
+        )
+        .await
+        .map_err(|e| Refusal::from(crate::store::unavailable(&conn_key, e)))?;
+        self.flush(true).await?;
+
+        let mut changed = hub.cache.subscribe();
+        let snap = hub.cache.snapshot();
+        let heartbeat = Duration::from_secs(hub.config.heartbeat_secs.max(1));
+        let pki = hub.pki();
+        let life = cert_not_after - now_secs();
+        let ttl = hub.config.cert_ttl_secs as i64;
+        self.send(HubMsg::Welcome {
+            hub: hub.id.clone(),
+            revision: snap.revision,
+            hubs: hub.hub_endpoints().await,
+            heartbeat_secs: heartbeat.as_secs(),
+            ca_bundle_pem: pki.bundle_pem(),
+            renew: life < ttl / 3,
+        })
+        .await?;
+        tracing::info!(
+            "edge {}: node {name}: session started (held {} objects, revision {})",
+            self.peer,
+            self.held.len(),
+            hello.revision
+        );
+        // The first Sync answers the inventory (sent even when empty: the edge is current).
+        self.sync(&snap, true).await?;
+
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_heard = Instant::now();
+        let mut last_ping = Instant::now();
+        loop {
+            tokio::select! {
+                msg = in_rx.recv() => {
+                    let msg = match msg {
+                        None => return Ok(()),
+                        Some(Err(e)) => return Err(Refusal::new(codes::PROTOCOL, format!("bad frame: {e}"))),
+                        Some(Ok(m)) => m,
+                    };
+                    last_heard = Instant::now();
+                    self.on_msg(msg, handle).await?;
+                }
+                r = changed.changed() => {
+                    if r.is_err() {
+                        return Err(Refusal::new(codes::UNAVAILABLE, "hub is shutting down"));
+                    }
+                    let snap = hub.cache.snapshot();
+                    if snap.revoked.contains(&name) {
+                        return Err(Refusal::new(codes::REVOKED, format!("node {name} was revoked")));
+                    }
+                    if !snap.objects.contains_key(&node_key(&name)) {
+                        return Err(Refusal::new(codes::REVOKED, format!("node {name} was deleted")));
+                    }
+                    self.sync(&snap, false).await?;
+                }
+                _ = tick.tick() => {
+                    if last_heard.elapsed() > heartbeat * 3 {
+                        return Err(Refusal::new(codes::UNAVAILABLE, format!(
+                            "nothing heard for {:?} (3 heartbeats): link is dead",
+                            last_heard.elapsed()
+                        )));
+                    }
+                    if last_ping.elapsed() >= heartbeat {
+                        last_ping = Instant::now();
+                        self.send(HubMsg::Ping).await?;
+                    }
+                    self.flush(false).await?;
+                }
+                _ = handle.close.notified() => {
+                    return Err(Refusal::new(codes::UNAVAILABLE, format!("a newer session of node {name} replaced this one")));
+                }
+            }
+        }
+    }
+
+    /// Send what changed since the last Sync (nothing when nothing changed, unless `first`).
+    async fn sync(&mut self, snap: &Snapshot, first: bool) -> Result<(), Refusal> {
+        let changes = diff(&self.name, snap, &mut self.held);
+        for ch in &changes {
+            if let Change::Delete { key, .. } = ch {
+                self.removed.insert(key.clone());
+            }
+            if let Change::Put { object } = ch {
+                self.removed.remove(&object.key());
+            }
+        }
+        if changes.is_empty() && !first {
+            return Ok(());
+        }
+        if changes.is_empty() {
+            return self
+                .send(HubMsg::Sync {
+                    revision: snap.revision,
+                    full: false,
+                    changes,
+                })
+                .await;
+        }
+        let mut rest = changes;
+        while !rest.is_empty() {
+            let tail = rest.split_off(rest.len().min(BATCH));
+            self.send(HubMsg::Sync {
+                revision: snap.revision,
+                full: false,
+                changes: rest,
+            })
+            .await?;
+            rest = tail;
+        }
+        Ok(())
+    }
+
+    async fn on_msg(
+        &mut self,
+        msg: EdgeMsg,
+        handle: &crate::tunnel::SessionHandle,
+    ) -> Result<(), Refusal> {
+        match msg {
+            EdgeMsg::Ack { revision } => {
+                if revision > self.record.acked_revision {
+                    self.record.acked_revision = revision;
+                    self.record_dirty = true;
+                }
+            }
+            EdgeMsg::NodeStatus { usage } => {
+                self.record.usage = usage;
+                self.record.last_seen = barge_util::time::rfc3339_secs(now_secs());
+                self.record_dirty = true;
+            }
+            EdgeMsg::PodStatus { pods, gone } => {
+                for p in pods {
+                    if p.key.kind != Kind::Pod || !self.held.contains_key(&p.key) {
+                        if self.removed.contains(&p.key) {
+                            continue;
+                        }
+                        tracing::warn!(
+                            "edge {}: node {} reported status for {}, which is not its own; refused",
+                            self.peer,
+                            self.name,
+                            p.key
+                        );
+                        return Err(Refusal::new(
+                            codes::FORBIDDEN,
+                            format!("{} is not a pod of node {}", p.key, self.name),
+                        ));
+                    }
+                    self.statuses.put(p.key, p.status);
+                }
+                for k in gone {
+                    if k.kind == Kind::Pod {
+                        self.statuses.gone(k);
+                    }
+                }
+            }
+            EdgeMsg::Data { stream, fd, data } => {
+                let data = unb64(&data).map_err(|e| {
+                    Refusal::new(codes::PROTOCOL, format!("data on stream {stream}: {e}"))
+                })?;
+                if !handle
+                    .deliver(stream, TunnelOutput::Data { fd, data })
+                    .await
+                {
+                    let _ = self.send(HubMsg::Cancel { stream }).await;
+                }
+            }
+            EdgeMsg::StreamEnd {
+                stream,
+                exit_code,
+                error,
+            } => {
+                handle
+                    .deliver(stream, TunnelOutput::End { exit_code, error })
+                    .await;
+            }
+            EdgeMsg::Ping => self.send(HubMsg::Pong).await?,
+            EdgeMsg::Pong => {}
+            EdgeMsg::Renew { csr_pem } => {
+                let cert = PeerCert {
+                    common_name: format!("node:{}", self.name),
+                    not_after: 0,
+                };
+                let (msg, not_after) =
+                    super::renew::renew(&self.hub, Some(&cert), &csr_pem).await?;
+                self.record.cert_not_after = Some(barge_util::time::rfc3339_secs(not_after));
+                self.record_dirty = true;
+                self.send(msg).await?;
+            }
+            EdgeMsg::Join { .. } | EdgeMsg::Hello { .. } => {
+                return Err(Refusal::new(
+                    codes::PROTOCOL,
+                    "join/hello are only valid as a connection's first frame",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Write buffered pod statuses, and the node record when it changed (or `force`, or
+    /// last_seen is a minute old).
+    async fn flush(&mut self, force: bool) -> Result<(), Refusal> {
+        self.statuses.flush(&self.hub, &self.name).await?;
+        if self.record_written.elapsed() >= LAST_SEEN_EVERY {
+            self.record.last_seen = barge_util::time::rfc3339_secs(now_secs());
+            self.record_dirty = true;
+        }
+        if !(self.record_dirty || force) {
+            return Ok(());
+        }
+        let key = keys::node_status(&self.hub.prefix, &self.name);
+        let mut c = self.hub.etcd.clone();
+        c.put(key.clone(), crate::store::to_json(&self.record)?, None)
+            .await
+            .map_err(|e| Refusal::from(crate::store::unavailable(&key, e)))?;
+        self.record_dirty = false;
+        self.record_written = Instant::now();
+        Ok(())
+    }
+}

@@ -1,0 +1,312 @@
+//! Test harness: a real etcd per test (free loopback ports, temp data dir, killed on drop),
+//! a hub started in-process against it, and a minimal edge client speaking the proto over
+//! tokio-rustls.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use barge_edge_proto::keys::CaRecord;
+use barge_edge_proto::object::NodeInfo;
+use barge_edge_proto::wire::{decode, encode, frame_len, EdgeMsg, HubMsg};
+use barge_hub::config::Config;
+use barge_hub::run::Started;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_rustls::client::TlsStream;
+
+/// A free loopback TCP port (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running etcd, killed (and its data dir removed) on drop.
+pub struct Etcd {
+    child: Child,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Etcd {
+    pub async fn start() -> Etcd {
+        let dir = tempfile::tempdir().unwrap();
+        let (cp, pp) = (free_port(), free_port());
+        let url = format!("http://127.0.0.1:{cp}");
+        let peer = format!("http://127.0.0.1:{pp}");
+        let log = std::fs::File::create(dir.path().join("etcd.log")).unwrap();
+        let child = Command::new("etcd")
+            .arg("--name=t")
+            .arg(format!("--data-dir={}", dir.path().join("data").display()))
+            .arg(format!("--listen-client-urls={url}"))
+            .arg(format!("--advertise-client-urls={url}"))
+            .arg(format!("--listen-peer-urls={peer}"))
+            .arg(format!("--initial-advertise-peer-urls={peer}"))
+            .arg(format!("--initial-cluster=t={peer}"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("etcd (Debian etcd-server) must be installed");
+        let etcd = Etcd { child, url, dir };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(mut c) = etcd_client::Client::connect([&etcd.url], None).await {
+                if c.status().await.is_ok() {
+                    break;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "etcd did not come up at {}",
+                etcd.url
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        etcd
+    }
+
+    pub async fn client(&self) -> etcd_client::Client {
+        etcd_client::Client::connect([&self.url], None)
+            .await
+            .unwrap()
+    }
+}
+
+pub const PREFIX: &str = "/t/";
+
+/// Hub flags for a test.
+pub fn config(etcd: &Etcd, state: &std::path::Path) -> Config {
+    Config {
+        etcd: vec![etcd.url.clone()],
+        etcd_prefix: PREFIX.into(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        advertise: None,
+        api: "127.0.0.1:0".parse().unwrap(),
+        state_dir: state.to_path_buf(),
+        key_file: None,
+        node_grace_secs: 40,
+        heartbeat_secs: 10,
+        cert_ttl_secs: 3600,
+        renew_grace_secs: 3600,
+        token_ttl_secs: 3600,
+    }
+}
+
+pub struct TestHub {
+    pub started: Started,
+    pub state: tempfile::TempDir,
+}
+
+pub async fn hub(etcd: &Etcd, tweak: impl FnOnce(&mut Config)) -> TestHub {
+    let state = tempfile::tempdir().unwrap();
+    let mut cfg = config(etcd, state.path());
+    tweak(&mut cfg);
+    let started = barge_hub::run::start(cfg).await.unwrap();
+    TestHub { started, state }
+}
+
+impl TestHub {
+    pub fn addr(&self) -> SocketAddr {
+        self.started.edge_addr
+    }
+
+    pub fn ca_pem(&self) -> String {
+        self.started.hub.pki().bundle_pem()
+    }
+
+    pub async fn token(&self, ttl: Duration) -> String {
+        barge_hub::tokens::create(&self.started.hub, ttl)
+            .await
+            .unwrap()
+    }
+}
+
+/// The CA bundle as stored in etcd (what an edge would pin).
+pub async fn ca_from_etcd(etcd: &Etcd) -> String {
+    let mut c = etcd.client().await;
+    let r = c.get(format!("{PREFIX}pki/ca"), None).await.unwrap();
+    let rec: CaRecord = serde_json::from_slice(r.kvs()[0].value()).unwrap();
+    rec.cas.iter().map(|c| c.cert_pem.clone()).collect()
+}
+
+fn certs(pem: &str) -> Vec<CertificateDer<'static>> {
+    let mut out = Vec::new();
+    for p in x509_parser::pem::Pem::iter_from_buffer(pem.as_bytes()) {
+        out.push(CertificateDer::from(p.unwrap().contents));
+    }
+    out
+}
+
+/// A node's identity on the test side: its key (never sent) and, once joined, its cert.
+pub struct NodeId {
+    pub name: String,
+    pub key: rcgen::KeyPair,
+    pub cert_pem: Option<String>,
+}
+
+impl NodeId {
+    pub fn new(name: &str) -> NodeId {
+        NodeId {
+            name: name.into(),
+            key: rcgen::KeyPair::generate().unwrap(),
+            cert_pem: None,
+        }
+    }
+
+    /// A CSR for `cn` signed by this node's key.
+    pub fn csr(&self, cn: &str) -> String {
+        let mut p = rcgen::CertificateParams::default();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        p.serialize_request(&self.key).unwrap().pem().unwrap()
+    }
+}
+
+/// An edge connection.
+pub struct Edge {
+    tls: TlsStream<tokio::net::TcpStream>,
+}
+
+impl Edge {
+    /// Connect, trusting `ca_pem`, presenting `node`'s certificate when it has one.
+    pub async fn connect(addr: SocketAddr, ca_pem: &str, node: Option<&NodeId>) -> Edge {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        for c in certs(ca_pem) {
+            roots.add(c).unwrap();
+        }
+        let b = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_root_certificates(roots);
+        let mut cfg = match node.and_then(|n| n.cert_pem.as_ref().map(|c| (n, c))) {
+            Some((n, cert)) => b
+                .with_client_auth_cert(
+                    certs(cert),
+                    PrivateKeyDer::try_from(n.key.serialize_der()).unwrap(),
+                )
+                .unwrap(),
+            None => b.with_no_client_auth(),
+        };
+        cfg.alpn_protocols = vec![barge_edge_proto::ALPN.to_vec()];
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+            .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+            .await
+            .unwrap();
+        Edge { tls }
+    }
+
+    pub async fn send(&mut self, msg: &EdgeMsg) {
+        self.tls.write_all(&encode(msg).unwrap()).await.unwrap();
+        self.tls.flush().await.unwrap();
+    }
+
+    /// The next message (None at end of stream); panics after 20 s.
+    pub async fn recv(&mut self) -> Option<HubMsg> {
+        tokio::time::timeout(Duration::from_secs(20), async {
+            let mut h = [0u8; 4];
+            if self.tls.read_exact(&mut h).await.is_err() {
+                return None;
+            }
+            let mut body = vec![0u8; frame_len(h).unwrap()];
+            self.tls.read_exact(&mut body).await.ok()?;
+            Some(decode(&body).unwrap())
+        })
+        .await
+        .expect("no message from the hub within 20 s")
+    }
+
+    /// The next message that is not a Ping/Pong.
+    pub async fn recv_msg(&mut self) -> HubMsg {
+        loop {
+            match self.recv().await {
+                Some(HubMsg::Ping) => self.send(&EdgeMsg::Pong).await,
+                Some(HubMsg::Pong) => {}
+                Some(m) => return m,
+                None => panic!("hub closed the connection"),
+            }
+        }
+    }
+}
+
+pub fn info() -> NodeInfo {
+    NodeInfo {
+        architecture: "amd64".into(),
+        os: "linux".into(),
+        ..Default::default()
+    }
+}
+
+/// Join `node` with `token`; returns the hub's answer (cert stored on `node` when Joined).
+pub async fn join(h: &TestHub, node: &mut NodeId, token: &str, labels: &[(&str, &str)]) -> HubMsg {
+    let mut e = Edge::connect(h.addr(), &h.ca_pem(), None).await;
+    e.send(&EdgeMsg::Join {
+        protocol: barge_edge_proto::PROTOCOL_VERSION,
+        token: token.into(),
+        name: node.name.clone(),
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<BTreeMap<_, _>>(),
+        csr_pem: node.csr(&format!("node:{}", node.name)),
+        info: info(),
+    })
+    .await;
+    let m = e.recv().await.expect("an answer to join");
+    if let HubMsg::Joined { cert_pem, .. } = &m {
+        node.cert_pem = Some(cert_pem.clone());
+    }
+    m
+}
+
+/// Put a JSON object straight into etcd under the fleet prefix; returns its revision.
+pub async fn put_object(
+    etcd: &Etcd,
+    plural: &str,
+    ns: &str,
+    name: &str,
+    v: serde_json::Value,
+) -> i64 {
+    let mut c = etcd.client().await;
+    let r = c
+        .put(
+            format!("{PREFIX}objects/{plural}/{ns}/{name}"),
+            v.to_string(),
+            None,
+        )
+        .await
+        .unwrap();
+    r.header().unwrap().revision()
+}
+
+/// Wait (bounded) until `f` is true.
+pub async fn eventually<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub fn state_dir(h: &TestHub) -> PathBuf {
+    h.state.path().to_path_buf()
+}
