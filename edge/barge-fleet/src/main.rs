@@ -1,7 +1,226 @@
-//! `barge-fleet`: `barge fleet` execs it.
+//! `barge-fleet`: `barge fleet` execs it. The operator's CLI for a hub's fleet API:
+//! apply, get, describe, delete, logs, exec, token create, node drain|label|revoke.
 #![forbid(unsafe_code)]
 
-fn main() {
-    eprintln!("barge fleet: not implemented yet");
-    std::process::exit(1);
+mod apply;
+mod client;
+mod config;
+mod get;
+mod node;
+mod resources;
+mod stream;
+mod table;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "barge fleet",
+    about = "Manage a barge edge fleet through its hub's API",
+    after_help = "The config file is the hub's STATE_DIR/admin.conf (default ~/.barge/fleet.conf)."
+)]
+struct Cli {
+    /// The hub's admin.conf.
+    #[arg(long, global = true, env = "BARGE_FLEET_CONFIG")]
+    config: Option<PathBuf>,
+    /// Namespace (default: `default`).
+    #[arg(short = 'n', long, global = true)]
+    namespace: Option<String>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Create or update objects from YAML or JSON (multi-document; `-` for stdin).
+    Apply {
+        #[arg(short = 'f', long = "filename", required = true)]
+        file: Vec<PathBuf>,
+    },
+    /// List objects, or show one.
+    Get {
+        /// nodes, pods, deployments, daemonsets, configmaps, secrets.
+        kind: String,
+        name: Option<String>,
+        /// Every namespace.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+        /// json, yaml or wide (default: a table).
+        #[arg(short = 'o', long)]
+        output: Option<String>,
+    },
+    /// Show an object in detail.
+    Describe { kind: String, name: String },
+    /// Delete objects by kind and name, or those a file describes.
+    Delete {
+        kind: Option<String>,
+        name: Option<String>,
+        #[arg(short = 'f', long = "filename")]
+        file: Vec<PathBuf>,
+    },
+    /// A pod's logs: NODE/POD.
+    Logs {
+        target: String,
+        #[arg(short = 'c', long)]
+        container: Option<String>,
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// Only the last N lines.
+        #[arg(long)]
+        tail: Option<u64>,
+        #[arg(long)]
+        timestamps: bool,
+    },
+    /// Run a command in a pod's container: NODE/POD -- CMD...
+    Exec {
+        /// Pass stdin to the command.
+        #[arg(short = 'i', long)]
+        stdin: bool,
+        /// Allocate a terminal.
+        #[arg(short = 't', long)]
+        tty: bool,
+        target: String,
+        #[arg(short = 'c', long)]
+        container: Option<String>,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Join tokens.
+    Token {
+        #[command(subcommand)]
+        cmd: TokenCmd,
+    },
+    /// Node operations.
+    Node {
+        #[command(subcommand)]
+        cmd: NodeCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCmd {
+    /// Make a one-time join token; prints only the token.
+    Create {
+        /// Lifetime (`90s`, `30m`, `1h`, `7d`; default: the hub's).
+        #[arg(long)]
+        ttl: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum NodeCmd {
+    /// Mark unschedulable and move its Deployment replicas to other nodes.
+    Drain { name: String },
+    /// Make a drained or cordoned node schedulable again.
+    Uncordon { name: String },
+    /// Set (`k=v`) or remove (`k-`) labels.
+    Label {
+        name: String,
+        #[arg(required = true)]
+        labels: Vec<String>,
+    },
+    /// Refuse the node's connections from now on (it must join again).
+    Revoke { name: String },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("barge fleet: start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = rt.block_on(run(cli));
+    // A read of stdin (exec -i) may still block a runtime thread: do not wait for it.
+    rt.shutdown_background();
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("barge fleet: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let path = config::path(cli.config.as_deref())?;
+    let conf = config::load(&path)?;
+    let c = client::Client::new(&conf)?;
+    let ns = cli.namespace.as_deref();
+    match cli.cmd {
+        Cmd::Apply { file } => apply::apply(&c, ns, &file).await,
+        Cmd::Get {
+            kind,
+            name,
+            all_namespaces,
+            output,
+        } => {
+            get::get(
+                &c,
+                &kind,
+                name.as_deref(),
+                ns,
+                all_namespaces,
+                output.as_deref(),
+            )
+            .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Describe { kind, name } => {
+            get::describe(&c, &kind, &name, ns).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Delete { kind, name, file } => {
+            apply::delete(&c, ns, kind.as_deref(), name.as_deref(), &file).await
+        }
+        Cmd::Logs {
+            target,
+            container,
+            follow,
+            tail,
+            timestamps,
+        } => {
+            stream::logs(
+                &c,
+                &target,
+                ns,
+                container.as_deref(),
+                follow,
+                tail,
+                timestamps,
+            )
+            .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Exec {
+            stdin,
+            tty,
+            target,
+            container,
+            command,
+        } => stream::exec(&c, &target, ns, container.as_deref(), stdin, tty, &command).await,
+        Cmd::Token {
+            cmd: TokenCmd::Create { ttl },
+        } => {
+            node::token_create(&c, ttl.as_deref()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Node { cmd } => {
+            match cmd {
+                NodeCmd::Drain { name } => node::drain(&c, &name).await?,
+                NodeCmd::Uncordon { name } => node::uncordon(&c, &name).await?,
+                NodeCmd::Label { name, labels } => node::label(&c, &name, &labels).await?,
+                NodeCmd::Revoke { name } => node::revoke(&c, &name).await?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }

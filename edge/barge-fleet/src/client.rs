@@ -1,0 +1,151 @@
+//! The fleet API client: hyper's HTTP/1 client (plain HTTP), bearer token on every request,
+//! Kubernetes `Status` bodies turned into their message.
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::config::FleetConf;
+
+/// A failed call: the server's message (from its Status), or why it could not be reached.
+#[derive(Debug)]
+pub struct CallError {
+    pub message: String,
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CallError {}
+
+pub type CallResult<T> = Result<T, CallError>;
+
+/// A successful answer.
+pub struct Answer {
+    pub code: StatusCode,
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answer {
+    pub fn json(&self) -> CallResult<serde_json::Value> {
+        serde_json::from_slice(&self.body).map_err(|e| CallError {
+            message: format!("the server's answer is not JSON: {e}"),
+        })
+    }
+}
+
+pub struct Client {
+    http: hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>,
+    base: String,
+    auth: HeaderValue,
+}
+
+impl Client {
+    pub fn new(conf: &FleetConf) -> anyhow::Result<Client> {
+        let token = conf.token.as_deref().unwrap_or("");
+        let auth = HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| anyhow::anyhow!("the admin token has characters a header cannot carry"))?;
+        Ok(Client {
+            http: hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http(),
+            base: conf.server.trim_end_matches('/').to_string(),
+            auth,
+        })
+    }
+
+    /// Send a request; the raw response (any status).
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(Vec<u8>, &'static str)>,
+        extra: &[(&'static str, &'static str)],
+    ) -> CallResult<Response<Incoming>> {
+        let uri = format!("{}{path}", self.base);
+        let mut b = Request::builder()
+            .method(method)
+            .uri(&uri)
+            .header(AUTHORIZATION, self.auth.clone());
+        for (k, v) in extra {
+            b = b.header(*k, *v);
+        }
+        let body = match body {
+            Some((data, ctype)) => {
+                b = b.header(CONTENT_TYPE, ctype);
+                Full::new(Bytes::from(data))
+            }
+            None => Full::new(Bytes::new()),
+        };
+        let req = b.body(body).map_err(|e| CallError {
+            message: format!("bad request URL {uri}: {e}"),
+        })?;
+        self.http.request(req).await.map_err(|e| {
+            let mut msg = format!("cannot reach {}: {e}", self.base);
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                msg.push_str(&format!(": {s}"));
+                src = s.source();
+            }
+            CallError { message: msg }
+        })
+    }
+
+    /// Send and read the whole answer; a non-2xx status is an error with the Status message.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> CallResult<Answer> {
+        let body = body.map(|v| (v.to_string().into_bytes(), "application/json"));
+        let resp = self.send(method, path, body, &[]).await?;
+        let code = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| CallError {
+                message: format!("reading the answer: {e}"),
+            })?
+            .to_bytes();
+        if !code.is_success() {
+            return Err(status_error(code, &body));
+        }
+        Ok(Answer {
+            code,
+            headers,
+            body,
+        })
+    }
+
+    pub async fn get(&self, path: &str) -> CallResult<serde_json::Value> {
+        self.call(Method::GET, path, None).await?.json()
+    }
+}
+
+/// A non-2xx answer as an error: the Status message, or the body's text.
+pub fn status_error(code: StatusCode, body: &[u8]) -> CallError {
+    let message = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.get("message")
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| {
+            let t = String::from_utf8_lossy(body).trim().to_string();
+            if t.is_empty() {
+                format!("HTTP {code}")
+            } else {
+                t
+            }
+        });
+    CallError { message }
+}
