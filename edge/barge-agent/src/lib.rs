@@ -1,2 +1,24 @@
-//! `barge edge`: the agent on each device.
+//! `barge edge`: the agent on each device (KubeEdge's edge half, in one small process).
+//!
+//! - [`config`]: the agent's files under `ROOT/edge/` (key, certificate, CA, edge.json).
+//! - [`tls`], [`conn`]: TLS 1.3 to the hub (CA pinned by the join token's hash, then the CA
+//!   bundle) and the frame I/O.
+//! - [`join`]: `barge-edge join` (key made here, CSR sent, certificate stored).
+//! - [`metamanager`]: the desired-state cache (SQLite, one transaction per Sync batch).
+//! - [`edgehub`]: the session with the hubs (backoff + jitter, Hello/Sync/Ack, status).
+//! - [`render`], [`edged`]: desired pods to `kube play` YAML with a content hash; pods made,
+//!   replaced, removed and restored through the engine; their status from engine events.
+//! - [`tunnel`]: Exec and Logs streams from the hub.
 #![forbid(unsafe_code)]
+
+pub mod backoff;
+pub mod config;
+pub mod conn;
+pub mod edged;
+pub mod edgehub;
+pub mod info;
+pub mod join;
+pub mod metamanager;
+pub mod render;
+pub mod tls;
+pub mod tunnel;

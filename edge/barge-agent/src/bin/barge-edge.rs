@@ -1,6 +1,161 @@
-//! `barge-edge`: `barge edge` execs it.
+//! `barge-edge` (run as `barge edge`): join a hub, then run the node's workloads from the
+//! hub's desired state, offline too.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use barge_agent::config::{parse_labels, EdgePaths};
+use barge_agent::edged::EngineWorkloads;
+use barge_agent::edgehub::RunOptions;
+use barge_agent::join::JoinRequest;
+use barge_engine::{Engine, EngineOptions};
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "barge edge", version, about = "barge's edge agent")]
+struct Args {
+    /// Where barge keeps images and containers (the agent's state is under ROOT/edge).
+    #[arg(long, env = "BARGE_ROOT", default_value = "/var/lib/barge")]
+    root: PathBuf,
+    /// Configuration directory.
+    #[arg(long, env = "BARGE_CONFIG", default_value = barge_image::config::DEFAULT_DIR)]
+    config: PathBuf,
+    /// Volatile state (shim sockets, runtime state).
+    #[arg(long, env = "BARGE_RUNROOT", default_value = "/run/barge")]
+    runroot: PathBuf,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Join a hub: make this node's key, get its certificate with a one-time token.
+    Join {
+        /// The hub's edge endpoint: https://ADDR:PORT.
+        hub: String,
+        #[arg(long)]
+        token: String,
+        /// This node's name.
+        #[arg(long)]
+        name: String,
+        /// A node label KEY=VALUE (repeatable).
+        #[arg(long = "label")]
+        labels: Vec<String>,
+    },
+    /// Run the agent in the foreground (SIGTERM stops the agent, not the pods).
+    Run {
+        /// First reconnection backoff ceiling, in milliseconds.
+        #[arg(long, default_value_t = 1000)]
+        backoff_base_ms: u64,
+        /// Largest reconnection backoff, in milliseconds.
+        #[arg(long, default_value_t = 60_000)]
+        backoff_max_ms: u64,
+        /// Heartbeat until the hub sets its own.
+        #[arg(long, default_value_t = 10)]
+        heartbeat_secs: u64,
+    },
+}
+
+fn engine_options(args: &Args) -> Result<EngineOptions, String> {
+    Ok(EngineOptions {
+        root: args.root.clone(),
+        runroot: args.runroot.clone(),
+        shim: barge_engine::helper_binary("barge-shim", "BARGE_SHIM"),
+        exit_helper: barge_engine::helper_binary("barge-exit", "BARGE_EXIT"),
+        registry: barge_engine::helper_binary("barge-registry", "BARGE_REGISTRY"),
+        init: std::env::var_os("BARGE_INIT")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/usr/bin/tini-static")),
+        config: args.config.clone(),
+        network: barge_engine::network::settings::Settings::load(&args.config)
+            .map_err(|e| e.to_string())?,
+    })
+}
 
 fn main() {
-    eprintln!("barge edge: not implemented yet");
-    std::process::exit(1);
+    let args = Args::parse();
+    let code = match real_main(args) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("barge edge: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn real_main(args: Args) -> anyhow::Result<()> {
+    let paths = EdgePaths::new(&args.root);
+    // Two workers: the link is light; engine work runs on the blocking pool.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    match &args.cmd {
+        Cmd::Join {
+            hub,
+            token,
+            name,
+            labels,
+        } => {
+            let req = JoinRequest {
+                hub: hub.clone(),
+                token: token.clone(),
+                name: name.clone(),
+                labels: parse_labels(labels)?,
+            };
+            let f = rt.block_on(barge_agent::join::join(&paths, &req))?;
+            println!(
+                "joined as node {} (hubs: {}); start the agent with `barge edge run`",
+                f.name,
+                f.hubs.join(", ")
+            );
+            Ok(())
+        }
+        Cmd::Run {
+            backoff_base_ms,
+            backoff_max_ms,
+            heartbeat_secs,
+        } => {
+            let opts = RunOptions {
+                backoff_base: Duration::from_millis(*backoff_base_ms),
+                backoff_max: Duration::from_millis(*backoff_max_ms),
+                heartbeat: Duration::from_secs((*heartbeat_secs).max(1)),
+                ..Default::default()
+            };
+            let engine = Engine::open(engine_options(&args).map_err(anyhow::Error::msg)?)
+                .map_err(|e| anyhow::anyhow!("open the store at {}: {e}", args.root.display()))?;
+            let work = Arc::new(EngineWorkloads::new(Arc::new(engine)));
+            let r = rt.block_on(async move {
+                tokio::select! {
+                    r = barge_agent::edgehub::run(paths, work, opts) => r,
+                    _ = stop_signal() => {
+                        eprintln!("barge-edge: stopping (pods keep running)");
+                        Ok(())
+                    }
+                }
+            });
+            // An engine call in flight (a pull, a play) is not waited for: what it made is
+            // found by its labels at the next start.
+            rt.shutdown_background();
+            r
+        }
+    }
+}
+
+/// SIGTERM or SIGINT.
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut t), Ok(mut i)) => {
+            tokio::select! {
+                _ = t.recv() => {}
+                _ = i.recv() => {}
+            }
+        }
+        _ => std::future::pending::<()>().await,
+    }
 }

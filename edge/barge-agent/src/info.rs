@@ -1,0 +1,64 @@
+//! What the node says about itself: [`NodeInfo`] in Join and Hello, [`NodeUsage`] with
+//! every heartbeat.
+
+use barge_edge_proto::object::{NodeInfo, NodeUsage};
+
+fn meminfo(field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    text.lines().find_map(|l| {
+        let rest = l.strip_prefix(field)?.strip_prefix(':')?;
+        let kb: u64 = rest.trim().trim_end_matches("kB").trim().parse().ok()?;
+        Some(kb * 1024)
+    })
+}
+
+/// The machine: architecture, kernel, CPUs, memory.
+pub fn node_info() -> NodeInfo {
+    NodeInfo {
+        architecture: std::env::consts::ARCH.to_string(),
+        os: std::env::consts::OS.to_string(),
+        kernel_version: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default(),
+        agent_version: env!("CARGO_PKG_VERSION").to_string(),
+        cpus: std::thread::available_parallelism()
+            .map(|n| n.get() as u32)
+            .unwrap_or(1),
+        memory_bytes: meminfo("MemTotal").unwrap_or(0),
+        addresses: Vec::new(),
+    }
+}
+
+/// CPU time of the whole machine: (busy, total) jiffies from `/proc/stat`.
+pub fn cpu_jiffies() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = text.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let total: u64 = v.iter().sum();
+    // idle + iowait
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    Some((total.saturating_sub(idle), total))
+}
+
+/// Usage since the previous sample `prev` (CPU in thousandths of a CPU over the machine).
+pub fn usage(prev: &mut Option<(u64, u64)>, pods: u32, containers_running: u32) -> NodeUsage {
+    let now = cpu_jiffies();
+    let cpus = node_info().cpus as u64;
+    let cpu_millis = match (*prev, now) {
+        (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => (b1 - b0) * 1000 * cpus / (t1 - t0),
+        _ => 0,
+    };
+    *prev = now;
+    let total = meminfo("MemTotal").unwrap_or(0);
+    let avail = meminfo("MemAvailable").unwrap_or(0);
+    NodeUsage {
+        cpu_millis,
+        memory_used_bytes: total.saturating_sub(avail),
+        pods,
+        containers_running,
+    }
+}
