@@ -122,7 +122,7 @@ impl Agent {
             .join("\n--- agent restarted ---\n")
     }
 
-    /// `barge ps -a` rows (JSON objects: Id, Names, State, Labels...).
+    /// `barge ps -a` rows (JSON objects: ID, Names, State, Labels...).
     pub fn ps(&self) -> Vec<Value> {
         let o = self.barge(&["ps", "-a", "--no-trunc", "--format", "json"]);
         String::from_utf8_lossy(&o.stdout)
@@ -139,7 +139,11 @@ impl Agent {
             .map(|c| {
                 (
                     c["Names"].as_str().unwrap_or_default().to_string(),
-                    c["Id"].as_str().unwrap_or_default().to_string(),
+                    c["ID"]
+                        .as_str()
+                        .or(c["Id"].as_str())
+                        .unwrap_or_default()
+                        .to_string(),
                 )
             })
             .collect()

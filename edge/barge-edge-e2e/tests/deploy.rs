@@ -51,7 +51,12 @@ fn deployment_with_node_selector_runs_on_the_matching_device_only() {
         pods.contains("web-edge-a-0") && pods.contains("web-edge-a-1"),
         "barge pod ls on edge-a: {pods:?}"
     );
-    assert_eq!(version_in(&a, "web-edge-a-0").as_deref(), Some("1"));
+    assert_eq!(
+        version_in(&a, "web-edge-a-0-main").as_deref(),
+        Some("1"),
+        "{:#?}",
+        a.ps()
+    );
     assert!(
         b.running_containers().is_empty(),
         "edge-b runs {:?}",
@@ -121,12 +126,19 @@ fn logs_and_exec_go_through_the_tunnel() {
     );
 
     // Logs: what the container printed on the device.
+    let mut last = String::new();
     let logs = poll(Duration::from_secs(30), || {
         let o = cloud.fleet.run(&["logs", "edge-l/talker"]);
         let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        last = format!("{o:?}");
         (o.status.success() && out.contains("hello-from-talker")).then_some(out)
     });
-    assert!(logs.is_some(), "fleet logs never showed the greeting");
+    assert!(
+        logs.is_some(),
+        "fleet logs never showed the greeting: {last}\nagent:\n{}\nhub:\n{}",
+        a.log(),
+        cloud.hub.log()
+    );
 
     // Exec: output, the exit code, and that it runs inside the pod's container.
     let out = cloud.fleet.ok(&[

@@ -190,7 +190,13 @@ pub fn version_in(agent: &Agent, needle: &str) -> Option<String> {
         .into_iter()
         .find(|(n, _)| n.contains(needle))?;
     let o = agent.barge(&["exec", &id, "sh", "-c", "echo $VERSION"]);
-    o.status
-        .success()
-        .then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    if !o.status.success() {
+        eprintln!(
+            "barge exec {id} on {}: {}",
+            agent.name,
+            String::from_utf8_lossy(&o.stderr)
+        );
+        return None;
+    }
+    Some(String::from_utf8_lossy(&o.stdout).trim().to_string())
 }
