@@ -46,6 +46,22 @@ fn deployment_with_node_selector_runs_on_the_matching_device_only() {
         .wait_running(&["web-edge-a-0", "web-edge-a-1"], Duration::from_secs(30))
         .unwrap_or_else(|| panic!("edge-a runs {:?}", a.running_containers()));
     assert_eq!(running.len(), 2);
+    // The operator's view on the device: `barge --root R ps` (flags, no environment).
+    let o = std::process::Command::new(barge_edge_e2e::util::barge_bin())
+        .arg("--root")
+        .arg(a.root())
+        .arg("--runroot")
+        .arg(a.runroot())
+        .arg("ps")
+        .env_remove("BARGE_ROOT")
+        .env_remove("BARGE_RUNROOT")
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        table.contains("web-edge-a-0-main") && table.contains("web-edge-a-1-main"),
+        "barge --root R ps:\n{table}"
+    );
     let pods = a.pods();
     assert!(
         pods.contains("web-edge-a-0") && pods.contains("web-edge-a-1"),
