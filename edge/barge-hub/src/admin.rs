@@ -33,17 +33,6 @@ pub fn path(state_dir: &Path) -> PathBuf {
     state_dir.join("admin.conf")
 }
 
-/// The API URL clients use: `--api`, with an unspecified address (0.0.0.0, ::) as loopback.
-pub fn server_url(api: std::net::SocketAddr) -> String {
-    let ip = match api.ip() {
-        std::net::IpAddr::V4(v) if v.is_unspecified() => "127.0.0.1".to_string(),
-        std::net::IpAddr::V6(v) if v.is_unspecified() => "[::1]".to_string(),
-        std::net::IpAddr::V6(v) => format!("[{v}]"),
-        std::net::IpAddr::V4(v) => v.to_string(),
-    };
-    format!("http://{ip}:{}", api.port())
-}
-
 /// A new admin token: 32 random bytes, hex.
 fn new_token() -> anyhow::Result<String> {
     let mut b = [0u8; 32];
@@ -65,7 +54,7 @@ pub async fn ensure(hub: &Hub) -> anyhow::Result<()> {
     let dir = &hub.config.state_dir;
     std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     let file = path(dir);
-    let server = server_url(hub.config.api);
+    let server = hub.api_url.clone();
     let key = format!("{}pki/admin-token", hub.prefix);
     let token = new_token()?;
     let resp = hub

@@ -1,10 +1,11 @@
 //! The fleet HTTP API against a real etcd, through a real HTTP client.
+#![allow(clippy::unwrap_used)]
 
-mod common;
+mod api_support;
 
 use std::os::unix::fs::PermissionsExt;
 
-use common::*;
+use api_support::*;
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -29,7 +30,7 @@ fn deployment(replicas: i64, image: &str) -> Value {
 async fn requests_without_the_admin_token_get_401_status() {
     let etcd = Etcd::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let (url, token) = serve(hub(&etcd, P, dir.path(), 40).await).await;
+    let (_hub, url, token) = hub_api(&etcd, P, dir.path()).await;
     assert_eq!(token.len(), 64);
     let (code, _, v) = call(Method::GET, &format!("{url}/api/v1/nodes"), None, None).await;
     assert_status(code, &v, 401, "Unauthorized");
@@ -79,7 +80,7 @@ async fn objects_are_created_replaced_listed_and_deleted_in_etcd() {
     let etcd = Etcd::start().await;
     let mut kv = etcd.client().await;
     let dir = tempfile::tempdir().unwrap();
-    let (url, t) = serve(hub(&etcd, P, dir.path(), 40).await).await;
+    let (_hub, url, t) = hub_api(&etcd, P, dir.path()).await;
     let t = Some(t.as_str());
     let item = format!("{url}/apis/apps/v1/namespaces/default/deployments/web");
 
@@ -193,7 +194,7 @@ async fn secrets_fold_string_data_and_bad_objects_are_refused() {
     let etcd = Etcd::start().await;
     let mut kv = etcd.client().await;
     let dir = tempfile::tempdir().unwrap();
-    let (url, t) = serve(hub(&etcd, P, dir.path(), 40).await).await;
+    let (_hub, url, t) = hub_api(&etcd, P, dir.path()).await;
     let t = Some(t.as_str());
     let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
         "stringData": {"password": "hunter2"}, "data": {"user": "YWRtaW4="}});
@@ -327,7 +328,7 @@ async fn nodes_show_readiness_and_can_be_labeled_drained_revoked_and_deleted() {
     let etcd = Etcd::start().await;
     let mut kv = etcd.client().await;
     let dir = tempfile::tempdir().unwrap();
-    let (url, t) = serve(hub(&etcd, P, dir.path(), 40).await).await;
+    let (_hub, url, t) = hub_api(&etcd, P, dir.path()).await;
     let t = Some(t.as_str());
     put_node(&mut kv, "n1", json!({"site": "a"})).await;
     put_node(&mut kv, "n2", json!({})).await;
@@ -452,8 +453,7 @@ async fn admin_conf_is_made_once_per_fleet() {
     let mut kv = etcd.client().await;
     let d1 = tempfile::tempdir().unwrap();
     let d2 = tempfile::tempdir().unwrap();
-    let h1 = hub(&etcd, P, d1.path(), 40).await;
-    barge_hub::admin::ensure(&h1).await.unwrap();
+    let h1 = start_hub(&etcd, P, d1.path(), None).await;
     let f1 = d1.path().join("admin.conf");
     assert_eq!(
         std::fs::metadata(&f1).unwrap().permissions().mode() & 0o777,
@@ -461,32 +461,31 @@ async fn admin_conf_is_made_once_per_fleet() {
     );
     let c1: Value = serde_json::from_slice(&std::fs::read(&f1).unwrap()).unwrap();
     let token = c1["token"].as_str().unwrap().to_string();
-    assert_eq!(c1["server"], format!("http://{}", h1.config.api));
+    assert_eq!(c1["server"], h1.api_url.as_str());
     assert!(c1["ca"].is_null());
     let (hash, _) = etcd_get(&mut kv, "/t/pki/admin-token").await.unwrap();
     assert_eq!(
         String::from_utf8(hash).unwrap(),
         barge_edge_proto::token::sha256_hex(token.as_bytes())
     );
-    // Restart: same token kept.
+    // Again (a restart): the same token is kept.
     barge_hub::admin::ensure(&h1).await.unwrap();
     let again: Value = serde_json::from_slice(&std::fs::read(&f1).unwrap()).unwrap();
     assert_eq!(again["token"], token.as_str());
-    // A second hub with a fresh state dir: no token to give.
-    let h2 = hub(&etcd, P, d2.path(), 40).await;
-    barge_hub::admin::ensure(&h2).await.unwrap();
+    // A second hub of the fleet with a fresh state dir: no token to give...
+    let h2 = start_hub(&etcd, P, d2.path(), Some(&d1.path().join("hub.key"))).await;
     let f2 = d2.path().join("admin.conf");
     let c2: Value = serde_json::from_slice(&std::fs::read(&f2).unwrap()).unwrap();
     assert!(c2["token"].is_null(), "{c2}");
+    assert_eq!(c2["server"], h2.api_url.as_str());
     assert_eq!(
         std::fs::metadata(&f2).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    // ...and its API accepts the first hub's token (the hash is shared).
-    let (url, _) = serve(h2).await;
+    // ...and its API takes the first hub's token (the hash is shared through etcd).
     let (code, _, v) = call(
         Method::GET,
-        &format!("{url}/api/v1/nodes"),
+        &format!("{}/api/v1/nodes", h2.api_url),
         Some(&token),
         None,
     )
@@ -499,7 +498,7 @@ async fn logs_and_exec_of_an_unconnected_node_fail_with_status() {
     let etcd = Etcd::start().await;
     let mut kv = etcd.client().await;
     let dir = tempfile::tempdir().unwrap();
-    let (url, t) = serve(hub(&etcd, P, dir.path(), 40).await).await;
+    let (_hub, url, t) = hub_api(&etcd, P, dir.path()).await;
     let t = Some(t.as_str());
     put_node(&mut kv, "n1", json!({})).await;
     let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
@@ -547,4 +546,208 @@ async fn logs_and_exec_of_an_unconnected_node_fail_with_status() {
     )
     .await;
     assert_status(code, &v, 400, "BadRequest");
+}
+
+/// Poll `f` until it returns Some (bounded: 20 s), for what the controller does on its own.
+async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Some(t) = f().await {
+            return t;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+fn by_name(list: &Value) -> std::collections::BTreeMap<String, Value> {
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["metadata"]["name"].as_str().unwrap().to_string(),
+                p.clone(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn pods_list_every_nodes_expanded_view_with_reported_status() {
+    let etcd = Etcd::start().await;
+    let mut kv = etcd.client().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_hub, url, t) = hub_api(&etcd, P, dir.path()).await;
+    let t = Some(t.as_str());
+    // n1 (site=a) has a session; n2 (site=b) was last heard from long ago.
+    put_node(&mut kv, "n1", json!({"site": "a"})).await;
+    put_node(&mut kv, "n2", json!({"site": "b"})).await;
+    etcd_put(
+        &mut kv,
+        "/t/conns/n1",
+        &json!({"hub": "h", "since": "2026-01-01T00:00:00Z"}),
+    )
+    .await;
+    let old = barge_util::time::rfc3339_secs(barge_util::time::now().0 - 3600);
+    etcd_put(&mut kv, "/t/status/nodes/n2", &json!({"info": {"architecture": "", "os": "", "kernelVersion": "",
+        "agentVersion": "", "cpus": 1, "memoryBytes": 1}, "usage": {"cpuMillis": 0, "memoryUsedBytes": 0,
+        "pods": 0, "containersRunning": 0}, "lastSeen": old, "ackedRevision": 0})).await;
+
+    let put = |path: String, body: Value| async move {
+        let (code, _, v) = call(Method::PUT, &path, t, Some(body)).await;
+        assert!(code.is_success(), "{v}");
+    };
+    put(
+        format!("{url}/apis/apps/v1/namespaces/default/deployments/web"),
+        deployment(2, "busybox"),
+    )
+    .await;
+    let ds = json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
+        "spec": {"selector": {"matchLabels": {"app": "agent"}}, "template": {"metadata": {"labels": {"app": "agent"}},
+        "spec": {"nodeSelector": {"site": "b"}, "containers": [{"name": "c", "image": "busybox"}]}}}});
+    put(
+        format!("{url}/apis/apps/v1/namespaces/default/daemonsets/agent"),
+        ds,
+    )
+    .await;
+    let pod = |name: &str, node: Option<&str>| {
+        let mut p = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]}});
+        if let Some(n) = node {
+            p["spec"]["nodeName"] = json!(n);
+        }
+        p
+    };
+    put(
+        format!("{url}/api/v1/namespaces/default/pods/bare"),
+        pod("bare", None),
+    )
+    .await;
+    put(
+        format!("{url}/api/v1/namespaces/default/pods/pinned"),
+        pod("pinned", Some("n2")),
+    )
+    .await;
+    etcd_put(&mut kv, "/t/status/pods/n1/default/web-n1-0", &json!({"phase": "Running", "observedRevision": 1,
+        "containerStatuses": [{"name": "c", "image": "busybox", "state": "running", "ready": true, "restartCount": 2}],
+        "observedAt": "2026-01-01T00:00:00Z"})).await;
+
+    // The controller places web's two replicas on n1 (the only site=a node).
+    let pods = eventually("web's replicas in /api/v1/pods", || async {
+        let (_, _, l) = call(Method::GET, &format!("{url}/api/v1/pods"), t, None).await;
+        let m = by_name(&l);
+        m.contains_key("web-n1-1").then_some(m)
+    })
+    .await;
+    let names: Vec<&str> = pods.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        ["agent-n2", "bare", "pinned", "web-n1-0", "web-n1-1"]
+    );
+    let phase = |n: &str| pods[n]["status"]["phase"].as_str().unwrap().to_string();
+    let node = |n: &str| pods[n]["spec"]["nodeName"].as_str().map(str::to_string);
+    assert_eq!(
+        (phase("web-n1-0"), node("web-n1-0")),
+        ("Running".into(), Some("n1".into()))
+    );
+    assert_eq!(
+        pods["web-n1-0"]["status"]["containerStatuses"][0]["restartCount"],
+        2
+    );
+    assert_eq!(
+        pods["web-n1-0"]["metadata"]["labels"]["barge.io/owner"],
+        "Deployment/web"
+    );
+    assert_eq!(
+        (phase("web-n1-1"), node("web-n1-1")),
+        ("Pending".into(), Some("n1".into()))
+    );
+    // n2 is NotReady: its pods are Unknown.
+    assert_eq!(
+        (phase("agent-n2"), node("agent-n2")),
+        ("Unknown".into(), Some("n2".into()))
+    );
+    assert_eq!(
+        (phase("pinned"), node("pinned")),
+        ("Unknown".into(), Some("n2".into()))
+    );
+    assert_eq!((phase("bare"), node("bare")), ("Pending".into(), None));
+
+    // One pod, and one namespace.
+    let (code, _, v) = call(
+        Method::GET,
+        &format!("{url}/api/v1/namespaces/default/pods/web-n1-0"),
+        t,
+        None,
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    assert_eq!(v["status"]["phase"], "Running");
+    let (_, _, l) = call(
+        Method::GET,
+        &format!("{url}/api/v1/namespaces/other/pods"),
+        t,
+        None,
+    )
+    .await;
+    assert_eq!(l["items"], json!([]));
+    let (code, _, v) = call(
+        Method::GET,
+        &format!("{url}/api/v1/namespaces/default/pods/web-n1-9"),
+        t,
+        None,
+    )
+    .await;
+    assert_status(code, &v, 404, "NotFound");
+}
+
+#[tokio::test]
+async fn tokens_are_made_with_the_asked_lifetime() {
+    let etcd = Etcd::start().await;
+    let mut kv = etcd.client().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_hub, url, t) = hub_api(&etcd, P, dir.path()).await;
+    let t = Some(t.as_str());
+    let (code, _, v) = call(
+        Method::POST,
+        &format!("{url}/api/v1/tokens"),
+        t,
+        Some(json!({"ttlSeconds": 120})),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CREATED, "{v}");
+    let tok = barge_edge_proto::token::JoinToken::parse(v["token"].as_str().unwrap()).unwrap();
+    let (raw, _) = etcd_get(&mut kv, &format!("/t/tokens/{}", tok.id))
+        .await
+        .unwrap();
+    let rec: barge_edge_proto::keys::TokenRecord = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(rec.secret_sha256, tok.secret_hash());
+    let exp = barge_util::time::parse_rfc3339(&rec.expires).unwrap().0;
+    let created = barge_util::time::parse_rfc3339(&rec.created).unwrap().0;
+    assert_eq!(exp - created, 120);
+    for bad in [
+        json!({"ttlSeconds": 0}),
+        json!({"ttlSeconds": "1h"}),
+        json!({"ttl": 5}),
+    ] {
+        let (code, _, v) = call(Method::POST, &format!("{url}/api/v1/tokens"), t, Some(bad)).await;
+        assert_status(code, &v, 400, "BadRequest");
+    }
+    let (code, _, v) = call(
+        Method::POST,
+        &format!("{url}/api/v1/tokens"),
+        None,
+        Some(json!({})),
+    )
+    .await;
+    assert_status(code, &v, 401, "Unauthorized");
 }

@@ -190,3 +190,45 @@ async fn etcd_down_fails_startup_naming_the_endpoint() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_join_is_logged_by_the_hub_binary_with_the_peer_address() {
+    let etcd = Etcd::start().await;
+    let hubp = HubProcess::start(&etcd).await;
+    let ca = ca_from_etcd(&etcd).await;
+    let forged = JoinToken {
+        ca_hash: barge_edge_proto::token::sha256_hex(
+            &x509_parser::pem::parse_x509_pem(ca.as_bytes())
+                .unwrap()
+                .1
+                .contents,
+        ),
+        id: "abc123".into(),
+        secret: "s".repeat(24),
+    };
+    let node = NodeId::new("intruder");
+    let mut e = Edge::connect(hubp.edge, &ca, None).await;
+    let me = e.local_addr();
+    e.send(&barge_edge_proto::wire::EdgeMsg::Join {
+        protocol: barge_edge_proto::PROTOCOL_VERSION,
+        token: forged.render(),
+        name: "intruder".into(),
+        labels: Default::default(),
+        csr_pem: node.csr("node:intruder"),
+        info: info(),
+    })
+    .await;
+    let m = e.recv().await.unwrap();
+    assert_eq!(error_code(&m), codes::BAD_TOKEN, "{m:?}");
+    let log = hubp.wait_log("refused").await;
+    let line = log
+        .lines()
+        .find(|l| l.contains("refused"))
+        .unwrap()
+        .to_string();
+    assert!(line.contains(&me.to_string()), "{line}");
+    assert!(
+        line.contains("intruder") && line.contains("badToken"),
+        "{line}"
+    );
+}

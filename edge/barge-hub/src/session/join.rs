@@ -140,8 +140,12 @@ pub async fn join(hub: &Hub, req: &JoinRequest) -> Result<HubMsg, Refusal> {
             .await
             .map_err(|e| Refusal::from(crate::store::unavailable(&token_key, e)))?;
         if resp.succeeded() {
+            // Let this hub's cache see the node before answering, so that the edge's first
+            // Hello here finds it (bounded: a stalled watch must not hang the join).
             if let Some(h) = resp.header() {
-                hub.cache.wait_for(h.revision()).await;
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(5), hub.cache.wait_for(h.revision()))
+                        .await;
             }
             return Ok(HubMsg::Joined {
                 cert_pem,

@@ -98,7 +98,8 @@ pub fn admit(hub: &Hub, cert: Option<&PeerCert>, hello: &Hello) -> Result<(), Re
 }
 
 /// What differs between what the node holds (`held`) and its view now, as ordered
-/// changes (data before pods; deletes of pods before deletes of data). Updates `held`.
+/// changes: puts of data (ConfigMaps, Secrets) then of pods, each in revision order, then
+/// deletes of pods then of data (a batch never leaves a pod without its data). Updates `held`.
 pub fn diff(name: &str, snap: &Snapshot, held: &mut BTreeMap<ObjKey, i64>) -> Vec<Change> {
     let Some(node) = snap.objects.get(&node_key(name)) else {
         return Vec::new();
@@ -109,7 +110,7 @@ pub fn diff(name: &str, snap: &Snapshot, held: &mut BTreeMap<ObjKey, i64>) -> Ve
         .iter()
         .filter(|(k, o)| held.get(*k) != Some(&o.revision()))
         .collect();
-    puts.sort_by_key(|(k, o)| (o.revision(), rank(k.kind), (*k).clone()));
+    puts.sort_by_key(|(k, o)| (rank(k.kind), o.revision(), (*k).clone()));
     let mut dels: Vec<ObjKey> = held
         .keys()
         .filter(|k| !view.contains_key(*k))
@@ -296,7 +297,7 @@ impl Session {
             hubs: hub.hub_endpoints().await,
             heartbeat_secs: heartbeat.as_secs(),
             ca_bundle_pem: pki.bundle_pem(),
-            renew: life < ttl / 3,
+            renew: life * 3 < ttl,
         })
         .await?;
         tracing::info!(

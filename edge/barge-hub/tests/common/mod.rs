@@ -310,3 +310,78 @@ where
 pub fn state_dir(h: &TestHub) -> PathBuf {
     h.state.path().to_path_buf()
 }
+
+impl Edge {
+    /// Read raw bytes (to observe a handshake refused after the client's first flight).
+    pub async fn read_raw(&mut self, b: &mut [u8]) -> std::io::Result<()> {
+        self.tls.read_exact(b).await.map(|_| ())
+    }
+}
+
+impl Edge {
+    /// This end's address (what the hub logs as the peer).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.tls.get_ref().0.local_addr().unwrap()
+    }
+}
+
+/// A `barge-hub` process (killed on drop) with its stderr in a file.
+pub struct HubProcess {
+    pub child: Child,
+    pub log: PathBuf,
+    pub edge: SocketAddr,
+    pub state: tempfile::TempDir,
+}
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl HubProcess {
+    pub async fn start(etcd: &Etcd) -> HubProcess {
+        let state = tempfile::tempdir().unwrap();
+        let edge: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let log = state.path().join("hub.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_barge-hub"))
+            .arg(format!("--etcd={}", etcd.url))
+            .arg(format!("--etcd-prefix={PREFIX}"))
+            .arg(format!("--listen={edge}"))
+            .arg(format!("--api=127.0.0.1:{}", free_port()))
+            .arg(format!("--state-dir={}", state.path().display()))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let p = HubProcess {
+            child,
+            log,
+            edge,
+            state,
+        };
+        p.wait_log("serving edges").await;
+        p
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Wait (bounded) for `needle` in the hub's log.
+    pub async fn wait_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = self.log_text();
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "hub log never said {needle:?}:\n{text}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}

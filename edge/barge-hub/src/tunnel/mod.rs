@@ -9,10 +9,12 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use barge_edge_proto::keys::{self, ConnRecord};
+use barge_edge_proto::keys::{self, ConnRecord, HubRecord};
 use barge_edge_proto::object::Kind;
 use barge_edge_proto::wire::{b64, HubMsg};
 use tokio::sync::{mpsc, Notify};
+
+mod forward;
 
 /// What to open on the edge.
 #[derive(Debug, Clone)]
@@ -160,8 +162,20 @@ impl Tunnels {
     }
 
     /// Open a stream to `node`. NotFound when the node is unknown; Unavailable when it has
-    /// no session on any hub.
+    /// no session on any hub. Without a caller token, a session on another hub cannot be
+    /// reached: see [`Tunnels::open_as`].
     pub async fn open(&self, node: &str, req: TunnelRequest) -> crate::Result<TunnelStream> {
+        self.open_as(node, req, None).await
+    }
+
+    /// [`Tunnels::open`], forwarding to the hub that holds the node's session (through its
+    /// fleet API, `hubs/<id>`'s api_url) with `bearer`, the caller's admin token.
+    pub async fn open_as(
+        &self,
+        node: &str,
+        req: TunnelRequest,
+        bearer: Option<&str>,
+    ) -> crate::Result<TunnelStream> {
         if let Some(session) = self.local(node) {
             return open_local(session, req).await;
         }
@@ -174,10 +188,24 @@ impl Tunnels {
         }
         let conn = keys::conn(&self.prefix, node);
         match crate::store::get_json::<ConnRecord>(&self.etcd, &conn).await? {
-            Some((c, _)) if c.hub != self.hub_id => Err(crate::Error::Unavailable(format!(
-                "node {node} is connected to hub {}; forwarding tunnels between hubs is not implemented yet",
-                c.hub
-            ))),
+            Some((c, _)) if c.hub != self.hub_id => {
+                let Some(bearer) = bearer else {
+                    return Err(crate::Error::Unavailable(format!(
+                        "node {node} is connected to hub {}, and forwarding needs the caller's token",
+                        c.hub
+                    )));
+                };
+                let hub_key = keys::hub(&self.prefix, &c.hub);
+                let Some((rec, _)) =
+                    crate::store::get_json::<HubRecord>(&self.etcd, &hub_key).await?
+                else {
+                    return Err(crate::Error::Unavailable(format!(
+                        "node {node} is connected to hub {}, which is gone",
+                        c.hub
+                    )));
+                };
+                forward::open(&rec.api_url, bearer, node, req).await
+            }
             _ => Err(crate::Error::Unavailable(format!(
                 "node {node} is not connected to any hub"
             ))),
