@@ -24,6 +24,7 @@ use barge_engine::status::State;
 use barge_engine::Engine;
 
 use crate::render::{self, Rendered, LABEL_HASH, LABEL_OWNER, OWNER_AGENT};
+use crate::tunnel::{ExecRequest, LogsRequest, StreamIo};
 
 /// What the edge hub needs from the node's runtime. Every method may block.
 pub trait Workloads: Send + Sync + 'static {
@@ -38,6 +39,12 @@ pub trait Workloads: Send + Sync + 'static {
     fn watch(&self, changed: Box<dyn Fn() + Send>);
     /// (pods, containers running) for the heartbeat.
     fn counts(&self) -> (u32, u32);
+    /// Run a command in a pod's container for a tunnel stream (blocks until it ends; sends
+    /// its output and the stream's end on `io`).
+    fn exec(&self, req: &ExecRequest, io: &StreamIo);
+    /// Send a container's log on a tunnel stream (blocks until it is sent, or with `follow`
+    /// until the container ends or the stream is cancelled).
+    fn logs(&self, req: &LogsRequest, io: &StreamIo);
 }
 
 /// One desired pod as edged last handled it.
@@ -97,6 +104,108 @@ impl EngineWorkloads {
             desired: Mutex::new(BTreeMap::new()),
             gone: Mutex::new(BTreeSet::new()),
         }
+    }
+
+    /// The engine's container id of `container` (empty: the first) in the agent's pod
+    /// `namespace/pod`.
+    fn container_of(&self, namespace: &str, pod: &str, container: &str) -> Result<String, String> {
+        let mut f = owner_filter();
+        f.name = Some(pod.to_string());
+        let listed = self.engine.pod_list(&f).map_err(|e| e.to_string())?;
+        let p = listed
+            .iter()
+            .find(|p| {
+                p.record.name == pod
+                    && p.record
+                        .config
+                        .labels
+                        .get(LABEL_NAMESPACE)
+                        .map(String::as_str)
+                        == Some(namespace)
+            })
+            .ok_or_else(|| format!("pod {namespace}/{pod} is not running on this node"))?;
+        let c = if container.is_empty() {
+            p.containers.iter().find(|c| !c.init)
+        } else {
+            let full = format!("{pod}-{container}");
+            p.containers.iter().find(|c| c.name == full)
+        };
+        c.map(|c| c.id.clone())
+            .ok_or_else(|| format!("pod {namespace}/{pod} has no container {container:?}"))
+    }
+
+    fn exec_inner(&self, req: &ExecRequest, io: &StreamIo) -> Result<Option<i32>, String> {
+        use std::io::{Read, Write};
+        if req.cmd.is_empty() {
+            return Err("exec: no command".into());
+        }
+        let id = self.container_of(&req.namespace, &req.pod, &req.container)?;
+        let exec_id = self
+            .engine
+            .exec_create(
+                &id,
+                &barge_engine::exec::ExecOptions {
+                    cmd: req.cmd.clone(),
+                    tty: req.tty,
+                    interactive: req.stdin,
+                    ..Default::default()
+                },
+            )
+            .map_err(|e| e.to_string())?;
+        let mut sock = self
+            .engine
+            .exec_start_attached(
+                &exec_id,
+                barge_engine::container::Streams {
+                    stdin: req.stdin,
+                    stdout: true,
+                    stderr: true,
+                },
+            )
+            .map_err(|e| e.to_string())?;
+        if let Ok(s) = sock.try_clone() {
+            io.cancel.on_cancel(Box::new(move || {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }));
+        }
+        if req.stdin {
+            if let (Ok(mut w), Some(rx)) = (sock.try_clone(), io.take_stdin()) {
+                // stdin: the hub's chunks until an empty one (or the stream's end).
+                std::thread::spawn(move || {
+                    while let Ok(chunk) = rx.recv() {
+                        if chunk.is_empty() || w.write_all(&chunk).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = w.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        }
+        use barge_engine::frames::{parse_header, EXIT, STDERR, STDOUT};
+        loop {
+            let mut h = [0u8; 8];
+            if sock.read_exact(&mut h).is_err() {
+                break;
+            }
+            let (stream, len) = parse_header(&h);
+            let mut buf = vec![0u8; len];
+            if sock.read_exact(&mut buf).is_err() {
+                break;
+            }
+            match stream {
+                STDOUT | STDERR if !io.data(stream, &buf) => return Ok(None),
+                EXIT => return Ok(String::from_utf8_lossy(&buf).trim().parse().ok()),
+                _ => {}
+            }
+        }
+        if io.cancel.is_set() {
+            return Err("cancelled".into());
+        }
+        Ok(self
+            .engine
+            .exec_inspect(&exec_id)
+            .ok()
+            .and_then(|i| i.exit_code))
     }
 
     fn play(&self, r: &Rendered) -> Result<(), String> {
@@ -195,19 +304,26 @@ impl EngineWorkloads {
                 State::Created => "waiting",
                 State::Exited | State::Dead => "terminated",
             };
+            let (restart_count, started_at) = match self.engine.db.find(&c.id) {
+                Ok(rec) => {
+                    let s = self.engine.status(&rec);
+                    (s.restart_count, s.started_at)
+                }
+                Err(_) => (0, None),
+            };
             st.container_statuses.push(ContainerStatus {
                 image: d.images.get(&name).cloned().unwrap_or_default(),
                 name,
                 container_id: c.id.clone(),
                 state: state.into(),
                 ready: state == "running",
-                restart_count: 0,
+                restart_count,
                 exit_code: if state == "terminated" {
                     c.exit_code
                 } else {
                     None
                 },
-                started_at: None,
+                started_at,
                 message: None,
             });
         }
@@ -335,6 +451,48 @@ impl Workloads for EngineWorkloads {
                 }
             }
         }
+    }
+
+    fn exec(&self, req: &ExecRequest, io: &StreamIo) {
+        match self.exec_inner(req, io) {
+            Ok(code) => io.end(code, None),
+            Err(e) => io.end(None, Some(e)),
+        }
+    }
+
+    fn logs(&self, req: &LogsRequest, io: &StreamIo) {
+        let id = match self.container_of(&req.namespace, &req.pod, &req.container) {
+            Ok(id) => id,
+            Err(e) => return io.end(None, Some(e)),
+        };
+        let opts = barge_engine::logs::LogOptions {
+            follow: req.follow,
+            tail: req.tail.map(|t| t as usize),
+            timestamps: req.timestamps,
+            ..Default::default()
+        };
+        let stream = match self.engine.logs(&id, &opts) {
+            Ok(s) => s,
+            Err(e) => return io.end(None, Some(e.to_string())),
+        };
+        for chunk in stream {
+            if io.cancel.is_set() {
+                return io.end(None, Some("cancelled".into()));
+            }
+            match chunk {
+                Ok(c) => {
+                    let fd = match c.stream {
+                        barge_engine::logs::Stream::Stderr => 2,
+                        _ => 1,
+                    };
+                    if !io.data(fd, &c.data) {
+                        return;
+                    }
+                }
+                Err(e) => return io.end(None, Some(e.to_string())),
+            }
+        }
+        io.end(Some(0), None)
     }
 
     fn counts(&self) -> (u32, u32) {

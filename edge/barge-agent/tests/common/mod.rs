@@ -71,6 +71,15 @@ impl Ca {
 
 type Outbox = Arc<Mutex<Option<mpsc::UnboundedSender<HubMsg>>>>;
 
+/// How the fake hub welcomes edges.
+#[derive(Debug, Clone, Default)]
+pub struct HubOpts {
+    /// `Welcome.renew`.
+    pub renew: bool,
+    /// PEM appended to the CA bundle in Welcome (a CA rotation's new CA).
+    pub extra_ca: String,
+}
+
 pub struct FakeHub {
     pub addr: String,
     pub ca: Arc<Ca>,
@@ -103,6 +112,11 @@ impl FakeHub {
 
     /// A hub with `ca` on `bind` (to come back on the same port).
     pub fn start_with(ca: Arc<Ca>, bind: &str) -> FakeHub {
+        Self::start_opts(ca, bind, HubOpts::default())
+    }
+
+    /// A hub with `ca` on `bind`, welcoming as `opts` says.
+    pub fn start_opts(ca: Arc<Ca>, bind: &str, opts: HubOpts) -> FakeHub {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -137,12 +151,13 @@ impl FakeHub {
                 let Ok((tcp, _)) = listener.accept().await else {
                     continue;
                 };
-                let (acceptor, ca, out, ev_tx, addr) = (
+                let (acceptor, ca, out, ev_tx, addr, opts) = (
                     acceptor.clone(),
                     ca2.clone(),
                     out2.clone(),
                     ev_tx.clone(),
                     addr2.clone(),
+                    opts.clone(),
                 );
                 tokio::spawn(async move {
                     let Ok(tls) = acceptor.accept(tcp).await else {
@@ -152,8 +167,10 @@ impl FakeHub {
                     let Some(first) = read_frame(&mut rd).await else {
                         return;
                     };
-                    let _ = ev_tx.send(first.clone());
-                    match first {
+                    if !matches!(first, EdgeMsg::Hello { .. }) {
+                        let _ = ev_tx.send(first.clone());
+                    }
+                    match first.clone() {
                         EdgeMsg::Join { token, csr_pem, .. } => {
                             let reply = if token.ends_with(TOKEN_CRED) {
                                 HubMsg::Joined {
@@ -175,14 +192,16 @@ impl FakeHub {
                                 revision: 0,
                                 hubs: vec![addr.clone()],
                                 heartbeat_secs: 1,
-                                ca_bundle_pem: ca.pem.clone(),
-                                renew: false,
+                                ca_bundle_pem: format!("{}{}", ca.pem, opts.extra_ca),
+                                renew: opts.renew,
                             };
                             if !write_frame(&mut wr, &welcome).await {
                                 return;
                             }
                             let (tx, mut rx) = mpsc::unbounded_channel::<HubMsg>();
                             *out.lock().unwrap() = Some(tx.clone());
+                            // Recorded once the session can be sent to.
+                            let _ = ev_tx.send(first);
                             tokio::spawn(async move {
                                 while let Some(m) = rx.recv().await {
                                     if !write_frame(&mut wr, &m).await {
@@ -193,6 +212,12 @@ impl FakeHub {
                             while let Some(m) = read_frame(&mut rd).await {
                                 if matches!(m, EdgeMsg::Ping) {
                                     let _ = tx.send(HubMsg::Pong);
+                                }
+                                if let EdgeMsg::Renew { csr_pem } = &m {
+                                    let _ = tx.send(HubMsg::Renewed {
+                                        cert_pem: ca.sign_csr(csr_pem),
+                                        ca_bundle_pem: format!("{}{}", ca.pem, opts.extra_ca),
+                                    });
                                 }
                                 let _ = ev_tx.send(m);
                             }
