@@ -86,8 +86,19 @@ fn killing_a_hub_moves_its_edges_to_the_other_without_losing_updates() {
     started_once(&a, main, 6);
     assert!(a.running(), "the agent died:\n{}", a.log());
 
-    // The first hub comes back; the fleet still answers through it.
+    // The first hub comes back; the fleet still answers through it, and exec and logs
+    // through it reach the edge whose session the second hub holds (forwarded).
     cloud.hub.restart();
     let rows = cloud.fleet.pods();
     assert!(rows.iter().any(|p| p.name == pod), "{rows:#?}");
+    let target = format!("edge-f/{pod}");
+    let out = cloud
+        .fleet
+        .ok(&["exec", &target, "--", "sh", "-c", "echo v$VERSION"]);
+    assert_eq!(out.trim(), "v6", "exec forwarded from hub1");
+    let logs = cloud.fleet.ok(&["logs", &target]);
+    assert!(
+        logs.contains("started-6"),
+        "logs forwarded from hub1: {logs:?}"
+    );
 }

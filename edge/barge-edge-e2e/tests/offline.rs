@@ -29,8 +29,27 @@ fn an_offline_reboot_restores_every_pod_from_the_cache() {
     a.wait_running(&PODS, Duration::from_secs(120))
         .unwrap_or_else(|| panic!("pods never ran:\n{}", a.log()));
 
-    // The hub becomes unreachable, then the device loses power.
+    // The hub becomes unreachable: past its grace the node is shown not Ready and its pods
+    // Unknown, still placed on it (edge semantics: nothing is moved).
     proxy.set(Fault::Blackhole);
+    let not_ready = poll(Duration::from_secs(60), || {
+        (cloud.fleet.node_ready("edge-o").as_deref() != Some("True")).then_some(())
+    });
+    assert!(
+        not_ready.is_some(),
+        "edge-o still Ready: {:?}",
+        cloud.fleet.nodes()
+    );
+    wait_pods(
+        &cloud.fleet,
+        Duration::from_secs(30),
+        "keep pods Unknown on edge-o",
+        |r| {
+            let k: Vec<_> = r.iter().filter(|p| p.name.starts_with("keep-")).collect();
+            k.len() == 3 && k.iter().all(|p| p.phase == "Unknown" && p.node == "edge-o")
+        },
+    );
+    // Then the device loses power.
     a.power_off();
     assert!(
         a.running_containers().is_empty(),
@@ -67,6 +86,7 @@ fn an_offline_reboot_restores_every_pod_from_the_cache() {
             .then_some(())
     });
     assert!(v2.is_some(), "version 2 never arrived:\n{}", a.log());
+    cloud.wait_ready(&mut a);
     wait_pods(
         &cloud.fleet,
         Duration::from_secs(60),

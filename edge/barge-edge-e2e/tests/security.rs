@@ -195,6 +195,14 @@ fn foreign_and_misused_certificates_are_refused_and_logged() {
         RawEdge::hello(cloud.hub.listen, &id, "node-1"),
         codes::REVOKED,
     );
+    assert!(
+        cloud.hub.wait_log(
+            "hello as \"node-1\" refused: revoked",
+            Duration::from_secs(10)
+        ),
+        "the hub did not log the revoked node:\n{}",
+        cloud.hub.log()
+    );
 }
 
 #[test]
