@@ -47,31 +47,42 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// Start a hub on `etcd` with free ports and wait until both ports accept.
+    /// Start a hub on `etcd` with free ports and wait until both ports accept (a few tries
+    /// with new ports when it exits at once, as when another process took a port first).
     pub fn start(etcd: &Etcd, opts: HubOptions) -> Hub {
-        let dir = tempfile::Builder::new()
+        let mut dir = tempfile::Builder::new()
             .prefix("hub")
             .tempdir()
             .expect("hub temp dir");
         std::fs::create_dir_all(dir.path().join("state")).expect("hub state dir");
-        let listen: SocketAddr = opts
-            .listen
-            .unwrap_or_else(|| ([127, 0, 0, 1], free_port()).into());
-        let api: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-        let proc = spawn(&etcd.url(), &opts, listen, api, dir.path());
-        let mut hub = Hub {
-            proc,
-            etcd_url: etcd.url(),
-            opts,
-            listen,
-            api,
-            dir,
-        };
-        hub.wait_ready();
-        hub
+        let mut last = String::new();
+        for _ in 0..3 {
+            let listen: SocketAddr = opts
+                .listen
+                .unwrap_or_else(|| ([127, 0, 0, 1], free_port()).into());
+            let api: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+            let proc = spawn(&etcd.url(), &opts, listen, api, dir.path());
+            let mut hub = Hub {
+                proc,
+                etcd_url: etcd.url(),
+                opts: opts.clone(),
+                listen,
+                api,
+                dir,
+            };
+            match hub.wait_ready() {
+                Ok(()) => return hub,
+                Err(e) => {
+                    last = e;
+                    hub.proc.kill();
+                    dir = hub.dir;
+                }
+            }
+        }
+        panic!("{last}");
     }
 
-    fn wait_ready(&mut self) {
+    fn wait_ready(&mut self) -> Result<(), String> {
         let (listen, api) = (self.listen, self.api);
         let proc = &mut self.proc;
         let ok = poll(Duration::from_secs(30), || {
@@ -80,11 +91,13 @@ impl Hub {
             }
             (listening(listen) && listening(api)).then_some(true)
         });
-        assert!(
-            ok == Some(true),
+        if ok == Some(true) {
+            return Ok(());
+        }
+        Err(format!(
             "barge hub did not come up on {listen} and {api}:\n{}",
             self.proc.output()
-        );
+        ))
     }
 
     /// Start it again after [`Hub::kill`] (same ports, same state dir).
@@ -97,7 +110,9 @@ impl Hub {
             self.api,
             self.dir.path(),
         );
-        self.wait_ready();
+        if let Err(e) = self.wait_ready() {
+            panic!("{e}");
+        }
     }
 
     pub fn state_dir(&self) -> PathBuf {
