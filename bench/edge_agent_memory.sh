@@ -6,6 +6,9 @@
 #   sudo bench/edge_agent_memory.sh                    # builds release binaries
 #   BARGE=target/debug/barge sudo bench/edge_agent_memory.sh   # reuse a build (debug: not the figure)
 #   PODS=10 IDLE=30 sudo bench/edge_agent_memory.sh
+#   # only the agent in release (barge edge honours BARGE_EDGE; the agent BARGE_SHIM/BARGE_EXIT):
+#   BARGE=target/debug/barge BARGE_EDGE=target/release/barge-edge \
+#     BARGE_SHIM=target/debug/barge-shim BARGE_EXIT=target/debug/barge-exit bench/edge_agent_memory.sh
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 log() { echo "edge_agent_memory: $*" >&2; }
@@ -66,6 +69,7 @@ done
 log "idle for ${IDLE}s"
 sleep "$IDLE"
 
+agent_exe=$(readlink "/proc/$AGENT_PID/exe")
 agent_rss=$(rss_kib "$AGENT_PID")
 agent_pss=$(pss_kib "$AGENT_PID")
 shims=$(pgrep -d ' ' -f "barge-shim.*$work" || true)
@@ -82,7 +86,7 @@ verdict=$([[ $agent_rss -le $goal ]] && echo "met" || echo "missed")
 echo "### Edge agent idle memory ($PODS pods, after ${IDLE}s idle)"
 echo
 bench_machine
-echo "Binary: $BARGE"
+echo "Binaries: $BARGE; agent $agent_exe"
 echo
 echo "| Process | Count | RSS (MiB) | PSS (MiB) |"
 echo "|---|---:|---:|---:|"
