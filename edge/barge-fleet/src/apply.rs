@@ -209,7 +209,7 @@ pub async fn delete(
 ) -> anyhow::Result<ExitCode> {
     let docs: Vec<(Kind, String, String)> = match (kind, name, files.is_empty()) {
         (Some(k), Some(n), true) => {
-            let kind = parse_kind(k)?;
+            let kind = parse_kind(k).map_err(|e| anyhow::anyhow!("delete {k} {n}: {e}"))?;
             vec![(kind, ns.unwrap_or("default").to_string(), n.to_string())]
         }
         (None, None, false) => {

@@ -251,7 +251,7 @@ pub async fn get(
     all: bool,
     output: Option<&str>,
 ) -> anyhow::Result<()> {
-    let k = parse_kind(kind)?;
+    let k = parse_kind(kind).map_err(|e| anyhow::anyhow!("get {kind}: {e}"))?;
     let namespace = ns.unwrap_or("default");
     let what = match name {
         Some(n) => format!("get {} {n}", k.plural()),
@@ -305,7 +305,7 @@ pub async fn get(
 type PodFilter = Box<dyn Fn(&Value) -> bool>;
 
 pub async fn describe(c: &Client, kind: &str, name: &str, ns: Option<&str>) -> anyhow::Result<()> {
-    let k = parse_kind(kind)?;
+    let k = parse_kind(kind).map_err(|e| anyhow::anyhow!("describe {kind} {name}: {e}"))?;
     let namespace = ns.unwrap_or("default");
     let what = format!("describe {} {name}", k.plural());
     let v = c

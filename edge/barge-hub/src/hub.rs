@@ -29,6 +29,12 @@ pub struct Hub {
     pub edge_endpoint: String,
     /// `http://host:port` of this hub's fleet API.
     pub api_url: String,
+    /// The key file's key (opens the CA keys in `pki/ca`).
+    pub seal: crate::pki::SealKey,
+    /// The edge port's TLS config (rebuilt when the fleet's CAs change).
+    pub tls: RwLock<Arc<rustls::ServerConfig>>,
+    /// Names and IPs this hub's server certificate carries.
+    pub tls_hosts: Vec<String>,
 }
 
 impl Hub {
@@ -38,6 +44,33 @@ impl Hub {
             Ok(p) => p.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
+    }
+
+    /// The edge port's current TLS config.
+    pub fn tls(&self) -> Arc<rustls::ServerConfig> {
+        match self.tls.read() {
+            Ok(t) => t.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Take a new CA record (rotation): new CAs, a new server certificate.
+    pub fn reload_pki(&self, rec: &barge_edge_proto::keys::CaRecord) -> anyhow::Result<()> {
+        let pki = Pki::from_record(rec, &self.seal)?;
+        let tls = pki.server_config(
+            &self.tls_hosts,
+            std::time::Duration::from_secs(self.config.renew_grace_secs),
+        )?;
+        // TLS first: whoever sees the new CAs through `pki()` finds the port serving them.
+        match self.tls.write() {
+            Ok(mut t) => *t = tls,
+            Err(poisoned) => *poisoned.into_inner() = tls,
+        }
+        match self.pki.write() {
+            Ok(mut p) => *p = Arc::new(pki),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(pki),
+        }
+        Ok(())
     }
 
     /// A key under the fleet's prefix (`objects/...` -> `/barge/objects/...`).

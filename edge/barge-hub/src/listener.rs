@@ -11,9 +11,9 @@ use crate::hub::Hub;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Accept edges forever.
-pub async fn serve(hub: Arc<Hub>, listener: TcpListener, tls: Arc<rustls::ServerConfig>) {
-    let acceptor = TlsAcceptor::from(tls);
+/// Accept edges forever (each with the hub's TLS config of the moment: a CA rotation
+/// takes effect for the next connection).
+pub async fn serve(hub: Arc<Hub>, listener: TcpListener) {
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(c) => c,
@@ -24,7 +24,7 @@ pub async fn serve(hub: Arc<Hub>, listener: TcpListener, tls: Arc<rustls::Server
             }
         };
         let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
+        let acceptor = TlsAcceptor::from(hub.tls());
         let hub = hub.clone();
         tokio::spawn(async move {
             match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {

@@ -13,7 +13,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use aws_lc_rs::aead::{Aad, Nonce, RandomizedNonceKey, AES_256_GCM, NONCE_LEN};
@@ -30,6 +30,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore};
+
+use crate::util::now_secs;
 
 /// The sealing key (the key file's 32 bytes).
 pub struct SealKey([u8; 32]);
@@ -112,16 +114,20 @@ pub struct Ca {
     key: KeyPair,
 }
 
-/// The fleet's CAs (`cas[0]` signs; all are trusted).
-pub struct Pki {
-    pub cas: Vec<Ca>,
+impl Ca {
+    /// The CA's subject (what node certificates it signed carry as issuer).
+    pub fn subject(&self) -> String {
+        x509_parser::parse_x509_certificate(&self.der)
+            .map(|(_, c)| c.subject().to_string())
+            .unwrap_or_default()
+    }
 }
 
-fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+/// The fleet's CAs: `cas[0]` signs node certificates, every one is trusted, and the last
+/// (the oldest during a rotation) signs hubs' server certificates, so that edges that do
+/// not know the new CA yet still reach a hub and learn it.
+pub struct Pki {
+    pub cas: Vec<Ca>,
 }
 
 fn odt(secs: i64) -> anyhow::Result<time::OffsetDateTime> {
@@ -148,9 +154,12 @@ pub fn new_ca() -> anyhow::Result<(String, KeyPair)> {
     params.distinguished_name = rcgen::DistinguishedName::new();
     params.distinguished_name.push(
         DnType::CommonName,
+        // Unique per CA (two CAs made within a second must still differ: node certificates
+        // are told apart by their issuer during a rotation).
         format!(
-            "barge fleet CA {}",
-            barge_util::time::rfc3339_secs(now_secs())
+            "barge fleet CA {} {}",
+            barge_util::time::rfc3339_secs(now_secs()),
+            crate::tokens::random_alnum(8)?
         ),
     );
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -224,9 +233,14 @@ impl Pki {
         self.cas.iter().map(|c| c.cert_pem.as_str()).collect()
     }
 
-    /// SHA-256 of the signing CA's DER (join tokens pin it).
+    /// SHA-256 of the DER of the CA that signs hubs' server certificates (join tokens pin
+    /// it: the edge checks the hub's chain against it).
     pub fn ca_hash(&self) -> String {
-        sha256_hex(&self.cas[0].der)
+        sha256_hex(&self.server_ca().der)
+    }
+
+    fn server_ca(&self) -> &Ca {
+        &self.cas[self.cas.len() - 1]
     }
 
     /// Whether `hash` pins one of the fleet's CAs.
@@ -235,8 +249,7 @@ impl Pki {
     }
 
     fn issuer(&self) -> anyhow::Result<Issuer<'static, &KeyPair>> {
-        let ca = &self.cas[0];
-        Issuer::from_ca_cert_der(&ca.der, &ca.key).context("reading the CA certificate")
+        issuer_of(&self.cas[0])
     }
 
     /// Sign a node certificate from `csr_pem`; the CSR's CN must be `node:<name>`.
@@ -299,11 +312,14 @@ impl Pki {
         params.serial_number = Some(random_serial()?);
         params.use_authority_key_identifier_extension = true;
         let cert = params
-            .signed_by(&key, &self.issuer()?)
+            .signed_by(&key, &issuer_of(self.server_ca())?)
             .context("signing the hub certificate")?;
         let key_der = PrivateKeyDer::try_from(key.serialize_der())
             .map_err(|e| anyhow::anyhow!("hub key: {e}"))?;
-        Ok((vec![cert.der().clone(), self.cas[0].der.clone()], key_der))
+        Ok((
+            vec![cert.der().clone(), self.server_ca().der.clone()],
+            key_der,
+        ))
     }
 
     /// The edge port's TLS config: TLS 1.3, ALPN `barge-edge/1`, client certificates
@@ -337,6 +353,60 @@ impl Pki {
     }
 }
 
+fn issuer_of(ca: &Ca) -> anyhow::Result<Issuer<'static, &KeyPair>> {
+    Issuer::from_ca_cert_der(&ca.der, &ca.key).context("reading the CA certificate")
+}
+
+/// CA rotation, step 1: a new CA signs node certificates from now on (`cas[0]`); the old
+/// one stays trusted and keeps signing hubs' server certificates, so connected and
+/// reconnecting edges get the two-CA bundle in `Welcome` and renew (`Welcome.renew`) without
+/// a new join. Every hub picks the change up through its watch of `pki/ca`.
+pub async fn rotate(etcd: &Client, prefix: &str, seal: &SealKey) -> anyhow::Result<()> {
+    let key = format!("{prefix}pki/ca");
+    let (mut rec, rev) = crate::store::get_json::<CaRecord>(etcd, &key)
+        .await?
+        .context("no fleet CA to rotate")?;
+    if rec.cas.len() > 1 {
+        anyhow::bail!("a CA rotation is already in progress (retire the old CA first)");
+    }
+    let (cert_pem, ca_key) = new_ca()?;
+    rec.cas.insert(
+        0,
+        CaEntry {
+            cert_pem,
+            sealed_key: seal.seal(ca_key.serialize_pem().as_bytes())?,
+        },
+    );
+    store_record(etcd, &key, rev, &rec).await
+}
+
+/// CA rotation, step 2 (once the edges renewed): drop every CA but the current one; hubs
+/// then serve certificates signed by it.
+pub async fn retire_old(etcd: &Client, prefix: &str) -> anyhow::Result<()> {
+    let key = format!("{prefix}pki/ca");
+    let (mut rec, rev) = crate::store::get_json::<CaRecord>(etcd, &key)
+        .await?
+        .context("no fleet CA")?;
+    rec.cas.truncate(1);
+    store_record(etcd, &key, rev, &rec).await
+}
+
+async fn store_record(etcd: &Client, key: &str, rev: i64, rec: &CaRecord) -> anyhow::Result<()> {
+    let txn = Txn::new()
+        .when([Compare::mod_revision(key, CompareOp::Equal, rev)])
+        .and_then([TxnOp::put(key, crate::store::to_json(rec)?, None)]);
+    let mut c = etcd.clone();
+    if !c
+        .txn(txn)
+        .await
+        .context("etcd: storing the fleet CA")?
+        .succeeded()
+    {
+        anyhow::bail!("the fleet CA changed meanwhile; retry");
+    }
+    Ok(())
+}
+
 /// The common name of a CSR's subject.
 pub fn csr_common_name(csr_pem: &str) -> anyhow::Result<String> {
     use x509_parser::prelude::FromDer as _;
@@ -360,6 +430,8 @@ pub fn csr_common_name(csr_pem: &str) -> anyhow::Result<String> {
 pub struct PeerCert {
     pub common_name: String,
     pub not_after: i64,
+    /// The issuer's distinguished name.
+    pub issuer: String,
 }
 
 impl PeerCert {
@@ -376,6 +448,7 @@ impl PeerCert {
         Ok(PeerCert {
             common_name,
             not_after: cert.validity().not_after.timestamp(),
+            issuer: cert.issuer().to_string(),
         })
     }
 

@@ -6,8 +6,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use barge_edge_proto::keys::{self, HubRecord};
-use etcd_client::PutOptions;
+use barge_edge_proto::keys::{self, CaRecord, HubRecord};
+use etcd_client::{PutOptions, WatchOptions};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
@@ -102,6 +102,9 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
         cache,
         edge_endpoint,
         api_url,
+        seal,
+        tls: RwLock::new(tls),
+        tls_hosts: hosts,
     });
     let rec = HubRecord {
         edge_endpoint: hub.edge_endpoint.clone(),
@@ -119,7 +122,8 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
         .with_context(|| format!("etcd: writing {hub_key}"))?;
     crate::admin::ensure(&hub).await?;
 
-    tokio::spawn(crate::listener::serve(hub.clone(), edge_listener, tls));
+    tokio::spawn(crate::listener::serve(hub.clone(), edge_listener));
+    tokio::spawn(watch_pki(hub.clone()));
     tokio::spawn(crate::controller::run(hub.clone()));
     let api_hub = hub.clone();
     tokio::spawn(async move {
@@ -138,6 +142,62 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
         edge_addr,
         api_addr,
     })
+}
+
+/// Follow `pki/ca` (CA rotation by any hub): reload the CAs and the server certificate.
+async fn watch_pki(hub: Arc<Hub>) {
+    let key = hub.key("pki/ca");
+    loop {
+        // Catch up first (a change may have happened while no watch ran), then follow.
+        let mut rev = 0;
+        match crate::store::get_json::<CaRecord>(&hub.etcd, &key).await {
+            Ok(Some((rec, r))) => {
+                rev = r;
+                if rec
+                    .cas
+                    .iter()
+                    .map(|c| c.cert_pem.as_str())
+                    .collect::<String>()
+                    != hub.pki().bundle_pem()
+                {
+                    reload(&hub, &rec);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!("watching {key}: {e}"),
+        }
+        let mut c = hub.etcd.clone();
+        let opts = WatchOptions::new().with_start_revision(rev + 1);
+        match c.watch(key.clone(), Some(opts)).await {
+            Ok(mut stream) => loop {
+                match stream.message().await {
+                    Ok(Some(resp)) => {
+                        for ev in resp.events() {
+                            let Some(kv) = ev.kv() else { continue };
+                            match serde_json::from_slice::<CaRecord>(kv.value()) {
+                                Ok(rec) => reload(&hub, &rec),
+                                Err(e) => tracing::warn!("{key}: malformed CA record: {e}"),
+                            }
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!("watching {key}: {e}");
+                        break;
+                    }
+                }
+            },
+            Err(e) => tracing::warn!("watching {key}: {e}"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+fn reload(hub: &Hub, rec: &CaRecord) {
+    match hub.reload_pki(rec) {
+        Ok(()) => tracing::info!("fleet CAs reloaded ({} trusted)", rec.cas.len()),
+        Err(e) => tracing::error!("fleet CA changed but cannot be loaded: {e:#}"),
+    }
 }
 
 /// `barge hub`: start, then serve until SIGINT/SIGTERM; on the way out revoke the lease

@@ -1,13 +1,8 @@
 //! Small helpers of this crate.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 /// Unix seconds now.
 pub fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    barge_util::time::now().0
 }
 
 /// Compare two byte strings without an early exit (secrets and their hashes).

@@ -39,7 +39,12 @@ async fn admin_hash(api: &Api) -> Result<String, ApiError> {
 
 /// The bearer token of a request, if any.
 pub fn bearer(req: &Request) -> Option<&str> {
-    let v = req.headers().get(axum::http::header::AUTHORIZATION)?;
+    bearer_of(req.headers())
+}
+
+/// The bearer token in `Authorization`, if any (tunnels forwarded to another hub carry it on).
+pub fn bearer_of(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let v = headers.get(axum::http::header::AUTHORIZATION)?;
     let v = v.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
     scheme

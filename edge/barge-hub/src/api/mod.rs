@@ -5,12 +5,12 @@
 //! - [`objects`]: Pods, Deployments, DaemonSets, ConfigMaps, Secrets in etcd (CRUD, apply).
 //! - [`pods`]: the pods every node runs (views expanded) with their reported status.
 //! - [`nodes`]: nodes with their derived Ready condition; label, drain, revoke, delete.
-//! - [`tokens`]: join tokens. [`stream`]: logs and exec through the node's tunnel, or
-//!   [`forward`]ed to the hub that holds the node's session.
+//! - [`tokens`]: join tokens. [`stream`]: logs and exec through the node's tunnel (forwarded
+//!   by [`crate::tunnel::Tunnels::open_as`], with the caller's token, to the hub that holds
+//!   the node's session).
 
 pub mod auth;
 pub mod error;
-pub mod forward;
 pub mod nodes;
 pub mod objects;
 pub mod pods;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use barge_edge_proto::object::{Kind, ObjKey};
 use hyper_util::rt::TokioIo;
@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::error::{ApiError, ApiResult};
-use super::{forward, Api};
+use super::{auth, Api};
 use crate::tunnel::{TunnelOutput, TunnelRequest, TunnelStream};
 
 /// The protocol name in `Upgrade:` for exec streams.
@@ -121,7 +121,6 @@ pub async fn logs(
     State(api): State<Arc<Api>>,
     Path((node, ns, pod)): P,
     RawQuery(q): RawQuery,
-    uri: Uri,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let pairs = query_pairs(q.as_deref());
@@ -140,10 +139,11 @@ pub async fn logs(
         timestamps: flag(&pairs, "timestamps")?,
     };
     check_pod(&api, &node, &ns, &pod).await?;
-    if let Some(base) = forward::elsewhere(&api, &node, &headers).await? {
-        return forward::logs(&api, &base, &path_and_query(&uri), &headers).await;
-    }
-    let mut stream = api.hub.tunnels.open(&node, req).await?;
+    let mut stream = api
+        .hub
+        .tunnels
+        .open_as(&node, req, auth::bearer_of(&headers))
+        .await?;
     let what = format!("logs of {ns}/{pod} on node {node}");
     // The first output decides between an error Status and a 200 with the stream.
     let first = stream.output.recv().await;
@@ -178,12 +178,6 @@ pub async fn logs(
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     Ok(resp)
-}
-
-fn path_and_query(uri: &Uri) -> String {
-    uri.path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| uri.path().to_string())
 }
 
 /// Whether the request asks to upgrade to barge-stream.
@@ -248,11 +242,11 @@ pub async fn exec(
         return Err(ApiError::bad_request("this connection cannot be upgraded"));
     };
     check_pod(&api, &node, &ns, &pod).await?;
-    if let Some(base) = forward::elsewhere(&api, &node, req.headers()).await? {
-        let pq = path_and_query(req.uri());
-        return forward::exec(&api, &base, &pq, req.headers(), on_upgrade).await;
-    }
-    let stream = api.hub.tunnels.open(&node, treq).await?;
+    let stream = api
+        .hub
+        .tunnels
+        .open_as(&node, treq, auth::bearer_of(req.headers()))
+        .await?;
     let what = format!("exec in {ns}/{pod} on node {node}");
     tokio::spawn(async move {
         match on_upgrade.await {

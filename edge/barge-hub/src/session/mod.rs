@@ -163,8 +163,9 @@ pub async fn handle(hub: Arc<Hub>, mut tls: TlsStream<tokio::net::TcpStream>, pe
                 refuse(&mut tls, peer, &r).await;
                 return;
             }
-            let not_after = cert.map(|c| c.not_after).unwrap_or(0);
-            sync::run(hub, tls, peer, hello, not_after).await;
+            if let Some(cert) = cert {
+                sync::run(hub, tls, peer, hello, cert).await;
+            }
         }
         other => {
             let r = Refusal::new(

@@ -140,7 +140,7 @@ pub async fn run(
     tls: TlsStream<tokio::net::TcpStream>,
     peer: SocketAddr,
     hello: Hello,
-    cert_not_after: i64,
+    cert: PeerCert,
 ) {
     let name = hello.name.clone();
     let (mut rd, mut wr) = tokio::io::split(tls);
@@ -189,7 +189,7 @@ pub async fn run(
         statuses: StatusBuffer::default(),
     };
     let handle = hub.tunnels.register(&name, out_tx.clone());
-    let result = s.serve(&hello, cert_not_after, &handle, &mut in_rx).await;
+    let result = s.serve(&hello, &cert, &handle, &mut in_rx).await;
     let was_current = hub.tunnels.unregister(&name, &handle);
     handle.fail_all(&format!("node {name}: session closed"));
     match &result {
@@ -208,19 +208,31 @@ pub async fn run(
                 .await;
         }
     }
-    s.record.last_seen = barge_util::time::rfc3339_secs(now_secs());
-    s.record_dirty = true;
-    if let Err(e) = s.flush(true).await {
-        tracing::warn!("node {name}: final status write: {}", e.message);
+    // Pending pod statuses go out; the node record's last word (last_seen) and the removal
+    // of conns/<node> only if this session still holds the node: when the node already
+    // reconnected elsewhere (this session was a half-dead one), the newer session's record
+    // must not be overwritten with this one's older acked revision.
+    if let Err(e) = s.statuses.flush(&hub, &name).await {
+        tracing::warn!("node {name}: final pod status write: {e}");
     }
     if was_current {
+        s.record.last_seen = barge_util::time::rfc3339_secs(now_secs());
         let key = keys::conn(&hub.prefix, &name);
-        let txn = Txn::new()
-            .when([Compare::lease(key.clone(), CompareOp::Equal, hub.lease)])
-            .and_then([TxnOp::delete(key.clone(), None)]);
-        let mut c = hub.etcd.clone();
-        if let Err(e) = c.txn(txn).await {
-            tracing::warn!("node {name}: removing {key}: {e}");
+        let status_key = keys::node_status(&hub.prefix, &name);
+        match crate::store::to_json(&s.record) {
+            Ok(record) => {
+                let txn = Txn::new()
+                    .when([Compare::lease(key.clone(), CompareOp::Equal, hub.lease)])
+                    .and_then([
+                        TxnOp::put(status_key, record, None),
+                        TxnOp::delete(key.clone(), None),
+                    ]);
+                let mut c = hub.etcd.clone();
+                if let Err(e) = c.txn(txn).await {
+                    tracing::warn!("node {name}: final record and removing {key}: {e}");
+                }
+            }
+            Err(e) => tracing::warn!("node {name}: final record: {e}"),
         }
     }
     drop(s);
@@ -255,12 +267,13 @@ impl Session {
     async fn serve(
         &mut self,
         hello: &Hello,
-        cert_not_after: i64,
+        cert: &PeerCert,
         handle: &crate::tunnel::SessionHandle,
         in_rx: &mut mpsc::Receiver<anyhow::Result<EdgeMsg>>,
     ) -> Result<(), Refusal> {
         let hub = self.hub.clone();
         let name = self.name.clone();
+        let cert_not_after = cert.not_after;
         // The node's record: keep what is stored (acked revision), refresh the rest.
         let status_key = keys::node_status(&hub.prefix, &name);
         if let Some((rec, _)) = crate::store::get_json::<NodeRecord>(&hub.etcd, &status_key).await?
@@ -297,7 +310,8 @@ impl Session {
             hubs: hub.hub_endpoints().await,
             heartbeat_secs: heartbeat.as_secs(),
             ca_bundle_pem: pki.bundle_pem(),
-            renew: life * 3 < ttl,
+            // Past two thirds of its life, or signed by a CA that no longer signs (rotation).
+            renew: life * 3 < ttl || cert.issuer != pki.cas[0].subject(),
         })
         .await?;
         tracing::info!(
@@ -407,9 +421,10 @@ impl Session {
                 }
             }
             EdgeMsg::NodeStatus { usage } => {
+                // Kept in memory and written with the next record write (an ack, or the
+                // once-a-minute last_seen refresh): heartbeats alone must not write to etcd
+                // every few seconds per node. Readiness comes from `conns/<node>` meanwhile.
                 self.record.usage = usage;
-                self.record.last_seen = barge_util::time::rfc3339_secs(now_secs());
-                self.record_dirty = true;
             }
             EdgeMsg::PodStatus { pods, gone } => {
                 for p in pods {
@@ -462,6 +477,7 @@ impl Session {
                 let cert = PeerCert {
                     common_name: format!("node:{}", self.name),
                     not_after: 0,
+                    issuer: String::new(),
                 };
                 let (msg, not_after) =
                     super::renew::renew(&self.hub, Some(&cert), &csr_pem).await?;

@@ -342,7 +342,15 @@ impl Drop for HubProcess {
 
 impl HubProcess {
     pub async fn start(etcd: &Etcd) -> HubProcess {
+        HubProcess::start_with(etcd, None).await
+    }
+
+    /// With another hub's key file (same fleet CA).
+    pub async fn start_with(etcd: &Etcd, key_file: Option<&std::path::Path>) -> HubProcess {
         let state = tempfile::tempdir().unwrap();
+        let key_arg = key_file
+            .map(|k| format!("--key-file={}", k.display()))
+            .unwrap_or_else(|| format!("--key-file={}", state.path().join("hub.key").display()));
         let edge: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let log = state.path().join("hub.log");
         let child = Command::new(env!("CARGO_BIN_EXE_barge-hub"))
@@ -351,6 +359,7 @@ impl HubProcess {
             .arg(format!("--listen={edge}"))
             .arg(format!("--api=127.0.0.1:{}", free_port()))
             .arg(format!("--state-dir={}", state.path().display()))
+            .arg(key_arg)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -384,4 +393,32 @@ impl HubProcess {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// Store a join token straight in etcd (the `tokens/<id>` contract) for the fleet CA `ca_pem`.
+pub async fn put_token(etcd: &Etcd, ca_pem: &str) -> String {
+    use barge_edge_proto::token::{sha256_hex, JoinToken};
+    let der = x509_parser::pem::parse_x509_pem(ca_pem.as_bytes())
+        .unwrap()
+        .1
+        .contents;
+    let t = JoinToken {
+        ca_hash: sha256_hex(&der),
+        id: "tok001".into(),
+        secret: "0123456789abcdefghij".into(),
+    };
+    let rec = barge_edge_proto::keys::TokenRecord {
+        secret_sha256: t.secret_hash(),
+        expires: "2999-01-01T00:00:00Z".into(),
+        created: "2026-01-01T00:00:00Z".into(),
+    };
+    let mut c = etcd.client().await;
+    c.put(
+        format!("{PREFIX}tokens/{}", t.id),
+        serde_json::to_vec(&rec).unwrap(),
+        None,
+    )
+    .await
+    .unwrap();
+    t.render()
 }
