@@ -68,6 +68,41 @@ impl EdgePaths {
         Ok(())
     }
 
+    /// A renewed key and certificate, staged next to the current ones.
+    fn staged(&self) -> (PathBuf, PathBuf) {
+        (self.dir.join("node.key.new"), self.dir.join("node.crt.new"))
+    }
+
+    /// Replace the key and the certificate as a pair: both are written as `.new` files,
+    /// then renamed key first, certificate last. A crash in between is completed by
+    /// [`EdgePaths::finish_swap`] at the next read, so the pair never mismatches.
+    pub fn swap_identity(&self, key_pem: &str, cert_pem: &str) -> Result<()> {
+        let (key_new, crt_new) = self.staged();
+        write(&key_new, key_pem.as_bytes(), 0o600)?;
+        write(&crt_new, cert_pem.as_bytes(), 0o644)?;
+        self.finish_swap()
+    }
+
+    /// Complete a staged key/certificate swap, if one is there (the certificate's `.new`
+    /// file is written last and renamed last: its presence means the swap is due).
+    pub fn finish_swap(&self) -> Result<()> {
+        let (key_new, crt_new) = self.staged();
+        if !crt_new.exists() {
+            // Not staged completely: a key alone is the leftover of a cut write.
+            let _ = std::fs::remove_file(&key_new);
+            return Ok(());
+        }
+        if key_new.exists() {
+            std::fs::rename(&key_new, self.key())
+                .with_context(|| format!("rename {} into place", key_new.display()))?;
+        }
+        std::fs::rename(&crt_new, self.cert())
+            .with_context(|| format!("rename {} into place", crt_new.display()))?;
+        barge_util::fs::sync_dir(&self.dir)
+            .with_context(|| format!("fsync {}", self.dir.display()))?;
+        Ok(())
+    }
+
     /// Read `edge.json`.
     pub fn load(&self) -> Result<EdgeFile> {
         let p = self.edge_json();
@@ -130,6 +165,25 @@ mod tests {
         p.save(&f).unwrap();
         assert_eq!(p.load().unwrap(), f);
         assert!(parse_labels(&["nope".into()]).is_err());
+        // A swap cut after the key's rename is completed at the next read.
+        write(&p.key(), b"old key", 0o600).unwrap();
+        write(&p.cert(), b"old cert", 0o644).unwrap();
+        write(&p.dir.join("node.crt.new"), b"new cert", 0o644).unwrap();
+        write(&p.key(), b"new key", 0o600).unwrap();
+        p.finish_swap().unwrap();
+        assert_eq!(std::fs::read(p.cert()).unwrap(), b"new cert");
+        assert_eq!(std::fs::read(p.key()).unwrap(), b"new key");
+        // A staged key without its certificate is dropped; the pair stays.
+        write(&p.dir.join("node.key.new"), b"stray", 0o600).unwrap();
+        p.finish_swap().unwrap();
+        assert_eq!(std::fs::read(p.key()).unwrap(), b"new key");
+        assert!(!p.dir.join("node.key.new").exists());
+        p.swap_identity("k2", "c2").unwrap();
+        assert_eq!(std::fs::read(p.key()).unwrap(), b"k2");
+        assert_eq!(std::fs::read(p.cert()).unwrap(), b"c2");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(p.key()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
         assert!(parse_labels(&["=x".into()]).is_err());
     }
 }

@@ -23,6 +23,7 @@ use barge_engine::pod::{PodFilters, PodListed, PodStatus, SandboxState};
 use barge_engine::status::State;
 use barge_engine::Engine;
 
+use crate::log::log;
 use crate::render::{self, Rendered, LABEL_HASH, LABEL_OWNER, OWNER_AGENT};
 use crate::tunnel::{ExecRequest, LogsRequest, StreamIo};
 
@@ -63,10 +64,6 @@ pub struct EngineWorkloads {
     pub engine: Arc<Engine>,
     desired: Mutex<BTreeMap<String, Desired>>,
     gone: Mutex<BTreeSet<ObjKey>>,
-}
-
-fn log(msg: impl std::fmt::Display) {
-    eprintln!("barge-edge: {msg}");
 }
 
 fn owner_filter() -> PodFilters {
@@ -239,10 +236,14 @@ impl EngineWorkloads {
         }
     }
 
-    /// Handle one desired pod against what exists.
-    fn one(&self, r: &Rendered, existing: Option<&PodListed>) -> Result<(), String> {
+    /// Handle one desired pod against what exists. A pod with the right hash but not all
+    /// its containers (the agent was killed in the middle of a play) is made again.
+    fn one(&self, r: &Rendered, existing: Option<&PodListed>, want: usize) -> Result<(), String> {
         match existing {
-            Some(p) if p.record.config.labels.get(LABEL_HASH) == Some(&r.hash) => {
+            Some(p)
+                if p.record.config.labels.get(LABEL_HASH) == Some(&r.hash)
+                    && p.containers.len() == want =>
+            {
                 if p.record.sandbox != SandboxState::Ready {
                     log(format!("starting pod {} (sandbox down)", p.record.name));
                     self.engine
@@ -364,7 +365,10 @@ impl Workloads for EngineWorkloads {
             };
             let res = render::render(pod, &data)
                 .map_err(|e| format!("{e:#}"))
-                .and_then(|r| self.one(&r, existing.get(&pod.metadata.name)));
+                .and_then(|r| {
+                    let want = d.images.len();
+                    self.one(&r, existing.get(&pod.metadata.name), want)
+                });
             if let Err(e) = res {
                 log(format!("pod {}: {e}", d.key));
                 d.error = Some(e);

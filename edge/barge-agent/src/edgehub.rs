@@ -21,6 +21,7 @@ use crate::backoff::Backoff;
 use crate::config::{write, EdgePaths};
 use crate::conn;
 use crate::edged::Workloads;
+use crate::log::log;
 use crate::metamanager::Cache;
 
 /// Tunables (`barge-edge run` flags).
@@ -46,10 +47,6 @@ impl Default for RunOptions {
             retry: Duration::from_secs(10),
         }
     }
-}
-
-fn log(msg: impl std::fmt::Display) {
-    eprintln!("barge-edge: {msg}");
 }
 
 /// A status without its observation time (what decides whether it changed).
@@ -137,6 +134,8 @@ pub async fn run(paths: EdgePaths, work: Arc<dyn Workloads>, opts: RunOptions) -
 /// Reconcile whenever the cache changes (and retry failures now and then).
 async fn reconciler(s: Arc<Shared>) {
     let mut failed = false;
+    let started = Instant::now();
+    let mut first = true;
     loop {
         if failed {
             let _ = tokio::time::timeout(s.opts.retry, s.reconcile.notified()).await;
@@ -160,6 +159,18 @@ async fn reconciler(s: Arc<Shared>) {
                 true
             }
         };
+        if first {
+            first = false;
+            log(format!(
+                "cached pods restored in {} ms after start{}",
+                started.elapsed().as_millis(),
+                if failed {
+                    " (some failed; retrying)"
+                } else {
+                    ""
+                }
+            ));
+        }
         s.status_changed.notify_one();
     }
 }
@@ -244,6 +255,7 @@ struct Creds {
 }
 
 fn creds(p: &EdgePaths) -> Result<Creds> {
+    p.finish_swap()?;
     Ok(Creds {
         ca: p.read(&p.ca())?,
         cert: p.read(&p.cert())?,
@@ -275,8 +287,7 @@ fn store_renewed(p: &EdgePaths, key_pem: &str, cert_pem: &str, ca_pem: &str) -> 
         crate::tls::certs(ca_pem).context("CA bundle")?;
         write(&p.ca(), ca_pem.as_bytes(), 0o644)?;
     }
-    write(&p.key(), key_pem.as_bytes(), 0o600)?;
-    write(&p.cert(), cert_pem.as_bytes(), 0o644)?;
+    p.swap_identity(key_pem, cert_pem)?;
     log("certificate renewed");
     Ok(())
 }

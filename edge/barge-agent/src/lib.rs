@@ -9,6 +9,7 @@
 //! - [`render`], [`edged`]: desired pods to `kube play` YAML with a content hash; pods made,
 //!   replaced, removed and restored through the engine; their status from engine events.
 //! - [`tunnel`]: Exec and Logs streams from the hub.
+//! - [`sim`]: `barge edge sim`, many hollow agents (real TLS and protocol, no engine).
 #![forbid(unsafe_code)]
 
 pub mod backoff;
@@ -18,7 +19,9 @@ pub mod edged;
 pub mod edgehub;
 pub mod info;
 pub mod join;
+pub mod log;
 pub mod metamanager;
 pub mod render;
+pub mod sim;
 pub mod tls;
 pub mod tunnel;

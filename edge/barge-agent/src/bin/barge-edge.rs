@@ -55,6 +55,28 @@ enum Cmd {
         #[arg(long, default_value_t = 10)]
         heartbeat_secs: u64,
     },
+    /// Run many hollow agents (real TLS and protocol, no containers) for scale tests.
+    Sim {
+        /// How many agents.
+        #[arg(long, default_value_t = 100)]
+        count: usize,
+        /// The hub's edge endpoint: https://ADDR:PORT.
+        #[arg(long)]
+        hub: String,
+        /// A join token the hub accepts for every simulated node.
+        #[arg(long)]
+        token: String,
+        /// Node names are PREFIX0, PREFIX1, ...
+        #[arg(long, default_value = "sim-")]
+        prefix: String,
+        /// Where the agents keep their state (default ROOT/edge-sim).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long, default_value_t = 1000)]
+        backoff_base_ms: u64,
+        #[arg(long, default_value_t = 60_000)]
+        backoff_max_ms: u64,
+    },
 }
 
 fn engine_options(args: &Args) -> Result<EngineOptions, String> {
@@ -112,6 +134,36 @@ fn real_main(args: Args) -> anyhow::Result<()> {
                 f.hubs.join(", ")
             );
             Ok(())
+        }
+        Cmd::Sim {
+            count,
+            hub,
+            token,
+            prefix,
+            dir,
+            backoff_base_ms,
+            backoff_max_ms,
+        } => {
+            let o = barge_agent::sim::SimOptions {
+                count: *count,
+                hub: hub.clone(),
+                token: token.clone(),
+                prefix: prefix.clone(),
+                dir: dir.clone().unwrap_or_else(|| args.root.join("edge-sim")),
+                run: RunOptions {
+                    backoff_base: Duration::from_millis(*backoff_base_ms),
+                    backoff_max: Duration::from_millis(*backoff_max_ms),
+                    ..Default::default()
+                },
+            };
+            let r = rt.block_on(async move {
+                tokio::select! {
+                    r = barge_agent::sim::run(o) => r,
+                    _ = stop_signal() => Ok(()),
+                }
+            });
+            rt.shutdown_background();
+            r
         }
         Cmd::Run {
             backoff_base_ms,
