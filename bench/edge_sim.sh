@@ -7,11 +7,11 @@
 #   sudo bench/edge_sim.sh                  # COUNT=10000, release build
 #   COUNT=1000 BARGE=target/debug/barge bench/edge_sim.sh
 #
-# SKELETON: the report expects `barge edge sim` (the agent's helper) to take
-# `--count N HUB_URL --token T` and to print one JSON object per line on stdout:
-# `{"event":"connected","count":N}` once all are connected, then for each applied change
-# `{"event":"synced","revision":R,"p50_ms":..,"p99_ms":..,"max_ms":..}`. Adjust here when the
-# helper's interface is final.
+# SKELETON, not run yet: `barge edge sim --count N --hub URL --token T --dir D` (the agent's
+# helper) joins every hollow agent with the one token it is given, so the hub must accept a
+# multi-use token, which it does not yet (join tokens are one-time). What is measured is seen
+# from the hub: nodes Ready in `fleet get nodes`, pods Running in `fleet get pods` after one
+# DaemonSet change, sampled every second (so the latencies are +-1 s).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 log() { echo "edge_sim: $*" >&2; }
@@ -37,23 +37,28 @@ token=$(fleet token create --ttl 1h)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 
+count_ready() { fleet get nodes -o json | python3 -c 'import json,sys; print(sum(1 for n in json.load(sys.stdin)["items"] for c in n.get("status",{}).get("conditions",[]) if c["type"]=="Ready" and c["status"]=="True"))'; }
+count_running() { fleet get pods -o json | python3 -c 'import json,sys; print(sum(1 for p in json.load(sys.stdin)["items"] if p["metadata"]["name"].startswith("everywhere-") and p.get("status",{}).get("phase")=="Running"))'; }
+
 log "starting $COUNT simulated edges"
 t0=$(now_ns)
 c0=$(cpu_ticks "$HUB_PID")
-mkfifo "$work/sim.out"
-"$BARGE" edge sim --count "$COUNT" "$HUB_EDGE" --token "$token" >"$work/sim.out" 2>"$work/sim.log" &
+"$BARGE" edge sim --count "$COUNT" --hub "$HUB_EDGE" --token "$token" --dir "$work/sim" \
+    >"$work/sim.log" 2>&1 &
 SIM_PID=$!
-exec 3<"$work/sim.out"
-connected=""
-while read -r -t 600 line <&3; do
-    if [[ $line == *'"connected"'* ]]; then connected=$line; break; fi
+ready=0
+for _ in $(seq 900); do
+    ready=$(count_ready)
+    ((ready >= COUNT)) && break
+    kill -0 "$SIM_PID" 2>/dev/null || die "barge edge sim exited: $(tail -5 "$work/sim.log")"
+    sleep 1
 done
-[[ -n $connected ]] || die "the edges did not all connect in 10 min: $(tail -5 "$work/sim.log")"
+((ready >= COUNT)) || die "only $ready of $COUNT edges Ready after 15 min"
 t1=$(now_ns)
 c1=$(cpu_ticks "$HUB_PID")
 rss_connected=$(rss_kib "$HUB_PID")
 
-cat >"$work/deploy.yaml" <<YAML
+cat >"$work/ds.yaml" <<YAML
 apiVersion: apps/v1
 kind: DaemonSet
 metadata: {name: everywhere}
@@ -66,14 +71,20 @@ spec:
       - {name: main, image: busybox, command: [sleep, "1000000"]}
 YAML
 log "applying a change that concerns every edge"
-fleet apply -f "$work/deploy.yaml" >/dev/null
-synced=""
-while read -r -t 300 line <&3; do
-    if [[ $line == *'"synced"'* ]]; then synced=$line; break; fi
+t2=$(now_ns)
+fleet apply -f "$work/ds.yaml" >/dev/null
+p50="" p99="" all=""
+for _ in $(seq 300); do
+    n=$(count_running)
+    ms=$(( ($(now_ns) - t2) / 1000000 ))
+    [[ -z $p50 ]] && ((n * 2 >= COUNT)) && p50=$ms
+    [[ -z $p99 ]] && ((n * 100 >= COUNT * 99)) && p99=$ms
+    ((n >= COUNT)) && { all=$ms; break; }
+    sleep 1
 done
-[[ -n $synced ]] || die "the change did not reach every edge in 5 min"
+[[ -n $all ]] || die "the change did not reach every edge in 5 min ($n of $COUNT)"
 c2=$(cpu_ticks "$HUB_PID")
-field() { python3 -c "import json,sys; print(json.loads(sys.argv[1]).get(sys.argv[2], '?'))" "$synced" "$1"; }
+per_k=$((COUNT / 1000 > 0 ? COUNT / 1000 : 1))
 
 echo "### Hub scale: $COUNT simulated edges"
 echo
@@ -81,10 +92,10 @@ bench_machine
 echo
 echo "| Measure | Value |"
 echo "|---|---:|"
-echo "| edges connected | $COUNT in $(( (t1 - t0) / 1000000 )) ms |"
-echo "| hub RSS, all connected | $((rss_connected / 1024)) MiB ($((rss_connected / (COUNT / 1000 > 0 ? COUNT / 1000 : 1) / 1024)) MiB per 1 000) |"
+echo "| edges Ready | $COUNT in $(( (t1 - t0) / 1000000 )) ms |"
+echo "| hub RSS, all connected | $((rss_connected / 1024)) MiB ($((rss_connected / per_k / 1024)) MiB per 1 000) |"
 echo "| hub CPU while they connected | $(( (c1 - c0) * 1000 / hz )) ms |"
-echo "| change -> every edge: p50 / p99 / max | $(field p50_ms) / $(field p99_ms) / $(field max_ms) ms |"
+echo "| change -> pods Running: 50% / 99% / all | $p50 / $p99 / $all ms |"
 echo "| hub CPU for the change | $(( (c2 - c1) * 1000 / hz )) ms |"
 echo
-echo "Goal: 10 000 edges, p99 <= 2000 ms."
+echo "Goal: 10 000 edges, p99 <= 2000 ms (sampled every second from the hub's side)."
