@@ -9,10 +9,13 @@ set -euo pipefail
 # (newuidmap/newgidmap for rootless containers), docker-registry + skopeo + umoci + openssl +
 # apache2-utils (htpasswd) (a local registry seeded with test images; TLS and basic auth),
 # docker-compose + python3-pip (the API daemon's docker-compose and docker-py tests),
-# protobuf-compiler (protoc: the CRI server's gRPC code is generated from its .proto).
+# protobuf-compiler (protoc: the CRI server's gRPC code is generated from its .proto),
+# etcd-server + etcd-client (the edge hub's state store; the edge e2e tests start their own
+# etcd 3.4 on loopback ports), mosquitto + mosquitto-clients (an MQTT broker for the edge's
+# device tests).
 PACKAGES=(busybox-static tini strace qemu-system-x86 cpio runc time pkg-config podman libseccomp-dev uidmap
     docker-registry skopeo umoci openssl apache2-utils containernetworking-plugins iptables iproute2 curl
-    docker-compose python3-pip protobuf-compiler)
+    docker-compose python3-pip protobuf-compiler etcd-server etcd-client mosquitto mosquitto-clients)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
