@@ -90,10 +90,12 @@ if command -v etcd >/dev/null; then
         --initial-advertise-peer-urls "http://127.0.0.1:$pp" \
         --initial-cluster "default=http://127.0.0.1:$pp" >"$store/etcd.log" 2>&1 &
     etcd_pid=$!
+    for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$ep/health" >/dev/null 2>&1 && break; sleep 0.1; done
     "$barge" hub --etcd "http://127.0.0.1:$ep" --listen "127.0.0.1:$edge_port" \
         --api "127.0.0.1:$api_port" --state-dir "$store/hub" 2>"$store/hub.log" &
     hub_pid=$!
     for _ in $(seq 100); do [[ -s $store/hub/admin.conf ]] && break; sleep 0.1; done
+    [[ -s $store/hub/admin.conf ]] || { cat "$store/hub.log"; exit 1; }
     export BARGE_FLEET_CONFIG=$store/hub/admin.conf
     token=$("$barge" fleet token create --ttl 10m)
     "$barge" edge join "https://127.0.0.1:$edge_port" --token "$token" --name demo-edge --label site=lab
