@@ -7,10 +7,8 @@
 #   sudo bench/edge_sim.sh                  # COUNT=10000, release build
 #   COUNT=1000 BARGE=target/debug/barge bench/edge_sim.sh
 #
-# SKELETON, not run yet: `barge edge sim --count N --hub URL --token T --dir D` (the agent's
-# helper) joins every hollow agent with the one token it is given, so the hub must accept a
-# multi-use token, which it does not yet (join tokens are one-time). What is measured is seen
-# from the hub: nodes Ready in `fleet get nodes`, pods Running in `fleet get pods` after one
+# `barge edge sim --count N --hub URL --token T --dir D` joins every hollow agent with one
+# reusable token (`fleet token create --reusable`). What is measured is seen from the hub: nodes Ready in `fleet get nodes`, pods Running in `fleet get pods` after one
 # DaemonSet change, sampled every second (so the latencies are +-1 s).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,7 +31,7 @@ work=$(mktemp -d /tmp/edgesim.XXXXXX)
 trap 'edge_cleanup; rm -rf "$work"' EXIT
 edge_etcd
 edge_hub
-token=$(fleet token create --ttl 1h)
+token=$(fleet token create --ttl 1h --reusable)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 

@@ -117,6 +117,10 @@ pub struct HubRecord {
 #[serde(rename_all = "camelCase")]
 pub struct TokenRecord {
     pub secret_sha256: String,
+    /// Joins any number of nodes until it expires (kubeadm's and k3s's habit, for
+    /// provisioning many devices); one-time when false (the default).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reusable: bool,
     /// RFC 3339.
     pub expires: String,
     /// RFC 3339.

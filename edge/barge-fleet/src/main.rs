@@ -102,11 +102,15 @@ enum Cmd {
 
 #[derive(Debug, Subcommand)]
 enum TokenCmd {
-    /// Make a one-time join token; prints only the token.
+    /// Make a join token (one-time unless --reusable); prints only the token.
     Create {
         /// Lifetime (`90s`, `30m`, `1h`, `7d`; default: the hub's).
         #[arg(long)]
         ttl: Option<String>,
+        /// Let the token join any number of nodes until it expires (provisioning many
+        /// devices with one image, like kubeadm's and k3s's tokens).
+        #[arg(long)]
+        reusable: bool,
     },
 }
 
@@ -208,9 +212,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command,
         } => stream::exec(&c, &target, ns, container.as_deref(), stdin, tty, &command).await,
         Cmd::Token {
-            cmd: TokenCmd::Create { ttl },
+            cmd: TokenCmd::Create { ttl, reusable },
         } => {
-            node::token_create(&c, ttl.as_deref()).await?;
+            node::token_create(&c, ttl.as_deref(), reusable).await?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Node { cmd } => {

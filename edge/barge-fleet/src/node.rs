@@ -6,9 +6,9 @@ use serde_json::{json, Map, Value};
 
 use crate::client::Client;
 
-/// `token create [--ttl D]`: only the token on stdout.
-pub async fn token_create(c: &Client, ttl: Option<&str>) -> anyhow::Result<()> {
-    let mut body = json!({});
+/// `token create [--ttl D] [--reusable]`: only the token on stdout.
+pub async fn token_create(c: &Client, ttl: Option<&str>, reusable: bool) -> anyhow::Result<()> {
+    let mut body = json!({ "reusable": reusable });
     if let Some(t) = ttl {
         let secs = crate::table::parse_duration(t).ok_or_else(|| {
             anyhow!("token create: --ttl {t:?} is not a duration (90s, 30m, 1h, 7d)")

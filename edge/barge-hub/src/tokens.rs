@@ -1,6 +1,6 @@
-//! One-time join tokens: made by the API (`fleet token create`), consumed by a Join (the
-//! consumption is in the same etcd transaction as the node's creation, see
-//! `session::join`).
+//! Join tokens: made by the API (`fleet token create [--reusable]`). A one-time token is
+//! consumed by a Join in the same etcd transaction as the node's creation (see
+//! `session::join`); a reusable one stays until it expires.
 
 use std::time::Duration;
 
@@ -29,11 +29,13 @@ pub fn random_alnum(n: usize) -> crate::Result<String> {
 }
 
 /// Make a join token valid for `ttl`: stores `tokens/<id>` (the secret only as its hash)
-/// and returns `K10<ca hash>::<id>.<secret>`.
-pub async fn create(hub: &Hub, ttl: Duration) -> crate::Result<String> {
+/// and returns `K10<ca hash>::<id>.<secret>`. A `reusable` token joins any number of nodes
+/// until it expires; otherwise the first join consumes it.
+pub async fn create(hub: &Hub, ttl: Duration, reusable: bool) -> crate::Result<String> {
     let now = crate::util::now_secs();
     let rec = |t: &JoinToken| TokenRecord {
         secret_sha256: t.secret_hash(),
+        reusable,
         expires: barge_util::time::rfc3339_secs(now + ttl.as_secs() as i64),
         created: barge_util::time::rfc3339_secs(now),
     };

@@ -232,3 +232,32 @@ async fn refused_join_is_logged_by_the_hub_binary_with_the_peer_address() {
         "{line}"
     );
 }
+
+/// A reusable token (`fleet token create --reusable`) joins several nodes and stays in etcd
+/// until it expires; then it is refused like any expired token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reusable_token_joins_many_nodes_until_it_expires() {
+    let etcd = Etcd::start().await;
+    let h = hub(&etcd, |_| {}).await;
+    let mut etc = etcd.client().await;
+    let token = barge_hub::tokens::create(&h.started.hub, Duration::from_secs(3), true)
+        .await
+        .unwrap();
+    let id = JoinToken::parse(&token).unwrap().id;
+    for name in ["r1", "r2", "r3"] {
+        let mut n = NodeId::new(name);
+        let m = join(&h, &mut n, &token, &[]).await;
+        assert!(matches!(m, HubMsg::Joined { .. }), "{name}: {m:?}");
+        let node = etc
+            .get(format!("{PREFIX}objects/nodes//{name}"), None)
+            .await
+            .unwrap();
+        assert_eq!(node.kvs().len(), 1, "{name} stored");
+    }
+    let tok = etc.get(format!("{PREFIX}tokens/{id}"), None).await.unwrap();
+    assert_eq!(tok.kvs().len(), 1, "a reusable token stays");
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let mut late = NodeId::new("r4");
+    let m = join(&h, &mut late, &token, &[]).await;
+    assert_eq!(error_code(&m), codes::BAD_TOKEN, "{m:?}");
+}

@@ -1,4 +1,5 @@
-//! `POST /api/v1/tokens` `{"ttlSeconds": N}` -> `{"token": "K10..."}`: a one-time join token.
+//! `POST /api/v1/tokens` `{"ttlSeconds": N, "reusable": false}` -> `{"token": "K10..."}`: a
+//! join token, one-time unless `reusable`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +23,9 @@ const MAX_TTL_SECS: u64 = 365 * 24 * 3600;
 struct TokenRequest {
     #[serde(default)]
     ttl_seconds: Option<u64>,
+    /// Joins any number of nodes until it expires.
+    #[serde(default)]
+    reusable: bool,
 }
 
 pub async fn create(State(api): State<Arc<Api>>, body: Bytes) -> ApiResult<Response> {
@@ -37,11 +41,12 @@ pub async fn create(State(api): State<Arc<Api>>, body: Bytes) -> ApiResult<Respo
             "ttlSeconds {ttl}: must be between 1 and {MAX_TTL_SECS}"
         )));
     }
-    let token = crate::tokens::create(&api.hub, Duration::from_secs(ttl)).await?;
-    tracing::info!("fleet API: join token made (ttl {ttl} s)");
+    let token = crate::tokens::create(&api.hub, Duration::from_secs(ttl), req.reusable).await?;
+    let kind = if req.reusable { "reusable" } else { "one-time" };
+    tracing::info!("fleet API: {kind} join token made (ttl {ttl} s)");
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "token": token, "ttlSeconds": ttl })),
+        Json(json!({ "token": token, "ttlSeconds": ttl, "reusable": req.reusable })),
     )
         .into_response())
 }

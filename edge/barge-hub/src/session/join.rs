@@ -128,12 +128,25 @@ pub async fn join(hub: &Hub, req: &JoinRequest) -> Result<HubMsg, Refusal> {
                 node_cmp,
                 Compare::version(conn_key.clone(), CompareOp::Equal, 0),
             ])
-            .and_then([
-                TxnOp::delete(token_key.clone(), None),
-                TxnOp::put(node_key.clone(), crate::store::to_json(&node)?, None),
-                TxnOp::put(status_key.clone(), crate::store::to_json(&record)?, None),
-                TxnOp::delete(revoked_key.clone(), None),
-            ]);
+            .and_then(
+                [
+                    (!rec.reusable).then(|| TxnOp::delete(token_key.clone(), None)),
+                    Some(TxnOp::put(
+                        node_key.clone(),
+                        crate::store::to_json(&node)?,
+                        None,
+                    )),
+                    Some(TxnOp::put(
+                        status_key.clone(),
+                        crate::store::to_json(&record)?,
+                        None,
+                    )),
+                    Some(TxnOp::delete(revoked_key.clone(), None)),
+                ]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>(),
+            );
         let mut c = hub.etcd.clone();
         let resp = c
             .txn(txn)

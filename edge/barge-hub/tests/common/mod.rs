@@ -129,7 +129,7 @@ impl TestHub {
     }
 
     pub async fn token(&self, ttl: Duration) -> String {
-        barge_hub::tokens::create(&self.started.hub, ttl)
+        barge_hub::tokens::create(&self.started.hub, ttl, false)
             .await
             .unwrap()
     }
@@ -409,6 +409,7 @@ pub async fn put_token(etcd: &Etcd, ca_pem: &str) -> String {
     };
     let rec = barge_edge_proto::keys::TokenRecord {
         secret_sha256: t.secret_hash(),
+        reusable: false,
         expires: "2999-01-01T00:00:00Z".into(),
         created: "2026-01-01T00:00:00Z".into(),
     };
