@@ -24,8 +24,8 @@ if [[ -z ${BARGE:-} ]]; then
     BARGE=$repo/target/release/barge
 fi
 "$BARGE" edge sim --help >/dev/null 2>&1 || die "this build has no 'barge edge sim' (the agent's simulator)"
-# One file per connection, on both sides.
-ulimit -n $((COUNT * 2 + 1024)) 2>/dev/null || log "could not raise the open-file limit"
+# Each hollow agent holds a socket and its SQLite files (database, WAL, shared memory).
+ulimit -n $((COUNT * 8 + 1024)) 2>/dev/null || log "could not raise the open-file limit"
 
 work=$(mktemp -d /tmp/edgesim.XXXXXX)
 trap 'edge_cleanup; rm -rf "$work"' EXIT
