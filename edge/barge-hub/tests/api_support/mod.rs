@@ -1,12 +1,9 @@
-//! Test harness: a real etcd per test (free loopback ports, temp data dir, killed on drop),
-//! a hub on it with the fleet API served on a loopback port, and an HTTP client.
+//! Test harness: a hub on a real etcd (`common::Etcd`, one per test) with the fleet API
+//! served on a loopback port, and an HTTP client.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use barge_hub::hub::Hub;
 use http_body_util::{BodyExt, Full};
@@ -14,83 +11,10 @@ use hyper::body::Bytes;
 use hyper::{HeaderMap, Method, Request, StatusCode};
 use serde_json::Value;
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A running etcd; killed (and its data dir removed) on drop.
-pub struct Etcd {
-    child: Child,
-    pub url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Etcd {
-    pub async fn start() -> Etcd {
-        let dir = tempfile::tempdir().unwrap();
-        let (p, q) = (free_port(), free_port());
-        let url = format!("http://127.0.0.1:{p}");
-        let peer = format!("http://127.0.0.1:{q}");
-        let log = std::fs::File::create(dir.path().join("etcd.log")).unwrap();
-        let child = Command::new("etcd")
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .args([
-                "--listen-client-urls",
-                &url,
-                "--advertise-client-urls",
-                &url,
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer,
-                "--initial-advertise-peer-urls",
-                &peer,
-            ])
-            .args(["--initial-cluster", &format!("default={peer}")])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start etcd (Debian etcd-server)");
-        let etcd = Etcd {
-            child,
-            url,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(mut c) = etcd_client::Client::connect([etcd.url.as_str()], None).await {
-                if c.get("probe", None).await.is_ok() {
-                    break;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "etcd did not come up on {}",
-                etcd.url
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        etcd
-    }
-
-    pub async fn client(&self) -> etcd_client::Client {
-        etcd_client::Client::connect([self.url.as_str()], None)
-            .await
-            .unwrap()
-    }
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+// The etcd fixture is hub-core's test harness (`tests/common`), shared.
+#[path = "../common/mod.rs"]
+mod common;
+pub use common::Etcd;
 
 /// A hub started the way `barge-hub` starts (`run::start`: edge listener, controller, fleet
 /// API, admin.conf) on `etcd` with key prefix `prefix`, state in `state_dir`, loopback ports.
