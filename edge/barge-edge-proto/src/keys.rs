@@ -5,6 +5,7 @@
 //! |-----|-------|------------|
 //! | `objects/<plural>/<ns>/<name>` (`<ns>` empty for nodes: `objects/nodes//<name>`) | [`crate::object::Object`] without `status` | fleet API |
 //! | `status/pods/<node>/<ns>/<name>` | [`crate::object::PodStatus`] | the hub holding the node's session |
+//! | `status/devices/<ns>/<name>` | [`DeviceTwinRecord`]: reported values, conflicts, state | the hub holding the node's session (conflicts: any hub settling an edit) |
 //! | `status/nodes/<node>` | [`NodeRecord`] | the hub holding the session |
 //! | `conns/<node>` | [`ConnRecord`], attached to the writing hub's etcd lease | the hub holding the session |
 //! | `placements/<ns>/<deployment>` | [`Placement`] | the hub that holds the controller lock |
@@ -19,6 +20,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::device::{Conflict, Versioned};
 use crate::object::{Kind, NodeInfo, NodeUsage};
 
 /// Default key prefix.
@@ -37,6 +39,11 @@ pub fn objects_of(prefix: &str, kind: Kind) -> String {
 /// `status/pods/<node>/<ns>/<name>`.
 pub fn pod_status(prefix: &str, node: &str, namespace: &str, name: &str) -> String {
     format!("{prefix}status/pods/{node}/{namespace}/{name}")
+}
+
+/// `status/devices/<ns>/<name>`.
+pub fn device_status(prefix: &str, namespace: &str, name: &str) -> String {
+    format!("{prefix}status/devices/{namespace}/{name}")
 }
 
 /// `status/nodes/<node>`.
@@ -149,4 +156,32 @@ pub struct CaRecord {
 pub struct CaEntry {
     pub cert_pem: String,
     pub sealed_key: String,
+}
+
+/// What the hub keeps about a device besides its object: what its edge reported.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceTwinRecord {
+    /// Property name -> its reported value and past conflicts.
+    #[serde(default)]
+    pub properties: BTreeMap<String, PropertyRecord>,
+    /// `online`/`offline`/`unknown`, as the mapper last said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// RFC 3339: when the device was last `online`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_online: Option<String>,
+}
+
+/// One property of a [`DeviceTwinRecord`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PropertyRecord {
+    /// The highest-versioned reported value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported: Option<Versioned>,
+    /// Desired values settled against each other (newest last, at most
+    /// [`crate::device::MAX_CONFLICTS`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<Conflict>,
 }

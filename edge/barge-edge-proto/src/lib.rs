@@ -5,9 +5,12 @@
 //! - [`object`]: Kubernetes-like resources (`apiVersion/kind/metadata/spec/status`).
 //! - [`wire`]: the messages on the hub<->edge TLS connection and their framing.
 //! - [`token`]: join tokens (`K10<ca-sha256>::<id>.<secret>`, k3s's shape).
+//! - [`device`]: devices and their twins (KubeEdge's `DeviceModel`/`Device` shapes, twin
+//!   versions and the conflict rule) and the MQTT topics and payloads of the edge's EventBus.
 //! - [`keys`]: where the hub keeps each kind of state in etcd.
 #![forbid(unsafe_code)]
 
+pub mod device;
 pub mod keys;
 pub mod object;
 pub mod token;

@@ -17,14 +17,20 @@ pub enum Kind {
     DaemonSet,
     ConfigMap,
     Secret,
+    /// KubeEdge's `devices.kubeedge.io/v1beta1` `DeviceModel` (see [`crate::device`]).
+    DeviceModel,
+    /// KubeEdge's `devices.kubeedge.io/v1beta1` `Device` (see [`crate::device`]).
+    Device,
 }
 
 impl Kind {
     /// Every kind, in the order `fleet apply` creates them (data before workloads).
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Node,
         Kind::ConfigMap,
         Kind::Secret,
+        Kind::DeviceModel,
+        Kind::Device,
         Kind::Pod,
         Kind::Deployment,
         Kind::DaemonSet,
@@ -34,6 +40,7 @@ impl Kind {
     pub fn api_version(self) -> &'static str {
         match self {
             Kind::Deployment | Kind::DaemonSet => "apps/v1",
+            Kind::DeviceModel | Kind::Device => crate::device::API_VERSION,
             _ => "v1",
         }
     }
@@ -47,6 +54,8 @@ impl Kind {
             Kind::DaemonSet => "DaemonSet",
             Kind::ConfigMap => "ConfigMap",
             Kind::Secret => "Secret",
+            Kind::DeviceModel => "DeviceModel",
+            Kind::Device => "Device",
         }
     }
 
@@ -59,6 +68,8 @@ impl Kind {
             Kind::DaemonSet => "daemonsets",
             Kind::ConfigMap => "configmaps",
             Kind::Secret => "secrets",
+            Kind::DeviceModel => "devicemodels",
+            Kind::Device => "devices",
         }
     }
 
@@ -68,7 +79,7 @@ impl Kind {
     }
 
     /// From a YAML `kind`, a plural, a singular or a short name (`deploy`, `ds`, `cm`, `no`,
-    /// `po`), case-insensitive.
+    /// `po`, `dev`, `dm`), case-insensitive.
     pub fn parse(s: &str) -> Option<Kind> {
         Some(match s.to_ascii_lowercase().as_str() {
             "node" | "nodes" | "no" => Kind::Node,
@@ -77,6 +88,8 @@ impl Kind {
             "daemonset" | "daemonsets" | "ds" => Kind::DaemonSet,
             "configmap" | "configmaps" | "cm" => Kind::ConfigMap,
             "secret" | "secrets" => Kind::Secret,
+            "devicemodel" | "devicemodels" | "dm" => Kind::DeviceModel,
+            "device" | "devices" | "dev" => Kind::Device,
             _ => return None,
         })
     }

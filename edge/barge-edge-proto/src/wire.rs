@@ -15,14 +15,22 @@
 //!    batch is durable in its SQLite cache. The edge sends [`EdgeMsg::PodStatus`] and
 //!    [`EdgeMsg::NodeStatus`] (coalesced, batched) and the hub stores them. Either side sends
 //!    `Ping` every `heartbeat_secs` and drops the link after three missed.
-//! 3. Tunnels: the hub opens a stream (`Exec`, `Logs`) with a fresh `stream` id; both sides
-//!    send `Data` on it; the edge ends it with `StreamEnd` (exit code or error); the hub may
-//!    `Cancel` it. Stream ids are chosen by the hub and unique per connection.
+//! 3. Tunnels: the hub opens a stream (`Exec`, `Logs`, `Connect`) with a fresh `stream` id;
+//!    both sides send `Data` on it; the edge ends it with `StreamEnd` (exit code or error);
+//!    the hub may `Cancel` it. Stream ids are chosen by the hub and unique per connection.
+//!    `Connect` (the ServiceBus) is a raw TCP stream: hub->edge bytes on fd 0 (empty data
+//!    half-closes), edge->hub bytes on fd 1, `StreamEnd` when the edge's socket closes.
+//! 4. Twins: the edge sends [`EdgeMsg::Twin`] reports (reported values, desired values
+//!    edited on the edge, device state) from its durable outbox, numbered by `seq`; the hub
+//!    answers [`HubMsg::TwinAck`] once they are merged into etcd, and the edge drops what
+//!    was acked. Merging is idempotent (by version), so a report resent after a reconnect
+//!    changes nothing. Desired values travel down inside `Device` objects in `Sync`.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::device::{DesiredEdit, Versioned};
 use crate::object::{NodeInfo, NodeUsage, ObjKey, Object, PodStatus};
 
 /// Largest frame either side accepts (bytes of JSON).
@@ -94,8 +102,52 @@ pub enum EdgeMsg {
         #[serde(default)]
         error: Option<String>,
     },
+    /// Device twin reports from the edge's outbox; `seq` is the highest outbox entry in this
+    /// message (acked by [`HubMsg::TwinAck`]).
+    #[serde(rename_all = "camelCase")]
+    Twin {
+        seq: u64,
+        devices: Vec<TwinReport>,
+    },
     Ping,
     Pong,
+}
+
+/// What changed on the edge for one device. `key` is the fleet Device.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TwinReport {
+    pub key: ObjKey,
+    #[serde(default)]
+    pub properties: Vec<PropertyReport>,
+    /// `online`/`offline`/`unknown` from the mapper's `state/update`, when it changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+}
+
+/// One property's news: a reported value, and/or a desired value set on the edge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PropertyReport {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported: Option<Versioned>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired: Option<DesiredEdit>,
+}
+
+/// What a `Connect` stream reaches on the edge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "to", rename_all = "camelCase")]
+pub enum ConnectTarget {
+    /// `127.0.0.1:port` on the device (host-network services, published ports).
+    Host { port: u16 },
+    /// A port on a pod's own IP.
+    Pod {
+        namespace: String,
+        pod: String,
+        port: u16,
+    },
 }
 
 /// One object the edge holds: its key and revision.
@@ -187,6 +239,17 @@ pub enum HubMsg {
         tail: Option<u64>,
         #[serde(default)]
         timestamps: bool,
+    },
+    /// Open a tunnel stream: a TCP connection from the edge to `target` (the ServiceBus).
+    #[serde(rename_all = "camelCase")]
+    Connect {
+        stream: u32,
+        target: ConnectTarget,
+    },
+    /// The twin reports up to `seq` are merged into etcd.
+    #[serde(rename_all = "camelCase")]
+    TwinAck {
+        seq: u64,
     },
     /// stdin for a stream (fd 0; empty data closes stdin), base64.
     #[serde(rename_all = "camelCase")]

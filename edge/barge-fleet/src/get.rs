@@ -228,6 +228,13 @@ fn rows(
                 })
                 .collect(),
         ),
+        Kind::DeviceModel | Kind::Device => (
+            vec!["NAMESPACE", "NAME", "AGE"],
+            items
+                .iter()
+                .map(|c| vec![ns(c), name(c), created(c)])
+                .collect(),
+        ),
     }
 }
 

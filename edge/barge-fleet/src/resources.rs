@@ -12,10 +12,10 @@ pub fn parse_kind(s: &str) -> anyhow::Result<Kind> {
 }
 
 fn group(kind: Kind) -> &'static str {
-    if kind.api_version() == "v1" {
-        "/api/v1"
-    } else {
-        "/apis/apps/v1"
+    match kind.api_version() {
+        "v1" => "/api/v1",
+        "apps/v1" => "/apis/apps/v1",
+        _ => "/apis/devices.kubeedge.io/v1beta1",
     }
 }
 

@@ -151,6 +151,11 @@ pub fn prepare(obj: &mut Object, kind: Kind, ns: &str, url_name: Option<&str>) -
                 "nodes are created by `barge edge join`; change their labels with PATCH",
             ))
         }
+        Kind::DeviceModel | Kind::Device => {
+            return Err(ApiError::bad_request(format!(
+                "{what}: devices are not served by this hub yet"
+            )))
+        }
     }
     if kind != Kind::Secret && obj.string_data.is_some() {
         return Err(ApiError::bad_request(format!(

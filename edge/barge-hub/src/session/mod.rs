@@ -198,6 +198,7 @@ fn msg_name(m: &EdgeMsg) -> &'static str {
         EdgeMsg::NodeStatus { .. } => "nodeStatus",
         EdgeMsg::Data { .. } => "data",
         EdgeMsg::StreamEnd { .. } => "streamEnd",
+        EdgeMsg::Twin { .. } => "twin",
         EdgeMsg::Ping => "ping",
         EdgeMsg::Pong => "pong",
     }

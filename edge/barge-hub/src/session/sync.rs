@@ -485,6 +485,12 @@ impl Session {
                 self.record_dirty = true;
                 self.send(msg).await?;
             }
+            EdgeMsg::Twin { .. } => {
+                return Err(Refusal::new(
+                    codes::PROTOCOL,
+                    "device twins are not served by this hub yet",
+                ));
+            }
             EdgeMsg::Join { .. } | EdgeMsg::Hello { .. } => {
                 return Err(Refusal::new(
                     codes::PROTOCOL,
