@@ -362,11 +362,6 @@ fn bad_or_unsupported_yaml_is_refused_and_leaves_nothing() {
     );
     refused(
         &b,
-        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  shareProcessNamespace: true\n  containers: [{name: c, image: bb}]\n",
-        &["spec.shareProcessNamespace: a shared PID namespace is not supported"],
-    );
-    refused(
-        &b,
         "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n    image: bb\n    env: [{name: X, valueFrom: {configMapKeyRef: {name: gone, key: k}}}]\n",
         &["spec.containers[0].env[0].valueFrom: ConfigMap gone is not in the YAML"],
     );
@@ -456,5 +451,80 @@ spec:
     let out = pipe(&["kube", "down", "-"]);
     assert!(out.contains("webport"), "{out}");
     assert_eq!(http_get(port), None);
+    assert_eq!(pod_names(&b), BTreeSet::new());
+}
+
+/// `shareProcessNamespace`, `hostIPC` and `hostNetwork` as Kubernetes means them: one PID
+/// namespace for the pod (PID 1 its `barge-pause`), the host's IPC namespace, network and
+/// hostname; `kube down` leaves no process behind.
+#[test]
+fn shared_pid_host_ipc_and_host_network() {
+    let b = env();
+    let _pods = Pods(&b);
+    let f = yaml_file(
+        &b,
+        "ns.yaml",
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: sharing}
+spec:
+  shareProcessNamespace: true
+  containers:
+  - {name: a, image: bb, command: ["sleep", "1001"]}
+  - {name: b, image: bb, command: ["sleep", "1002"]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: onhost}
+spec:
+  hostNetwork: true
+  hostIPC: true
+  containers:
+  - {name: h, image: bb, command: ["sleep", "1003"]}
+"#,
+    );
+    b.ok(&["kube", "play", &f]);
+    let procs = exec(&b, "sharing-a", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '");
+    assert!(
+        procs.contains("sleep 1001") && procs.contains("sleep 1002"),
+        "{procs}"
+    );
+    assert!(exec(&b, "sharing-b", "cat /proc/1/cmdline").contains("barge-pause"));
+    let pid_ns = exec(&b, "sharing-a", "readlink /proc/self/ns/pid");
+    assert_eq!(pid_ns, exec(&b, "sharing-b", "readlink /proc/self/ns/pid"));
+    let host = |n: &str| {
+        std::fs::read_link(format!("/proc/self/ns/{n}"))
+            .unwrap()
+            .to_string_lossy()
+            .into_owned()
+    };
+    assert_ne!(pid_ns, host("pid"));
+    // The other pod: its own PID namespace, the host's IPC, network and hostname.
+    for n in ["ipc", "net", "uts"] {
+        assert_eq!(
+            exec(&b, "onhost-h", &format!("readlink /proc/self/ns/{n}")),
+            host(n),
+            "{n}"
+        );
+    }
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(exec(&b, "onhost-h", "hostname"), hostname.trim());
+    assert_ne!(exec(&b, "onhost-h", "readlink /proc/self/ns/pid"), pid_ns);
+    b.ok(&["kube", "down", &f]);
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            std::fs::read_link(e.path().join("ns/pid"))
+                .map(|l| l.to_string_lossy() == pid_ns)
+                .unwrap_or(false)
+        })
+        .map(|e| std::fs::read_to_string(e.path().join("status")).unwrap_or_default())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "processes left in the pod's PID namespace: {left:?}"
+    );
     assert_eq!(pod_names(&b), BTreeSet::new());
 }

@@ -432,7 +432,6 @@ fn bad_pod_input_is_refused_without_half_state() {
         &["create", "--pod", "dup", "--hostname", "x", "bb", "true"],
         "--hostname cannot be used with --pod",
     );
-    refused(&b, &["pod", "create", "--share", "pid"], "not supported");
     refused(
         &b,
         &["pod", "create", "--share", "bogus"],

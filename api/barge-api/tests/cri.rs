@@ -758,28 +758,6 @@ async fn bad_input_is_refused_cleanly() {
     assert_eq!(k, Code::InvalidArgument);
     assert!(m.contains("systemd"), "{m}");
     assert!(c.pods().await.is_empty());
-    // hostIPC (IPC NODE): refused, not a private IPC namespace instead.
-    let mut cfg = c.sandbox("hostipc");
-    cfg.linux = Some(LinuxPodSandboxConfig {
-        security_context: Some(LinuxSandboxSecurityContext {
-            namespace_options: Some(NamespaceOption {
-                ipc: NamespaceMode::Node as i32,
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    });
-    let (k, m) = code(
-        c.rt.run_pod_sandbox(RunPodSandboxRequest {
-            config: Some(cfg),
-            runtime_handler: String::new(),
-        })
-        .await,
-    );
-    assert_eq!(k, Code::InvalidArgument);
-    assert!(m.contains("hostIPC"), "{m}");
-    assert!(c.pods().await.is_empty());
     // The same name and attempt twice: AlreadyExists, one pod.
     let pod = c.run_pod("dup").await;
     let (k, m) = code(
@@ -1101,6 +1079,141 @@ async fn host_port_reaches_the_pod() {
         "got {body:?}\n{}",
         c.d.log()
     );
+}
+
+/// Kubernetes' shareProcessNamespace (pid POD) with hostIPC and hostNetwork (ipc and network
+/// NODE): the containers see each other's processes under the pod's `barge-pause` (PID 1),
+/// and use the host's IPC namespace, /dev/shm, network and hostname.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_pid_host_ipc_and_host_network() {
+    let mut c = Cri::start().await;
+    let mut config = c.sandbox("shared");
+    let ns = NamespaceOption {
+        pid: NamespaceMode::Pod as i32,
+        ipc: NamespaceMode::Node as i32,
+        network: NamespaceMode::Node as i32,
+        ..Default::default()
+    };
+    config.linux = Some(LinuxPodSandboxConfig {
+        security_context: Some(LinuxSandboxSecurityContext {
+            namespace_options: Some(ns.clone()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    std::fs::create_dir_all(&config.log_directory).unwrap();
+    let pod =
+        c.rt.run_pod_sandbox(RunPodSandboxRequest {
+            config: Some(config.clone()),
+            runtime_handler: String::new(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("RunPodSandbox: {e:?}\n{}", c.d.log()))
+        .into_inner()
+        .pod_sandbox_id;
+    let mut ids = Vec::new();
+    for (name, secs) in [("a", "1001"), ("b", "1002")] {
+        let mut cfg = Cri::container(name, &["sleep", secs]);
+        cfg.linux = Some(LinuxContainerConfig {
+            security_context: Some(LinuxContainerSecurityContext {
+                namespace_options: Some(ns.clone()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let id =
+            c.rt.create_container(CreateContainerRequest {
+                pod_sandbox_id: pod.clone(),
+                config: Some(cfg),
+                sandbox_config: Some(config.clone()),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("CreateContainer {name}: {e:?}\n{}", c.d.log()))
+            .into_inner()
+            .container_id;
+        c.start_c(&id).await;
+        ids.push(id);
+    }
+    // One PID namespace: each container sees the other's sleep, and PID 1 is the holder.
+    let procs = c
+        .out(
+            &ids[0],
+            &["sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '"],
+        )
+        .await;
+    assert!(
+        procs.contains("sleep 1001") && procs.contains("sleep 1002"),
+        "{procs}"
+    );
+    let init = c.out(&ids[1], &["cat", "/proc/1/cmdline"]).await;
+    assert!(init.contains("barge-pause"), "PID 1 is {init:?}");
+    assert_eq!(
+        c.out(&ids[0], &["readlink", "/proc/self/ns/pid"]).await,
+        c.out(&ids[1], &["readlink", "/proc/self/ns/pid"]).await
+    );
+    let host_ns = |n: &str| {
+        std::fs::read_link(format!("/proc/self/ns/{n}"))
+            .unwrap()
+            .to_string_lossy()
+            .into_owned()
+    };
+    assert_ne!(
+        c.out(&ids[0], &["readlink", "/proc/self/ns/pid"])
+            .await
+            .trim(),
+        host_ns("pid")
+    );
+    // The host's IPC, network and UTS namespaces, and the host's /dev/shm.
+    for n in ["ipc", "net", "uts"] {
+        assert_eq!(
+            c.out(&ids[0], &["readlink", &format!("/proc/self/ns/{n}")])
+                .await
+                .trim(),
+            host_ns(n),
+            "{n}"
+        );
+    }
+    let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(c.out(&ids[1], &["hostname"]).await.trim(), host_name.trim());
+    let marker = format!("barge-cri-test-{}", std::process::id());
+    std::fs::write(format!("/dev/shm/{marker}"), "host-shm").unwrap();
+    let seen = c
+        .exec(&ids[0], &["cat", &format!("/dev/shm/{marker}")], 10)
+        .await;
+    let _ = std::fs::remove_file(format!("/dev/shm/{marker}"));
+    assert_eq!(String::from_utf8_lossy(&seen.unwrap().stdout), "host-shm");
+    // The status says what was asked.
+    let st =
+        c.rt.pod_sandbox_status(PodSandboxStatusRequest {
+            pod_sandbox_id: pod.clone(),
+            verbose: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+        .unwrap();
+    let opts = st.linux.unwrap().namespaces.unwrap().options.unwrap();
+    assert_eq!(opts.pid, NamespaceMode::Pod as i32);
+    assert_eq!(opts.ipc, NamespaceMode::Node as i32);
+    assert_eq!(opts.network, NamespaceMode::Node as i32);
+    // Stopping the sandbox ends the holder: nothing is left in the pod's PID namespace.
+    let pause_ns = c.out(&ids[0], &["readlink", "/proc/self/ns/pid"]).await;
+    c.rt.stop_pod_sandbox(StopPodSandboxRequest {
+        pod_sandbox_id: pod.clone(),
+    })
+    .await
+    .unwrap();
+    let still = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            std::fs::read_link(e.path().join("ns/pid"))
+                .map(|l| l.to_string_lossy() == pause_ns.trim())
+                .unwrap_or(false)
+        })
+        .count();
+    assert_eq!(still, 0, "processes left in the pod's PID namespace");
 }
 
 /// A plain HTTP/1.0 GET of `/index.html` (the whole answer, headers included).

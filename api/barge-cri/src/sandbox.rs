@@ -77,16 +77,10 @@ pub fn pod_config(c: &PodSandboxConfig) -> CriResult<PodConfig> {
         ns.as_ref().map_or(absent as i32, f)
     };
     let host_net = mode(|n| n.network, NamespaceMode::Pod) == NamespaceMode::Node as i32;
-    // The host's IPC namespace (hostIPC) has no engine form yet: refused rather than
-    // handing out a private IPC namespace the caller did not ask for.
-    if mode(|n| n.ipc, NamespaceMode::Pod) == NamespaceMode::Node as i32 {
-        return Err(Status::invalid_argument(
-            "linux.security_context.namespace_options.ipc NODE (hostIPC): the host's IPC namespace is not supported yet",
-        ));
-    }
+    let host_ipc = mode(|n| n.ipc, NamespaceMode::Pod) == NamespaceMode::Node as i32;
     let share = PodShare {
         net: !host_net,
-        ipc: true,
+        ipc: !host_ipc,
         uts: !host_net,
         pid: mode(|n| n.pid, NamespaceMode::Container) == NamespaceMode::Pod as i32,
     };
@@ -138,6 +132,7 @@ pub fn pod_config(c: &PodSandboxConfig) -> CriResult<PodConfig> {
             String::new()
         },
         share,
+        host_ipc,
         cgroup_parent,
         sysctls: linux.sysctls.clone().into_iter().collect(),
         resources,

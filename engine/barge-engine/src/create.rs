@@ -136,6 +136,7 @@ impl Engine {
                     .map(|i| namespaces.remove(i).1);
                 pod_join = Some(crate::spec::PodJoin {
                     namespaces,
+                    host: self.pod_host_namespaces(&pod),
                     shm: self.pod_shm(&pod),
                     cgroup: self.pod_cgroup_path(&pod),
                 });

@@ -36,8 +36,11 @@ pub struct SpecInput<'a> {
 /// What a pod member takes from its pod's sandbox.
 #[derive(Debug, Clone, Default)]
 pub struct PodJoin {
-    /// Pinned namespaces to join besides the network (OCI type `ipc`, `uts` → path).
+    /// Pinned namespaces to join besides the network (OCI type `ipc`, `uts`, `pid` → path).
     pub namespaces: Vec<(&'static str, PathBuf)>,
+    /// Namespaces taken from the host (OCI type `ipc` for hostIPC, `uts` for a pod on the
+    /// host's network): no namespace of the container's own.
+    pub host: Vec<&'static str>,
     /// The pod's /dev/shm (with a shared IPC namespace).
     pub shm: Option<PathBuf>,
     /// The pod cgroup (`linux.cgroupsPath` prefix).
@@ -218,7 +221,8 @@ fn pid_namespace(linux: &mut Value, mode: &str) -> Result<()> {
     Ok(())
 }
 
-/// Join the pod's IPC and UTS namespaces, use its /dev/shm, go under its cgroup.
+/// Join the pod's IPC, UTS and PID namespaces (or the host's), use its /dev/shm, go under
+/// its cgroup.
 fn join_pod(spec: &mut Value, pod: &PodJoin, id: &str) {
     if let Some(ns) = spec["linux"]["namespaces"].as_array_mut() {
         for (typ, path) in &pod.namespaces {
@@ -226,9 +230,19 @@ fn join_pod(spec: &mut Value, pod: &PodJoin, id: &str) {
                 n["path"] = json!(path);
             }
         }
+        ns.retain(|n| !pod.host.iter().any(|t| n["type"] == *t));
     }
-    if pod.namespaces.iter().any(|(t, _)| *t == "uts") {
-        // The hostname is the pod's, set in its UTS namespace.
+    if pod.host.contains(&"ipc") {
+        // The host's IPC namespace goes with the host's POSIX shared memory.
+        if let Some(ms) = spec["mounts"].as_array_mut() {
+            for m in ms.iter_mut().filter(|m| m["destination"] == "/dev/shm") {
+                *m = json!({"destination": "/dev/shm", "type": "bind", "source": "/dev/shm",
+                    "options": ["rbind", "rprivate", "nosuid", "noexec", "nodev"]});
+            }
+        }
+    }
+    if pod.namespaces.iter().any(|(t, _)| *t == "uts") || pod.host.contains(&"uts") {
+        // The hostname is the pod's, set in its UTS namespace (or the host's own).
         if let Some(o) = spec.as_object_mut() {
             o.remove("hostname");
         }

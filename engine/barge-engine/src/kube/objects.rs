@@ -112,9 +112,10 @@ pub struct PodSpec {
     pub share_process_namespace: Option<bool>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub host_network: bool,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    /// Kubernetes spells it `hostIPC` (not camelCase's `hostIpc`).
+    #[serde(rename = "hostIPC", skip_serializing_if = "std::ops::Not::not")]
     pub host_ipc: bool,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(rename = "hostPID", skip_serializing_if = "std::ops::Not::not")]
     pub host_pid: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dns_config: Option<DnsConfig>,

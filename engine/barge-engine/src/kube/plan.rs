@@ -364,20 +364,6 @@ fn pod(
             format!("{:?} is not a valid pod name", i.name),
         );
     }
-    if s.share_process_namespace == Some(true) {
-        f.refuse(
-            p,
-            &at("shareProcessNamespace"),
-            "a shared PID namespace is not supported by barge's pods yet",
-        );
-    }
-    if s.host_ipc {
-        f.refuse(
-            p,
-            &at("hostIPC"),
-            "not supported (pods have their own IPC namespace)",
-        );
-    }
     if s.host_pid {
         f.refuse(
             p,
@@ -420,6 +406,14 @@ fn pod(
         } else {
             String::new()
         },
+        share: crate::pod::PodShare {
+            ipc: !s.host_ipc,
+            // hostNetwork pods have the host's hostname (its UTS namespace), as in Kubernetes.
+            uts: !s.host_network,
+            pid: s.share_process_namespace == Some(true),
+            ..Default::default()
+        },
+        host_ipc: s.host_ipc,
         ..Default::default()
     };
     if let Some(d) = &s.dns_config {

@@ -40,16 +40,17 @@ impl PodDns {
 }
 
 /// Which namespaces the pod's containers share (CRI NamespaceOption: POD for network/IPC
-/// means shared; NODE is `network: "host"` / `host_ipc`). Network and UTS go together
-/// (a pod's hostname is its network identity); default: net, ipc and uts shared, pid not.
+/// means shared; NODE is `network: "host"` / [`PodConfig::host_ipc`]). Network and UTS go
+/// together (a pod's hostname is its network identity; a pod on the host's network has the
+/// host's UTS namespace too, as in Kubernetes); default: net, ipc and uts shared, pid not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PodShare {
     pub net: bool,
     pub ipc: bool,
     pub uts: bool,
-    /// Kubernetes' shareProcessNamespace (CRI pid = POD). Not supported yet: asking for it
-    /// is a BadParameter error (a shared PID namespace needs a process to hold it).
+    /// Kubernetes' shareProcessNamespace (CRI pid = POD): one PID namespace for the pod,
+    /// held by its only process, `barge-pause` (a PID namespace cannot outlive its init).
     pub pid: bool,
 }
 
@@ -127,6 +128,9 @@ pub struct PodConfig {
     /// (CRI network NODE: no network namespace of its own).
     pub network: String,
     pub share: PodShare,
+    /// Kubernetes' hostIPC (CRI ipc = NODE): the containers use the host's IPC namespace and
+    /// its /dev/shm (then `share.ipc` is false).
+    pub host_ipc: bool,
     /// The pod cgroup's path (CRI cgroup_parent, cgroupfs form: `/kubepods/pod123`, absolute
     /// from the hierarchy root, or relative to barge's cgroup); None: `barge/pod-<id>` under
     /// barge's cgroup. systemd slice names (`*.slice`) are refused.

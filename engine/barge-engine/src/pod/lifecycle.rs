@@ -63,9 +63,10 @@ impl Engine {
 
     /// Check a pod's config and fill its defaults (hostname, network).
     fn pod_check(&self, c: &mut PodConfig, name: &str) -> Result<()> {
-        if c.share.pid {
+        if c.host_ipc && c.share.ipc {
             return Err(Error::BadParameter(
-                "--share pid: a shared PID namespace is not supported yet (it needs a process to hold it)".into(),
+                "hostIPC with a shared IPC namespace: the pod uses either the host's or its own"
+                    .into(),
             ));
         }
         if matches!(c.network.as_str(), "" | "bridge" | "default") {

@@ -1,6 +1,6 @@
 //! Pods: containers that share a sandbox (network, IPC and UTS namespaces, optionally PID),
 //! scheduled as one. The sandbox is a set of namespaces pinned by files under the run root
-//! (no pause process), with its own CNI attachment, hostname, /etc/hosts, resolv.conf, port
+//! (a process only for a shared PID namespace: `barge-pause`), with its own CNI attachment, hostname, /etc/hosts, resolv.conf, port
 //! mappings and a cgroup that holds every member's cgroup (pod-level limits apply there).
 //!
 //! - `config`: what a pod is made from ([`PodConfig`]) and its stored row ([`PodRecord`]).
@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod lifecycle;
+mod pause;
 pub mod sandbox;
 pub mod status;
 pub mod store;

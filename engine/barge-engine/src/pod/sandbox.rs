@@ -4,7 +4,10 @@
 //! - network: `<runroot>/netns/<pod id>` (made like a container's, CNI-attached; the
 //!   attachments are recorded in `<root>/pods/<id>/net/`);
 //! - IPC and UTS: `<runroot>/pods/<id>/{ipc,uts}`, made by a thread that unshares the
-//!   namespace, sets the hostname or the IPC sysctls, and bind-mounts its nsfs file;
+//!   namespace, sets the hostname or the IPC sysctls, and bind-mounts its nsfs file (none
+//!   for hostIPC, none for UTS with Kubernetes' hostNetwork: the host's are used);
+//! - PID, only with `shareProcessNamespace`: `<runroot>/pods/<id>/pid`, the namespace of a
+//!   `barge-pause` process (its init, the pod's only process; PID in `pause.pid`);
 //! - `/dev/shm`: a tmpfs at `<runroot>/pods/<id>/shm` bind-mounted into every member (POSIX
 //!   shared memory lives there, so sharing IPC means sharing it);
 //! - `hostname`, `hosts`, `resolv.conf` in `<root>/pods/<id>/`;
@@ -20,6 +23,7 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::CloneFlags;
 
 use super::config::{PodRecord, SandboxState};
+use super::pause;
 use crate::config::{ContainerConfig, Endpoint};
 use crate::db::ContainerRecord;
 use crate::error::{Error, IoContext, Result};
@@ -162,26 +166,43 @@ impl Engine {
     }
 
     /// The pinned namespaces the pod's containers join, by OCI type (`network`, `ipc`,
-    /// `uts`), whether or not they exist now.
+    /// `uts`, `pid`), whether or not they exist now.
     pub fn pod_namespaces(&self, pod: &PodRecord) -> Vec<(&'static str, PathBuf)> {
         let mut v = Vec::new();
-        if pod.config.network != "host" {
+        let host_net = pod.config.network == "host";
+        if !host_net {
             v.push(("network", self.paths.netns(&pod.id)));
         }
-        if pod.config.share.ipc {
+        if pod.config.share.ipc && !pod.config.host_ipc {
             v.push(("ipc", self.pod_run_dir(&pod.id).join("ipc")));
         }
         if pod.config.share.uts {
             v.push(("uts", self.pod_run_dir(&pod.id).join("uts")));
         }
+        if pod.config.share.pid {
+            v.push(("pid", self.pod_run_dir(&pod.id).join("pid")));
+        }
         v
     }
 
-    /// The pod's /dev/shm (shared with IPC), if it shares IPC.
+    /// The namespaces the pod's containers take from the host (OCI types): `ipc` with
+    /// hostIPC, `uts` on the host's network when the pod shares no UTS namespace of its own
+    /// (Kubernetes' hostNetwork; `barge pod create --network host` keeps podman's habit of a
+    /// pod hostname in a UTS namespace of the pod's).
+    pub fn pod_host_namespaces(&self, pod: &PodRecord) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if pod.config.host_ipc {
+            v.push("ipc");
+        }
+        if pod.config.network == "host" && !pod.config.share.uts {
+            v.push("uts");
+        }
+        v
+    }
+
+    /// The pod's /dev/shm (shared with IPC), if it shares an IPC namespace of its own.
     pub fn pod_shm(&self, pod: &PodRecord) -> Option<PathBuf> {
-        pod.config
-            .share
-            .ipc
+        (pod.config.share.ipc && !pod.config.host_ipc)
             .then(|| self.pod_run_dir(&pod.id).join("shm"))
     }
 
@@ -198,6 +219,7 @@ impl Engine {
         self.pod_namespaces(pod)
             .iter()
             .all(|(_, p)| barge_runtime::netns::is_pinned(p))
+            && (!pod.config.share.pid || pause::alive(&self.pod_run_dir(&pod.id)).is_some())
     }
 
     /// The record the network code works on for the pod (its id, its networks).
@@ -262,7 +284,7 @@ impl Engine {
         std::fs::create_dir_all(&run).ctx("create directory", &run)?;
         // The cgroup first: the members' cgroups go under it.
         self.pod_cgroup_make(pod)?;
-        if c.share.ipc {
+        if c.share.ipc && !c.host_ipc {
             let sysctls: Vec<(String, String)> = c
                 .sysctls
                 .iter()
@@ -288,6 +310,9 @@ impl Engine {
                 "mount the pod's /dev/shm on {}",
                 shm.display()
             )))?;
+        }
+        if c.share.pid {
+            pause::start(&run)?;
         }
         if c.share.uts {
             let host = c.hostname.clone();
@@ -447,7 +472,10 @@ impl Engine {
     fn sandbox_teardown(&self, pod: &PodRecord) {
         self.network_down(&pod.id);
         let run = self.pod_run_dir(&pod.id);
-        for ns in ["ipc", "uts"] {
+        if let Err(e) = pause::stop(&run) {
+            tracing::warn!("pod {}: {e}", pod.id);
+        }
+        for ns in ["ipc", "uts", "pid"] {
             if let Err(e) = barge_runtime::netns::remove_pinned(&run.join(ns)) {
                 tracing::warn!("pod {}: {e}", pod.id);
             }
