@@ -15,6 +15,7 @@
 //! - `listener`, `session`: the edges' TLS port and one task per connected edge.
 //! - `tunnel`: exec and logs streams to an edge through its session (local or forwarded).
 //! - `api`: the fleet HTTP API (`--api`), and `admin`: `admin.conf`.
+//! - `dashboard`: the fleet web dashboard on the API's listener (`/`, `/ui/...`).
 //! - `run`: startup (what `barge-hub` runs).
 #![forbid(unsafe_code)]
 
@@ -22,6 +23,7 @@ pub mod admin;
 pub mod api;
 pub mod config;
 pub mod controller;
+pub mod dashboard;
 pub mod hub;
 pub mod listener;
 pub mod pki;

@@ -59,6 +59,7 @@ impl Api {
 /// The API's routes (authenticated but `/healthz`).
 pub fn router(api: Arc<Api>) -> Router {
     use objects as o;
+    let dash_api = api.clone();
     let authed = Router::new()
         .route("/api/v1/nodes", get(nodes::list))
         .route(
@@ -104,6 +105,8 @@ pub fn router(api: Arc<Api>) -> Router {
         .with_state(api);
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        // The fleet dashboard (issue 18): `/`, `/ui/...`.
+        .merge(crate::dashboard::router(dash_api))
         .merge(authed)
 }
 

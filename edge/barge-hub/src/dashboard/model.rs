@@ -1,0 +1,187 @@
+//! The fleet as the dashboard shows it, built from the hub's object cache and the watched
+//! reports ([`super::live`]): nodes with their Ready state (the rule of `fleet get nodes`,
+//! [`crate::api::nodes::readiness`]), their pods (each node's view, [`crate::view`]) and the
+//! devices with each property's desired and reported value.
+
+use barge_edge_proto::device::DeviceSpec;
+use barge_edge_proto::keys::Revoked;
+use barge_edge_proto::object::{Kind, PodStatus};
+use serde_json::Value;
+
+use super::live::Reports;
+use crate::api::nodes::{readiness, NodeState};
+use crate::store::cache::Snapshot;
+
+/// One node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeRow {
+    pub name: String,
+    pub online: bool,
+    /// The Ready condition's reason (`SessionOpen`, `NodeSilent`...).
+    pub reason: &'static str,
+    pub last_seen: String,
+    pub labels: Vec<(String, String)>,
+    pub cpu_millis: u64,
+    pub cpus: u32,
+    pub memory_used: u64,
+    pub memory_total: u64,
+    pub pods: Vec<PodRow>,
+}
+
+/// One pod on a node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodRow {
+    pub namespace: String,
+    pub name: String,
+    pub phase: String,
+    pub restarts: u32,
+    /// `ready/total` containers.
+    pub ready: String,
+}
+
+/// One device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceRow {
+    pub namespace: String,
+    pub name: String,
+    pub node: String,
+    pub model: String,
+    pub state: String,
+    pub properties: Vec<PropertyRow>,
+}
+
+/// One property of a device's twin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PropertyRow {
+    pub name: String,
+    pub desired: Option<String>,
+    pub reported: Option<String>,
+    /// Desired values were settled against each other (see the device's status).
+    pub conflict: bool,
+}
+
+/// The whole page's data.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Fleet {
+    pub nodes: Vec<NodeRow>,
+    pub devices: Vec<DeviceRow>,
+}
+
+/// Build the page's data at `now_secs` with the fleet's grace period.
+pub fn build(snap: &Snapshot, rep: &Reports, grace_secs: u64, now_secs: i64) -> Fleet {
+    let mut fleet = Fleet::default();
+    for (key, object) in &snap.objects {
+        if key.kind != Kind::Node {
+            continue;
+        }
+        let name = object.metadata.name.clone();
+        let state = NodeState {
+            object: object.clone(),
+            record: rep.nodes.get(&name).cloned(),
+            conn: rep.conns.get(&name).cloned(),
+            revoked: snap
+                .revoked
+                .contains(&name)
+                .then(|| Revoked { at: String::new() }),
+        };
+        let (ready, reason) = readiness(&state, grace_secs, now_secs);
+        let online = ready == "True";
+        let rec = state.record.clone().unwrap_or_default();
+        let view = crate::view::node_view(object, &snap.objects, &snap.placements);
+        let pods = view
+            .iter()
+            .filter(|(k, _)| k.kind == Kind::Pod)
+            .map(|(k, _)| pod_row(rep, &name, &k.namespace, &k.name, online))
+            .collect();
+        fleet.nodes.push(NodeRow {
+            name,
+            online,
+            reason,
+            last_seen: rec.last_seen.clone(),
+            labels: object
+                .metadata
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            cpu_millis: rec.usage.cpu_millis,
+            cpus: rec.info.cpus,
+            memory_used: rec.usage.memory_used_bytes,
+            memory_total: rec.info.memory_bytes,
+            pods,
+        });
+    }
+    for (key, object) in &snap.objects {
+        if key.kind != Kind::Device {
+            continue;
+        }
+        let spec: DeviceSpec = serde_json::from_value(object.spec.clone()).unwrap_or_default();
+        let twin = rep
+            .devices
+            .get(&format!("{}/{}", key.namespace, key.name))
+            .cloned()
+            .unwrap_or_default();
+        let mut names: Vec<String> = spec.properties.iter().map(|p| p.name.clone()).collect();
+        for n in twin.properties.keys() {
+            if !names.contains(n) {
+                names.push(n.clone());
+            }
+        }
+        let properties = names
+            .into_iter()
+            .map(|n| {
+                let rec = twin.properties.get(&n);
+                PropertyRow {
+                    desired: spec
+                        .property(&n)
+                        .and_then(|p| p.desired.as_ref())
+                        .map(|d| d.value.clone()),
+                    reported: rec
+                        .and_then(|r| r.reported.as_ref())
+                        .map(|v| v.value.clone()),
+                    conflict: rec.is_some_and(|r| !r.conflicts.is_empty()),
+                    name: n,
+                }
+            })
+            .collect();
+        fleet.devices.push(DeviceRow {
+            namespace: key.namespace.clone(),
+            name: key.name.clone(),
+            node: spec.node_name.clone().unwrap_or_default(),
+            model: spec
+                .device_model_ref
+                .as_ref()
+                .map(|m| m.name.clone())
+                .unwrap_or_default(),
+            state: twin.state.clone().unwrap_or_else(|| "unknown".into()),
+            properties,
+        });
+    }
+    fleet
+}
+
+fn pod_row(rep: &Reports, node: &str, ns: &str, name: &str, online: bool) -> PodRow {
+    let raw = rep.pods.get(&format!("{node}/{ns}/{name}"));
+    let status: Option<PodStatus> = raw.and_then(|v| serde_json::from_value(v.clone()).ok());
+    let mut row = PodRow {
+        namespace: ns.to_string(),
+        name: name.to_string(),
+        phase: "Pending".into(),
+        restarts: 0,
+        ready: "-".into(),
+    };
+    if let Some(s) = status {
+        row.phase = phase_name(raw.and_then(|v| v.get("phase")));
+        row.restarts = s.container_statuses.iter().map(|c| c.restart_count).sum();
+        let ready = s.container_statuses.iter().filter(|c| c.ready).count();
+        row.ready = format!("{ready}/{}", s.container_statuses.len());
+    }
+    if !online {
+        row.phase = "Unknown".into();
+    }
+    row
+}
+
+fn phase_name(v: Option<&Value>) -> String {
+    v.and_then(Value::as_str).unwrap_or("Unknown").to_string()
+}
