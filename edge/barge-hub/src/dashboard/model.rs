@@ -116,32 +116,17 @@ pub fn build(snap: &Snapshot, rep: &Reports, grace_secs: u64, now_secs: i64) -> 
             continue;
         }
         let spec: DeviceSpec = serde_json::from_value(object.spec.clone()).unwrap_or_default();
-        let twin = rep
-            .devices
-            .get(&format!("{}/{}", key.namespace, key.name))
-            .cloned()
-            .unwrap_or_default();
-        let mut names: Vec<String> = spec.properties.iter().map(|p| p.name.clone()).collect();
-        for n in twin.properties.keys() {
-            if !names.contains(n) {
-                names.push(n.clone());
-            }
-        }
-        let properties = names
-            .into_iter()
-            .map(|n| {
-                let rec = twin.properties.get(&n);
-                PropertyRow {
-                    desired: spec
-                        .property(&n)
-                        .and_then(|p| p.desired.as_ref())
-                        .map(|d| d.value.clone()),
-                    reported: rec
-                        .and_then(|r| r.reported.as_ref())
-                        .map(|v| v.value.clone()),
-                    conflict: rec.is_some_and(|r| !r.conflicts.is_empty()),
-                    name: n,
-                }
+        let twin = rep.devices.get(&format!("{}/{}", key.namespace, key.name));
+        // The same status the API shows ([`crate::devices::status`]).
+        let status = crate::devices::status(&spec, twin);
+        let properties = status
+            .twins
+            .iter()
+            .map(|t| PropertyRow {
+                name: t.property_name.clone(),
+                desired: t.observed_desired.as_ref().map(|d| d.value.clone()),
+                reported: t.reported.as_ref().map(|r| r.value.clone()),
+                conflict: !t.conflicts.is_empty(),
             })
             .collect();
         fleet.devices.push(DeviceRow {
@@ -153,7 +138,7 @@ pub fn build(snap: &Snapshot, rep: &Reports, grace_secs: u64, now_secs: i64) -> 
                 .as_ref()
                 .map(|m| m.name.clone())
                 .unwrap_or_default(),
-            state: twin.state.clone().unwrap_or_else(|| "unknown".into()),
+            state: status.state.clone().unwrap_or_else(|| "unknown".into()),
             properties,
         });
     }
