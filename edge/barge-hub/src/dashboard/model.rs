@@ -170,3 +170,121 @@ fn pod_row(rep: &Reports, node: &str, ns: &str, name: &str, online: bool) -> Pod
 fn phase_name(v: Option<&Value>) -> String {
     v.and_then(Value::as_str).unwrap_or("Unknown").to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use barge_edge_proto::device::{Conflict, Origin, Versioned};
+    use barge_edge_proto::keys::{ConnRecord, NodeRecord, PropertyRecord};
+    use barge_edge_proto::object::Object;
+    use serde_json::json;
+
+    fn put(snap: &mut Snapshot, v: Value) {
+        let o: Object = serde_json::from_value(v).unwrap();
+        snap.objects.insert(o.key(), o);
+    }
+
+    fn ver(value: &str, version: u64) -> Versioned {
+        Versioned {
+            value: value.into(),
+            version,
+            origin: Origin::Cloud,
+            timestamp: 0,
+        }
+    }
+
+    #[test]
+    fn nodes_pods_and_devices_from_cache_and_reports() {
+        let mut snap = Snapshot::default();
+        put(
+            &mut snap,
+            json!({"apiVersion":"v1","kind":"Node","metadata":{"name":"up","labels":{"zone":"x"}}}),
+        );
+        put(
+            &mut snap,
+            json!({"apiVersion":"v1","kind":"Node","metadata":{"name":"down"}}),
+        );
+        for (pod, node) in [("a", "up"), ("b", "down")] {
+            put(
+                &mut snap,
+                json!({"apiVersion":"v1","kind":"Pod",
+                "metadata":{"name":pod,"namespace":"default"},
+                "spec":{"nodeName":node,"containers":[{"name":"c","image":"bb"}]}}),
+            );
+        }
+        put(
+            &mut snap,
+            json!({"apiVersion":"devices.kubeedge.io/v1beta1","kind":"Device",
+            "metadata":{"name":"d","namespace":"default"},
+            "spec":{"deviceModelRef":{"name":"m"},"nodeName":"up",
+                "properties":[{"name":"t","desired":{"value":"21"}}]}}),
+        );
+        let mut rep = Reports::default();
+        rep.conns.insert(
+            "up".into(),
+            ConnRecord {
+                hub: "h".into(),
+                since: String::new(),
+            },
+        );
+        rep.nodes.insert(
+            "down".into(),
+            NodeRecord {
+                last_seen: barge_util::time::rfc3339_secs(900),
+                ..Default::default()
+            },
+        );
+        let status = json!({"phase":"Running","observedAt":"x","containerStatuses":[
+            {"name":"c","image":"bb","state":"running","ready":true,"restartCount":2}]});
+        rep.pods.insert("up/default/a".into(), status.clone());
+        rep.pods.insert("down/default/b".into(), status);
+        let mut twin = barge_edge_proto::keys::DeviceTwinRecord::default();
+        twin.properties.insert(
+            "t".into(),
+            PropertyRecord {
+                reported: Some(ver("20", 3)),
+                conflicts: vec![Conflict {
+                    kept: ver("21", 2),
+                    lost: ver("19", 2),
+                    at: String::new(),
+                }],
+            },
+        );
+        twin.state = Some("online".into());
+        rep.devices.insert("default/d".into(), twin);
+
+        let f = build(&snap, &rep, 40, 1000);
+        let down = f.nodes.iter().find(|n| n.name == "down").unwrap();
+        let up = f.nodes.iter().find(|n| n.name == "up").unwrap();
+        assert!(up.online && !down.online);
+        assert_eq!(down.reason, "NodeSilent");
+        assert_eq!(up.labels, vec![("zone".to_string(), "x".to_string())]);
+        assert_eq!(up.pods.len(), 1);
+        assert_eq!(
+            (
+                up.pods[0].phase.as_str(),
+                up.pods[0].restarts,
+                up.pods[0].ready.as_str()
+            ),
+            ("Running", 2, "1/1")
+        );
+        // An offline node's pods are Unknown, whatever they last reported.
+        assert_eq!(down.pods[0].phase, "Unknown");
+        let d = &f.devices[0];
+        assert_eq!(
+            (d.node.as_str(), d.model.as_str(), d.state.as_str()),
+            ("up", "m", "online")
+        );
+        assert_eq!(
+            d.properties,
+            vec![PropertyRow {
+                name: "t".into(),
+                desired: Some("21".into()),
+                reported: Some("20".into()),
+                conflict: true,
+            }]
+        );
+        // Within the grace period a silent node is still online.
+        assert!(build(&snap, &rep, 200, 1000).nodes.iter().all(|n| n.online));
+    }
+}
