@@ -16,7 +16,7 @@ pub mod model;
 pub mod session;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
@@ -25,6 +25,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
+use tokio::sync::watch;
 
 use crate::api::error::ApiError;
 use crate::api::{auth, Api};
@@ -43,6 +44,8 @@ const COALESCE: Duration = Duration::from_millis(200);
 pub struct Dashboard {
     pub api: Arc<Api>,
     pub live: Arc<live::Live>,
+    /// The latest `<main>` (see [`publish`]), shared by every event stream.
+    rendered: watch::Sender<Arc<String>>,
 }
 
 /// Who is looking: the session id when authenticated by cookie (for the CSRF token).
@@ -67,7 +70,9 @@ pub fn router(api: Arc<Api>) -> Router {
     let dash = Arc::new(Dashboard {
         live: live::Live::start(api.etcd.clone(), api.prefix.clone()),
         api,
+        rendered: watch::channel(Arc::new(String::new())).0,
     });
+    tokio::spawn(publish(dash.clone(), dash.rendered.clone()));
     let authed = Router::new()
         .route("/", get(index))
         .route("/ui/", get(index))
@@ -239,39 +244,61 @@ fn sse_event(name: &str, data: &str) -> Bytes {
     Bytes::from(s)
 }
 
+/// Render the page's `<main>` once per change (coalesced) or per second (readiness also
+/// changes with time: the grace period) while anyone listens, for every event stream.
+async fn publish(dash: Arc<Dashboard>, tx: watch::Sender<Arc<String>>) {
+    let mut cache = dash.api.hub.cache.subscribe();
+    let mut live = dash.live.subscribe();
+    loop {
+        tokio::select! {
+            _ = cache.changed() => {}
+            _ = live.changed() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        tokio::time::sleep(COALESCE).await;
+        cache.borrow_and_update();
+        live.borrow_and_update();
+        if tx.receiver_count() == 0 {
+            continue;
+        }
+        let main = html::main(&current(&dash));
+        tx.send_if_modified(|cur| {
+            if **cur == main {
+                false
+            } else {
+                *cur = Arc::new(main);
+                true
+            }
+        });
+    }
+}
+
 struct Events {
-    dash: Arc<Dashboard>,
-    cache: tokio::sync::watch::Receiver<i64>,
-    live: tokio::sync::watch::Receiver<u64>,
-    last: Option<String>,
-    last_write: Instant,
+    rx: watch::Receiver<Arc<String>>,
+    first: Option<String>,
+    last: Option<Arc<String>>,
 }
 
 impl Events {
     /// The next chunk: the page's `<main>` when it changed, else a heartbeat comment.
     async fn next(&mut self) -> Bytes {
+        if let Some(main) = self.first.take() {
+            return sse_event("fleet", &main);
+        }
         loop {
-            if self.last.is_some() {
-                // Changes, or a tick (readiness also changes with time: the grace period).
-                tokio::select! {
-                    _ = self.cache.changed() => {}
-                    _ = self.live.changed() => {}
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            match tokio::time::timeout(HEARTBEAT, self.rx.changed()).await {
+                Err(_) => return Bytes::from_static(b": heartbeat\n\n"),
+                Ok(Err(_)) => {
+                    // The publisher is gone (the hub is stopping): idle on heartbeats.
+                    tokio::time::sleep(HEARTBEAT).await;
+                    return Bytes::from_static(b": heartbeat\n\n");
                 }
-                tokio::time::sleep(COALESCE).await;
-                self.cache.borrow_and_update();
-                self.live.borrow_and_update();
+                Ok(Ok(())) => {}
             }
-            let main = html::main(&current(&self.dash));
-            if self.last.as_deref() != Some(main.as_str()) {
-                let ev = sse_event("fleet", &main);
-                self.last = Some(main);
-                self.last_write = Instant::now();
-                return ev;
-            }
-            if self.last_write.elapsed() >= HEARTBEAT {
-                self.last_write = Instant::now();
-                return Bytes::from_static(b": heartbeat\n\n");
+            let main = self.rx.borrow_and_update().clone();
+            if self.last.as_ref() != Some(&main) {
+                self.last = Some(main.clone());
+                return sse_event("fleet", &main);
             }
         }
     }
@@ -279,12 +306,13 @@ impl Events {
 
 /// `GET /ui/events`: `event: fleet` with the page's `<main>` (first at once, then on change).
 async fn events(State(d): S) -> Response {
+    let mut rx = d.rendered.subscribe();
+    rx.borrow_and_update();
+    let first = html::main(&current(&d));
     let ev = Events {
-        cache: d.api.hub.cache.subscribe(),
-        live: d.live.subscribe(),
-        dash: d,
-        last: None,
-        last_write: Instant::now(),
+        last: Some(Arc::new(first.clone())),
+        first: Some(first),
+        rx,
     };
     let stream = futures_util::stream::unfold(ev, |mut ev| async move {
         let b = ev.next().await;
