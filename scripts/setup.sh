@@ -15,7 +15,10 @@ set -euo pipefail
 # device tests).
 PACKAGES=(busybox-static tini strace qemu-system-x86 cpio runc time pkg-config podman libseccomp-dev uidmap
     docker-registry skopeo umoci openssl apache2-utils containernetworking-plugins iptables iproute2 curl
-    docker-compose python3-pip protobuf-compiler etcd-server etcd-client mosquitto mosquitto-clients)
+    docker-compose python3-pip protobuf-compiler etcd-server etcd-client mosquitto mosquitto-clients
+    # The fleet dashboard test drives headless Chromium through Selenium
+    # (edge/barge-edge-e2e/tests/dashboard.rs, scripts/browser.py).
+    chromium chromium-driver python3-selenium)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -8,6 +8,7 @@
 //! - [`fleet::Fleet`]: `barge fleet --config admin.conf ...`, `-o json` parsed.
 //! - [`proxy::FaultProxy`]: a TCP proxy between agents and a hub that the test drives
 //!   (pass, drop, blackhole, delay, flap).
+//! - [`browser::Browser`]: headless Chromium (the dashboard tests).
 //! - [`raw::RawEdge`]: a hand-made edge for what a real agent never sends (forged tokens,
 //!   foreign certificates, another node's pod).
 //!
@@ -17,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod agent;
+pub mod browser;
 pub mod etcd;
 pub mod fleet;
 pub mod hub;
@@ -25,6 +27,7 @@ pub mod raw;
 pub mod util;
 
 pub use agent::Agent;
+pub use browser::Browser;
 pub use etcd::Etcd;
 pub use fleet::{Fleet, PodRow};
 pub use hub::{AdminConf, Hub, HubOptions};

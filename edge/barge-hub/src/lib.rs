@@ -10,11 +10,13 @@
 //! - `pki`: the fleet CA (sealed in etcd with the key file), node and hub certificates.
 //! - `tokens`: one-time join tokens.
 //! - `view`: a node's desired set (its Pods, the pods of Deployments placed on it and of
-//!   matching DaemonSets, the ConfigMaps and Secrets they use).
+//!   matching DaemonSets, the ConfigMaps and Secrets they use; its Devices and their models).
+//! - `devices`: DeviceModel/Device checks, desired versions, twin merging and status.
 //! - `controller`: Deployment placement (one hub at a time, by an etcd lock).
 //! - `listener`, `session`: the edges' TLS port and one task per connected edge.
 //! - `tunnel`: exec and logs streams to an edge through its session (local or forwarded).
 //! - `api`: the fleet HTTP API (`--api`), and `admin`: `admin.conf`.
+//! - `dashboard`: the fleet web dashboard on the API's listener (`/`, `/ui/...`).
 //! - `run`: startup (what `barge-hub` runs).
 #![forbid(unsafe_code)]
 
@@ -22,6 +24,8 @@ pub mod admin;
 pub mod api;
 pub mod config;
 pub mod controller;
+pub mod dashboard;
+pub mod devices;
 pub mod hub;
 pub mod listener;
 pub mod pki;

@@ -1,5 +1,7 @@
 //! Every request needs `Authorization: Bearer <admin token>`; the token's SHA-256 must
-//! equal `pki/admin-token` (compared in constant time). 401 otherwise.
+//! equal `pki/admin-token` (compared in constant time), or the dashboard's session cookie
+//! ([`crate::dashboard::session`]; with its CSRF header when the method changes state).
+//! 401 otherwise.
 
 use std::sync::Arc;
 
@@ -20,7 +22,7 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// The admin token's hash, read from etcd once and then kept (it never changes).
-async fn admin_hash(api: &Api) -> Result<String, ApiError> {
+pub(crate) async fn admin_hash(api: &Api) -> Result<String, ApiError> {
     if let Some(h) = api.admin_hash.get() {
         return Ok(h.clone());
     }
@@ -54,8 +56,10 @@ pub fn bearer_of(headers: &axum::http::HeaderMap) -> Option<&str> {
 
 pub async fn require_admin(State(api): State<Arc<Api>>, req: Request, next: Next) -> Response {
     let Some(token) = bearer(&req) else {
-        return ApiError::unauthorized("missing Authorization: Bearer <admin token>")
-            .into_response();
+        return match crate::dashboard::session::check(&api, req.method(), req.headers()).await {
+            Ok(_) => next.run(req).await,
+            Err(e) => e.into_response(),
+        };
     };
     let want = match admin_hash(&api).await {
         Ok(h) => h,
@@ -71,4 +75,13 @@ pub async fn require_admin(State(api): State<Arc<Api>>, req: Request, next: Next
             .into_response();
     }
     next.run(req).await
+}
+
+/// Whether `token` is the fleet's admin token (the dashboard's login form).
+pub async fn is_admin_token(api: &Api, token: &str) -> Result<bool, ApiError> {
+    let want = admin_hash(api).await?;
+    Ok(ct_eq(
+        sha256_hex(token.trim().as_bytes()).as_bytes(),
+        want.as_bytes(),
+    ))
 }

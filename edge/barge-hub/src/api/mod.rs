@@ -4,12 +4,15 @@
 //!
 //! - [`objects`]: Pods, Deployments, DaemonSets, ConfigMaps, Secrets in etcd (CRUD, apply).
 //! - [`pods`]: the pods every node runs (views expanded) with their reported status.
+//! - [`devices`]: DeviceModels and Devices (`devices.kubeedge.io/v1beta1`), Devices with
+//!   their twin status, and the twin endpoint setting desired values.
 //! - [`nodes`]: nodes with their derived Ready condition; label, drain, revoke, delete.
 //! - [`tokens`]: join tokens. [`stream`]: logs and exec through the node's tunnel (forwarded
 //!   by [`crate::tunnel::Tunnels::open_as`], with the caller's token, to the hub that holds
 //!   the node's session).
 
 pub mod auth;
+pub mod devices;
 pub mod error;
 pub mod nodes;
 pub mod objects;
@@ -59,6 +62,7 @@ impl Api {
 /// The API's routes (authenticated but `/healthz`).
 pub fn router(api: Arc<Api>) -> Router {
     use objects as o;
+    let dash_api = api.clone();
     let authed = Router::new()
         .route("/api/v1/nodes", get(nodes::list))
         .route(
@@ -94,6 +98,22 @@ pub fn router(api: Arc<Api>) -> Router {
             "/apis/apps/v1/namespaces/{ns}/{plural}/{name}",
             get(o::apps_get).put(o::apps_put).delete(o::apps_delete),
         )
+        .route(
+            "/apis/devices.kubeedge.io/v1beta1/{plural}",
+            get(devices::all),
+        )
+        .route(
+            "/apis/devices.kubeedge.io/v1beta1/namespaces/{ns}/{plural}",
+            get(devices::list).post(devices::create),
+        )
+        .route(
+            "/apis/devices.kubeedge.io/v1beta1/namespaces/{ns}/{plural}/{name}",
+            get(devices::get).put(devices::put).delete(devices::delete),
+        )
+        .route(
+            "/apis/devices.kubeedge.io/v1beta1/namespaces/{ns}/{plural}/{name}/twin",
+            post(devices::twin),
+        )
         .fallback(|uri: axum::http::Uri| async move {
             ApiError::not_found(format!("no route for {}", uri.path()))
         })
@@ -104,6 +124,8 @@ pub fn router(api: Arc<Api>) -> Router {
         .with_state(api);
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        // The fleet dashboard (issue 18): `/`, `/ui/...`.
+        .merge(crate::dashboard::router(dash_api))
         .merge(authed)
 }
 
