@@ -300,7 +300,10 @@ mod tests {
         h.insert("x-hop", HeaderValue::from_static("1"));
         h.insert("x-keep", HeaderValue::from_static("2"));
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer s"));
-        h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
         let out = end_to_end(&h, &[header::AUTHORIZATION]);
         let names: Vec<&str> = out.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, ["x-keep"]);

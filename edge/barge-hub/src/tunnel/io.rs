@@ -18,8 +18,9 @@ use super::{TunnelOutput, TunnelStream};
 /// Largest `Data` payload a write sends (keeps frames small on the session).
 pub const CHUNK: usize = 32 * 1024;
 
-type Reserve =
-    Pin<Box<dyn Future<Output = Result<mpsc::OwnedPermit<Vec<u8>>, mpsc::error::SendError<()>>> + Send>>;
+type Reserve = Pin<
+    Box<dyn Future<Output = Result<mpsc::OwnedPermit<Vec<u8>>, mpsc::error::SendError<()>>> + Send>,
+>;
 
 /// A [`TunnelStream`] as a byte stream. Dropping it cancels the stream on the edge.
 pub struct TunnelIo {
@@ -196,7 +197,10 @@ mod tests {
         });
         assert_eq!(in_rx.recv().await.unwrap().len(), CHUNK);
         assert_eq!(in_rx.recv().await.unwrap().len(), 10);
-        assert!(in_rx.recv().await.unwrap().is_empty(), "shutdown half-closes");
+        assert!(
+            in_rx.recv().await.unwrap().is_empty(),
+            "shutdown half-closes"
+        );
         let mut io = writer.await.unwrap();
         out_tx
             .send(TunnelOutput::Data {
