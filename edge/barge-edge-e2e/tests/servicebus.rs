@@ -150,7 +150,9 @@ fn an_httpd_pod_on_an_edge_answers_through_the_hub() {
     let out = cloud.fleet.ok(&["proxy", &node_target, "/index.html"]);
     assert_eq!(out, "hello from web\n");
     // -i: the status line and the service's headers first.
-    let out = cloud.fleet.ok(&["proxy", "-i", "pod/web:8080", "/index.html"]);
+    let out = cloud
+        .fleet
+        .ok(&["proxy", "-i", "pod/web:8080", "/index.html"]);
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     assert!(out.ends_with("\r\n\r\nhello from web\n"), "{out}");
 
@@ -184,7 +186,10 @@ fn an_httpd_pod_on_an_edge_answers_through_the_hub() {
         tok,
         b"raw-post-via-host-port",
     );
-    assert_eq!((code, body.as_slice()), (200, &b"raw-post-via-host-port"[..]));
+    assert_eq!(
+        (code, body.as_slice()),
+        (200, &b"raw-post-via-host-port"[..])
+    );
 
     // A few MB both ways, intact.
     let big = noise(3 << 20, 0x5eed);
@@ -195,9 +200,17 @@ fn an_httpd_pod_on_an_edge_answers_through_the_hub() {
     let o = cloud
         .fleet
         .run(&["proxy", "pod/web:8080", "/cgi-bin/echo", "-d", &data]);
-    assert!(o.status.success(), "{:?}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{:?}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert_eq!(o.stdout.len(), big.len(), "echoed size");
-    assert_eq!(sha256_hex(&o.stdout), sha256_hex(&big), "echoed bytes differ");
+    assert_eq!(
+        sha256_hex(&o.stdout),
+        sha256_hex(&big),
+        "echoed bytes differ"
+    );
     let (code, body) = http(
         api,
         "POST",
@@ -224,7 +237,13 @@ fn an_httpd_pod_on_an_edge_answers_through_the_hub() {
     );
     assert_eq!(code, 404, "unknown pod");
     let dead = free_port();
-    let (code, body) = http(api, "GET", &format!("/nodes/edge-s/proxy/{dead}/"), tok, b"");
+    let (code, body) = http(
+        api,
+        "GET",
+        &format!("/nodes/edge-s/proxy/{dead}/"),
+        tok,
+        b"",
+    );
     let body = String::from_utf8_lossy(&body);
     assert_eq!(code, 502, "{body}");
     assert!(body.contains(&format!("127.0.0.1:{dead}")), "{body}");
@@ -248,7 +267,13 @@ fn an_httpd_pod_on_an_edge_answers_through_the_hub() {
     a.kill();
     let mut last = (0, Vec::new());
     let offline = poll(Duration::from_secs(20), || {
-        last = http(api, "GET", &format!("/nodes/edge-s/proxy/{hp}/index.html"), tok, b"");
+        last = http(
+            api,
+            "GET",
+            &format!("/nodes/edge-s/proxy/{hp}/index.html"),
+            tok,
+            b"",
+        );
         (last.0 == 503).then_some(())
     });
     assert!(
@@ -293,7 +318,13 @@ fn the_hub_without_the_session_forwards_the_request() {
             "through {}",
             hub.api_url()
         );
-        let (code, msg) = http(api_addr(hub), "GET", "/nodes/edge-t/proxy/1/", Some(&token), b"");
+        let (code, msg) = http(
+            api_addr(hub),
+            "GET",
+            "/nodes/edge-t/proxy/1/",
+            Some(&token),
+            b"",
+        );
         assert_eq!(code, 502, "{}", String::from_utf8_lossy(&msg));
     }
     drop(a);
