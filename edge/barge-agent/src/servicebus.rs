@@ -236,3 +236,124 @@ async fn serve(
         r = down => r,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use barge_edge_proto::object::{ObjKey, Object};
+    use barge_edge_proto::wire::PodReport;
+
+    use crate::tunnel::{ExecRequest, LogsRequest, StreamIo};
+
+    /// No pods: every pod lookup fails.
+    struct NoPods;
+
+    impl Workloads for NoPods {
+        fn reconcile(&self, _: &[Object]) -> bool {
+            false
+        }
+        fn statuses(&self) -> (Vec<PodReport>, Vec<ObjKey>) {
+            (Vec::new(), Vec::new())
+        }
+        fn watch(&self, _: Box<dyn Fn() + Send>) {}
+        fn counts(&self) -> (u32, u32) {
+            (0, 0)
+        }
+        fn exec(&self, _: &ExecRequest, _: &StreamIo) {}
+        fn logs(&self, _: &LogsRequest, _: &StreamIo) {}
+    }
+
+    /// The Data bytes of `stream` until its StreamEnd, and the end's error.
+    async fn collect(rx: &mut mpsc::Receiver<EdgeMsg>, want: u32) -> (Vec<u8>, Option<String>) {
+        let mut got = Vec::new();
+        loop {
+            let m = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            match m {
+                EdgeMsg::Data {
+                    stream,
+                    fd: 1,
+                    data,
+                } if stream == want => got.extend(wire::unb64(&data).unwrap()),
+                EdgeMsg::StreamEnd { stream, error, .. } if stream == want => return (got, error),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn bytes_both_ways_half_close_errors_and_cancel() {
+        // A service that reads to EOF, then answers how much it got and closes.
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let (seen_tx, mut seen_rx) = mpsc::channel::<usize>(4);
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = l.accept().await.unwrap();
+                let seen = seen_tx.clone();
+                let _ = seen.send(usize::MAX).await;
+                tokio::spawn(async move {
+                    let mut all = Vec::new();
+                    s.read_to_end(&mut all).await.unwrap();
+                    let _ = seen.send(all.len()).await;
+                    let _ = s
+                        .write_all(format!("got {} bytes", all.len()).as_bytes())
+                        .await;
+                });
+            }
+        });
+        let (out, mut rx) = mpsc::channel(4);
+        let bus = ServiceBus::new(Arc::new(NoPods), out);
+
+        bus.open(1, ConnectTarget::Host { port });
+        assert!(bus.has(1));
+        let big = vec![9u8; 100_000];
+        bus.data(1, &wire::b64(&big)).await;
+        bus.data(1, &wire::b64(b"!")).await;
+        bus.data(1, "").await;
+        let (got, err) = collect(&mut rx, 1).await;
+        assert_eq!(
+            (String::from_utf8(got).unwrap(), err),
+            ("got 100001 bytes".into(), None)
+        );
+        assert!(!bus.has(1), "an ended stream is forgotten");
+
+        // Nothing listening: the error names the address.
+        let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let dead_port = dead.local_addr().unwrap().port();
+        drop(dead);
+        bus.open(2, ConnectTarget::Host { port: dead_port });
+        let (_, err) = collect(&mut rx, 2).await;
+        let err = err.unwrap();
+        assert!(err.contains(&format!("127.0.0.1:{dead_port}")), "{err}");
+
+        // An unknown pod, and port 0: refused with what and where.
+        bus.open(
+            3,
+            ConnectTarget::Pod {
+                namespace: "default".into(),
+                pod: "web".into(),
+                port: 80,
+            },
+        );
+        let (_, err) = collect(&mut rx, 3).await;
+        assert!(err.unwrap().contains("pod default/web"));
+        bus.open(4, ConnectTarget::Host { port: 0 });
+        let (_, err) = collect(&mut rx, 4).await;
+        assert!(err.unwrap().contains("port 0"));
+
+        // Cancel closes the connection: the service sees EOF.
+        assert_eq!(seen_rx.recv().await, Some(usize::MAX), "accepted 1");
+        assert_eq!(seen_rx.recv().await, Some(100_001));
+        bus.open(5, ConnectTarget::Host { port });
+        let accepted = tokio::time::timeout(Duration::from_secs(10), seen_rx.recv()).await;
+        assert_eq!(accepted.unwrap(), Some(usize::MAX), "accepted 5");
+        bus.cancel(5);
+        let n = tokio::time::timeout(Duration::from_secs(10), seen_rx.recv()).await;
+        assert_eq!(n.unwrap(), Some(0), "the service saw EOF after the cancel");
+        assert!(!bus.has(5));
+    }
+}
