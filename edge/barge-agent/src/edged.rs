@@ -46,6 +46,12 @@ pub trait Workloads: Send + Sync + 'static {
     /// Send a container's log on a tunnel stream (blocks until it is sent, or with `follow`
     /// until the container ends or the stream is cancelled).
     fn logs(&self, req: &LogsRequest, io: &StreamIo);
+    /// The IP of the agent's pod `namespace/pod`, for a ServiceBus connect to it.
+    fn pod_ip(&self, namespace: &str, pod: &str) -> Result<std::net::IpAddr, String> {
+        Err(format!(
+            "pod {namespace}/{pod}: this node's workloads have no pod IPs"
+        ))
+    }
 }
 
 /// One desired pod as edged last handled it.
@@ -497,6 +503,35 @@ impl Workloads for EngineWorkloads {
             }
         }
         io.end(Some(0), None)
+    }
+
+    fn pod_ip(&self, namespace: &str, pod: &str) -> Result<std::net::IpAddr, String> {
+        let mut f = owner_filter();
+        f.name = Some(pod.to_string());
+        let listed = self.engine.pod_list(&f).map_err(|e| e.to_string())?;
+        let p = listed
+            .iter()
+            .find(|p| {
+                p.record.name == pod
+                    && p.record
+                        .config
+                        .labels
+                        .get(LABEL_NAMESPACE)
+                        .map(String::as_str)
+                        == Some(namespace)
+            })
+            .ok_or_else(|| format!("pod {namespace}/{pod} is not running on this node"))?;
+        let i = self
+            .engine
+            .pod_inspect(&p.record.id)
+            .map_err(|e| format!("pod {namespace}/{pod}: {e}"))?;
+        let ip = i
+            .ips
+            .first()
+            .ok_or_else(|| format!("pod {namespace}/{pod} has no IP address (is it running?)"))?;
+        let ip = ip.split('/').next().unwrap_or(ip);
+        ip.parse()
+            .map_err(|_| format!("pod {namespace}/{pod}: bad IP address {ip:?}"))
     }
 
     fn counts(&self) -> (u32, u32) {

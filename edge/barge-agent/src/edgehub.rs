@@ -411,6 +411,7 @@ async fn session_loop(
         send(EdgeMsg::Renew { csr_pem }).await?;
     }
     let mut tunnels = crate::tunnel::Tunnels::new(s.work.clone(), out.clone());
+    let bus = crate::servicebus::ServiceBus::new(s.work.clone(), out.clone());
     let mut ticker = tokio::time::interval(hb);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_rx = Instant::now();
@@ -449,6 +450,11 @@ async fn session_loop(
                     HubMsg::Error { code, message } => {
                         return Err(conn::hub_error(&code, &message));
                     }
+                    HubMsg::Connect { stream, target } => bus.open(stream, target),
+                    HubMsg::Data { stream, fd: 0, data } if bus.has(stream) => {
+                        bus.data(stream, &data).await
+                    }
+                    HubMsg::Cancel { stream } if bus.has(stream) => bus.cancel(stream),
                     HubMsg::Exec { .. } | HubMsg::Logs { .. } | HubMsg::Data { .. }
                     | HubMsg::Cancel { .. } => tunnels.handle(m),
                     other => log(format!("unexpected message from the hub ignored: {other:?}")),

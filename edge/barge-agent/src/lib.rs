@@ -9,6 +9,7 @@
 //! - [`render`], [`edged`]: desired pods to `kube play` YAML with a content hash; pods made,
 //!   replaced, removed and restored through the engine; their status from engine events.
 //! - [`tunnel`]: Exec and Logs streams from the hub.
+//! - [`servicebus`]: Connect streams from the hub (TCP to host ports and pod IPs).
 //! - [`sim`]: `barge edge sim`, many hollow agents (real TLS and protocol, no engine).
 #![forbid(unsafe_code)]
 
@@ -22,6 +23,7 @@ pub mod join;
 pub mod log;
 pub mod metamanager;
 pub mod render;
+pub mod servicebus;
 pub mod sim;
 pub mod tls;
 pub mod tunnel;

@@ -96,6 +96,38 @@ impl Client {
         })
     }
 
+    /// Send a request with any headers and body (the ServiceBus proxy); the raw response.
+    pub async fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(hyper::header::HeaderName, HeaderValue)],
+        body: Vec<u8>,
+    ) -> CallResult<Response<Incoming>> {
+        let uri = format!("{}{path}", self.base);
+        let mut b = Request::builder()
+            .method(method)
+            .uri(&uri)
+            .header(AUTHORIZATION, self.auth.clone());
+        for (k, v) in headers {
+            b = b.header(k, v);
+        }
+        let req = b
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| CallError {
+                message: format!("bad request URL {uri}: {e}"),
+            })?;
+        self.http.request(req).await.map_err(|e| {
+            let mut msg = format!("cannot reach {}: {e}", self.base);
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                msg.push_str(&format!(": {s}"));
+                src = s.source();
+            }
+            CallError { message: msg }
+        })
+    }
+
     /// Send and read the whole answer; a non-2xx status is an error with the Status message.
     pub async fn call(
         &self,

@@ -1,5 +1,6 @@
 //! `barge-fleet`: `barge fleet` execs it. The operator's CLI for a hub's fleet API:
-//! apply, get, describe, delete, logs, exec, token create, node drain|label|revoke, device set.
+//! apply, get, describe, delete, logs, exec, proxy, token create, node drain|label|revoke,
+//! device set.
 #![forbid(unsafe_code)]
 
 mod apply;
@@ -8,6 +9,7 @@ mod config;
 mod device;
 mod get;
 mod node;
+mod proxy;
 mod resources;
 mod stream;
 mod table;
@@ -89,6 +91,26 @@ enum Cmd {
         container: Option<String>,
         #[arg(last = true, required = true)]
         command: Vec<String>,
+    },
+    /// Call an HTTP service on an edge through the hub (ServiceBus): NODE:PORT (the
+    /// device's 127.0.0.1:PORT) or pod/NAME:PORT (the pod's IP, namespace -n).
+    Proxy {
+        target: String,
+        /// Path and query on the service (default `/`).
+        #[arg(default_value = "/")]
+        path: String,
+        /// Method (default GET, or POST with -d).
+        #[arg(short = 'X', long = "request")]
+        method: Option<String>,
+        /// Request body: DATA, @FILE, or @- for stdin.
+        #[arg(short = 'd', long = "data")]
+        data: Option<String>,
+        /// Request header 'Name: value' (repeatable).
+        #[arg(short = 'H', long = "header")]
+        headers: Vec<String>,
+        /// Print the status line and headers before the body.
+        #[arg(short = 'i', long = "include")]
+        include: bool,
     },
     /// Join tokens.
     Token {
@@ -229,6 +251,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             container,
             command,
         } => stream::exec(&c, &target, ns, container.as_deref(), stdin, tty, &command).await,
+        Cmd::Proxy {
+            target,
+            path,
+            method,
+            data,
+            headers,
+            include,
+        } => {
+            let a = proxy::ProxyArgs {
+                target: &target,
+                path: &path,
+                method: method.as_deref(),
+                data: data.as_deref(),
+                headers: &headers,
+                include,
+            };
+            proxy::proxy(&c, ns, a).await
+        }
         Cmd::Token {
             cmd: TokenCmd::Create { ttl, reusable },
         } => {

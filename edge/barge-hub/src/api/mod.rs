@@ -10,6 +10,7 @@
 //! - [`tokens`]: join tokens. [`stream`]: logs and exec through the node's tunnel (forwarded
 //!   by [`crate::tunnel::Tunnels::open_as`], with the caller's token, to the hub that holds
 //!   the node's session).
+//! - [`proxy`]: the ServiceBus, HTTP to services on edges through their tunnels.
 
 pub mod auth;
 pub mod devices;
@@ -17,6 +18,7 @@ pub mod error;
 pub mod nodes;
 pub mod objects;
 pub mod pods;
+pub mod proxy;
 pub mod store;
 pub mod stream;
 pub mod tokens;
@@ -79,6 +81,8 @@ pub fn router(api: Arc<Api>) -> Router {
             "/api/v1/nodes/{node}/pods/{ns}/{pod}/exec",
             get(stream::exec),
         )
+        // ServiceBus (dev-svcbus): node and pod proxies, and the forwarding connect stream.
+        .merge(proxy::routes())
         .route("/api/v1/tokens", post(tokens::create))
         .route("/api/v1/{plural}", get(o::core_all))
         .route("/apis/apps/v1/{plural}", get(o::apps_all))

@@ -181,7 +181,7 @@ pub async fn logs(
 }
 
 /// Whether the request asks to upgrade to barge-stream.
-fn wants_upgrade(req: &Request) -> bool {
+pub(super) fn wants_upgrade(req: &Request) -> bool {
     let h = req.headers();
     let conn = h
         .get_all(header::CONNECTION)
@@ -263,7 +263,7 @@ pub async fn exec(
 
 /// Move frames between the client and the tunnel until the edge ends the stream (or the
 /// client goes away, which cancels it).
-async fn pump<S>(io: S, stream: TunnelStream, what: &str)
+pub(super) async fn pump<S>(io: S, stream: TunnelStream, what: &str)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {

@@ -1,7 +1,7 @@
 //! Forwarding a tunnel to the hub that holds the node's session, through that hub's fleet
 //! API (the same endpoints `barge fleet logs/exec` use), with the caller's bearer token:
-//! logs as a chunked GET, exec as an `Upgrade: barge-stream` GET whose frames are
-//! `[u8 fd][u32 BE len][bytes]` (fd 0 stdin, 1/2 output, 3 the end as JSON).
+//! logs as a chunked GET, exec and connect (ServiceBus) as an `Upgrade: barge-stream` GET
+//! whose frames are `[u8 fd][u32 BE len][bytes]` (fd 0 stdin, 1/2 output, 3 the end as JSON).
 
 use axum::body::Body;
 use futures_util::StreamExt as _;
@@ -69,6 +69,17 @@ fn path(node: &str, req: &TunnelRequest) -> String {
                 enc(pod)
             )
         }
+        TunnelRequest::Connect { target } => {
+            let q = match target {
+                barge_edge_proto::wire::ConnectTarget::Host { port } => format!("port={port}"),
+                barge_edge_proto::wire::ConnectTarget::Pod {
+                    namespace,
+                    pod,
+                    port,
+                } => format!("port={port}&namespace={}&pod={}", enc(namespace), enc(pod)),
+            };
+            format!("/api/v1/nodes/{}/connect?{q}", enc(node))
+        }
     }
 }
 
@@ -95,7 +106,11 @@ pub async fn open(
     tokio::spawn(async move {
         let _ = conn.with_upgrades().await;
     });
-    let exec = matches!(req, TunnelRequest::Exec { .. });
+    // Exec and Connect are upgraded byte streams; Logs is a chunked GET.
+    let exec = matches!(
+        req,
+        TunnelRequest::Exec { .. } | TunnelRequest::Connect { .. }
+    );
     let mut b = hyper::Request::builder()
         .method("GET")
         .uri(path(node, &req))

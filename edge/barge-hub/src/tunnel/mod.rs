@@ -1,4 +1,4 @@
-//! Exec and logs streams to an edge, through its session: the API calls
+//! Exec, logs and connect (ServiceBus) streams to an edge, through its session: the API calls
 //! [`Tunnels::open`]; if this hub holds the node's session the request goes on it, otherwise
 //! it is forwarded to the hub that does (from `conns/<node>` and `hubs/<id>` in etcd).
 //!
@@ -11,10 +11,13 @@ use std::sync::{Arc, Mutex};
 
 use barge_edge_proto::keys::{self, ConnRecord, HubRecord};
 use barge_edge_proto::object::Kind;
-use barge_edge_proto::wire::{b64, HubMsg};
+use barge_edge_proto::wire::{b64, ConnectTarget, HubMsg};
 use tokio::sync::{mpsc, Notify};
 
 mod forward;
+mod io;
+
+pub use io::TunnelIo;
 
 /// What to open on the edge.
 #[derive(Debug, Clone)]
@@ -35,6 +38,9 @@ pub enum TunnelRequest {
         tail: Option<u64>,
         timestamps: bool,
     },
+    /// A raw TCP connection from the edge to `target` (the ServiceBus): bytes written on
+    /// `input` reach the target, its bytes come back as fd 1 `Data`.
+    Connect { target: ConnectTarget },
 }
 
 /// From the edge.
@@ -255,6 +261,7 @@ async fn open_local(
             tail,
             timestamps,
         },
+        TunnelRequest::Connect { target } => HubMsg::Connect { stream: id, target },
     };
     if session.tx.send(msg).await.is_err() {
         session.streams().remove(&id);
