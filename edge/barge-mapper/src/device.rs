@@ -37,6 +37,8 @@ struct Prop<V> {
     report: Option<Duration>,
     next_read: Instant,
     last_report: Option<Instant>,
+    /// The last read error logged (the same error is logged once, not every cycle).
+    last_error: Option<String>,
 }
 
 /// The device's id (`membership` id, or its name).
@@ -93,6 +95,7 @@ pub async fn run<D: Driver>(dev: MembershipDevice, bus: Bus, mut rx: mpsc::Recei
             report: ms(p.report_cycle),
             next_read: now,
             last_report: None,
+            last_error: None,
         });
     }
     // Desired values the membership shows as not yet reached are written first.
@@ -218,10 +221,19 @@ async fn serve<D: Driver>(
         for p in props.iter_mut().filter(|p| p.next_read <= now) {
             p.next_read = now + p.collect;
             let reading = match driver.read(&p.name, &p.visitor).await {
-                Ok(r) => r,
+                Ok(r) => {
+                    if p.last_error.take().is_some() {
+                        tracing::info!("device {id}, property {}: read again", p.name);
+                    }
+                    r
+                }
                 Err(DriverError::Connection(e)) => return DriverError::Connection(e),
                 Err(e) => {
-                    tracing::warn!("read: {e}");
+                    let e = e.to_string();
+                    if p.last_error.as_deref() != Some(e.as_str()) {
+                        tracing::warn!("read: {e}");
+                        p.last_error = Some(e);
+                    }
                     continue;
                 }
             };

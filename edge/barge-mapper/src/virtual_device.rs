@@ -152,18 +152,21 @@ impl Driver for VirtualDriver {
                 Reading::Number(v.min + (v.max - v.min) * (0.5 + 0.5 * phase.sin()))
             }
             (_, Reading::Number(n)) => {
+                // The walk itself stays unrounded (INT rounds only what is reported), so
+                // steps smaller than 1 still move it.
                 let step = (v.max - v.min) * 0.05 * (2.0 * self.uniform() - 1.0);
-                let mut x = (n + step).clamp(v.min, v.max);
-                if v.type_ == PropertyType::Int {
-                    x = x.round().clamp(v.min.ceil(), v.max.floor());
-                }
-                Reading::Number(x)
+                Reading::Number((n + step).clamp(v.min, v.max))
             }
             (_, Reading::Bool(b)) => Reading::Bool(if self.uniform() < 0.1 { !b } else { *b }),
             (_, Reading::Text(_)) => prev,
         };
         self.values.insert(property.to_string(), next.clone());
-        Ok(next)
+        Ok(match next {
+            Reading::Number(x) if v.type_ == PropertyType::Int => {
+                Reading::Number(x.round().clamp(v.min.ceil(), v.max.floor()))
+            }
+            other => other,
+        })
     }
 
     async fn write(

@@ -1,0 +1,203 @@
+//! barge-mapper end to end: the binary against a real mosquitto and a real pymodbus server,
+//! with the test playing the edge agent over MQTT.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+fn modbus_device(name: &str, port: u16) -> barge_edge_proto::device::mqtt::MembershipDevice {
+    let hr = |offset: u16, extra: serde_json::Value| {
+        let mut c = json!({"register": "HoldingRegister", "offset": offset});
+        if let (Some(c), Some(e)) = (c.as_object_mut(), extra.as_object()) {
+            c.extend(e.clone());
+        }
+        json!({"protocolName": "modbus", "configData": c})
+    };
+    let prop = |name: &str, visitors: serde_json::Value| json!({"name": name, "collectCycle": 200, "visitors": visitors});
+    device(
+        name,
+        json!({
+            "deviceModelRef": {"name": "pump-model"},
+            "nodeName": "edge-1",
+            "protocol": {"protocolName": "modbus",
+                         "configData": {"ip": "127.0.0.1", "port": port, "slaveID": 1, "timeout": 1000}},
+            "properties": [
+                prop("temperature", hr(0, json!({"scale": 0.1}))),
+                prop("swapped", hr(1, json!({"isSwap": true}))),
+                prop("counter", hr(2, json!({"limit": 2, "isRegisterSwap": true}))),
+                prop("setpoint", hr(4, json!({}))),
+                prop("humidity", json!({"protocolName": "modbus",
+                    "configData": {"register": "InputRegister", "offset": 0}})),
+                prop("switch", json!({"protocolName": "modbus",
+                    "configData": {"register": "CoilRegister", "offset": 0}})),
+                prop("missing", hr(100, json!({}))),
+            ]
+        }),
+        json!({
+            "protocol": "modbus",
+            "properties": [
+                {"name": "temperature", "type": "DOUBLE", "accessMode": "ReadOnly"},
+                {"name": "swapped", "type": "INT", "accessMode": "ReadOnly"},
+                {"name": "counter", "type": "INT", "accessMode": "ReadOnly"},
+                {"name": "setpoint", "type": "INT", "accessMode": "ReadWrite", "minimum": "0", "maximum": "1000"},
+                {"name": "humidity", "type": "INT", "accessMode": "ReadOnly"},
+                {"name": "switch", "type": "BOOLEAN", "accessMode": "ReadWrite"},
+                {"name": "missing", "type": "INT", "accessMode": "ReadOnly"},
+            ]
+        }),
+    )
+}
+
+#[tokio::test]
+async fn modbus_registers_are_reported_deltas_written_and_outages_seen() {
+    let broker = Mosquitto::start(free_port());
+    let mut server = ModbusServer::start(free_port());
+    let mut agent = Agent::start(
+        broker.port,
+        "edge-1",
+        vec![modbus_device("pump", server.port)],
+    );
+    let mapper = Mapper::start(&broker.url(), "edge-1", &["modbus"]);
+
+    agent.wait_state("pump", "online", 20).await;
+    // Scale, byte swap, register swap, input register, coil.
+    for (prop, want) in [
+        ("temperature", "23.5"),
+        ("swapped", "4660"),
+        ("counter", "65538"),
+        ("setpoint", "10"),
+        ("humidity", "42"),
+        ("switch", "true"),
+    ] {
+        let got = agent.wait_actual("pump", prop, 10, |_| true).await;
+        assert_eq!(got, want, "property {prop}");
+    }
+    // The model's type is in the twin metadata.
+    agent
+        .wait(10, "type metadata", |m| {
+            (m.body["twin"]["temperature"]["metadata"]["type"] == "double").then_some(())
+        })
+        .await;
+    // A register the server does not have: a clear error naming all of it, no report.
+    wait_log(
+        &mapper,
+        "device pump, property missing, HoldingRegister at offset 100",
+    )
+    .await;
+
+    // A delta for a ReadWrite property is written to the holding register and reported.
+    agent.delta("pump", "setpoint", "555");
+    agent
+        .wait_actual("pump", "setpoint", 10, |v| v == "555")
+        .await;
+    assert_eq!(server.holding(4), 555);
+    // Out of the model's range: refused, the register keeps its value.
+    agent.delta("pump", "setpoint", "5000");
+    agent.delta("pump", "temperature", "1");
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert_eq!(server.holding(4), 555);
+    assert_eq!(server.holding(0), 235);
+    assert!(
+        mapper.log().contains("above the maximum"),
+        "{}",
+        mapper.log()
+    );
+
+    // The server goes away: offline; back: online and reporting again.
+    server.proc.kill();
+    agent.wait_state("pump", "offline", 15).await;
+    let port = server.port;
+    server = ModbusServer::start(port);
+    agent.wait_state("pump", "online", 15).await;
+    agent
+        .wait_actual("pump", "temperature", 10, |v| v == "23.5")
+        .await;
+    drop(server);
+    drop(mapper);
+}
+
+fn virtual_device(name: &str) -> barge_edge_proto::device::mqtt::MembershipDevice {
+    device(
+        name,
+        json!({
+            "nodeName": "edge-1",
+            "protocol": {"protocolName": "virtual"},
+            "properties": [
+                {"name": "temp", "collectCycle": 50,
+                 "visitors": {"protocolName": "virtual", "configData": {"generator": "randomWalk"}}},
+                {"name": "level", "collectCycle": 50,
+                 "visitors": {"protocolName": "virtual", "configData": {"generator": "sine", "periodMs": 1000}}},
+                {"name": "on", "collectCycle": 50,
+                 "visitors": {"protocolName": "virtual", "configData": {"initial": "true"}}}
+            ]
+        }),
+        json!({
+            "properties": [
+                {"name": "temp", "type": "INT", "minimum": "10", "maximum": "20"},
+                {"name": "level", "type": "DOUBLE", "minimum": "-1", "maximum": "1", "accessMode": "ReadOnly"},
+                {"name": "on", "type": "BOOLEAN"}
+            ]
+        }),
+    )
+}
+
+#[tokio::test]
+async fn virtual_values_stay_in_range_and_deltas_stick() {
+    let broker = Mosquitto::start(free_port());
+    let mut agent = Agent::start(broker.port, "edge-1", vec![virtual_device("sim")]);
+    let mapper = Mapper::start(&broker.url(), "edge-1", &["virtual"]);
+    agent.wait_state("sim", "online", 20).await;
+    let mut temps = std::collections::BTreeSet::new();
+    for _ in 0..40 {
+        let t = agent.wait_actual("sim", "temp", 10, |_| true).await;
+        let n: i64 = t
+            .parse()
+            .unwrap_or_else(|_| panic!("temp {t:?} is not an INT"));
+        assert!((10..=20).contains(&n), "temp {n} out of 10..20");
+        temps.insert(n);
+    }
+    assert!(temps.len() > 1, "the random walk never moved: {temps:?}");
+    for _ in 0..10 {
+        let l = agent.wait_actual("sim", "level", 10, |_| true).await;
+        let x: f64 = l.parse().unwrap();
+        assert!((-1.0..=1.0).contains(&x), "level {x} out of -1..1");
+    }
+    // A delta sticks: every later report carries it.
+    agent.delta("sim", "temp", "13");
+    wait_log(&mapper, "device sim, property temp: wrote 13").await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    agent.drain();
+    for _ in 0..20 {
+        assert_eq!(agent.wait_actual("sim", "temp", 10, |_| true).await, "13");
+    }
+    agent.delta("sim", "on", "false");
+    wait_log(&mapper, "device sim, property on: wrote false").await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    agent.drain();
+    assert_eq!(agent.wait_actual("sim", "on", 10, |_| true).await, "false");
+}
+
+#[tokio::test]
+async fn reporting_resumes_after_a_broker_restart() {
+    let port = free_port();
+    let mut broker = Mosquitto::start(port);
+    let mut agent = Agent::start(port, "edge-1", vec![virtual_device("sim")]);
+    let mapper = Mapper::start(&broker.url(), "edge-1", &["virtual"]);
+    agent.wait_actual("sim", "temp", 20, |_| true).await;
+    broker.proc.kill();
+    drop(broker);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let restarted = std::time::Instant::now();
+    broker = Mosquitto::start(port);
+    // The mapper reconnects, asks membership again and reports on.
+    agent
+        .wait(30, "a report after the broker restart", |m| {
+            (m.at > restarted && m.topic.ends_with("/sim/twin/update")).then_some(())
+        })
+        .await;
+    assert!(mapper.log().contains("reconnecting"), "{}", mapper.log());
+    drop(broker);
+}
