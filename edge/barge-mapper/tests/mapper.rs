@@ -8,49 +8,6 @@ mod common;
 use common::*;
 use serde_json::json;
 
-fn modbus_device(name: &str, port: u16) -> barge_edge_proto::device::mqtt::MembershipDevice {
-    let hr = |offset: u16, extra: serde_json::Value| {
-        let mut c = json!({"register": "HoldingRegister", "offset": offset});
-        if let (Some(c), Some(e)) = (c.as_object_mut(), extra.as_object()) {
-            c.extend(e.clone());
-        }
-        json!({"protocolName": "modbus", "configData": c})
-    };
-    let prop = |name: &str, visitors: serde_json::Value| json!({"name": name, "collectCycle": 200, "visitors": visitors});
-    device(
-        name,
-        json!({
-            "deviceModelRef": {"name": "pump-model"},
-            "nodeName": "edge-1",
-            "protocol": {"protocolName": "modbus",
-                         "configData": {"ip": "127.0.0.1", "port": port, "slaveID": 1, "timeout": 1000}},
-            "properties": [
-                prop("temperature", hr(0, json!({"scale": 0.1}))),
-                prop("swapped", hr(1, json!({"isSwap": true}))),
-                prop("counter", hr(2, json!({"limit": 2, "isRegisterSwap": true}))),
-                prop("setpoint", hr(4, json!({}))),
-                prop("humidity", json!({"protocolName": "modbus",
-                    "configData": {"register": "InputRegister", "offset": 0}})),
-                prop("switch", json!({"protocolName": "modbus",
-                    "configData": {"register": "CoilRegister", "offset": 0}})),
-                prop("missing", hr(100, json!({}))),
-            ]
-        }),
-        json!({
-            "protocol": "modbus",
-            "properties": [
-                {"name": "temperature", "type": "DOUBLE", "accessMode": "ReadOnly"},
-                {"name": "swapped", "type": "INT", "accessMode": "ReadOnly"},
-                {"name": "counter", "type": "INT", "accessMode": "ReadOnly"},
-                {"name": "setpoint", "type": "INT", "accessMode": "ReadWrite", "minimum": "0", "maximum": "1000"},
-                {"name": "humidity", "type": "INT", "accessMode": "ReadOnly"},
-                {"name": "switch", "type": "BOOLEAN", "accessMode": "ReadWrite"},
-                {"name": "missing", "type": "INT", "accessMode": "ReadOnly"},
-            ]
-        }),
-    )
-}
-
 #[tokio::test]
 async fn modbus_registers_are_reported_deltas_written_and_outages_seen() {
     let broker = Mosquitto::start(free_port());
@@ -59,7 +16,8 @@ async fn modbus_registers_are_reported_deltas_written_and_outages_seen() {
         broker.port,
         "edge-1",
         vec![modbus_device("pump", server.port)],
-    );
+    )
+    .await;
     let mapper = Mapper::start(&broker.url(), "edge-1", &["modbus"]);
 
     agent.wait_state("pump", "online", 20).await;
@@ -147,7 +105,7 @@ fn virtual_device(name: &str) -> barge_edge_proto::device::mqtt::MembershipDevic
 #[tokio::test]
 async fn virtual_values_stay_in_range_and_deltas_stick() {
     let broker = Mosquitto::start(free_port());
-    let mut agent = Agent::start(broker.port, "edge-1", vec![virtual_device("sim")]);
+    let mut agent = Agent::start(broker.port, "edge-1", vec![virtual_device("sim")]).await;
     let mapper = Mapper::start(&broker.url(), "edge-1", &["virtual"]);
     agent.wait_state("sim", "online", 20).await;
     let mut temps = std::collections::BTreeSet::new();
@@ -184,7 +142,7 @@ async fn virtual_values_stay_in_range_and_deltas_stick() {
 async fn reporting_resumes_after_a_broker_restart() {
     let port = free_port();
     let mut broker = Mosquitto::start(port);
-    let mut agent = Agent::start(port, "edge-1", vec![virtual_device("sim")]);
+    let mut agent = Agent::start(port, "edge-1", vec![virtual_device("sim")]).await;
     let mapper = Mapper::start(&broker.url(), "edge-1", &["virtual"]);
     agent.wait_actual("sim", "temp", 20, |_| true).await;
     broker.proc.kill();

@@ -185,24 +185,32 @@ impl Drop for Agent {
 }
 
 impl Agent {
-    pub fn start(port: u16, node: &str, devices: Vec<MembershipDevice>) -> Agent {
+    /// Connected and subscribed when this returns (so no `membership/get` is missed).
+    pub async fn start(port: u16, node: &str, devices: Vec<MembershipDevice>) -> Agent {
         let mut o = MqttOptions::new(format!("test-agent-{}", free_port()), "127.0.0.1", port);
         o.set_keep_alive(Duration::from_secs(5))
             .set_max_packet_size(4 << 20, 4 << 20);
         let (client, mut ev) = AsyncClient::new(o, 256);
         let (tx, rx) = mpsc::unbounded_channel();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let mut ready = Some(ready_tx);
         let devices = Arc::new(Mutex::new(devices));
         let (c, d, node) = (client.clone(), devices.clone(), node.to_string());
         let task = tokio::spawn(async move {
             loop {
                 match ev.poll().await {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                        for t in [
+                        let subs = [
                             mqtt::membership_get(&node),
                             "$hw/events/device/+/twin/update".into(),
                             "$hw/events/device/+/state/update".into(),
-                        ] {
-                            c.try_subscribe(t, QoS::AtLeastOnce).unwrap();
+                        ]
+                        .map(|t| rumqttc::SubscribeFilter::new(t, QoS::AtLeastOnce));
+                        c.try_subscribe_many(subs).unwrap();
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        if let Some(ready) = ready.take() {
+                            let _ = ready.send(());
                         }
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
@@ -231,6 +239,10 @@ impl Agent {
                 }
             }
         });
+        tokio::time::timeout(Duration::from_secs(15), ready_rx)
+            .await
+            .expect("the test agent did not subscribe within 15 s")
+            .unwrap();
         Agent {
             client,
             rx,
@@ -333,4 +345,49 @@ pub async fn wait_log(mapper: &Mapper, line: &str) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The test Modbus device `name` on the pymodbus server at `port` (tests/modbus_server.py's
+/// registers; `missing` is a register the server does not have).
+pub fn modbus_device(name: &str, port: u16) -> MembershipDevice {
+    let hr = |offset: u16, extra: Value| {
+        let mut c = serde_json::json!({"register": "HoldingRegister", "offset": offset});
+        if let (Some(c), Some(e)) = (c.as_object_mut(), extra.as_object()) {
+            c.extend(e.clone());
+        }
+        serde_json::json!({"protocolName": "modbus", "configData": c})
+    };
+    let prop = |name: &str, visitors: Value| serde_json::json!({"name": name, "collectCycle": 200, "visitors": visitors});
+    device(
+        name,
+        serde_json::json!({
+            "deviceModelRef": {"name": "pump-model"},
+            "nodeName": "edge-1",
+            "protocol": {"protocolName": "modbus",
+                         "configData": {"ip": "127.0.0.1", "port": port, "slaveID": 1, "timeout": 1000}},
+            "properties": [
+                prop("temperature", hr(0, serde_json::json!({"scale": 0.1}))),
+                prop("swapped", hr(1, serde_json::json!({"isSwap": true}))),
+                prop("counter", hr(2, serde_json::json!({"limit": 2, "isRegisterSwap": true}))),
+                prop("setpoint", hr(4, serde_json::json!({}))),
+                prop("humidity", serde_json::json!({"protocolName": "modbus",
+                    "configData": {"register": "InputRegister", "offset": 0}})),
+                prop("switch", serde_json::json!({"protocolName": "modbus",
+                    "configData": {"register": "CoilRegister", "offset": 0}})),
+                prop("missing", hr(100, serde_json::json!({}))),
+            ]
+        }),
+        serde_json::json!({
+            "protocol": "modbus",
+            "properties": [
+                {"name": "temperature", "type": "DOUBLE", "accessMode": "ReadOnly"},
+                {"name": "swapped", "type": "INT", "accessMode": "ReadOnly"},
+                {"name": "counter", "type": "INT", "accessMode": "ReadOnly"},
+                {"name": "setpoint", "type": "INT", "accessMode": "ReadWrite", "minimum": "0", "maximum": "1000"},
+                {"name": "humidity", "type": "INT", "accessMode": "ReadOnly"},
+                {"name": "switch", "type": "BOOLEAN", "accessMode": "ReadWrite"},
+                {"name": "missing", "type": "INT", "accessMode": "ReadOnly"},
+            ]
+        }),
+    )
 }
