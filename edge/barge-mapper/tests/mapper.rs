@@ -159,3 +159,48 @@ async fn reporting_resumes_after_a_broker_restart() {
     assert!(mapper.log().contains("reconnecting"), "{}", mapper.log());
     drop(broker);
 }
+
+#[tokio::test]
+async fn report_cycle_limits_reports_and_membership_updates_add_and_remove_devices() {
+    let broker = Mosquitto::start(free_port());
+    let mut agent = Agent::start(broker.port, "edge-1", vec![]).await;
+    let mapper = Mapper::start(&broker.url(), "edge-1", &["virtual"]);
+    wait_log(&mapper, "membership: 0 device(s) on node edge-1").await;
+
+    // A device added later: read every 50 ms, reported at most every 500 ms.
+    let mut dev = virtual_device("late");
+    if let Some(spec) = dev.spec.as_mut() {
+        for p in &mut spec.properties {
+            p.report_cycle = Some(500);
+        }
+    }
+    let added =
+        json!({"event_id": "m1", "timestamp": 1, "added_devices": [dev], "removed_devices": []});
+    agent.publish(
+        &barge_edge_proto::device::mqtt::membership_updated("edge-1"),
+        &added,
+    );
+    agent.wait_state("late", "online", 10).await;
+    agent.wait_actual("late", "temp", 10, |_| true).await;
+    let msgs = agent.collect(std::time::Duration::from_millis(2000)).await;
+    let reports = msgs
+        .iter()
+        .filter(|m| m.topic.ends_with("/late/twin/update") && !m.body["twin"]["temp"].is_null())
+        .count();
+    // 2 s at one report per 500 ms: 4 (a 50 ms collect cycle alone would make 40).
+    assert!((3..=5).contains(&reports), "{reports} temp reports in 2 s");
+
+    // Removed: no more reports.
+    let removed = json!({"event_id": "m2", "timestamp": 2, "added_devices": [], "removed_devices": [{"id": "late", "name": "late"}]});
+    agent.publish(
+        &barge_edge_proto::device::mqtt::membership_updated("edge-1"),
+        &removed,
+    );
+    wait_log(&mapper, "device late: removed from node edge-1; stopped").await;
+    agent.drain();
+    let after = agent.collect(std::time::Duration::from_millis(1200)).await;
+    assert!(
+        after.iter().all(|m| !m.topic.contains("/late/")),
+        "reports after removal: {after:?}"
+    );
+}

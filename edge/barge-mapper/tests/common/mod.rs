@@ -272,6 +272,28 @@ impl Agent {
         }
     }
 
+    /// Publish `body` as JSON on `topic` (QoS 1).
+    pub fn publish(&self, topic: &str, body: &Value) {
+        self.client
+            .try_publish(
+                topic,
+                QoS::AtLeastOnce,
+                false,
+                serde_json::to_vec(body).unwrap(),
+            )
+            .unwrap();
+    }
+
+    /// Every message received within `d` from now.
+    pub async fn collect(&mut self, d: Duration) -> Vec<Msg> {
+        let deadline = tokio::time::Instant::now() + d;
+        let mut out = Vec::new();
+        while let Ok(Some(m)) = tokio::time::timeout_at(deadline, self.rx.recv()).await {
+            out.push(m);
+        }
+        out
+    }
+
     /// Forget what was received so far.
     pub fn drain(&mut self) {
         while self.rx.try_recv().is_ok() {}
