@@ -204,3 +204,31 @@ async fn report_cycle_limits_reports_and_membership_updates_add_and_remove_devic
         "reports after removal: {after:?}"
     );
 }
+
+#[tokio::test]
+async fn sigterm_stops_the_mapper_cleanly() {
+    let broker = Mosquitto::start(free_port());
+    let mut agent = Agent::start(broker.port, "edge-1", vec![virtual_device("sim")]).await;
+    let mut mapper = Mapper::start(&broker.url(), "edge-1", &["virtual"]);
+    agent.wait_actual("sim", "temp", 20, |_| true).await;
+    let child = mapper.proc.0.as_mut().unwrap();
+    let st = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the mapper did not stop on SIGTERM"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "exit status {status}: {}", mapper.log());
+    assert!(mapper.log().contains("stopping"), "{}", mapper.log());
+}
