@@ -131,6 +131,33 @@ async fn virtual_values_stay_in_range_and_deltas_stick() {
     for _ in 0..20 {
         assert_eq!(agent.wait_actual("sim", "temp", 10, |_| true).await, "13");
     }
+    // Bad input is refused in the log and changes nothing: a malformed delta, a delta for
+    // an unknown property, a value of the wrong type.
+    agent
+        .client
+        .try_publish(
+            barge_edge_proto::device::mqtt::twin_update_delta("sim"),
+            rumqttc::QoS::AtLeastOnce,
+            false,
+            b"{not json".to_vec(),
+        )
+        .unwrap();
+    agent.delta("sim", "nosuch", "1");
+    agent.delta("sim", "temp", "warm");
+    wait_log(
+        &mapper,
+        "malformed payload on $hw/events/device/sim/twin/update/delta",
+    )
+    .await;
+    wait_log(
+        &mapper,
+        "delta for property nosuch, which this mapper does not handle",
+    )
+    .await;
+    wait_log(&mapper, "\"warm\" is not a valid integer").await;
+    agent.drain();
+    assert_eq!(agent.wait_actual("sim", "temp", 10, |_| true).await, "13");
+
     agent.delta("sim", "on", "false");
     wait_log(&mapper, "device sim, property on: wrote false").await;
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
