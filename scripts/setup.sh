@@ -40,6 +40,11 @@ fi
 if ! python3 -c 'import docker' 2>/dev/null; then
     pip install -q docker || pip install -q --break-system-packages docker
 fi
+# pymodbus (PyPI) 3.10+ (ModbusDeviceContext, device_id=): the Modbus TCP server of
+# edge/barge-mapper/tests (the mapper's Modbus tests).
+if ! python3 -c 'from pymodbus.datastore import ModbusDeviceContext' 2>/dev/null; then
+    pip install -q 'pymodbus>=3.10,<4' || pip install -q --break-system-packages 'pymodbus>=3.10,<4'
+fi
 
 if ! command -v cargo >/dev/null && [[ -x $HOME/.cargo/bin/cargo ]]; then
     export PATH=$HOME/.cargo/bin:$PATH

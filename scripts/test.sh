@@ -12,8 +12,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # The container tests run `barge`, which starts `barge-shim` (and shims run `barge-exit`) from
 # next to itself: nextest only builds the binaries of packages that have integration tests, so
 # build them here. The edge e2e tests (edge/barge-edge-e2e) run `barge hub|edge|fleet`, which
-# exec barge-hub, barge-edge and barge-fleet from next to `barge`: build those too.
-cargo build --locked -p barge-shim -p barge-engine -p barge -p barge-hub -p barge-agent -p barge-fleet --bins
+# exec barge-hub, barge-edge and barge-fleet from next to `barge`: build those too (and
+# barge-mapper, for `barge mapper`; its container test runs `barge` from target/debug).
+cargo build --locked -p barge-shim -p barge-engine -p barge -p barge-hub -p barge-agent -p barge-fleet -p barge-mapper --bins
 cargo nextest run --workspace --locked --no-fail-fast "$@"
 # The runtime's container tests again under an old-style profile (Docker 18.09's era: nothing
 # newer than Linux 4.14) and under Docker's default profile, given to every test bundle without

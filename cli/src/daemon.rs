@@ -1,7 +1,8 @@
 //! Commands served by companion binaries next to `barge`: `barge daemon` execs
-//! `barge-daemon`, `barge hub` execs `barge-hub`, `barge edge` execs `barge-edge` and
-//! `barge fleet` execs `barge-fleet` (each found next to this binary, or at the path in its
-//! environment variable: `BARGE_DAEMON`, `BARGE_HUB`, `BARGE_EDGE`, `BARGE_FLEET`). They are
+//! `barge-daemon`, `barge hub` execs `barge-hub`, `barge edge` execs `barge-edge`,
+//! `barge fleet` execs `barge-fleet`, `barge mapper` execs `barge-mapper` (each found next
+//! to this binary, or at the path in its environment variable: `BARGE_DAEMON`, `BARGE_HUB`,
+//! `BARGE_EDGE`, `BARGE_FLEET`, `BARGE_MAPPER_BIN`). They are
 //! their own binaries so that the CLI does not map HTTP/TLS servers and they do not map the
 //! CLI. The store locations (`--root`, `--config`, `--runroot`) are passed on to those that
 //! use the engine (the daemon and the edge agent).
@@ -23,6 +24,7 @@ pub enum Companion {
     Hub,
     Edge,
     Fleet,
+    Mapper,
 }
 
 impl Companion {
@@ -32,6 +34,7 @@ impl Companion {
             Companion::Hub => "barge-hub",
             Companion::Edge => "barge-edge",
             Companion::Fleet => "barge-fleet",
+            Companion::Mapper => "barge-mapper",
         }
     }
 
@@ -41,6 +44,8 @@ impl Companion {
             Companion::Hub => "BARGE_HUB",
             Companion::Edge => "BARGE_EDGE",
             Companion::Fleet => "BARGE_FLEET",
+            // Not BARGE_MAPPER: the mapper's own flags read BARGE_MAPPER_* variables.
+            Companion::Mapper => "BARGE_MAPPER_BIN",
         }
     }
 

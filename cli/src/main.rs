@@ -120,6 +120,10 @@ enum Command {
     /// The cloud hub of an edge fleet: edges connect over TLS, state in etcd, the fleet API.
     #[command(disable_help_flag = true)]
     Hub(daemon::Args),
+    /// A device mapper on an edge: reads Modbus TCP / virtual devices into their twins over
+    /// the edge's MQTT broker (`mapper --node N [--mqtt URL] [--protocol P]`).
+    #[command(disable_help_flag = true)]
+    Mapper(daemon::Args),
     /// The edge agent: `edge join HUB --token T --name N`, then `edge run`.
     #[command(disable_help_flag = true)]
     Edge(daemon::Args),
@@ -168,6 +172,13 @@ fn main() {
         ),
         Command::Hub(a) => daemon::run(
             daemon::Companion::Hub,
+            &ctx.root,
+            &ctx.config,
+            &cctx.runroot,
+            a,
+        ),
+        Command::Mapper(a) => daemon::run(
+            daemon::Companion::Mapper,
             &ctx.root,
             &ctx.config,
             &cctx.runroot,
