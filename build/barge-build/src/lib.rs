@@ -10,4 +10,5 @@
 #![forbid(unsafe_code)]
 
 pub mod ast;
+pub mod expand;
 pub mod parse;
