@@ -10,5 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod ast;
+pub mod context;
+pub mod dockerignore;
 pub mod expand;
 pub mod parse;
