@@ -154,6 +154,13 @@ impl BuildContext {
         &self.root
     }
 
+    /// Replaces the rules read from the root's `.dockerignore` (for a Dockerfile-specific
+    /// `<name>.dockerignore`, which Docker prefers when it exists).
+    pub fn with_matcher(mut self, matcher: Matcher) -> BuildContext {
+        self.matcher = matcher;
+        self
+    }
+
     /// The `.dockerignore` rules (empty when there is none).
     pub fn matcher(&self) -> &Matcher {
         &self.matcher
