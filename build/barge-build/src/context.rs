@@ -492,7 +492,7 @@ fn unpack<R: Read>(reader: R, root: &Path, limits: &TarLimits) -> Result<(), Con
                     .open(&path)
                     .map_err(io_err("creating", &path))?;
                 let room = limits.max_total_bytes - total;
-                let n = io::copy(&mut (&mut entry).take(room + 1), &mut f)
+                let n = io::copy(&mut (&mut entry).take(room.saturating_add(1)), &mut f)
                     .map_err(|e| hostile(format!("reading its data: {e}")))?;
                 if n > room {
                     return Err(hostile(format!(
