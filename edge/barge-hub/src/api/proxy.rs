@@ -120,6 +120,31 @@ fn end_to_end(headers: &HeaderMap, drop: &[HeaderName]) -> HeaderMap {
     out
 }
 
+/// The dashboard's credentials never reach an edge service: its session cookie is taken out
+/// of `Cookie` (the service's own cookies stay) and its CSRF header dropped.
+fn without_fleet_credentials(mut headers: HeaderMap) -> HeaderMap {
+    headers.remove("x-barge-csrf");
+    let kept: Vec<String> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|c| {
+            !c.is_empty()
+                && c.split('=').next().map(str::trim) != Some(crate::dashboard::session::COOKIE)
+        })
+        .map(str::to_string)
+        .collect();
+    headers.remove(header::COOKIE);
+    if let Ok(v) = HeaderValue::from_str(&kept.join("; ")) {
+        if !kept.is_empty() {
+            headers.insert(header::COOKIE, v);
+        }
+    }
+    headers
+}
+
 fn bad_gateway(message: String) -> ApiError {
     ApiError::new(StatusCode::BAD_GATEWAY, "BadGateway", message)
 }
@@ -205,7 +230,10 @@ async fn proxy(
         .version(hyper::Version::HTTP_11)
         .body(body)
         .map_err(|e| ApiError::bad_request(format!("proxy path {path:?}: {e}")))?;
-    *out.headers_mut() = end_to_end(&parts.headers, &[header::AUTHORIZATION, header::HOST]);
+    *out.headers_mut() = without_fleet_credentials(end_to_end(
+        &parts.headers,
+        &[header::AUTHORIZATION, header::HOST],
+    ));
     let host = HeaderValue::from_str(&host)
         .map_err(|_| ApiError::bad_request(format!("{host:?} is not a valid Host")))?;
     out.headers_mut().insert(header::HOST, host);
@@ -307,5 +335,20 @@ mod tests {
         let out = end_to_end(&h, &[header::AUTHORIZATION]);
         let names: Vec<&str> = out.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, ["x-keep"]);
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("app=1; barge_session=secret; theme=dark"),
+        );
+        h.insert("x-barge-csrf", HeaderValue::from_static("t"));
+        let out = without_fleet_credentials(h);
+        assert_eq!(out.get(header::COOKIE).unwrap(), "app=1; theme=dark");
+        assert!(out.get("x-barge-csrf").is_none());
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("barge_session=secret"),
+        );
+        assert!(without_fleet_credentials(h).get(header::COOKIE).is_none());
     }
 }
