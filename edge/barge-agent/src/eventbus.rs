@@ -245,12 +245,8 @@ impl Bus {
         let r = self
             .blocking(move |c| -> Result<Vec<(String, Vec<u8>)>> {
                 let db = c.db();
+                // Membership first: a mapper learns of a device before its delta.
                 let mut out = Vec::new();
-                for (ns, name) in &fx.changed {
-                    if let Some(d) = devicetwin::delta(db, ns, name)? {
-                        out.push((mqtt::twin_update_delta(name), json(&d)));
-                    }
-                }
                 if !fx.added.is_empty() || !fx.removed.is_empty() {
                     let mut added = Vec::new();
                     for (ns, name) in &fx.added {
@@ -279,6 +275,11 @@ impl Bus {
                             removed_devices: removed,
                         }),
                     ));
+                }
+                for (ns, name) in &fx.changed {
+                    if let Some(d) = devicetwin::delta(db, ns, name)? {
+                        out.push((mqtt::twin_update_delta(name), json(&d)));
+                    }
                 }
                 Ok(out)
             })
