@@ -63,7 +63,7 @@ pub fn parse_manifest(text: &str, source: &str, ns_flag: Option<&str>) -> anyhow
             .into_iter()
             .find(|k| k.as_str() == kind_s)
             .with_context(|| {
-                format!("{source}: object {}: kind {kind_s:?} is not one of Pod, Deployment, DaemonSet, ConfigMap, Secret, Node", i + 1)
+                format!("{source}: object {}: kind {kind_s:?} is not one of Pod, Deployment, DaemonSet, ConfigMap, Secret, Node, DeviceModel, Device", i + 1)
             })?;
         let meta = v.get("metadata");
         let name = meta
@@ -176,8 +176,8 @@ async fn apply_one(c: &Client, d: &Doc) -> Result<String, String> {
     Ok(format!("{shown} {what}"))
 }
 
-/// `apply -f FILE...`: data before workloads (ConfigMaps, Secrets, then Pods and
-/// workloads), otherwise in file order; every object is tried, the exit code is 1 when one
+/// `apply -f FILE...`: data before workloads (ConfigMaps, Secrets, DeviceModels, Devices,
+/// then Pods and workloads), otherwise in file order; every object is tried, the exit code is 1 when one
 /// failed.
 pub async fn apply(c: &Client, ns: Option<&str>, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let mut docs = read_all(files, ns)?;

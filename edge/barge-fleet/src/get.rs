@@ -228,13 +228,52 @@ fn rows(
                 })
                 .collect(),
         ),
-        Kind::DeviceModel | Kind::Device => (
-            vec!["NAMESPACE", "NAME", "AGE"],
+        Kind::DeviceModel => (
+            vec!["NAMESPACE", "NAME", "PROTOCOL", "PROPERTIES", "AGE"],
             items
                 .iter()
-                .map(|c| vec![ns(c), name(c), created(c)])
+                .map(|m| {
+                    let props = m
+                        .pointer("/spec/properties")
+                        .and_then(Value::as_array)
+                        .map(|a| a.len())
+                        .unwrap_or(0);
+                    vec![
+                        ns(m),
+                        name(m),
+                        s(m, &["spec", "protocol"]).to_string(),
+                        props.to_string(),
+                        created(m),
+                    ]
+                })
                 .collect(),
         ),
+        Kind::Device => {
+            let mut h = vec!["NAMESPACE", "NAME", "NODE", "MODEL", "STATE", "TWINS"];
+            if wide {
+                h.extend(["PROTOCOL", "LAST ONLINE", "AGE"]);
+            }
+            let r = items
+                .iter()
+                .map(|d| {
+                    let mut r = vec![
+                        ns(d),
+                        name(d),
+                        s(d, &["spec", "nodeName"]).to_string(),
+                        s(d, &["spec", "deviceModelRef", "name"]).to_string(),
+                        crate::device::state_cell(d),
+                        crate::device::twins_cell(d),
+                    ];
+                    if wide {
+                        r.push(s(d, &["spec", "protocol", "protocolName"]).to_string());
+                        r.push(s(d, &["status", "lastOnlineTime"]).to_string());
+                        r.push(created(d));
+                    }
+                    r
+                })
+                .collect();
+            (h, r)
+        }
     }
 }
 
@@ -367,7 +406,11 @@ pub async fn describe(c: &Client, kind: &str, name: &str, ns: Option<&str>) -> a
     } else {
         section("Data", v.get("data"))?;
     }
-    section("Status", v.get("status"))?;
+    if k == Kind::Device {
+        crate::device::describe(&v);
+    } else {
+        section("Status", v.get("status"))?;
+    }
     // The pods a node runs, or a workload's pods.
     let filter: Option<PodFilter> = match k {
         Kind::Node => {

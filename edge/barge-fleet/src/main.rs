@@ -1,10 +1,11 @@
 //! `barge-fleet`: `barge fleet` execs it. The operator's CLI for a hub's fleet API:
-//! apply, get, describe, delete, logs, exec, token create, node drain|label|revoke.
+//! apply, get, describe, delete, logs, exec, token create, node drain|label|revoke, device set.
 #![forbid(unsafe_code)]
 
 mod apply;
 mod client;
 mod config;
+mod device;
 mod get;
 mod node;
 mod resources;
@@ -42,7 +43,8 @@ enum Cmd {
     },
     /// List objects, or show one.
     Get {
-        /// nodes, pods, deployments, daemonsets, configmaps, secrets.
+        /// nodes, pods, deployments, daemonsets, configmaps, secrets, devicemodels (dm),
+        /// devices (dev).
         kind: String,
         name: Option<String>,
         /// Every namespace.
@@ -97,6 +99,22 @@ enum Cmd {
     Node {
         #[command(subcommand)]
         cmd: NodeCmd,
+    },
+    /// Device operations.
+    Device {
+        #[command(subcommand)]
+        cmd: DeviceCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DeviceCmd {
+    /// Set desired values of a device's twin (PROPERTY=VALUE...; each changed value gets
+    /// the next version, from the cloud).
+    Set {
+        name: String,
+        #[arg(required = true)]
+        values: Vec<String>,
     },
 }
 
@@ -215,6 +233,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cmd: TokenCmd::Create { ttl, reusable },
         } => {
             node::token_create(&c, ttl.as_deref(), reusable).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Device {
+            cmd: DeviceCmd::Set { name, values },
+        } => {
+            device::set(&c, &name, ns, &values).await?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Node { cmd } => {

@@ -6,7 +6,7 @@ use barge_edge_proto::object::Kind;
 pub fn parse_kind(s: &str) -> anyhow::Result<Kind> {
     Kind::parse(s).ok_or_else(|| {
         anyhow::anyhow!(
-            "unknown kind {s:?} (nodes, pods, deployments, daemonsets, configmaps, secrets)"
+            "unknown kind {s:?} (nodes, pods, deployments, daemonsets, configmaps, secrets, devicemodels, devices)"
         )
     })
 }

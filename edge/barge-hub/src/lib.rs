@@ -11,6 +11,7 @@
 //! - `tokens`: one-time join tokens.
 //! - `view`: a node's desired set (its Pods, the pods of Deployments placed on it and of
 //!   matching DaemonSets, the ConfigMaps and Secrets they use).
+//! - `devices`: DeviceModel/Device checks, desired versions, twin merging and status.
 //! - `controller`: Deployment placement (one hub at a time, by an etcd lock).
 //! - `listener`, `session`: the edges' TLS port and one task per connected edge.
 //! - `tunnel`: exec and logs streams to an edge through its session (local or forwarded).
@@ -22,6 +23,7 @@ pub mod admin;
 pub mod api;
 pub mod config;
 pub mod controller;
+pub mod devices;
 pub mod hub;
 pub mod listener;
 pub mod pki;

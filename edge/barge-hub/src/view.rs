@@ -1,9 +1,10 @@
 //! A node's desired set: the objects the hub sends it (EDGE.md "What the hub sends a node").
 //!
-//! Only Pods, ConfigMaps and Secrets: Pods bound to the node by `spec.nodeName`, the pods of
-//! Deployments placed on it (`placements/`, `<deploy>-<node>-<i>`) and of DaemonSets whose
-//! template's nodeSelector matches its labels (`<ds>-<node>`), plus the ConfigMaps and
-//! Secrets those pods reference in the same namespace. Nothing else ever reaches a node.
+//! Pods bound to the node by `spec.nodeName`, the pods of Deployments placed on it
+//! (`placements/`, `<deploy>-<node>-<i>`) and of DaemonSets whose template's nodeSelector
+//! matches its labels (`<ds>-<node>`), plus the ConfigMaps and Secrets those pods reference
+//! in the same namespace; the Devices whose `spec.nodeName` is the node, with the
+//! DeviceModels they reference (same namespace). Nothing else ever reaches a node.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -42,12 +43,29 @@ pub fn node_view(
                 let pod = derived_pod(obj, name, format!("{}-{name}", key.name));
                 out.insert(pod.key(), pod);
             }
+            Kind::Device if obj.spec.get("nodeName").and_then(Value::as_str) == Some(name) => {
+                out.insert(key.clone(), obj.clone());
+            }
             _ => {}
         }
     }
     let mut refs = BTreeSet::new();
-    for pod in out.values() {
-        referenced(&pod.spec, pod.namespace(), &mut refs);
+    for obj in out.values() {
+        if obj.kind == Kind::Device {
+            if let Some(m) = obj
+                .spec
+                .pointer("/deviceModelRef/name")
+                .and_then(Value::as_str)
+            {
+                refs.insert(ObjKey {
+                    kind: Kind::DeviceModel,
+                    namespace: obj.namespace().to_string(),
+                    name: m.to_string(),
+                });
+            }
+        } else {
+            referenced(&obj.spec, obj.namespace(), &mut refs);
+        }
     }
     for key in refs {
         if let Some(obj) = objects.get(&key) {
@@ -262,6 +280,45 @@ mod tests {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        assert_eq!(got, expect);
+        // Devices go to their node with their model; another node's device does not.
+        let mut objects = objects;
+        for o in [
+            obj(
+                json!({"apiVersion":"devices.kubeedge.io/v1beta1","kind":"DeviceModel",
+                "metadata":{"name":"thermo","namespace":"default"},"spec":{"properties":[]}}),
+                12,
+            ),
+            obj(
+                json!({"apiVersion":"devices.kubeedge.io/v1beta1","kind":"DeviceModel",
+                "metadata":{"name":"unused","namespace":"default"},"spec":{"properties":[]}}),
+                13,
+            ),
+            obj(
+                json!({"apiVersion":"devices.kubeedge.io/v1beta1","kind":"Device",
+                "metadata":{"name":"t1","namespace":"default"},
+                "spec":{"nodeName":"b","deviceModelRef":{"name":"thermo"}}}),
+                14,
+            ),
+            obj(
+                json!({"apiVersion":"devices.kubeedge.io/v1beta1","kind":"Device",
+                "metadata":{"name":"t2","namespace":"default"},
+                "spec":{"nodeName":"z","deviceModelRef":{"name":"thermo"}}}),
+                15,
+            ),
+        ] {
+            objects.insert(o.key(), o);
+        }
+        let b = node_view(&node("b", json!({})), &objects, &placements);
+        let got: BTreeSet<String> = b
+            .keys()
+            .filter(|k| matches!(k.kind, Kind::Device | Kind::DeviceModel))
+            .map(|k| k.to_string())
+            .collect();
+        let expect: BTreeSet<String> = ["devices/default/t1", "devicemodels/default/thermo"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert_eq!(got, expect);
         // Node c: no pod bound, not placed, no matching DaemonSet -> nothing at all.
         assert!(node_view(&node("c", json!({"zone":"y"})), &objects, &placements).is_empty());

@@ -4,12 +4,15 @@
 //!
 //! - [`objects`]: Pods, Deployments, DaemonSets, ConfigMaps, Secrets in etcd (CRUD, apply).
 //! - [`pods`]: the pods every node runs (views expanded) with their reported status.
+//! - [`devices`]: DeviceModels and Devices (`devices.kubeedge.io/v1beta1`), Devices with
+//!   their twin status, and the twin endpoint setting desired values.
 //! - [`nodes`]: nodes with their derived Ready condition; label, drain, revoke, delete.
 //! - [`tokens`]: join tokens. [`stream`]: logs and exec through the node's tunnel (forwarded
 //!   by [`crate::tunnel::Tunnels::open_as`], with the caller's token, to the hub that holds
 //!   the node's session).
 
 pub mod auth;
+pub mod devices;
 pub mod error;
 pub mod nodes;
 pub mod objects;
@@ -93,6 +96,22 @@ pub fn router(api: Arc<Api>) -> Router {
         .route(
             "/apis/apps/v1/namespaces/{ns}/{plural}/{name}",
             get(o::apps_get).put(o::apps_put).delete(o::apps_delete),
+        )
+        .route(
+            "/apis/devices.kubeedge.io/v1beta1/{plural}",
+            get(devices::all),
+        )
+        .route(
+            "/apis/devices.kubeedge.io/v1beta1/namespaces/{ns}/{plural}",
+            get(devices::list).post(devices::create),
+        )
+        .route(
+            "/apis/devices.kubeedge.io/v1beta1/namespaces/{ns}/{plural}/{name}",
+            get(devices::get).put(devices::put).delete(devices::delete),
+        )
+        .route(
+            "/apis/devices.kubeedge.io/v1beta1/namespaces/{ns}/{plural}/{name}/twin",
+            post(devices::twin),
         )
         .fallback(|uri: axum::http::Uri| async move {
             ApiError::not_found(format!("no route for {}", uri.path()))

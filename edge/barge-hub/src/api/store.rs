@@ -123,7 +123,14 @@ pub async fn delete_if(
     .await
 }
 
-async fn txn(api: &Api, key: &str, when: Vec<Compare>, ops: Vec<TxnOp>) -> ApiResult<Option<i64>> {
+/// A transaction: `ops` when every `when` holds; `Some(revision)` of the write, or None
+/// when a condition failed. `key` names the write in errors.
+pub async fn txn(
+    api: &Api,
+    key: &str,
+    when: Vec<Compare>,
+    ops: Vec<TxnOp>,
+) -> ApiResult<Option<i64>> {
     let resp = api
         .etcd
         .kv_client()

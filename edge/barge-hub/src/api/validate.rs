@@ -1,5 +1,6 @@
 //! Checks and normalisation of objects written through the API: names, namespaces, labels,
-//! the kind's required fields, Secrets' `stringData` folded into base64 `data`.
+//! the kind's required fields (devices: [`crate::devices`]), Secrets' `stringData` folded
+//! into base64 `data`.
 
 use std::collections::BTreeMap;
 
@@ -151,10 +152,13 @@ pub fn prepare(obj: &mut Object, kind: Kind, ns: &str, url_name: Option<&str>) -
                 "nodes are created by `barge edge join`; change their labels with PATCH",
             ))
         }
-        Kind::DeviceModel | Kind::Device => {
-            return Err(ApiError::bad_request(format!(
-                "{what}: devices are not served by this hub yet"
-            )))
+        Kind::DeviceModel => {
+            crate::devices::check_model(&obj.spec)
+                .map_err(|e| ApiError::bad_request(format!("{what} {e}")))?;
+        }
+        Kind::Device => {
+            crate::devices::check_device(&obj.spec)
+                .map_err(|e| ApiError::bad_request(format!("{what} {e}")))?;
         }
     }
     if kind != Kind::Secret && obj.string_data.is_some() {

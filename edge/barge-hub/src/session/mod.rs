@@ -6,6 +6,7 @@ mod join;
 mod renew;
 mod status;
 mod sync;
+mod twin;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,5 +1,6 @@
 //! A node's session after Hello: Welcome, the first Sync (answering the inventory), live
-//! Syncs from cache changes, Acks, statuses, heartbeats, tunnels, renewals.
+//! Syncs from cache changes, Acks, statuses, device twin reports ([`super::twin`]),
+//! heartbeats, tunnels, renewals.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -98,14 +99,19 @@ pub fn admit(hub: &Hub, cert: Option<&PeerCert>, hello: &Hello) -> Result<(), Re
 }
 
 /// What differs between what the node holds (`held`) and its view now, as ordered
-/// changes: puts of data (ConfigMaps, Secrets) then of pods, each in revision order, then
-/// deletes of pods then of data (a batch never leaves a pod without its data). Updates `held`.
+/// changes: puts of data (ConfigMaps, Secrets, DeviceModels), then of Devices, then of
+/// pods, each in revision order, then deletes in the reverse order (a batch never leaves a
+/// pod without its data or a device without its model). Updates `held`.
 pub fn diff(name: &str, snap: &Snapshot, held: &mut BTreeMap<ObjKey, i64>) -> Vec<Change> {
     let Some(node) = snap.objects.get(&node_key(name)) else {
         return Vec::new();
     };
     let view = crate::view::node_view(node, &snap.objects, &snap.placements);
-    let rank = |k: Kind| if k == Kind::Pod { 1 } else { 0 };
+    let rank = |k: Kind| match k {
+        Kind::Pod => 2,
+        Kind::Device => 1,
+        _ => 0,
+    };
     let mut puts: Vec<_> = view
         .iter()
         .filter(|(k, o)| held.get(*k) != Some(&o.revision()))
@@ -116,7 +122,7 @@ pub fn diff(name: &str, snap: &Snapshot, held: &mut BTreeMap<ObjKey, i64>) -> Ve
         .filter(|k| !view.contains_key(*k))
         .cloned()
         .collect();
-    dels.sort_by_key(|k| (1 - rank(k.kind), k.clone()));
+    dels.sort_by_key(|k| (2 - rank(k.kind), k.clone()));
     let mut out = Vec::with_capacity(puts.len() + dels.len());
     for (k, o) in puts {
         held.insert(k.clone(), o.revision());
@@ -485,11 +491,9 @@ impl Session {
                 self.record_dirty = true;
                 self.send(msg).await?;
             }
-            EdgeMsg::Twin { .. } => {
-                return Err(Refusal::new(
-                    codes::PROTOCOL,
-                    "device twins are not served by this hub yet",
-                ));
+            EdgeMsg::Twin { seq, devices } => {
+                super::twin::merge(&self.hub, &self.name, &devices).await?;
+                self.send(HubMsg::TwinAck { seq }).await?;
             }
             EdgeMsg::Join { .. } | EdgeMsg::Hello { .. } => {
                 return Err(Refusal::new(
