@@ -96,7 +96,8 @@ sub = subprocess.Popen(["mosquitto_sub", *base, "-t", upd + "/delta"], stdout=su
 def report(v):
     pub.stdin.write(json.dumps({"twin": {"temp": {"actual": {"value": v}}}}) + "\n")
     pub.stdin.flush()
-import threading
+import atexit, threading
+atexit.register(lambda: (sub.kill(), pub.kill()))
 def mapper():
     for line in sub.stdout:
         try:
@@ -107,6 +108,9 @@ def mapper():
             report(d["temp"])
 threading.Thread(target=mapper, daemon=True).start()
 
+# The first delta went out before the mapper subscribed: report the first value directly.
+time.sleep(1)
+report("0")
 end = time.time() + 60
 while reported() != "0":
     if time.time() > end:
@@ -147,6 +151,7 @@ while reported() != last and time.time() < deadline:
 c1, w1 = ticks(), time.time()
 cpu = (c1 - c0) / hz / (w1 - w0) * 100
 arrived = reported() == last
+sys.stdout.flush()
 print("| measure | value |")
 print("|---|---|")
 print(f"| round trip cloud -> edge -> mapper -> cloud, n={n} | p50 {p(0.5):.1f} ms, p99 {p(0.99):.1f} ms, mean {statistics.mean(lat):.1f} ms |")
