@@ -10,7 +10,7 @@
 //! - `pki`: the fleet CA (sealed in etcd with the key file), node and hub certificates.
 //! - `tokens`: one-time join tokens.
 //! - `view`: a node's desired set (its Pods, the pods of Deployments placed on it and of
-//!   matching DaemonSets, the ConfigMaps and Secrets they use).
+//!   matching DaemonSets, the ConfigMaps and Secrets they use; its Devices and their models).
 //! - `devices`: DeviceModel/Device checks, desired versions, twin merging and status.
 //! - `controller`: Deployment placement (one hub at a time, by an etcd lock).
 //! - `listener`, `session`: the edges' TLS port and one task per connected edge.
