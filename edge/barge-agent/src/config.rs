@@ -5,7 +5,7 @@
 //! | `node.key` | the node's private key (PEM), made here, never sent | 0600 |
 //! | `node.crt` | the node certificate the hub issued (PEM) | 0644 |
 //! | `ca.pem` | the CA bundle to trust for the hub (PEM, one or more CAs) | 0644 |
-//! | `edge.json` | [`EdgeFile`]: name, hubs, labels | 0644 |
+//! | `edge.json` | [`EdgeFile`]: name, hubs, labels, MQTT broker | 0644 |
 //! | `cache.db` | the MetaManager's SQLite cache (see [`crate::metamanager`]) | 0600 |
 //!
 //! Every write is atomic and durable (temp file + fsync + rename + fsync of the directory).
@@ -27,6 +27,9 @@ pub struct EdgeFile {
     pub hubs: Vec<String>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// The EventBus's MQTT broker (`tcp://HOST:PORT`, or `none`) when `--mqtt` is not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mqtt: Option<String>,
 }
 
 /// Where the agent's files are.
@@ -161,6 +164,7 @@ mod tests {
             name: "n1".into(),
             hubs: vec!["127.0.0.1:1".into()],
             labels: parse_labels(&["a=b".into(), "c=".into()]).unwrap(),
+            mqtt: None,
         };
         p.save(&f).unwrap();
         assert_eq!(p.load().unwrap(), f);

@@ -35,6 +35,8 @@ pub struct RunOptions {
     pub status_batch: Duration,
     /// Retry pods that could not be made this often.
     pub retry: Duration,
+    /// The EventBus's MQTT broker (`tcp://HOST:PORT`); None: no devices on this node.
+    pub mqtt: Option<String>,
 }
 
 impl Default for RunOptions {
@@ -45,6 +47,7 @@ impl Default for RunOptions {
             heartbeat: Duration::from_secs(10),
             status_batch: Duration::from_secs(1),
             retry: Duration::from_secs(10),
+            mqtt: None,
         }
     }
 }
@@ -84,7 +87,7 @@ impl Outbox {
 struct Shared {
     paths: EdgePaths,
     name: String,
-    cache: Mutex<Cache>,
+    cache: Arc<Mutex<Cache>>,
     work: Arc<dyn Workloads>,
     opts: RunOptions,
     /// Wakes the reconciler (the cache changed).
@@ -94,6 +97,10 @@ struct Shared {
     /// Wakes the session (statuses are ready to send).
     status_ready: Notify,
     outbox: Mutex<Outbox>,
+    /// Wakes the session (the twin outbox grew).
+    twin_ready: Arc<Notify>,
+    /// The MQTT EventBus (None with `--mqtt none`).
+    bus: Option<crate::eventbus::EventBus>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -104,11 +111,29 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// a session with some hub.
 pub async fn run(paths: EdgePaths, work: Arc<dyn Workloads>, opts: RunOptions) -> Result<()> {
     let edge = paths.load()?;
-    let cache = Cache::open(&paths.cache())?;
+    let mut opts = opts;
+    if let Some(url) = &opts.mqtt {
+        if url == "none" {
+            opts.mqtt = None;
+        }
+    }
+    let cache = Arc::new(Mutex::new(Cache::open(&paths.cache())?));
+    let twin_ready = Arc::new(Notify::new());
+    let bus = match &opts.mqtt {
+        Some(url) => Some(crate::eventbus::start(
+            url,
+            &edge.name,
+            cache.clone(),
+            twin_ready.clone(),
+        )?),
+        None => None,
+    };
     let shared = Arc::new(Shared {
         name: edge.name.clone(),
         paths,
-        cache: Mutex::new(cache),
+        cache,
+        twin_ready,
+        bus,
         work,
         opts,
         reconcile: Notify::new(),
@@ -404,6 +429,9 @@ async fn session_loop(
         o.dirty.extend(keys);
     }
     s.status_ready.notify_one();
+    // The whole twin outbox goes to a new session (what was sent before was not acked).
+    let mut twin_sent = 0u64;
+    s.twin_ready.notify_one();
     let mut pending_key: Option<String> = None;
     if renew {
         let (key, csr_pem) = crate::join::new_key_and_csr(&s.name)?;
@@ -429,17 +457,29 @@ async fn session_loop(
                     HubMsg::Sync { revision, full, changes } => {
                         let s2 = s.clone();
                         let n = changes.len();
-                        tokio::task::spawn_blocking(move || {
+                        let fx = tokio::task::spawn_blocking(move || {
                             lock(&s2.cache).apply(revision, full, &changes)
                         })
                         .await
                         .context("apply a Sync batch")??;
                         send(EdgeMsg::Ack { revision }).await?;
+                        if let Some(bus) = &s.bus {
+                            bus.synced(fx);
+                        }
                         log(format!("applied sync to revision {revision} ({n} changes{})",
                             if full { ", full" } else { "" }));
                         s.reconcile.notify_one();
                     }
                     HubMsg::Ping => send(EdgeMsg::Pong).await?,
+                    HubMsg::TwinAck { seq } => {
+                        let s2 = s.clone();
+                        let n = tokio::task::spawn_blocking(move || {
+                            crate::devicetwin::ack(lock(&s2.cache).db(), seq)
+                        })
+                        .await
+                        .context("drop acked twin reports")??;
+                        log(format!("twin reports up to {seq} acked ({n} dropped from the outbox)"));
+                    }
                     HubMsg::Pong => {}
                     HubMsg::Renewed { cert_pem, ca_bundle_pem } => {
                         match pending_key.take() {
@@ -471,6 +511,19 @@ async fn session_loop(
                     .unwrap_or((0, 0));
                 let usage = crate::info::usage(&mut cpu, pods, running);
                 send(EdgeMsg::NodeStatus { usage }).await?;
+            }
+            _ = s.twin_ready.notified() => {
+                loop {
+                    let s2 = s.clone();
+                    let batch = tokio::task::spawn_blocking(move || {
+                        crate::devicetwin::pending(lock(&s2.cache).db(), twin_sent)
+                    })
+                    .await
+                    .context("read the twin outbox")??;
+                    let Some((seq, devices)) = batch else { break };
+                    twin_sent = seq;
+                    send(EdgeMsg::Twin { seq, devices }).await?;
+                }
             }
             _ = s.status_ready.notified() => {
                 let msg = lock(&s.outbox).take();

@@ -106,6 +106,7 @@ pub async fn join(paths: &EdgePaths, req: &JoinRequest) -> Result<EdgeFile> {
         name: req.name.clone(),
         hubs,
         labels: req.labels.clone(),
+        mqtt: None,
     };
     // Last: edge.json is what says "joined".
     paths.save(&f)?;

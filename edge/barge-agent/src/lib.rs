@@ -5,7 +5,11 @@
 //!   bundle) and the frame I/O.
 //! - [`join`]: `barge-edge join` (key made here, CSR sent, certificate stored).
 //! - [`metamanager`]: the desired-state cache (SQLite, one transaction per Sync batch).
-//! - [`edgehub`]: the session with the hubs (backoff + jitter, Hello/Sync/Ack, status).
+//! - [`edgehub`]: the session with the hubs (backoff + jitter, Hello/Sync/Ack, status,
+//!   twin reports from the outbox and their acks).
+//! - [`devicetwin`]: devices' twins (desired, pending edge edits, reported) and the outbox of
+//!   reports for the hub, in the cache's SQLite database.
+//! - [`eventbus`]: the MQTT client (KubeEdge's topics) mappers and apps talk to.
 //! - [`render`], [`edged`]: desired pods to `kube play` YAML with a content hash; pods made,
 //!   replaced, removed and restored through the engine; their status from engine events.
 //! - [`tunnel`]: Exec and Logs streams from the hub.
@@ -16,8 +20,10 @@
 pub mod backoff;
 pub mod config;
 pub mod conn;
+pub mod devicetwin;
 pub mod edged;
 pub mod edgehub;
+pub mod eventbus;
 pub mod info;
 pub mod join;
 pub mod log;

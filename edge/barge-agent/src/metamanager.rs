@@ -1,7 +1,8 @@
 //! MetaManager: the node's desired state, cached in SQLite (WAL) so that it survives reboots
 //! and link loss. `objects(kind, ns, name, revision, json)` holds every object of the node's
 //! view; `meta(revision)` the revision of the last batch applied. One transaction per Sync
-//! batch: the caller acks only after [`Cache::apply`] returned (the commit is durable).
+//! batch: the caller acks only after [`Cache::apply`] returned (the commit is durable). The
+//! DeviceTwin's tables ([`crate::devicetwin`]) are in the same database.
 
 use std::path::Path;
 
@@ -43,7 +44,13 @@ impl Cache {
              INSERT OR IGNORE INTO meta (id, revision) VALUES (0, 0);",
         )
         .with_context(|| format!("create the cache tables in {}", path.display()))?;
+        crate::devicetwin::init(&db)?;
         Ok(Cache { db })
+    }
+
+    /// The database (the DeviceTwin's tables live next to the objects).
+    pub fn db(&mut self) -> &mut Connection {
+        &mut self.db
     }
 
     /// The revision of the last batch applied (0: none).
@@ -123,9 +130,17 @@ impl Cache {
     }
 
     /// Apply one Sync batch in one transaction (with `full`, everything not in the batch is
-    /// dropped first) and record `revision`. Durable when this returns.
-    pub fn apply(&mut self, revision: i64, full: bool, changes: &[Change]) -> Result<()> {
+    /// dropped first) and record `revision`, the device twins' desired values with it
+    /// ([`crate::devicetwin::after_sync`]). Durable when this returns; what changed for
+    /// devices is returned for the EventBus.
+    pub fn apply(
+        &mut self,
+        revision: i64,
+        full: bool,
+        changes: &[Change],
+    ) -> Result<crate::devicetwin::SyncEffects> {
         let tx = self.db.transaction().context("begin a cache transaction")?;
+        let devices_before = crate::devicetwin::device_keys(&tx)?;
         if full {
             tx.execute("DELETE FROM objects", [])
                 .context("clear the cache for a full sync")?;
@@ -165,8 +180,9 @@ impl Cache {
             params![revision],
         )
         .context("record the cache revision")?;
+        let effects = crate::devicetwin::after_sync(&tx, &devices_before, changes)?;
         tx.commit().context("commit a Sync batch to the cache")?;
-        Ok(())
+        Ok(effects)
     }
 }
 

@@ -9,6 +9,8 @@
 //! - [`proxy::FaultProxy`]: a TCP proxy between agents and a hub that the test drives
 //!   (pass, drop, blackhole, delay, flap).
 //! - [`browser::Browser`]: headless Chromium (the dashboard tests).
+//! - [`mqtt::Mosquitto`], [`mqtt::MqttClient`]: an MQTT broker on a free loopback port (killed
+//!   and restarted by the test) and a client that records what it receives.
 //! - [`raw::RawEdge`]: a hand-made edge for what a real agent never sends (forged tokens,
 //!   foreign certificates, another node's pod).
 //!
@@ -22,6 +24,7 @@ pub mod browser;
 pub mod etcd;
 pub mod fleet;
 pub mod hub;
+pub mod mqtt;
 pub mod proxy;
 pub mod raw;
 pub mod util;
@@ -31,5 +34,6 @@ pub use browser::Browser;
 pub use etcd::Etcd;
 pub use fleet::{Fleet, PodRow};
 pub use hub::{AdminConf, Hub, HubOptions};
+pub use mqtt::{Mosquitto, MqttClient};
 pub use proxy::{Fault, FaultProxy};
 pub use raw::RawEdge;

@@ -54,6 +54,10 @@ enum Cmd {
         /// Heartbeat until the hub sets its own.
         #[arg(long, default_value_t = 10)]
         heartbeat_secs: u64,
+        /// The MQTT broker of the device EventBus: tcp://HOST:PORT, or `none` (no devices).
+        /// Default: `mqtt` in edge.json, else tcp://127.0.0.1:1883.
+        #[arg(long)]
+        mqtt: Option<String>,
     },
     /// Run many hollow agents (real TLS and protocol, no containers) for scale tests.
     Sim {
@@ -169,11 +173,23 @@ fn real_main(args: Args) -> anyhow::Result<()> {
             backoff_base_ms,
             backoff_max_ms,
             heartbeat_secs,
+            mqtt,
         } => {
+            let mqtt = match mqtt {
+                Some(m) => m.clone(),
+                None => paths
+                    .load()?
+                    .mqtt
+                    .unwrap_or_else(|| barge_agent::eventbus::DEFAULT_URL.to_string()),
+            };
+            if mqtt != "none" {
+                barge_agent::eventbus::parse_url(&mqtt)?;
+            }
             let opts = RunOptions {
                 backoff_base: Duration::from_millis(*backoff_base_ms),
                 backoff_max: Duration::from_millis(*backoff_max_ms),
                 heartbeat: Duration::from_secs((*heartbeat_secs).max(1)),
+                mqtt: Some(mqtt),
                 ..Default::default()
             };
             let engine = Engine::open(engine_options(&args).map_err(anyhow::Error::msg)?)

@@ -290,24 +290,32 @@ pub struct Agent(pub Child);
 
 impl Agent {
     pub fn start(dir: &Path) -> Agent {
-        let log = std::fs::File::create(dir.join("agent.log")).unwrap();
-        let child = edge_cmd(
-            dir,
-            &[
-                "run",
-                "--backoff-base-ms",
-                "100",
-                "--backoff-max-ms",
-                "500",
-                "--heartbeat-secs",
-                "1",
-            ],
-        )
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+        Self::start_args(dir, &["--mqtt", "none"])
+    }
+
+    /// `barge-edge run` with fast backoff and `extra` flags; output appended to agent.log.
+    pub fn start_args(dir: &Path, extra: &[&str]) -> Agent {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("agent.log"))
+            .unwrap();
+        let mut args = vec![
+            "run",
+            "--backoff-base-ms",
+            "100",
+            "--backoff-max-ms",
+            "500",
+            "--heartbeat-secs",
+            "1",
+        ];
+        args.extend_from_slice(extra);
+        let child = edge_cmd(dir, &args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
         Agent(child)
     }
 

@@ -11,8 +11,16 @@ use barge_edge_e2e::{Agent, Etcd, FaultProxy, Fleet, Hub, HubOptions, PodRow};
 pub const HUB_ARGS: &[&str] = &["--heartbeat-secs", "1", "--node-grace-secs", "6"];
 
 /// `barge edge run` flags for tests: reconnect backoff base 100 ms, cap 2 s (the defaults,
-/// 1 s and 60 s, are for 10 000 devices, not for a test waiting on one).
-pub const AGENT_ARGS: &[&str] = &["--backoff-base-ms", "100", "--backoff-max-ms", "2000"];
+/// 1 s and 60 s, are for 10 000 devices, not for a test waiting on one); no MQTT broker
+/// (the device tests give theirs).
+pub const AGENT_ARGS: &[&str] = &[
+    "--backoff-base-ms",
+    "100",
+    "--backoff-max-ms",
+    "2000",
+    "--mqtt",
+    "none",
+];
 
 /// etcd, one hub and the CLI on its admin.conf.
 pub struct Cloud {
