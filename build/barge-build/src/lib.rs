@@ -12,3 +12,5 @@
 
 pub mod ast;
 pub mod builder;
+pub mod expand;
+pub mod parse;

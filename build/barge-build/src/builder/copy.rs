@@ -557,6 +557,10 @@ mod tests {
         let ctx = tmp.path().join("ctx");
         fs::create_dir_all(ctx.join("d")).unwrap();
         fs::write(ctx.join("d/f"), "x").unwrap();
+        fs::create_dir_all(ctx.join("g")).unwrap();
+        fs::write(ctx.join("g/a.txt"), "a").unwrap();
+        fs::write(ctx.join("g/b.txt"), "b").unwrap();
+        fs::write(ctx.join("g/c.md"), "c").unwrap();
         std::os::unix::fs::symlink("/etc", ctx.join("abs")).unwrap();
         std::os::unix::fs::symlink("../..", ctx.join("d/up")).unwrap();
         std::os::unix::fs::symlink("d/f", ctx.join("ok")).unwrap();
@@ -579,7 +583,12 @@ mod tests {
             .to_string()
             .contains("outside the build context"));
         assert_eq!(f("ok").unwrap()[0].path, ctx.join("d/f"));
-        assert_eq!(f("d/*").unwrap().len(), 2);
+        assert_eq!(f("g/*.txt").unwrap().len(), 2);
+        // A glob matching an escaping symlink is refused too.
+        assert!(f("d/*")
+            .unwrap_err()
+            .to_string()
+            .contains("outside the build context"));
         assert!(f("nothing*")
             .unwrap_err()
             .to_string()
