@@ -218,7 +218,12 @@ fn walk_dir(base: &Path, rel: &Path, filter: Filter, out: &mut Vec<Entry>) -> Re
             opaque,
         });
         if is_dir {
+            let at = out.len();
             walk_dir(base, &rel, filter, out)?;
+            // /etc holding only the runtime's mount points is not a change.
+            if filter == Filter::RunMounts && out.len() == at && rel == Path::new("etc") {
+                out.pop();
+            }
         }
     }
     Ok(())
