@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};
 use barge_build::builder::{self, BuildOptions, Progress};
+use barge_build::context::{BuildContext, TarLimits};
 
 use crate::container::Ctx;
 
@@ -89,38 +90,16 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         ),
         _ => None,
     };
-    // The context: a directory, or a tar on stdin unpacked (confined) into a private
-    // directory that goes when the build ends.
-    let stdin_dir;
-    let context_dir = if args.context == "-" {
-        let dir = tempfile::Builder::new()
-            .prefix("barge-build-context-")
-            .tempdir()
-            .context("create a directory for the context")?;
-        let fd = nix::fcntl::open(
-            dir.path(),
-            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY,
-            nix::sys::stat::Mode::empty(),
-        )
-        .context("open the context directory")?;
-        barge_image::unpack::unpack_copy(
-            std::io::stdin().lock(),
-            fd,
-            &barge_image::unpack::Limits::default(),
-            barge_image::unpack::CopyOptions::default(),
-        )
-        .context("the build context on stdin")?;
-        let p = dir.path().to_path_buf();
-        stdin_dir = Some(dir);
-        p
+    // The context: a directory, or a tar on stdin unpacked (hostile entries refused) into a
+    // private directory that goes when the build ends.
+    let bctx = if args.context == "-" {
+        BuildContext::from_tar(std::io::stdin().lock(), &TarLimits::default())
+            .map_err(|e| anyhow!("the build context on stdin: {e}"))?
     } else {
-        stdin_dir = None;
-        let p = PathBuf::from(&args.context);
-        if !p.is_dir() {
-            bail!("build context {}: not a directory", p.display());
-        }
-        p
+        BuildContext::from_dir(std::path::Path::new(&args.context))
+            .map_err(|e| anyhow!("build context {}: {e}", args.context))?
     };
+    let context_dir = bctx.root().to_path_buf();
     let dockerfile = match &args.file {
         Some(f) if f.as_os_str() == "-" => {
             let mut s = String::new();
@@ -144,10 +123,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         }
     };
     let df = barge_build::parse::parse(&dockerfile).map_err(|e| anyhow!("{e}"))?;
-    let ignore_text =
-        std::fs::read_to_string(context_dir.join(".dockerignore")).unwrap_or_default();
-    let ignore = crate::build::Ignore::parse(&ignore_text);
-    let ignored = |rel: &str, is_dir: bool| ignore.excluded(rel, is_dir);
+    let matcher = bctx.matcher();
+    let ignored = |rel: &str, is_dir: bool| matcher.is_excluded(rel, is_dir);
     let engine = ctx.engine()?;
     let opts = BuildOptions {
         tags: args.tag.clone(),
@@ -179,7 +156,6 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     let mut err = std::io::stderr();
     let out: &mut dyn Write = if args.quiet { &mut sink } else { &mut err };
     let built = builder::build(&engine, &df, &context, &opts, out, Some(&parse_trigger));
-    drop(stdin_dir);
     let built = built.map_err(|e| anyhow!("{e}"))?;
     if let Some(f) = &args.iidfile {
         barge_util::fs::write_atomic(
@@ -197,64 +173,4 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     }
     println!("{}", built.id);
     Ok(0)
-}
-
-/// `.dockerignore` rules (until the parser crate's matcher is merged): Go `filepath.Match`
-/// patterns per path, `**` for any depth, `!` exceptions, later lines winning, a pattern that
-/// matches a directory excluding what is in it.
-pub struct Ignore {
-    rules: Vec<(bool, Vec<String>)>,
-}
-
-impl Ignore {
-    pub fn parse(text: &str) -> Ignore {
-        let mut rules = Vec::new();
-        for line in text.lines() {
-            let l = line.trim();
-            if l.is_empty() || l.starts_with('#') {
-                continue;
-            }
-            let (neg, p) = match l.strip_prefix('!') {
-                Some(p) => (true, p.trim()),
-                None => (false, l),
-            };
-            let p = p.trim_start_matches("./").trim_start_matches('/');
-            let comps: Vec<String> = p
-                .split('/')
-                .filter(|c| !c.is_empty() && *c != ".")
-                .map(str::to_string)
-                .collect();
-            if !comps.is_empty() {
-                rules.push((neg, comps));
-            }
-        }
-        Ignore { rules }
-    }
-
-    pub fn excluded(&self, rel: &str, _is_dir: bool) -> bool {
-        let comps: Vec<&str> = rel.split('/').filter(|c| !c.is_empty()).collect();
-        let mut out = false;
-        for (neg, pat) in &self.rules {
-            // A match of the path or of one of its parents.
-            let hit = (1..=comps.len()).any(|n| matches(pat, &comps[..n]));
-            if hit {
-                out = !neg;
-            }
-        }
-        out
-    }
-}
-
-fn matches(pat: &[String], comps: &[&str]) -> bool {
-    match pat.split_first() {
-        None => comps.is_empty(),
-        Some((p, rest)) if p == "**" => (0..=comps.len()).any(|i| matches(rest, &comps[i..])),
-        Some((p, rest)) => match comps.split_first() {
-            Some((c, crest)) => {
-                barge_build::builder::copy::glob_match(p.as_bytes(), c.as_bytes())
-                    && matches(rest, crest)
-            }
-            None => false,
-        },
-    }
 }

@@ -432,14 +432,18 @@ pub fn extract_into(
     produce: impl FnOnce(io::PipeWriter) -> Result<()> + Send,
     what: &str,
 ) -> Result<()> {
-    let (reader, writer) = io::pipe().map_err(|e| BuildError::other(format!("pipe: {e}")))?;
+    let (mut reader, writer) = io::pipe().map_err(|e| BuildError::other(format!("pipe: {e}")))?;
     let limits = Limits {
         max_entries: u64::MAX,
         max_bytes: u64::MAX,
     };
     std::thread::scope(|s| {
         let producer = s.spawn(move || produce(writer));
-        let extracted = unpack_copy(reader, dir, &limits, CopyOptions::default());
+        let extracted = unpack_copy(&mut reader, dir, &limits, CopyOptions::default());
+        // What follows the end-of-archive blocks is read too: the writer must not see a
+        // broken pipe when the extraction is done.
+        let _ = io::copy(&mut reader, &mut io::sink());
+        drop(reader);
         let produced = producer
             .join()
             .unwrap_or_else(|_| Err(BuildError::other("the copy stream's writer panicked")));

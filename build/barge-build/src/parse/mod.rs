@@ -1,6 +1,6 @@
 //! The Dockerfile parser: text to [`Dockerfile`].
 //!
-//! - [`lines`](self): directives, comments, continuations, heredoc bodies.
+//! - `lines`: directives, comments, continuations, heredoc bodies.
 //! - `words`: blank splitting (quotes kept), flags, JSON form, heredoc markers.
 //! - `instruction`: each instruction's operands and allowed flags.
 //!

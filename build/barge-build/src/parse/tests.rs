@@ -491,3 +491,69 @@ fn healthcheck_and_onbuild() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_realistic_multi_stage_file() {
+    let text = r#"# syntax=docker/dockerfile:1
+ARG DEBIAN=bookworm
+
+FROM debian:${DEBIAN}-slim AS build
+ARG DEBIAN
+ENV DEBIAN_FRONTEND=noninteractive \
+    CC=gcc
+RUN apt-get update \
+ # the compiler
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY hello.c .
+RUN ${CC} -static -O2 -o /hello hello.c
+
+FROM busybox
+LABEL org.opencontainers.image.title="hello" \
+      org.opencontainers.image.description="a static hello"
+COPY --from=build --chmod=0755 /hello /usr/local/bin/hello
+EXPOSE 8080/tcp
+HEALTHCHECK --interval=10s --retries=2 CMD ["/usr/local/bin/hello", "--check"]
+USER 1000:1000
+ENTRYPOINT ["/usr/local/bin/hello"]
+CMD ["--serve"]
+"#;
+    let d = parse(text).unwrap();
+    assert_eq!(d.directives.syntax.as_deref(), Some("docker/dockerfile:1"));
+    assert_eq!(d.global_args[0].name, "DEBIAN");
+    assert_eq!(d.stages.len(), 2);
+    let build = &d.stages[0];
+    assert_eq!((build.line, build.name.as_deref()), (4, Some("build")));
+    let lines: Vec<usize> = build.instructions.iter().map(|i| i.line).collect();
+    assert_eq!(lines, [5, 6, 8, 12, 13, 14]);
+    match &build.instructions[2].kind {
+        Inst::Run {
+            command: Command::Shell(s),
+            ..
+        } => {
+            assert_eq!(
+                s,
+                "apt-get update  && apt-get install -y --no-install-recommends gcc libc6-dev  && rm -rf /var/lib/apt/lists/*"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let fin = &d.stages[1];
+    assert_eq!(
+        (fin.line, fin.name.as_deref(), fin.base.as_str()),
+        (16, None, "busybox")
+    );
+    let lines: Vec<usize> = fin.instructions.iter().map(|i| i.line).collect();
+    assert_eq!(lines, [17, 19, 20, 21, 22, 23, 24]);
+    assert_eq!(
+        fin.instructions[0].kind,
+        Inst::Label(vec![
+            ("org.opencontainers.image.title".into(), "\"hello\"".into()),
+            (
+                "org.opencontainers.image.description".into(),
+                "\"a static hello\"".into()
+            ),
+        ])
+    );
+}
