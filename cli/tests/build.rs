@@ -100,6 +100,48 @@ fn multi_stage_build_runs_the_program() {
     assert_eq!(out.trim(), "hello barge from /usr/local/bin/hello");
     // No build container is left behind.
     assert_eq!(e.ok(&["ps", "-aq"]).trim(), "");
+    // --target builds only up to the stage named.
+    ok_build(
+        &e,
+        &[
+            "--target",
+            "builder",
+            "-t",
+            "builder:1",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    let listed = e.ok(&["run", "--rm", "builder:1", "ls", "/out"]);
+    assert_eq!(listed.trim(), "hello");
+    // The context as a tar on stdin.
+    let tar = e.path().join("ctx.tar");
+    let st = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&ctx)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut c = e.cmd(&[
+        "build",
+        "-q",
+        "-t",
+        "fromtar:1",
+        "--build-arg",
+        "WHO=tar",
+        "-",
+    ]);
+    c.stdin(fs::File::open(&tar).unwrap());
+    let out = exec_bounded(c, CMD_TIMEOUT);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = e.ok(&["run", "--rm", "fromtar:1"]);
+    assert_eq!(out.trim(), "hello tar from /usr/local/bin/hello");
     let hist = e.ok(&["image", "history", "--no-trunc", "hello:1"]);
     assert!(
         hist.contains("COPY --from=builder /out/hello /usr/local/bin/hello"),
