@@ -290,10 +290,11 @@ fn cache_hits_then_only_what_follows_a_touched_file() {
     );
     let c = ctx.to_str().unwrap();
     let layers = |name: &str| config(&e, name)["RootFS"]["Layers"].clone();
-    let (_, err) = ok_build(&e, &["-t", "c:1", c]);
+    let (id1, err) = ok_build(&e, &["-t", "c:1", c]);
     assert_eq!(err.matches("ran-step-").count(), 3, "{err}");
     let first = layers("c:1");
-    let (_, err) = ok_build(&e, &["-t", "c:1", c]);
+    let (id2, err) = ok_build(&e, &["-t", "c:1", c]);
+    assert_eq!(id1, id2, "a fully cached rebuild is the same image");
     assert_eq!(err.matches("ran-step-").count(), 0, "all cached: {err}");
     assert_eq!(err.matches("CACHED").count(), 5, "{err}");
     assert_eq!(first, layers("c:1"), "the cached build has the same layers");

@@ -18,6 +18,9 @@ use super::layer::{ensure_snapshot, LayerRef};
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CacheEntry {
     pub layer: Option<LayerRef>,
+    /// When the step first ran (its history time: a fully cached rebuild is the same image).
+    #[serde(default)]
+    pub created: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]

@@ -480,6 +480,7 @@ impl Builder<'_> {
                     &key,
                     cache::CacheEntry {
                         layer: layer.clone(),
+                        created: Some(self.created.clone()),
                     },
                 )?;
                 Some(layer)
@@ -509,6 +510,7 @@ impl Builder<'_> {
                     &key,
                     cache::CacheEntry {
                         layer: layer.clone(),
+                        created: Some(self.created.clone()),
                     },
                 )?;
                 Some(layer)
@@ -520,6 +522,10 @@ impl Builder<'_> {
                 None
             }
         };
+        if fs_change.is_some() {
+            // A step that ran: the stage's time is now.
+            st.clock = Some(self.created.clone());
+        }
         let empty = match fs_change {
             Some(Some(l)) => {
                 st.layers.push(l);
@@ -589,12 +595,24 @@ impl Builder<'_> {
         if let Some(l) = hit.layer {
             st.layers.push(l);
         }
+        // A cached step keeps the time it first ran.
+        st.clock = Some(hit.created.unwrap_or_else(|| self.created.clone()));
         self.history(st, inst, empty);
         let _ = writeln!(self.out, "#{} CACHED", self.step);
     }
 
+    /// The time of a step: SOURCE_DATE_EPOCH's when set, else that of the stage's last
+    /// filesystem step (when it ran, or first ran for a cached one), else the base image's
+    /// last step: a fully cached rebuild makes the same config, hence the same image ID.
+    fn time(&self, st: &StageState) -> String {
+        if self.opts.source_date_epoch.is_some() {
+            return self.created.clone();
+        }
+        st.clock.clone().unwrap_or_else(|| self.created.clone())
+    }
+
     fn history(&self, st: &mut StageState, inst: &Instruction, empty: bool) {
-        let mut h = json!({"created": self.created, "created_by": inst.original});
+        let mut h = json!({"created": self.time(st), "created_by": inst.original});
         if empty {
             h["empty_layer"] = json!(true);
         }
@@ -800,6 +818,7 @@ impl Builder<'_> {
             &key,
             cache::CacheEntry {
                 layer: layer.clone(),
+                created: Some(self.created.clone()),
             },
         )?;
         Ok(Some(layer))
@@ -808,7 +827,7 @@ impl Builder<'_> {
     /// Store the final image and name it.
     fn commit(&mut self, st: &StageState) -> Result<(Digest, Digest)> {
         let store = &self.engine.images;
-        let config = st.image_config(&self.created);
+        let config = st.image_config(&self.time(st));
         let config_bytes = serde_json::to_vec(&config)
             .map_err(|e| BuildError::other(format!("image config: {e}")))?;
         let config_digest = store.content.write(&config_bytes, None)?;

@@ -29,6 +29,8 @@ pub struct StageState {
     pub cmd_set: bool,
     /// ONBUILD triggers inherited from the base image (run right after FROM).
     pub triggers: Vec<String>,
+    /// The time of the stage's last step (see `Builder::time`); None: not known.
+    pub clock: Option<String>,
 }
 
 impl StageState {
@@ -45,6 +47,7 @@ impl StageState {
             args: BTreeMap::new(),
             cmd_set: false,
             triggers: Vec::new(),
+            clock: None,
         }
     }
 
@@ -77,6 +80,7 @@ impl StageState {
             })
             .collect::<Result<Vec<_>, barge_image::Error>>()?;
         let s = |k: &str| raw.get(k).and_then(|v| v.as_str()).map(str::to_string);
+        let clock = s("created");
         Ok(StageState {
             config,
             layers,
@@ -92,6 +96,7 @@ impl StageState {
             args: BTreeMap::new(),
             cmd_set: false,
             triggers,
+            clock,
         })
     }
 
