@@ -447,3 +447,39 @@ fn source_date_epoch_builds_are_reproducible() {
         .collect();
     assert_eq!(ids[0], ids[1]);
 }
+
+#[test]
+fn heredoc_run_and_foreign_platform_refused_up_front() {
+    let e = env();
+    let ctx = e.path().join("ctx");
+    write(
+        &ctx,
+        &[(
+            "Dockerfile",
+            "FROM bb\nRUN <<EOF\nset -e\necho heredoc > /hd\necho second >> /hd\nEOF\nRUN cat > /cat.txt <<'END'\nliteral $HOME\nEND\n",
+        )],
+    );
+    ok_build(&e, &["-t", "hd:1", ctx.to_str().unwrap()]);
+    let out = e.ok(&["run", "--rm", "hd:1", "cat", "/hd", "/cat.txt"]);
+    assert_eq!(out, "heredoc\nsecond\nliteral $HOME\n");
+    // Another architecture without qemu registered in binfmt_misc: a clear error, and
+    // nothing ran (no container, no new image).
+    let arm_registered = Path::new("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists();
+    if !arm_registered {
+        let before = e.ok(&["images", "-q"]);
+        let out = build(
+            &e,
+            &["--platform", "linux/arm64", ctx.to_str().unwrap()],
+            &[],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            err.contains("qemu-aarch64") && err.contains("binfmt_misc"),
+            "{err}"
+        );
+        assert!(!err.contains("#1"), "nothing may run first: {err}");
+        assert_eq!(e.ok(&["images", "-q"]), before);
+        assert_eq!(e.ok(&["ps", "-aq"]).trim(), "");
+    }
+}
