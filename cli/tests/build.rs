@@ -483,3 +483,26 @@ fn heredoc_run_and_foreign_platform_refused_up_front() {
         assert_eq!(e.ok(&["ps", "-aq"]).trim(), "");
     }
 }
+
+#[test]
+fn a_killed_build_is_cleaned_up_by_the_next() {
+    let e = env();
+    let ctx = e.path().join("ctx");
+    write(&ctx, &[("Dockerfile", "FROM bb\nRUN sleep 30\n")]);
+    let mut child = e
+        .cmd(&["build", "-q", ctx.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let running = e.wait_for(std::time::Duration::from_secs(20), || {
+        !e.ok(&["ps", "-q"]).trim().is_empty()
+    });
+    assert!(running, "the RUN container never started");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!e.ok(&["ps", "-aq"]).trim().is_empty(), "left behind");
+    fs::write(ctx.join("Dockerfile"), "FROM bb\nENV A=1\n").unwrap();
+    ok_build(&e, &[ctx.to_str().unwrap()]);
+    assert_eq!(e.ok(&["ps", "-aq"]).trim(), "", "the next build removed it");
+}

@@ -10,6 +10,7 @@
 //! - [`copy`]: COPY/ADD sources and their extraction into the stage.
 //! - [`layer`]: snapshot diffs to layers.
 //! - [`cache`]: the step cache.
+//! - [`sweep`]: what killed builds left.
 //! - [`config`]: the config instructions.
 
 pub mod cache;
@@ -19,6 +20,7 @@ pub mod error;
 pub mod layer;
 pub mod run;
 pub mod state;
+pub mod sweep;
 pub mod vars;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -136,6 +138,7 @@ pub fn build(
     let run_dir = engine.paths.runroot.join("build");
     std::fs::create_dir_all(&run_dir)
         .map_err(|e| BuildError::other(format!("create {}: {e}", run_dir.display())))?;
+    sweep::sweep(engine, &run_dir);
     let created = match opts.source_date_epoch {
         Some(e) => barge_util::time::rfc3339_secs(e),
         None => barge_util::time::now_rfc3339(),
