@@ -456,12 +456,16 @@ fn heredoc_run_and_foreign_platform_refused_up_front() {
         &ctx,
         &[(
             "Dockerfile",
-            "FROM bb\nRUN <<EOF\nset -e\necho heredoc > /hd\necho second >> /hd\nEOF\nRUN cat > /cat.txt <<'END'\nliteral $HOME\nEND\n",
+            "FROM bb\nRUN <<EOF\nset -e\necho heredoc > /hd\necho second >> /hd\nEOF\nRUN cat > /cat.txt <<'END'\nliteral $HOME\nEND\nCOPY --chmod=0755 <<EOF /usr/bin/hello-hd\n#!/bin/sh\necho hi from a heredoc\nEOF\n",
         )],
     );
     ok_build(&e, &["-t", "hd:1", ctx.to_str().unwrap()]);
     let out = e.ok(&["run", "--rm", "hd:1", "cat", "/hd", "/cat.txt"]);
     assert_eq!(out, "heredoc\nsecond\nliteral $HOME\n");
+    assert_eq!(
+        e.ok(&["run", "--rm", "hd:1", "hello-hd"]).trim(),
+        "hi from a heredoc"
+    );
     // Another architecture without qemu registered in binfmt_misc: a clear error, and
     // nothing ran (no container, no new image).
     let arm_registered = Path::new("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists();

@@ -638,12 +638,27 @@ impl Builder<'_> {
     ) -> Result<Option<Option<LayerRef>>> {
         let line = inst.line;
         let word = if add { "ADD" } else { "COPY" };
-        if !c.heredocs.is_empty() {
-            return Err(BuildError::at(
-                line,
-                format!("{word} <<heredoc is not supported yet"),
-            ));
-        }
+        // Heredoc sources (`COPY <<EOF /dest`): files named after their delimiters.
+        let heredoc_dir = if c.heredocs.is_empty() {
+            None
+        } else {
+            let dir = tempfile::Builder::new()
+                .prefix("heredoc-")
+                .tempdir_in(&self.run_dir)
+                .map_err(|e| BuildError::at(line, format!("{word}: temp dir: {e}")))?;
+            for h in &c.heredocs {
+                if h.expand && h.body.contains('$') {
+                    return Err(BuildError::at(
+                        line,
+                        format!("{word} <<{}: variables in a heredoc source are not substituted by barge yet; quote the delimiter (<<'{}') for literal text", h.name, h.name),
+                    ));
+                }
+                let p = dir.path().join(&h.name);
+                std::fs::write(&p, &h.body)
+                    .map_err(|e| BuildError::at(line, format!("{word} <<{}: {e}", h.name)))?;
+            }
+            Some(dir)
+        };
         let mut sources = Vec::new();
         for s in &c.sources {
             sources.push(self.expand(st, s, line)?);
@@ -714,7 +729,20 @@ impl Builder<'_> {
                 );
             }
         }
-        let found = copy::find(&from_root, &sources, word).map_err(|e| e.on_line(line))?;
+        let mut found = if sources.is_empty() {
+            Vec::new()
+        } else {
+            copy::find(&from_root, &sources, word).map_err(|e| e.on_line(line))?
+        };
+        if let Some(dir) = &heredoc_dir {
+            for h in &c.heredocs {
+                found.push(copy::Found {
+                    path: dir.path().join(&h.name),
+                    named: format!("{word} <<{}", h.name),
+                    rel: String::new(),
+                });
+            }
+        }
         let ignored: Option<copy::Ignored<'_>> = match &c.from {
             None => Some(self.ctx.ignored),
             Some(_) => None,
