@@ -510,3 +510,52 @@ fn a_killed_build_is_cleaned_up_by_the_next() {
     ok_build(&e, &[ctx.to_str().unwrap()]);
     assert_eq!(e.ok(&["ps", "-aq"]).trim(), "", "the next build removed it");
 }
+
+#[test]
+fn c_program_compiled_with_gcc_in_one_stage_runs_in_busybox() {
+    let e = env();
+    // A "gcc" image made locally from the host's toolchain.
+    let root = e.path().join("gccroot");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gcc_rootfs.sh");
+    let st = std::process::Command::new("sh")
+        .arg(&script)
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(st.success(), "gcc_rootfs.sh");
+    let tar = e.path().join("gcc.tar");
+    let st = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    e.ok(&["import", tar.to_str().unwrap(), "hostgcc:local"]);
+    let ctx = e.path().join("ctx");
+    write(
+        &ctx,
+        &[
+            (
+                "hello.c",
+                "#include <stdio.h>\nint main(void) { printf(\"hello from C, %d\\n\", 6 * 7); return 0; }\n",
+            ),
+            (
+                "Dockerfile",
+                "FROM hostgcc:local AS build\n\
+                 COPY hello.c /src/\n\
+                 RUN gcc -static -O2 -o /hello /src/hello.c\n\
+                 FROM bb\n\
+                 COPY --from=build /hello /usr/local/bin/hello\n\
+                 CMD [\"hello\"]\n",
+            ),
+        ],
+    );
+    ok_build(&e, &["-t", "chello:1", ctx.to_str().unwrap()]);
+    assert_eq!(
+        e.ok(&["run", "--rm", "chello:1"]).trim(),
+        "hello from C, 42"
+    );
+}
