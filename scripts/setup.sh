@@ -12,13 +12,16 @@ set -euo pipefail
 # protobuf-compiler (protoc: the CRI server's gRPC code is generated from its .proto),
 # etcd-server + etcd-client (the edge hub's state store; the edge e2e tests start their own
 # etcd 3.4 on loopback ports), mosquitto + mosquitto-clients (an MQTT broker for the edge's
-# device tests).
+# device tests), gcc (barge build's test makes a C toolchain image from the host's gcc),
+# buildah (bench/build.sh compares barge build with it).
 PACKAGES=(busybox-static tini strace qemu-system-x86 cpio runc time pkg-config podman libseccomp-dev uidmap
     docker-registry skopeo umoci openssl apache2-utils containernetworking-plugins iptables iproute2 curl
     docker-compose python3-pip protobuf-compiler etcd-server etcd-client mosquitto mosquitto-clients
     # The fleet dashboard test drives headless Chromium through Selenium
     # (edge/barge-edge-e2e/tests/dashboard.rs, scripts/browser.py).
-    chromium chromium-driver python3-selenium)
+    chromium chromium-driver python3-selenium
+    # barge build's tests compile C in a stage (gcc); bench/build.sh compares with buildah.
+    gcc buildah)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

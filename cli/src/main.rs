@@ -3,6 +3,7 @@
 //! (`barge runtime ...`).
 #![deny(unsafe_code)]
 
+mod build;
 mod container;
 mod daemon;
 mod format;
@@ -58,6 +59,8 @@ enum Command {
     Save(image::save::Args),
     /// Create an image from a rootfs tarball.
     Import(image::import::Args),
+    /// Build an image from a Dockerfile.
+    Build(Box<build::Args>),
     /// Store credentials for a registry.
     Login(image::login::LoginArgs),
     /// Remove stored credentials for a registry.
@@ -198,6 +201,7 @@ fn main() {
             &cctx.runroot,
             a,
         ),
+        Command::Build(a) => container_cmd(|| build::run(&cctx, *a), 1),
         Command::Run(a) => container_cmd(|| container::run::run(&cctx, *a), ENGINE_FAILED),
         Command::Create(a) => container_cmd(|| container::create::run(&cctx, *a), ENGINE_FAILED),
         Command::Start(a) => container_cmd(|| container::lifecycle::start(&cctx, a), 1),

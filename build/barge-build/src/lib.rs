@@ -7,11 +7,12 @@
 //! - [`dockerignore`]: Docker's `.dockerignore` rules.
 //! - [`context`]: the build context (a directory or a tar on stdin, hostile entries refused;
 //!   sources resolved inside it; content hashes for the cache).
-//!
-//! Planned (issue 19): the builder (`stage`, `run`, `copy`, `cache`, `commit`).
+//! - [`builder`]: stages, RUN in barge containers, COPY/ADD, layers, the step cache, the
+//!   final image.
 #![forbid(unsafe_code)]
 
 pub mod ast;
+pub mod builder;
 pub mod context;
 pub mod dockerignore;
 pub mod expand;

@@ -1,5 +1,6 @@
 //! Image commands, one file each, over `barge_image`.
 
+pub mod history;
 pub mod import;
 pub mod inspect;
 pub mod list;
@@ -68,6 +69,8 @@ pub enum ImageCommand {
     Import(import::Args),
     /// Create a tag TARGET that refers to SOURCE.
     Tag(tag::Args),
+    /// Show the history of an image (its layers and the instructions that made them).
+    History(history::Args),
 }
 
 pub fn dispatch(ctx: &Ctx, cmd: ImageCommand) -> Result<()> {
@@ -81,6 +84,7 @@ pub fn dispatch(ctx: &Ctx, cmd: ImageCommand) -> Result<()> {
         ImageCommand::Save(a) => save::run(ctx, a),
         ImageCommand::Import(a) => import::run(ctx, a),
         ImageCommand::Tag(a) => tag::run(ctx, a),
+        ImageCommand::History(a) => history::run(ctx, a),
     }
 }
 

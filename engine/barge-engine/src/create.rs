@@ -31,6 +31,14 @@ impl Engine {
     pub fn create(&self, opts: CreateOptions) -> Result<ContainerRecord> {
         let image_rec = self.images.resolve(&opts.config.image)?;
         let image = self.images.image(&image_rec)?;
+        self.create_from_image(opts, &image)
+    }
+
+    /// Create a container from `image` as given (not looked up by name): the image builder
+    /// runs `RUN` steps on a stage's layers this way, before the stage is an image in the
+    /// store. Its rootfs is a writable snapshot on `image.top()`; `opts.config.image` is only
+    /// the name shown for it.
+    pub fn create_from_image(&self, opts: CreateOptions, image: &Image) -> Result<ContainerRecord> {
         let id = crate::names::new_id()?;
         let name = match &opts.name {
             Some(n) => {
@@ -43,7 +51,7 @@ impl Engine {
             })?,
         };
         let pod = self.pod_for_create(&opts.config)?;
-        let mut config = merge_image(opts, &image, &id)?;
+        let mut config = merge_image(opts, image, &id)?;
         if let Some(pod) = &pod {
             config.pod = Some(pod.id.clone());
             config.network = format!("pod:{}", pod.id);
@@ -74,7 +82,7 @@ impl Engine {
             let _ = std::fs::remove_dir_all(&dir);
             return Err(e);
         }
-        match self.make(&mut rec, &image) {
+        match self.make(&mut rec, image) {
             Ok(()) => {
                 rec.ready = true;
                 self.emit_container(&rec, crate::events::Action::Create, &[]);
