@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
-cargo build --release --locked -p barge -p barge-shim -p barge-engine -p barge-hub -p barge-agent -p barge-fleet --bins
+cargo build --release --locked -p barge -p barge-shim -p barge-engine -p barge-hub -p barge-agent -p barge-fleet -p barge-mapper --bins
 # The API daemon: a panic in one request fails that request only (panic = unwind).
 cargo build --profile daemon --locked -p barge-api
 cp target/daemon/barge-daemon target/release/barge-daemon
@@ -31,9 +31,9 @@ sed -i -e 's/"terminal": true/"terminal": false/' \
 # registry pull works the same way: `barge pull REGISTRY/NAME:TAG`), then containers from it.
 store=$(mktemp -d /tmp/barge-demo-store.XXXXXX)
 export BARGE_ROOT=$store/root BARGE_RUNROOT=$store/run BARGE_CONFIG=$store/etc
-daemon_pid= etcd_pid= hub_pid= agent_pid=
+daemon_pid= etcd_pid= hub_pid= agent_pid= mqtt_pid= mapper_pid=
 cleanup() {
-    for p in $agent_pid $hub_pid $etcd_pid $daemon_pid; do
+    for p in $mapper_pid $agent_pid $mqtt_pid $hub_pid $etcd_pid $daemon_pid; do
         kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true
     done
     "$barge" pod ls -q 2>/dev/null | xargs -r "$barge" pod rm -f >/dev/null 2>&1 || true
@@ -99,7 +99,16 @@ if command -v etcd >/dev/null; then
     export BARGE_FLEET_CONFIG=$store/hub/admin.conf
     token=$("$barge" fleet token create --ttl 10m)
     "$barge" edge join "https://127.0.0.1:$edge_port" --token "$token" --name demo-edge --label site=lab
-    "$barge" edge run 2>"$store/agent.log" &
+    # The device's MQTT broker (KubeEdge's EventBus talks to one), when mosquitto is installed.
+    mqtt=none
+    if [[ -x /usr/sbin/mosquitto ]]; then
+        mq=$(free_port)
+        printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$mq" >"$store/mosquitto.conf"
+        /usr/sbin/mosquitto -c "$store/mosquitto.conf" >"$store/mosquitto.log" 2>&1 &
+        mqtt_pid=$!
+        mqtt=tcp://127.0.0.1:$mq
+    fi
+    "$barge" edge run --mqtt "$mqtt" 2>"$store/agent.log" &
     agent_pid=$!
     cat >"$store/web.yaml" <<'YAML'
 apiVersion: apps/v1
@@ -129,4 +138,48 @@ YAML
     "$barge" fleet logs "demo-edge/$pod"
     "$barge" fleet exec "demo-edge/$pod" -- hostname
     "$barge" ps
+    # A device and its twin: a (virtual) thermometer on the edge, read by `barge mapper` over
+    # MQTT; the cloud sets a desired value and sees what the device reports.
+    if [[ $mqtt != none ]]; then
+        cat >"$store/device.yaml" <<'YAML'
+apiVersion: devices.kubeedge.io/v1beta1
+kind: DeviceModel
+metadata: {name: thermometer}
+spec:
+  protocol: virtual
+  properties:
+  - {name: temperature, type: INT, accessMode: ReadOnly, minimum: "-20", maximum: "60", unit: C}
+  - {name: setpoint, type: INT, accessMode: ReadWrite, minimum: "5", maximum: "30", unit: C}
+---
+apiVersion: devices.kubeedge.io/v1beta1
+kind: Device
+metadata: {name: thermo-1}
+spec:
+  deviceModelRef: {name: thermometer}
+  nodeName: demo-edge
+  protocol: {protocolName: virtual}
+  properties:
+  - name: temperature
+    collectCycle: 500
+    visitors: {protocolName: virtual, configData: {generator: randomWalk, initial: "21"}}
+  - name: setpoint
+    collectCycle: 500
+    desired: {value: "19"}
+    visitors: {protocolName: virtual, configData: {generator: constant, initial: "18"}}
+YAML
+        "$barge" fleet apply -f "$store/device.yaml"
+        "$barge" mapper --node demo-edge --mqtt "$mqtt" --protocol virtual 2>"$store/mapper.log" &
+        mapper_pid=$!
+        reported() {
+            "$barge" fleet get device thermo-1 -o json | python3 -c 'import json,sys
+twins = {t["propertyName"]: t.get("reported", {}).get("value") for t in json.load(sys.stdin).get("status", {}).get("twins", [])}
+print(twins.get(sys.argv[1]) or "")' "$1"
+        }
+        for _ in $(seq 100); do [[ $(reported setpoint) == 19 ]] && break; sleep 0.2; done
+        "$barge" fleet device set thermo-1 setpoint=23
+        for _ in $(seq 100); do [[ $(reported setpoint) == 23 ]] && break; sleep 0.2; done
+        "$barge" fleet get devices
+        [[ $(reported setpoint) == 23 ]] || { echo "the device did not reach setpoint 23" >&2; cat "$store/agent.log" "$store/mapper.log" >&2; exit 1; }
+    fi
+    echo "fleet dashboard: http://127.0.0.1:$api_port/ (admin token in $store/hub/admin.conf; removed when the demo ends)"
 fi
