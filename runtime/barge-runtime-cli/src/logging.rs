@@ -2,13 +2,11 @@
 //! `--log` file in text (`time=".." level=error msg=".."`) or JSON
 //! (`{"level":"error","msg":"..","time":".."}`, which containerd parses).
 
-use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
 
-use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
 
@@ -42,25 +40,6 @@ pub fn init(path: Option<&Path>, format: LogFormat, debug: bool) -> Result<(), S
     Ok(())
 }
 
-struct Message(String);
-
-impl Visit for Message {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            let _ = write!(self.0, "{value:?}");
-        } else {
-            let _ = write!(self.0, " {}={value:?}", field.name());
-        }
-    }
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.0.push_str(value);
-        } else {
-            let _ = write!(self.0, " {}={value:?}", field.name());
-        }
-    }
-}
-
 impl Subscriber for Logger {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
         *metadata.level() <= self.max
@@ -73,7 +52,7 @@ impl Subscriber for Logger {
     fn enter(&self, _: &Id) {}
     fn exit(&self, _: &Id) {}
     fn event(&self, event: &Event<'_>) {
-        let mut msg = Message(String::new());
+        let mut msg = barge_log::Message::default();
         event.record(&mut msg);
         let level = event.metadata().level().as_str().to_ascii_lowercase();
         let time = barge_util::time::now_rfc3339();

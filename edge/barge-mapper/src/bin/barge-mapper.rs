@@ -5,7 +5,7 @@ use clap::Parser;
 
 fn main() {
     let config = barge_mapper::config::Config::parse();
-    logging::init();
+    barge_log::init_stderr("barge-mapper", "barge_mapper", "BARGE_MAPPER_DEBUG");
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -42,74 +42,3 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     })
 }
 
-/// A minimal `tracing` subscriber: one line per event on stderr
-/// (`<time> barge-mapper <level>: <message>`); the mapper's own events from INFO, others'
-/// from WARN (`BARGE_MAPPER_DEBUG=1`: everything from DEBUG).
-mod logging {
-    use std::fmt::Write as _;
-    use std::io::Write as _;
-
-    use tracing::field::{Field, Visit};
-    use tracing::span::{Attributes, Id, Record};
-    use tracing::{Event, Level, Metadata, Subscriber};
-
-    struct Logger {
-        debug: bool,
-    }
-
-    pub fn init() {
-        let debug = std::env::var_os("BARGE_MAPPER_DEBUG").is_some_and(|v| v != "0");
-        let _ = tracing::subscriber::set_global_default(Logger { debug });
-    }
-
-    struct Message(String);
-
-    impl Visit for Message {
-        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-            if field.name() == "message" {
-                let _ = write!(self.0, "{value:?}");
-            } else {
-                let _ = write!(self.0, " {}={value:?}", field.name());
-            }
-        }
-        fn record_str(&mut self, field: &Field, value: &str) {
-            if field.name() == "message" {
-                self.0.push_str(value);
-            } else {
-                let _ = write!(self.0, " {}={value:?}", field.name());
-            }
-        }
-    }
-
-    impl Subscriber for Logger {
-        fn enabled(&self, m: &Metadata<'_>) -> bool {
-            if self.debug {
-                return *m.level() <= Level::DEBUG;
-            }
-            let max = if m.target().starts_with("barge_mapper") {
-                Level::INFO
-            } else {
-                Level::WARN
-            };
-            *m.level() <= max
-        }
-        fn new_span(&self, _: &Attributes<'_>) -> Id {
-            Id::from_u64(1)
-        }
-        fn record(&self, _: &Id, _: &Record<'_>) {}
-        fn record_follows_from(&self, _: &Id, _: &Id) {}
-        fn enter(&self, _: &Id) {}
-        fn exit(&self, _: &Id) {}
-        fn event(&self, event: &Event<'_>) {
-            let mut msg = Message(String::new());
-            event.record(&mut msg);
-            let level = event.metadata().level().as_str().to_ascii_lowercase();
-            let _ = writeln!(
-                std::io::stderr(),
-                "{} barge-mapper {level}: {}",
-                barge_util::time::now_rfc3339(),
-                msg.0
-            );
-        }
-    }
-}
