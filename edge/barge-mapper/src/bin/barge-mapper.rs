@@ -41,4 +41,3 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
         }
     })
 }
-

@@ -1047,17 +1047,29 @@ mod tests {
         let b = resolve(&specs, false, &[]).unwrap().0;
         assert!(b[0].host_port > p && b[0].host_port <= end, "{b:?}");
 
-        // ports taken by other bindings of the container are skipped too
-        let free = TcpListener::bind("0.0.0.0:0").unwrap();
-        let q = free.local_addr().unwrap().port();
-        drop(free);
-        let specs = [
-            spec("", q.saturating_add(1), q.saturating_add(20), 81, "tcp"),
-            spec("", q.saturating_add(1), 0, 80, "tcp"),
-        ];
-        let b = resolve(&specs, false, &[]).unwrap().0;
-        assert_eq!(b[1].host_port, q.saturating_add(1));
-        assert!(b[0].host_port > q.saturating_add(1), "{b:?}");
+        // ports taken by other bindings of the container are skipped too. The fixed port
+        // q+1 must be free on the machine: other tests (and processes) bind ports too, so
+        // a few fresh tries when it happens to be taken by someone else.
+        let mut checked = false;
+        for _ in 0..5 {
+            let free = TcpListener::bind("0.0.0.0:0").unwrap();
+            let q = free.local_addr().unwrap().port();
+            drop(free);
+            let specs = [
+                spec("", q.saturating_add(1), q.saturating_add(20), 81, "tcp"),
+                spec("", q.saturating_add(1), 0, 80, "tcp"),
+            ];
+            let b = match resolve(&specs, false, &[]) {
+                Ok((b, _)) => b,
+                Err(Error::PortAllocated { .. }) => continue,
+                Err(e) => panic!("{e}"),
+            };
+            assert_eq!(b[1].host_port, q.saturating_add(1));
+            assert!(b[0].host_port > q.saturating_add(1), "{b:?}");
+            checked = true;
+            break;
+        }
+        assert!(checked, "no free port pair in five tries");
     }
 
     #[test]
