@@ -293,10 +293,12 @@ async fn pump(
         if let Effective::Delay(ms) = e {
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
+        // Counted before the write: once the peer can see these bytes, the count includes them
+        // (counting after let a fast reader observe an echo before its bytes were counted).
+        stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
         if to.write_all(&buf[..n]).await.is_err() {
             return;
         }
-        stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
     }
 }
 
