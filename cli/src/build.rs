@@ -3,10 +3,10 @@
 //! an image from a Dockerfile, built with barge's own engine (see `barge_build::builder`).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};
+use barge_build::builder::progress::{Quiet, Sink, Terminal};
 use barge_build::builder::{self, BuildOptions, Progress};
 use barge_build::context::{BuildContext, TarLimits};
 
@@ -122,9 +122,6 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
                 .with_context(|| format!("read Dockerfile {}", path.display()))?
         }
     };
-    let df = barge_build::parse::parse(&dockerfile).map_err(|e| anyhow!("{e}"))?;
-    let matcher = bctx.matcher();
-    let ignored = |rel: &str, is_dir: bool| matcher.is_excluded(rel, is_dir);
     let engine = ctx.engine()?;
     let opts = BuildOptions {
         tags: args.tag.clone(),
@@ -135,27 +132,15 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         pull: args.pull,
         labels,
         source_date_epoch,
-        progress,
     };
-    let context = builder::Context {
-        dir: &context_dir,
-        ignored: &ignored,
+    let mut quiet = Quiet;
+    let mut terminal = Terminal::new(std::io::stderr(), progress);
+    let sink: &mut dyn Sink = if args.quiet {
+        &mut quiet
+    } else {
+        &mut terminal
     };
-    let parse_trigger = |text: &str| {
-        barge_build::parse::parse(&format!("FROM scratch\n{text}\n"))
-            .map_err(|e| e.to_string())
-            .and_then(|d| {
-                d.stages
-                    .into_iter()
-                    .next()
-                    .and_then(|s| s.instructions.into_iter().next())
-                    .ok_or_else(|| "empty trigger".to_string())
-            })
-    };
-    let mut sink = std::io::sink();
-    let mut err = std::io::stderr();
-    let out: &mut dyn Write = if args.quiet { &mut sink } else { &mut err };
-    let built = builder::build(&engine, &df, &context, &opts, out, Some(&parse_trigger));
+    let built = builder::from_context::build_from_context(&engine, &bctx, &dockerfile, &opts, sink);
     let built = built.map_err(|e| anyhow!("{e}"))?;
     if let Some(f) = &args.iidfile {
         barge_util::fs::write_atomic(

@@ -129,8 +129,18 @@ impl BuildContext {
         })
     }
 
-    /// A context from a tar stream, unpacked safely into a private temp dir.
+    /// A context from a tar stream (plain, gzip or zstd: the first bytes tell), unpacked
+    /// safely into a private temp dir.
     pub fn from_tar<R: Read>(reader: R, limits: &TarLimits) -> Result<BuildContext, ContextError> {
+        use barge_image::unpack::{decompress, Compression};
+        use std::io::BufRead;
+        let mut reader = io::BufReader::new(reader);
+        let head = reader
+            .fill_buf()
+            .map_err(|e| ContextError::Tar(format!("reading: {e}")))?;
+        let compression = Compression::sniff(head);
+        let reader =
+            decompress(reader, compression).map_err(|e| ContextError::Tar(e.to_string()))?;
         let parent = limits
             .temp_parent
             .clone()

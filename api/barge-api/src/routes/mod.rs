@@ -3,6 +3,7 @@
 //! docker's answer.
 
 pub mod archive;
+pub mod build;
 pub mod containers;
 pub mod exec;
 pub mod images;
@@ -23,6 +24,7 @@ use crate::state::AppState;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(system::routes())
+        .merge(build::routes())
         .merge(containers::routes())
         .merge(exec::routes())
         .merge(archive::routes())

@@ -2,7 +2,7 @@
 
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
@@ -19,8 +19,7 @@ pub fn routes() -> Router<AppState> {
         .route("/version", get(version))
         .route("/info", get(info))
         .route("/system/df", get(df))
-        .route("/events", get(events))
-        .route("/build", post(build));
+        .route("/events", get(events));
     // A handler that panics, for the test proving one request's panic leaves the daemon up.
     if std::env::var_os("BARGE_DAEMON_TEST_HOOKS").is_some() {
         r.route("/_barge/panic", get(panic_hook))
@@ -92,13 +91,6 @@ async fn version() -> ApiResult<Json<serde_json::Value>> {
 
 async fn panic_hook() -> &'static str {
     panic!("test hook: a handler panicked on purpose")
-}
-
-/// `POST /build`: not yet.
-async fn build() -> ApiError {
-    ApiError::not_implemented(
-        "barge does not build images yet: build with another tool and docker load or push/pull the result",
-    )
 }
 
 fn os_release() -> String {

@@ -12,12 +12,16 @@
 //! - [`cache`]: the step cache.
 //! - [`sweep`]: what killed builds left.
 //! - [`config`]: the config instructions.
+//! - [`from_context`]: a build from a [`crate::context::BuildContext`] and Dockerfile text.
+//! - [`progress`]: where the build reports its steps and RUN output.
 
 pub mod cache;
 pub mod config;
 pub mod copy;
 pub mod error;
+pub mod from_context;
 pub mod layer;
+pub mod progress;
 pub mod run;
 pub mod state;
 pub mod sweep;
@@ -38,7 +42,7 @@ pub use error::{BuildError, Result};
 use layer::LayerRef;
 use state::StageState;
 
-/// How `--progress` shows the build.
+/// How `--progress` shows the build ([`progress::Terminal`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Progress {
     /// Every step and all RUN output, as lines.
@@ -64,7 +68,9 @@ pub struct BuildOptions {
     pub labels: Vec<(String, String)>,
     /// `SOURCE_DATE_EPOCH`: created times fixed to it, file mtimes clamped to it.
     pub source_date_epoch: Option<i64>,
-    pub progress: Progress,
+    /// Credentials for pulling base images, each for its registry (`server`): docker's
+    /// `X-Registry-Config`. Registries not listed use the stored logins.
+    pub registry_auth: Vec<barge_engine::registry::proto::Credentials>,
 }
 
 /// The build's context directory and what `.dockerignore` excludes from it.
@@ -94,7 +100,9 @@ struct Builder<'a> {
     engine: &'a Engine,
     opts: &'a BuildOptions,
     ctx: &'a Context<'a>,
-    out: &'a mut dyn Write,
+    out: &'a mut dyn progress::Sink,
+    /// Steps in the stages to build (docker's `Step n/total`).
+    total: usize,
     cache: cache::Cache,
     run_dir: PathBuf,
     platform: Platform,
@@ -116,7 +124,7 @@ pub fn build(
     df: &Dockerfile,
     ctx: &Context<'_>,
     opts: &BuildOptions,
-    out: &mut dyn Write,
+    out: &mut dyn progress::Sink,
     parse_trigger: Option<TriggerParser<'_>>,
 ) -> Result<Built> {
     if df.stages.is_empty() {
@@ -148,6 +156,7 @@ pub fn build(
         opts,
         ctx,
         out,
+        total: 0,
         cache: cache::Cache::open(engine.images.root()),
         run_dir,
         platform,
@@ -177,6 +186,10 @@ pub fn build(
     // Hold a store lease: garbage collection waits until the image is named.
     let _lease = engine.images.lease()?;
     let needed = b.needed(df, target)?;
+    b.total = needed
+        .iter()
+        .map(|i| 1 + df.stages[*i].instructions.len())
+        .sum();
     let mut states: Vec<Option<StageState>> = vec![None; df.stages.len()];
     for (i, stage) in df.stages.iter().enumerate() {
         if !needed.contains(&i) {
@@ -211,7 +224,7 @@ pub fn build(
                 .collect::<Vec<_>>()
                 .join(" ")
         );
-        let _ = writeln!(b.out, "{w}");
+        b.out.note(&w);
         warnings.push(w);
     }
     let (id, manifest) = b.commit(&fin)?;
@@ -301,13 +314,6 @@ impl Builder<'_> {
         vars::expand(word, &|n| self.globals.get(n).cloned()).map_err(|e| BuildError::at(line, e))
     }
 
-    fn say(&mut self, text: &str) {
-        let _ = match self.opts.progress {
-            Progress::Plain => writeln!(self.out, "{text}"),
-            Progress::Tty => writeln!(self.out, "\x1b[1m{text}\x1b[0m"),
-        };
-    }
-
     /// Build one stage.
     fn stage(
         &mut self,
@@ -321,7 +327,8 @@ impl Builder<'_> {
             .unwrap_or_else(|| format!("stage-{}", stage.index));
         let base = self.expand_global(&stage.base, stage.line)?;
         self.step += 1;
-        self.say(&format!("#{} [{label}] FROM {base}", self.step));
+        self.out
+            .step(self.step, self.total, &label, &format!("FROM {base}"));
         let mut st = if base.eq_ignore_ascii_case("scratch") {
             StageState::scratch(&self.platform)
         } else if let Some(j) = stage_ref(df, &base, stage.index) {
@@ -370,9 +377,10 @@ impl Builder<'_> {
     ) -> Result<barge_image::meta::ImageRecord> {
         let have = self.engine.images.resolve(name).ok();
         if have.is_none() || self.opts.pull {
-            self.say(&format!("   pulling {name}"));
+            self.out.note(&format!("pulling {name}"));
             let mut po = barge_engine::pull::PullOptions {
                 platform,
+                auth: self.credentials_for(name),
                 ..Default::default()
             };
             if let Err(e) = self.engine.pull(name, &mut po) {
@@ -383,6 +391,17 @@ impl Builder<'_> {
             }
         }
         Ok(self.engine.images.resolve(name)?)
+    }
+
+    /// The `registry_auth` entry for the registry of image `name`, if any.
+    fn credentials_for(&self, name: &str) -> Option<barge_engine::registry::proto::Credentials> {
+        let r = barge_image::reference::ImageRef::parse(name).ok()?;
+        let host = registry_host(r.registry());
+        self.opts
+            .registry_auth
+            .iter()
+            .find(|c| registry_host(&c.server) == host)
+            .cloned()
     }
 
     /// Run one instruction on the stage.
@@ -396,7 +415,7 @@ impl Builder<'_> {
     ) -> Result<()> {
         self.step += 1;
         let n = self.step;
-        self.say(&format!("#{n} [{label}] {}", inst.original));
+        self.out.step(n, self.total, label, &inst.original);
         let started = Instant::now();
         let line = inst.line;
         let fs_change = match &inst.kind {
@@ -537,11 +556,7 @@ impl Builder<'_> {
             _ => true,
         };
         self.history(st, inst, empty);
-        let _ = writeln!(
-            self.out,
-            "#{n} DONE {:.1}s",
-            started.elapsed().as_secs_f64()
-        );
+        self.out.done(n, started.elapsed().as_secs_f64());
         Ok(())
     }
 
@@ -601,7 +616,7 @@ impl Builder<'_> {
         // A cached step keeps the time it first ran.
         st.clock = Some(hit.created.unwrap_or_else(|| self.created.clone()));
         self.history(st, inst, empty);
-        let _ = writeln!(self.out, "#{} CACHED", self.step);
+        self.out.cached(self.step);
     }
 
     /// The time of a step: SOURCE_DATE_EPOCH's when set, else that of the stage's last
@@ -890,7 +905,7 @@ impl Builder<'_> {
             store.db.put_image(&rec)?;
             store.emit(barge_events::Action::Tag, config_digest.as_str(), &name);
         }
-        let _ = writeln!(self.out, "writing image {config_digest}");
+        self.out.image(&config_digest);
         Ok((config_digest, manifest_digest))
     }
 }
@@ -904,6 +919,20 @@ impl Write for HashSink {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+/// A registry as named in credentials (`https://index.docker.io/v1/`, `r.local:5000`) or
+/// in a reference, reduced to its host: docker.io's aliases are one.
+fn registry_host(server: &str) -> String {
+    let s = server
+        .trim()
+        .trim_start_matches("https://")
+        .trim_start_matches("http://");
+    let host = s.split('/').next().unwrap_or_default().to_lowercase();
+    match host.as_str() {
+        "index.docker.io" | "registry-1.docker.io" | "docker.io" => "docker.io".into(),
+        _ => host,
     }
 }
 

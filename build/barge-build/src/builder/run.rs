@@ -4,7 +4,7 @@
 //! snapshot's upper directory) made a layer.
 
 use std::collections::VecDeque;
-use std::io::{Read, Write};
+use std::io::Read;
 
 use barge_engine::config::ContainerConfig;
 use barge_engine::container::Streams;
@@ -37,7 +37,7 @@ pub fn run(
     engine: &Engine,
     stage: &StageState,
     step: &RunStep<'_>,
-    out: &mut dyn Write,
+    out: &mut dyn super::progress::Sink,
 ) -> Result<Option<LayerRef>> {
     let image = stage.as_image()?;
     let mut env: Vec<String> = Vec::new();
@@ -138,7 +138,7 @@ impl Drop for Remove<'_> {
 /// without one) and the last lines.
 fn pump(
     mut sock: std::os::unix::net::UnixStream,
-    out: &mut dyn Write,
+    out: &mut dyn super::progress::Sink,
 ) -> (Option<i32>, Vec<String>) {
     let mut tail: VecDeque<String> = VecDeque::new();
     let mut partial = String::new();
@@ -155,8 +155,7 @@ fn pump(
         }
         match stream {
             protocol::STDOUT | protocol::STDERR => {
-                let _ = out.write_all(&buf);
-                let _ = out.flush();
+                out.output(&buf);
                 partial.push_str(&String::from_utf8_lossy(&buf));
                 while let Some(i) = partial.find('\n') {
                     let line: String = partial.drain(..=i).collect();

@@ -70,6 +70,28 @@ pub fn registry_auth(headers: &HeaderMap) -> ApiResult<Option<(String, String)>>
     Ok(cfg.credentials())
 }
 
+/// docker's `X-Registry-Config` (sent on `POST /build`): base64 JSON of registry →
+/// `AuthConfig`. Each entry with credentials, as `(registry, user, password)`.
+pub fn registry_config(headers: &HeaderMap) -> ApiResult<Vec<(String, String, String)>> {
+    let Some(v) = headers.get("X-Registry-Config") else {
+        return Ok(Vec::new());
+    };
+    let text = v
+        .to_str()
+        .map_err(|_| ApiError::bad_request("X-Registry-Config: not ASCII"))?;
+    if text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let raw = decode(text)
+        .ok_or_else(|| ApiError::bad_request("X-Registry-Config: not base64 (URL-safe)"))?;
+    let map: std::collections::BTreeMap<String, AuthConfig> = serde_json::from_slice(&raw)
+        .map_err(|e| ApiError::bad_request(format!("X-Registry-Config: invalid JSON: {e}")))?;
+    Ok(map
+        .into_iter()
+        .filter_map(|(server, cfg)| cfg.credentials().map(|(u, p)| (server, u, p)))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,5 +111,18 @@ mod tests {
         );
         h.insert("X-Registry-Auth", "!!".parse().unwrap());
         assert!(registry_auth(&h).is_err());
+        // X-Registry-Config: a map of registries.
+        let cfg =
+            r#"{"r.local:5000":{"username":"u","password":"p"},"https://index.docker.io/v1/":{}}"#;
+        let enc = base64::engine::general_purpose::URL_SAFE.encode(cfg);
+        h.insert("X-Registry-Config", enc.parse().unwrap());
+        assert_eq!(
+            registry_config(&h).unwrap(),
+            vec![("r.local:5000".to_string(), "u".to_string(), "p".to_string())]
+        );
+        h.insert("X-Registry-Config", "e30".parse().unwrap());
+        assert_eq!(registry_config(&h).unwrap(), vec![]);
+        h.insert("X-Registry-Config", "W10".parse().unwrap());
+        assert!(registry_config(&h).is_err(), "a JSON array is refused");
     }
 }

@@ -18,7 +18,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::routes::params::Params;
 use crate::state::AppState;
 
-pub use auth::{registry_auth, AuthConfig};
+pub use auth::{registry_auth, registry_config, AuthConfig};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
