@@ -21,7 +21,10 @@ PACKAGES=(busybox-static tini strace qemu-system-x86 cpio runc time pkg-config p
     # (edge/barge-edge-e2e/tests/dashboard.rs, scripts/browser.py).
     chromium chromium-driver python3-selenium
     # barge build's tests compile C in a stage (gcc); bench/build.sh compares with buildah.
-    gcc buildah)
+    gcc buildah
+    # Cross-building (barge build --platform linux/arm64|linux/arm/v7): RUN steps under
+    # qemu-user-static, registered in binfmt_misc (with the F flag) by binfmt-support.
+    qemu-user-static binfmt-support)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -38,6 +41,29 @@ if ((${#missing[@]})); then
         sleep 5
     done
 fi
+
+# Cross-building tests: binfmt_misc mounted and qemu-aarch64/qemu-arm registered (a kernel
+# or container that refuses is reported; the tests then check barge's error instead), and
+# Debian's arm64 and armhf busybox-static unpacked where the tests look for them
+# (barge_testutil::foreign_busybox).
+if [[ ! -e /proc/sys/fs/binfmt_misc/register ]]; then
+    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null ||
+        echo "setup: cannot mount binfmt_misc: cross-building RUN steps will be refused" >&2
+fi
+if [[ -e /proc/sys/fs/binfmt_misc/register ]]; then
+    update-binfmts --enable qemu-aarch64 2>/dev/null || echo "setup: qemu-aarch64 not registered" >&2
+    update-binfmts --enable qemu-arm 2>/dev/null || echo "setup: qemu-arm not registered" >&2
+fi
+for arch in arm64 armhf; do
+    dest=/usr/local/lib/barge-test/busybox-$arch
+    [[ -x $dest/bin/busybox ]] && continue
+    dpkg --print-foreign-architectures | grep -qx "$arch" || { dpkg --add-architecture "$arch"; apt-get update -qq; }
+    tmp=$(mktemp -d)
+    (cd "$tmp" && apt-get download -qq "busybox-static:$arch" >/dev/null)
+    mkdir -p "$dest"
+    dpkg-deb -x "$tmp"/busybox-static_*_"$arch".deb "$dest"
+    rm -rf "$tmp"
+done
 
 # docker-py (PyPI `docker`) for api/barge-api/tests/docker_py.rs.
 if ! python3 -c 'import docker' 2>/dev/null; then

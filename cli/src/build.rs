@@ -132,6 +132,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         pull: args.pull,
         labels,
         source_date_epoch,
+        // The stored logins (barge login) are used for base images.
+        registry_auth: Vec::new(),
     };
     let mut quiet = Quiet;
     let mut terminal = Terminal::new(std::io::stderr(), progress);

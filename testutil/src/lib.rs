@@ -29,6 +29,55 @@ use serde_json::{json, Value};
 /// Where Debian's busybox-static puts the binary.
 pub const BUSYBOX: &str = "/bin/busybox";
 
+/// Where `scripts/setup.sh` unpacks Debian's busybox-static for another architecture
+/// (`arm64`, `armhf`): `<dir>/bin/busybox`.
+pub const FOREIGN_BUSYBOX_DIR: &str = "/usr/local/lib/barge-test";
+
+/// A rootfs tar (`bin/busybox`, applet links, `etc`, `tmp`, `proc`, `sys`, `dev`) of Debian's
+/// busybox-static for the Debian architecture `deb_arch`, written to `dest`. Panics, naming
+/// the fix, when setup.sh has not fetched it.
+pub fn foreign_busybox_tar(deb_arch: &str, dest: &Path) {
+    let bin = Path::new(FOREIGN_BUSYBOX_DIR)
+        .join(format!("busybox-{deb_arch}"))
+        .join("bin/busybox");
+    let data = fs::read(&bin).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run scripts/setup.sh: it fetches busybox-static:{deb_arch})",
+            bin.display()
+        )
+    });
+    let mut b = tar::Builder::new(fs::File::create(dest).unwrap());
+    let mut add = |path: &str, kind: tar::EntryType, mode: u32, data: &[u8], link: &str| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_size(data.len() as u64);
+        h.set_mtime(1_600_000_000);
+        if kind == tar::EntryType::Symlink {
+            b.append_link(&mut h, path, link).unwrap();
+        } else {
+            b.append_data(&mut h, path, data).unwrap();
+        }
+    };
+    for d in ["bin", "etc", "proc", "sys", "dev"] {
+        add(d, tar::EntryType::Directory, 0o755, &[], "");
+    }
+    add("tmp", tar::EntryType::Directory, 0o1777, &[], "");
+    add("bin/busybox", tar::EntryType::Regular, 0o755, &data, "");
+    for a in [
+        "sh", "ls", "cat", "echo", "uname", "mkdir", "id", "true", "false", "test",
+    ] {
+        add(
+            &format!("bin/{a}"),
+            tar::EntryType::Symlink,
+            0o777,
+            &[],
+            "busybox",
+        );
+    }
+    b.finish().unwrap();
+}
+
 /// Directory for cached fixtures: `$BARGE_FIXTURES`, else `<workspace>/target/fixtures`.
 pub fn fixtures_dir() -> PathBuf {
     if let Ok(d) = std::env::var("BARGE_FIXTURES") {

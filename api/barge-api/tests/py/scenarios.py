@@ -98,5 +98,20 @@ def s_archive(c):
     ct.remove(force=True)
 
 
+def s_build(c):
+    img, logs = c.images.build(
+        path=os.environ["BUILD_CONTEXT"], tag="pybuilt:2", buildargs={"WHO": "py"}, rm=True
+    )
+    assert "pybuilt:2" in img.tags, img.tags
+    text = "".join(l.get("stream", "") for l in logs)
+    assert "Step 1/4 : FROM bb" in text, text
+    assert "Successfully tagged pybuilt:2" in text, text
+    try:
+        c.images.build(fileobj=io.BytesIO(b"FROM bb\nRUN exit 9\n"), tag="pybad:1")
+        raise AssertionError("expected BuildError")
+    except docker.errors.BuildError as e:
+        assert "exited with 9" in str(e), str(e)
+
+
 if __name__ == "__main__":
     main()

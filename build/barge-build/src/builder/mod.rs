@@ -12,12 +12,14 @@
 //! - [`cache`]: the step cache.
 //! - [`sweep`]: what killed builds left.
 //! - [`config`]: the config instructions.
+//! - [`emulation`]: qemu-user-static through binfmt_misc for other architectures' RUN steps.
 //! - [`from_context`]: a build from a [`crate::context::BuildContext`] and Dockerfile text.
 //! - [`progress`]: where the build reports its steps and RUN output.
 
 pub mod cache;
 pub mod config;
 pub mod copy;
+pub mod emulation;
 pub mod error;
 pub mod from_context;
 pub mod layer;
@@ -134,7 +136,6 @@ pub fn build(
         Some(p) => Platform::parse(p)?.normalized(),
         None => Platform::host(),
     };
-    check_platform(&platform)?;
     let target = match &opts.target {
         None => df.stages.len() - 1,
         Some(t) => df
@@ -186,6 +187,17 @@ pub fn build(
     // Hold a store lease: garbage collection waits until the image is named.
     let _lease = engine.images.lease()?;
     let needed = b.needed(df, target)?;
+    // RUN steps for another architecture need qemu-user-static: refused before anything runs
+    // when it is not set up (a build without RUN needs no emulator).
+    let runs_something = needed.iter().any(|i| {
+        df.stages[*i]
+            .instructions
+            .iter()
+            .any(|inst| matches!(inst.kind, Inst::Run { .. }))
+    });
+    if runs_something {
+        emulation::check(&b.platform, Path::new(emulation::BINFMT_DIR))?;
+    }
     b.total = needed
         .iter()
         .map(|i| 1 + df.stages[*i].instructions.len())
@@ -250,38 +262,6 @@ const PREDEFINED_ARGS: &[&str] = &[
     "ALL_PROXY",
     "all_proxy",
 ];
-
-/// A foreign platform needs qemu-user-static registered in binfmt_misc; refused before
-/// anything runs when it is not.
-fn check_platform(p: &Platform) -> Result<()> {
-    let host = Platform::host();
-    if p.architecture == host.architecture && p.os == host.os {
-        return Ok(());
-    }
-    let qemu = match p.architecture.as_str() {
-        "arm64" => "qemu-aarch64",
-        "arm" => "qemu-arm",
-        "amd64" => "qemu-x86_64",
-        "riscv64" => "qemu-riscv64",
-        "ppc64le" => "qemu-ppc64le",
-        "s390x" => "qemu-s390x",
-        "386" => "qemu-i386",
-        other => {
-            return Err(BuildError::other(format!(
-                "--platform {}/{other}: no emulator known for this architecture",
-                p.os
-            )))
-        }
-    };
-    let reg = Path::new("/proc/sys/fs/binfmt_misc").join(qemu);
-    match std::fs::read_to_string(&reg) {
-        Ok(s) if s.lines().next() == Some("enabled") => Ok(()),
-        _ => Err(BuildError::other(format!(
-            "--platform {p}: RUN steps need {qemu} registered in binfmt_misc ({} is missing or disabled): install qemu-user-static (Debian registers it) or build on a {p} machine",
-            reg.display()
-        ))),
-    }
-}
 
 impl Builder<'_> {
     /// The stages the target needs (itself, its FROM stage, its COPY --from stages…).
