@@ -185,6 +185,38 @@ fn tar_context_unpacks() {
     assert!(!root.exists(), "the private temp dir goes with the context");
 }
 
+/// A gzip-compressed context (`docker build --compress`) is unpacked like a plain one; the
+/// Dockerfile is read only from inside it.
+#[test]
+fn gzip_context_and_the_dockerfile_inside_it() {
+    use std::io::Write;
+    let parent = tempfile::tempdir().unwrap();
+    let mut t = RawTar::new();
+    t.file("sub/Dockerfile", "FROM scratch\n")
+        .add("out", tar::EntryType::Symlink, "sub/../..", b"");
+    let tar = t.bytes();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar).unwrap();
+    let gz = gz.finish().unwrap();
+    let e = BuildContext::from_tar(&gz[..], &limits(parent.path())).unwrap_err();
+    assert!(e.to_string().contains("\"out\""), "{e}");
+    let mut t = RawTar::new();
+    t.file("sub/Dockerfile", "FROM scratch\n");
+    let tar = t.bytes();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar).unwrap();
+    let ctx = BuildContext::from_tar(&gz.finish().unwrap()[..], &limits(parent.path())).unwrap();
+    use crate::builder::from_context::read_dockerfile;
+    assert_eq!(
+        read_dockerfile(&ctx, Some("sub/Dockerfile")).unwrap(),
+        "FROM scratch\n"
+    );
+    let e = read_dockerfile(&ctx, Some("../../../etc/passwd")).unwrap_err();
+    assert!(e.to_string().contains("outside the build context"), "{e}");
+    let e = read_dockerfile(&ctx, None).unwrap_err();
+    assert!(e.to_string().contains("no such file"), "{e}");
+}
+
 #[test]
 fn hostile_tars_are_refused_and_write_nothing_outside() {
     let parent = tempfile::tempdir().unwrap();
