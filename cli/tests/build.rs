@@ -468,24 +468,22 @@ fn heredoc_run_and_foreign_platform_refused_up_front() {
     );
     // Another architecture without qemu registered in binfmt_misc: a clear error, and
     // nothing ran (no container, no new image).
-    let arm_registered = Path::new("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists();
-    if !arm_registered {
-        let before = e.ok(&["images", "-q"]);
-        let out = build(
-            &e,
-            &["--platform", "linux/arm64", ctx.to_str().unwrap()],
-            &[],
-        );
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success());
-        assert!(
-            err.contains("qemu-aarch64") && err.contains("binfmt_misc"),
-            "{err}"
-        );
-        assert!(!err.contains("#1"), "nothing may run first: {err}");
-        assert_eq!(e.ok(&["images", "-q"]), before);
-        assert_eq!(e.ok(&["ps", "-aq"]).trim(), "");
+    if !Path::new("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists() {
+        refused_up_front(&e, &ctx, "linux/arm64", "qemu-aarch64");
     }
+}
+
+/// A build of `ctx` for `platform`, whose emulator `qemu` is not registered: a clear error
+/// naming it, and nothing ran (no step, no container, no new image).
+fn refused_up_front(e: &BargeEnv, ctx: &Path, platform: &str, qemu: &str) {
+    let before = e.ok(&["images", "-q"]);
+    let out = build(e, &["--platform", platform, ctx.to_str().unwrap()], &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains(qemu) && err.contains("binfmt_misc"), "{err}");
+    assert!(!err.contains("#1"), "nothing may run first: {err}");
+    assert_eq!(e.ok(&["images", "-q"]), before);
+    assert_eq!(e.ok(&["ps", "-aq"]).trim(), "");
 }
 
 #[test]
@@ -651,21 +649,11 @@ fn cross_builds_run_under_qemu() {
     // An architecture with no emulator registered (riscv64, unless this host registers it):
     // refused before anything runs, naming what is missing.
     if !Path::new("/proc/sys/fs/binfmt_misc/qemu-riscv64").exists() {
-        let ctx = e.path().join("ctx-arm64");
-        let before = e.ok(&["images", "-q"]);
-        let out = build(
+        refused_up_front(
             &e,
-            &["--platform", "linux/riscv64", ctx.to_str().unwrap()],
-            &[],
+            &e.path().join("ctx-arm64"),
+            "linux/riscv64",
+            "qemu-riscv64",
         );
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success());
-        assert!(
-            err.contains("qemu-riscv64") && err.contains("binfmt_misc"),
-            "{err}"
-        );
-        assert!(!err.contains("#1"), "nothing may run first: {err}");
-        assert_eq!(e.ok(&["images", "-q"]), before);
-        assert_eq!(e.ok(&["ps", "-aq"]).trim(), "");
     }
 }
