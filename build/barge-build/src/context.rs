@@ -180,12 +180,29 @@ impl BuildContext {
     /// is relative to the root, as in Docker; `..` above the root or a symlink that leads out
     /// of it is an error naming the source.
     pub fn resolve(&self, src: &str) -> Result<PathBuf, ContextError> {
+        resolve_in(&self.root, Path::new(src))
+    }
+}
+
+/// [`BuildContext::resolve`] for any context directory `root` (canonical: symlinks to
+/// absolute paths are inside only when they start with it). The builder's `COPY` uses it.
+pub fn resolve_in(root: &Path, src: &Path) -> Result<PathBuf, ContextError> {
+    Resolver { root }.resolve(src)
+}
+
+/// Resolves paths inside one root.
+struct Resolver<'a> {
+    root: &'a Path,
+}
+
+impl Resolver<'_> {
+    fn resolve(&self, src: &Path) -> Result<PathBuf, ContextError> {
         let outside = |reason: String| ContextError::Outside {
-            source_path: src.to_string(),
+            source_path: src.to_string_lossy().into_owned(),
             reason,
         };
         let mut pending: Vec<Vec<u8>> = Vec::new();
-        for c in Path::new(src).components().rev() {
+        for c in src.components().rev() {
             match c {
                 Component::Normal(n) => pending.push(n.as_bytes().to_vec()),
                 Component::ParentDir => pending.push(b"..".to_vec()),
@@ -225,7 +242,7 @@ impl BuildContext {
             let target = fs::read_link(&cur).map_err(io_err("reading link", &cur))?;
             stack.pop();
             if target.is_absolute() {
-                let Ok(inside) = target.strip_prefix(&self.root) else {
+                let Ok(inside) = target.strip_prefix(self.root) else {
                     return Err(outside(format!(
                         "{} is a symlink to {}",
                         self.rel(&cur),
@@ -263,7 +280,7 @@ impl BuildContext {
     }
 
     fn join(&self, parts: &[Vec<u8>]) -> PathBuf {
-        let mut p = self.root.clone();
+        let mut p = self.root.to_path_buf();
         for part in parts {
             p.push(OsStr::from_bytes(part));
         }
@@ -271,12 +288,14 @@ impl BuildContext {
     }
 
     fn rel(&self, p: &Path) -> String {
-        p.strip_prefix(&self.root)
+        p.strip_prefix(self.root)
             .unwrap_or(p)
             .to_string_lossy()
             .into_owned()
     }
+}
 
+impl BuildContext {
     /// Every path of the context not excluded by `.dockerignore`, sorted, symlinks not
     /// followed.
     pub fn walk(&self) -> Result<Vec<ContextEntry>, ContextError> {
@@ -341,7 +360,7 @@ impl BuildContext {
         let mut rels: Vec<String> = Vec::new();
         for src in sources {
             let path = self.resolve(src)?;
-            let rel = self.rel(&path);
+            let rel = Resolver { root: &self.root }.rel(&path);
             let meta = fs::symlink_metadata(&path).map_err(io_err("inspecting", &path))?;
             rels.push(rel.clone());
             if meta.is_dir() {

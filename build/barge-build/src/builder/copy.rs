@@ -109,62 +109,22 @@ fn clean(src: &str) -> Option<Vec<OsString>> {
     Some(out)
 }
 
-/// Resolve `comps` in the context `root`, following symlinks but never out of it.
+/// Resolve `comps` in the context `root`, following symlinks but never out of it (the
+/// context's own resolver); the source must exist.
 fn resolve_in_context(root: &Path, comps: &[OsString], named: &str) -> Result<PathBuf> {
-    let outside = |why: String| {
-        BuildError::other(format!(
-            "{named}: forbidden path outside the build context ({why})"
-        ))
-    };
-    let mut todo: Vec<OsString> = comps.iter().rev().cloned().collect();
-    let mut done: Vec<OsString> = Vec::new();
-    let mut links = 0;
-    while let Some(c) = todo.pop() {
-        if c == ".." {
-            if done.pop().is_none() {
-                return Err(outside("a symlink on the way leads above it".into()));
-            }
-            continue;
-        }
-        if c == "." {
-            continue;
-        }
-        done.push(c);
-        let here: PathBuf = done.iter().fold(root.to_path_buf(), |p, c| p.join(c));
-        let Ok(meta) = fs::symlink_metadata(&here) else {
-            return Err(BuildError::other(format!(
-                "{named}: not found in the build context"
-            )));
-        };
-        if !meta.file_type().is_symlink() {
-            continue;
-        }
-        links += 1;
-        if links > 40 {
-            return Err(BuildError::other(format!("{named}: too many symlinks")));
-        }
-        let target = fs::read_link(&here)
-            .map_err(|e| BuildError::other(format!("{named}: readlink: {e}")))?;
-        done.pop();
-        if target.is_absolute() {
-            return Err(outside(format!(
-                "{} is a symlink to {}",
-                done.iter()
-                    .fold(PathBuf::new(), |p, c| p.join(c))
-                    .join(here.file_name().unwrap_or_default())
-                    .display(),
-                target.display()
-            )));
-        }
-        for t in target.components().rev() {
-            match t {
-                Component::Normal(n) => todo.push(n.to_os_string()),
-                Component::ParentDir => todo.push("..".into()),
-                _ => {}
-            }
-        }
+    let src: PathBuf = comps.iter().collect();
+    let path = crate::context::resolve_in(root, &src).map_err(|e| match e {
+        crate::context::ContextError::Outside { reason, .. } => BuildError::other(format!(
+            "{named}: forbidden path outside the build context ({reason})"
+        )),
+        other => BuildError::other(format!("{named}: {other}")),
+    })?;
+    if fs::symlink_metadata(&path).is_err() {
+        return Err(BuildError::other(format!(
+            "{named}: not found in the build context"
+        )));
     }
-    Ok(done.iter().fold(root.to_path_buf(), |p, c| p.join(c)))
+    Ok(path)
 }
 
 /// Find the sources named by `patterns` (globs expanded, sorted).

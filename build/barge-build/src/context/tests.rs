@@ -192,8 +192,12 @@ fn gzip_context_and_the_dockerfile_inside_it() {
     use std::io::Write;
     let parent = tempfile::tempdir().unwrap();
     let mut t = RawTar::new();
-    t.file("sub/Dockerfile", "FROM scratch\n")
-        .add("out", tar::EntryType::Symlink, "sub/../..", b"");
+    t.file("sub/Dockerfile", "FROM scratch\n").add(
+        "out",
+        tar::EntryType::Symlink,
+        "sub/../..",
+        b"",
+    );
     let tar = t.bytes();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&tar).unwrap();
