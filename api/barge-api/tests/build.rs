@@ -341,3 +341,54 @@ fn docker_py_images_build() {
     );
     assert_eq!(d.docker_ok(&["run", "--rm", "pybuilt:2"]), "built for py\n");
 }
+
+/// `docker build --platform linux/arm64` from an arm64 busybox image (Debian's
+/// busybox-static:arm64): the RUN executes under qemu-user-static and the image is arm64;
+/// without the emulator registered, the error comes before any step.
+#[test]
+fn docker_build_for_arm64() {
+    let d = Daemon::start();
+    let tar = d.store.path().join("bb-arm64.tar");
+    barge_testutil::foreign_busybox_tar("arm64", &tar);
+    d.store.ok(&[
+        "import",
+        "--platform",
+        "linux/arm64",
+        tar.to_str().unwrap(),
+        "bb-arm64:1",
+    ]);
+    let ctx = d.store.path().join("armctx");
+    write(
+        &ctx,
+        &[(
+            "Dockerfile",
+            "FROM bb-arm64:1\nRUN uname -m > /machine\nCMD [\"cat\", \"/machine\"]\n",
+        )],
+    );
+    let o = docker_build(
+        &d,
+        &[
+            "--platform",
+            "linux/arm64",
+            "-t",
+            "arm:1",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    let ready = fs::read_to_string("/proc/sys/fs/binfmt_misc/qemu-aarch64")
+        .map(|t| {
+            t.starts_with("enabled")
+                && t.lines()
+                    .any(|l| l.starts_with("flags:") && l.contains('F'))
+        })
+        .unwrap_or(false);
+    if !ready {
+        assert_eq!(o.status.code(), Some(1));
+        assert!(stderr(&o).contains("qemu-aarch64"), "{}", stderr(&o));
+        assert!(!stdout(&o).contains("Step 1/"), "{}", stdout(&o));
+        return;
+    }
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    assert_eq!(d.inspect("arm:1", "{{.Architecture}}"), "arm64");
+    assert_eq!(d.docker_ok(&["run", "--rm", "arm:1"]), "aarch64\n");
+}
