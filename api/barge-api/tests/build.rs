@@ -30,15 +30,24 @@ fn docker_build(d: &Daemon, args: &[&str]) -> std::process::Output {
     exec_bounded(c, DOCKER_TIMEOUT)
 }
 
-/// The files of the build-contexts directory (what uploads left behind).
-fn leftovers(d: &Daemon) -> Vec<String> {
-    fs::read_dir(d.store.root().join("build-contexts"))
+/// The entries of a directory, by name.
+fn names(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
         .map(|r| {
             r.filter_map(|e| e.ok())
                 .map(|e| e.file_name().to_string_lossy().into_owned())
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// What uploads left behind: the contexts in `build-contexts/<daemon pid>/`.
+fn leftovers(d: &Daemon) -> Vec<String> {
+    let dir = d.store.root().join("build-contexts");
+    names(&dir)
+        .into_iter()
+        .flat_map(|pid| names(&dir.join(&pid)))
+        .collect()
 }
 
 const DOCKERFILE: &str = "FROM bb AS base
@@ -246,6 +255,13 @@ fn tar_with(name: &[u8], kind: tar::EntryType, data: &[u8], link: Option<&[u8]>)
 #[test]
 fn hostile_contexts_and_bad_parameters_are_refused() {
     let d = Daemon::start();
+    // What a killed daemon (a pid no process has) left goes at the next build.
+    let stale = d
+        .store
+        .root()
+        .join("build-contexts/999999999/barge-context-x");
+    fs::create_dir_all(&stale).unwrap();
+    fs::write(stale.join("f"), "x").unwrap();
     let outside = d.store.path().join("escaped");
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (
@@ -279,6 +295,10 @@ fn hostile_contexts_and_bad_parameters_are_refused() {
         assert!(!outside.exists());
     }
     assert!(!Path::new("/tmp/abs-escape").exists());
+    assert!(
+        !stale.parent().unwrap().exists(),
+        "the dead daemon's contexts are gone"
+    );
     // The Dockerfile must be inside the context.
     let ok_tar = tar_with(b"f.txt", tar::EntryType::Regular, b"x", None);
     for df in ["../../../../etc/passwd", "/etc/passwd/../../.."] {

@@ -2,7 +2,8 @@
 //!
 //! The request body is the build context as a tar (plain, gzip or zstd), unpacked by the
 //! builder's hostile-entry-refusing extractor into a private directory under the daemon's
-//! root (removed when the build ends). The query gives `t` (repeatable), `dockerfile`,
+//! root (`build-contexts/<daemon pid>/`, removed when the build ends; what a killed daemon
+//! left is removed by the next build). The query gives `t` (repeatable), `dockerfile`,
 //! `buildargs` and `labels` (JSON objects), `target`, `nocache`, `pull`, `q`, `platform`;
 //! `rm`/`forcerm` are accepted (build containers are always removed); `X-Registry-Config`
 //! carries credentials for pulling base images. The answer is docker's JSON message stream:
@@ -150,8 +151,10 @@ async fn build(State(s): State<AppState>, p: Params, req: Request) -> ApiResult<
     let (lines, resp) = json_lines();
     let engine = s.engine.clone();
     tokio::task::spawn_blocking(move || {
+        let contexts = engine.paths.root.join("build-contexts");
+        sweep_contexts(&contexts);
         let limits = TarLimits {
-            temp_parent: Some(engine.paths.root.join("build-contexts")),
+            temp_parent: Some(contexts.join(std::process::id().to_string())),
             ..TarLimits::default()
         };
         let mut sink = JsonStream {
@@ -193,6 +196,24 @@ async fn build(State(s): State<AppState>, p: Params, req: Request) -> ApiResult<
         }
     });
     Ok(resp)
+}
+
+/// Remove what daemons that are gone left in `dir` (one subdirectory per daemon pid: a
+/// daemon killed mid-build leaves its context behind). The living daemons' are kept.
+fn sweep_contexts(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let alive = std::path::Path::new(&format!("/proc/{pid}")).exists();
+        if !alive {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// docker's 12-hex image ID.
