@@ -412,3 +412,46 @@ fn docker_build_for_arm64() {
     assert_eq!(d.inspect("arm:1", "{{.Architecture}}"), "arm64");
     assert_eq!(d.docker_ok(&["run", "--rm", "arm:1"]), "aarch64\n");
 }
+
+/// A client that goes away mid-build cancels it before its next step: no image is made, the
+/// build container and the context directory go.
+#[test]
+fn a_client_going_away_cancels_the_build() {
+    use std::io::{Read, Write};
+    let d = Daemon::start();
+    let mut df = String::from("FROM bb\n");
+    for i in 1..=8 {
+        df.push_str(&format!("RUN sleep 1 && echo step{i}\n"));
+    }
+    let mut h = tar::Header::new_gnu();
+    h.set_path("Dockerfile").unwrap();
+    h.set_mode(0o644);
+    h.set_size(df.len() as u64);
+    h.set_cksum();
+    let mut b = tar::Builder::new(Vec::new());
+    b.append(&h, df.as_bytes()).unwrap();
+    let body = b.into_inner().unwrap();
+    let mut s = d.connect();
+    let head = format!(
+        "POST /build?t=cancelled:1 HTTP/1.1\r\nHost: docker\r\nContent-Type: application/x-tar\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(&body).unwrap();
+    // Read until the first RUN's output, then go.
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("step1") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "{}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    drop(s);
+    // The build ends (its context dir goes) well before its 8 RUNs could have.
+    let ended = wait_until(std::time::Duration::from_secs(20), || {
+        leftovers(&d).is_empty() && d.store.ok(&["ps", "-aq"]).trim().is_empty()
+    });
+    assert!(ended, "the build did not end:\n{}", d.log());
+    let images = d.docker_ok(&["images", "--format", "{{.Repository}}"]);
+    assert!(!images.contains("cancelled"), "{images}");
+}

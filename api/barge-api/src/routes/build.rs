@@ -254,4 +254,8 @@ impl Sink for JsonStream {
     fn image(&mut self, id: &Digest) {
         self.lines.send(&json!({"aux": {"ID": id.to_string()}}));
     }
+    /// A client that went away cancels the build before its next step (as dockerd does).
+    fn cancelled(&self) -> bool {
+        self.lines.is_closed()
+    }
 }

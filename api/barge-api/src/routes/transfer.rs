@@ -133,6 +133,11 @@ impl Lines {
         self.tx.send(Bytes::from(line)).is_ok()
     }
 
+    /// Has the client gone away (the response body dropped)?
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
     /// docker's in-stream error: `{"errorDetail":{"message":…},"error":…}`.
     pub fn error_value(message: &str) -> serde_json::Value {
         serde_json::json!({"errorDetail": {"message": message}, "error": message})

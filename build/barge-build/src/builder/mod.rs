@@ -290,6 +290,16 @@ impl Builder<'_> {
         Ok(needed)
     }
 
+    /// Stop between steps when the sink says nobody waits for the result any more.
+    fn check_cancelled(&self) -> Result<()> {
+        if self.out.cancelled() {
+            return Err(BuildError::other(
+                "the build was cancelled: the client went away",
+            ));
+        }
+        Ok(())
+    }
+
     fn expand_global(&self, word: &str, line: usize) -> Result<String> {
         vars::expand(word, &|n| self.globals.get(n).cloned()).map_err(|e| BuildError::at(line, e))
     }
@@ -306,6 +316,7 @@ impl Builder<'_> {
             .clone()
             .unwrap_or_else(|| format!("stage-{}", stage.index));
         let base = self.expand_global(&stage.base, stage.line)?;
+        self.check_cancelled()?;
         self.step += 1;
         self.out
             .step(self.step, self.total, &label, &format!("FROM {base}"));
@@ -393,6 +404,7 @@ impl Builder<'_> {
         inst: &Instruction,
         states: &[Option<StageState>],
     ) -> Result<()> {
+        self.check_cancelled()?;
         self.step += 1;
         let n = self.step;
         self.out.step(n, self.total, label, &inst.original);

@@ -22,6 +22,10 @@ pub trait Sink {
     fn note(&mut self, text: &str);
     /// The final image was written.
     fn image(&mut self, id: &Digest);
+    /// Should the build stop before its next step (whoever asked for it went away)?
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 /// `barge build`'s output on a terminal or in a log.
