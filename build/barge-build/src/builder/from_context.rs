@@ -17,14 +17,11 @@ pub fn read_dockerfile(ctx: &BuildContext, rel: Option<&str>) -> Result<String> 
         .resolve(rel)
         .map_err(|e| BuildError::other(format!("the Dockerfile {rel}: {e}")))?;
     std::fs::read_to_string(&path).map_err(|e| {
-        BuildError::other(format!(
-            "the Dockerfile {rel} in the build context: {}",
-            if e.kind() == std::io::ErrorKind::NotFound {
-                "no such file".to_string()
-            } else {
-                e.to_string()
-            }
-        ))
+        BuildError::other(if e.kind() == std::io::ErrorKind::NotFound {
+            format!("cannot locate the Dockerfile: no {rel} in the build context")
+        } else {
+            format!("reading the Dockerfile {rel}: {e}")
+        })
     })
 }
 
