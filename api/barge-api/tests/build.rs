@@ -455,3 +455,34 @@ fn a_client_going_away_cancels_the_build() {
     let images = d.docker_ok(&["images", "--format", "{{.Repository}}"]);
     assert!(!images.contains("cancelled"), "{images}");
 }
+
+/// A base image in a registry with basic auth: the CLI's stored login reaches the daemon in
+/// `X-Registry-Config` and the builder's pull uses it (the daemon stores no credentials, so
+/// without a login the FROM fails, named).
+#[test]
+fn base_images_are_pulled_with_x_registry_config() {
+    use barge_testutil::oci_image::{push_image, Image};
+    use barge_testutil::registry::Registry;
+    let reg = Registry::start_basic_auth("erin", "b4se");
+    push_image(&reg, "base/bb", "1", &Image::busybox());
+    let d = Daemon::start();
+    let ctx = d.store.path().join("regctx");
+    write(
+        &ctx,
+        &[(
+            "Dockerfile",
+            &format!("FROM {}/base/bb:1\nRUN echo pulled > /p\n", reg.addr),
+        )],
+    );
+    let c = ctx.to_str().unwrap();
+    let o = docker_build(&d, &["-t", "fromreg:1", c]);
+    assert!(!o.status.success(), "{}", stdout(&o));
+    assert!(stderr(&o).contains("FROM"), "{}", stderr(&o));
+    d.docker_ok(&["login", "-u", "erin", "-p", "b4se", &reg.addr]);
+    let o = docker_build(&d, &["-t", "fromreg:1", c]);
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "fromreg:1", "cat", "/p"]),
+        "pulled\n"
+    );
+}
