@@ -22,15 +22,21 @@ use common::{env, Collect, Env};
 /// A two-layer image (busybox, then a file of `big` noise bytes) stored in `e` as `name`,
 /// pulled from a registry of its own (which is gone afterwards).
 fn stored_image(e: &Env, name: &str, big: usize) -> Vec<u8> {
+    stored_image_with(e, name, big, false)
+}
+
+/// [`stored_image`], with Docker v2 media types when `docker`.
+fn stored_image_with(e: &Env, name: &str, big: usize, docker: bool) -> Vec<u8> {
     let src = Registry::start();
     let data = barge_testutil::noise(big, 11);
-    let image = Image::new(vec![
+    let mut image = Image::new(vec![
         Layer::busybox(Comp::Gzip),
         Layer::new(
             Comp::Gzip,
             vec![Entry::file("data/big", data.clone(), 0o644)],
         ),
     ]);
+    image.docker_media_types = docker;
     push_image(&src, "src", "1", &image);
     let pulled = e.pull(&format!("{}/src:1", src.addr)).unwrap();
     e.store.tag(&pulled.name, name).unwrap();
@@ -357,6 +363,32 @@ fn bearer_token_registry() {
         &[("Accept", barge_image::manifest::OCI_MANIFEST)],
     );
     assert_eq!(m.status, 200, "{}", m.text());
+}
+
+#[test]
+fn docker_media_types_are_pushed_as_stored() {
+    let reg = Registry::start();
+    let e = env();
+    let name = format!("{}/dock/app:3", reg.addr);
+    stored_image_with(&e, &name, 5000, true);
+    let (out, _) = run_push(&e, &name, &name, PushOptions::default());
+    let pushed = out.unwrap();
+    assert_eq!(pushed.digest, e.store.resolve(&name).unwrap().manifest);
+    let m = reg.get(
+        "/v2/dock/app/manifests/3",
+        &[("Accept", barge_image::manifest::DOCKER_MANIFEST)],
+    );
+    assert_eq!(m.status, 200, "{}", m.text());
+    assert_eq!(
+        m.header("Content-Type"),
+        Some(barge_image::manifest::DOCKER_MANIFEST)
+    );
+    assert_eq!(barge_image::Digest::of(&m.body), pushed.digest);
+    assert!(
+        m.text().contains(barge_image::manifest::DOCKER_CONFIG),
+        "{}",
+        m.text()
+    );
 }
 
 #[test]
