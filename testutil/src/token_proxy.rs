@@ -54,6 +54,8 @@ pub struct ProxyOptions {
     pub upload_cut_times: usize,
     /// PATCH requests forwarded whole before the cuts begin.
     pub upload_cut_skip: usize,
+    /// A token expires after this many authorized requests (then 401, as an expired token).
+    pub token_max_uses: Option<usize>,
 }
 
 /// (path, `Range`) of the forwarded blob GETs.
@@ -89,6 +91,8 @@ struct Shared {
     patches_seen: AtomicUsize,
     blob_log: BlobLog,
     tokens: Mutex<HashSet<String>>,
+    /// Authorized requests per token (for `token_max_uses`).
+    token_uses: Mutex<std::collections::HashMap<String, usize>>,
     token_requests: Arc<AtomicUsize>,
     token_queries: Arc<Mutex<Vec<String>>>,
     log: Arc<Mutex<Vec<String>>>,
@@ -128,6 +132,7 @@ impl TokenProxy {
             opts,
             blob_log: blob_log.clone(),
             tokens: Mutex::new(HashSet::new()),
+            token_uses: Mutex::new(Default::default()),
             token_requests: token_requests.clone(),
             token_queries: token_queries.clone(),
             log: log.clone(),
@@ -340,7 +345,16 @@ fn handle(sh: &Shared, mut client: TcpStream) -> io::Result<()> {
         || req
             .header("authorization")
             .and_then(|a| a.strip_prefix("Bearer "))
-            .is_some_and(|t| sh.tokens.lock().unwrap().contains(t.trim()));
+            .is_some_and(|t| {
+                let t = t.trim();
+                if !sh.tokens.lock().unwrap().contains(t) {
+                    return false;
+                }
+                let mut uses = sh.token_uses.lock().unwrap();
+                let n = uses.entry(t.to_string()).or_insert(0);
+                *n += 1;
+                sh.opts.token_max_uses.is_none_or(|max| *n <= max)
+            });
     if !authorized {
         log("401");
         let mut challenge = format!(

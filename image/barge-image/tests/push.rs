@@ -366,6 +366,46 @@ fn bearer_token_registry() {
 }
 
 #[test]
+fn expired_token_is_renewed_mid_push() {
+    let reg = Registry::start();
+    // Every token is good for 3 requests: a push of 3 blobs in 1 MiB chunks outlives several.
+    let proxy = TokenProxy::start_with(
+        &reg.addr,
+        ProxyOptions {
+            require_token: true,
+            creds: Some(("tok".into(), "en".into())),
+            token_max_uses: Some(3),
+            ..Default::default()
+        },
+    );
+    let mut e = env();
+    let name = format!("{}/exp/app:1", proxy.addr);
+    let data = stored_image(&e, &name, 3 << 20);
+    e.config
+        .store_credentials(&proxy.addr, "tok", "en")
+        .unwrap();
+    e.reload_config();
+    let opts = PushOptions {
+        chunk_size: 1 << 20,
+        parallel: 1,
+        ..Default::default()
+    };
+    let (out, _) = run_push(&e, &name, &name, opts);
+    let pushed = out.unwrap();
+    assert!(proxy.token_count() >= 4, "{:#?}", proxy.requests());
+    let clean = env();
+    let got = clean
+        .pull(&format!("{}/exp/app@{}", reg.addr, pushed.digest))
+        .unwrap();
+    clean.with_rootfs(&got.name, |root| {
+        assert!(
+            fs::read(root.join("data/big")).unwrap() == data,
+            "content intact"
+        );
+    });
+}
+
+#[test]
 fn docker_media_types_are_pushed_as_stored() {
     let reg = Registry::start();
     let e = env();

@@ -34,7 +34,15 @@ pub(crate) struct RegistrySession {
     /// The host, for errors.
     pub host: String,
     /// The `Authorization` header value, when there are credentials or a token.
-    authorization: Option<String>,
+    authorization: std::sync::Mutex<Option<String>>,
+    /// Where a Bearer token came from, to get a new one when it expires mid-push.
+    token_source: Option<TokenSource>,
+}
+
+struct TokenSource {
+    client: oci_client::Client,
+    auth: RegistryAuth,
+    remote: oci_client::Reference,
 }
 
 impl RegistrySession {
@@ -66,6 +74,7 @@ impl RegistrySession {
                     },
                 }
             })?;
+        let bearer = token.is_some();
         let authorization = match (token, &auth) {
             (Some(t), _) => Some(format!("Bearer {t}")),
             (None, RegistryAuth::Basic(u, p)) => Some(format!(
@@ -111,7 +120,12 @@ impl RegistrySession {
             repo_url,
             repository,
             host: ep.host.clone(),
-            authorization,
+            authorization: std::sync::Mutex::new(authorization),
+            token_source: bearer.then_some(TokenSource {
+                client,
+                auth,
+                remote,
+            }),
         })
     }
 
@@ -136,7 +150,10 @@ impl RegistrySession {
     }
 
     /// Send a request (with the session's credentials); `what` names it in errors. A
-    /// transport failure (refused, cut, timed out) is [`Error::Registry`].
+    /// transport failure (refused, cut, timed out) is [`Error::Registry`]. A Bearer token
+    /// that expired (401) is renewed once: a request without a body is sent again, one with a
+    /// body (a chunk, which cannot be replayed) fails as [`Error::Registry`] so that the
+    /// upload asks where it stands and goes on.
     pub async fn send(
         &self,
         what: &str,
@@ -145,8 +162,30 @@ impl RegistrySession {
         headers: HeaderMap,
         body: Option<reqwest::Body>,
     ) -> Result<Response> {
+        let replayable = body.is_none();
+        let resp = self
+            .send_once(what, method.clone(), url.clone(), headers.clone(), body)
+            .await?;
+        if resp.status() != StatusCode::UNAUTHORIZED || !self.renew_token().await {
+            return Ok(resp);
+        }
+        if !replayable {
+            return Err(self.error(format!("{what}: the token expired (renewed)")));
+        }
+        self.send_once(what, method, url, headers, None).await
+    }
+
+    async fn send_once(
+        &self,
+        what: &str,
+        method: Method,
+        url: Url,
+        headers: HeaderMap,
+        body: Option<reqwest::Body>,
+    ) -> Result<Response> {
         let mut rb = self.http.request(method, url).headers(headers);
-        if let Some(a) = &self.authorization {
+        let authorization = self.authorization.lock().ok().and_then(|a| a.clone());
+        if let Some(a) = authorization {
             rb = rb.header(AUTHORIZATION, a);
         }
         rb = match body {
@@ -156,6 +195,27 @@ impl RegistrySession {
         rb.send()
             .await
             .map_err(|e| self.error(format!("{what}: {}", with_causes(&e))))
+    }
+
+    /// Ask the token service for a new Bearer token; false when there is no token to renew
+    /// or the service refuses.
+    async fn renew_token(&self) -> bool {
+        let Some(src) = &self.token_source else {
+            return false;
+        };
+        match src
+            .client
+            .auth(&src.remote, &src.auth, RegistryOperation::Push)
+            .await
+        {
+            Ok(Some(token)) => {
+                if let Ok(mut a) = self.authorization.lock() {
+                    *a = Some(format!("Bearer {token}"));
+                }
+                true
+            }
+            _ => false,
+        }
     }
 
     /// `resp` if its status is one of `ok`; else the registry's refusal as an error (401 and
