@@ -47,6 +47,8 @@ enum Command {
     Runtime(barge_runtime_cli::Cli),
     /// Download an image from a registry.
     Pull(image::pull::Args),
+    /// Upload an image to a registry.
+    Push(image::push::Args),
     /// List images.
     Images(image::list::Args),
     /// Remove one or more images.
@@ -228,6 +230,7 @@ fn main() {
         other => {
             let result = match other {
                 Command::Pull(a) => image::pull::run(&ctx, a),
+                Command::Push(a) => image::push::run(&ctx, a),
                 Command::Images(a) => image::list::run(&ctx, a),
                 Command::Rmi(a) => image::remove::run(&ctx, a),
                 Command::Tag(a) => image::tag::run(&ctx, a),

@@ -1,4 +1,4 @@
-//! Pull/load progress: one bar per layer on a terminal (indicatif), plain lines otherwise.
+//! Pull/load/push progress: one bar per layer on a terminal (indicatif), plain lines otherwise.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -31,6 +31,11 @@ fn label(state: &LayerState) -> &'static str {
         LayerState::Retrying { .. } => "Retrying",
         LayerState::Extracting => "Verifying and extracting",
         LayerState::Complete => "Pull complete",
+        LayerState::Preparing => "Preparing",
+        LayerState::Pushing { .. } => "Pushing",
+        LayerState::RemoteExists => "Layer already exists",
+        LayerState::Mounted { .. } => "Mounted",
+        LayerState::Pushed => "Pushed",
     }
 }
 
@@ -52,8 +57,14 @@ impl Progress for Renderer {
             return;
         }
         let Event::Layer { digest, state } = event else {
-            if let Event::Resolved { reference, .. } = event {
-                let line = format!("Pulling {reference}");
+            let line = match event {
+                Event::Resolved { reference, .. } => Some(format!("Pulling {reference}")),
+                Event::PushStarted { repository } => {
+                    Some(format!("The push refers to repository [{repository}]"))
+                }
+                _ => None,
+            };
+            if let Some(line) = line {
                 match &self.bars {
                     Some(m) => {
                         let _ = m.println(line);
@@ -82,12 +93,16 @@ impl Progress for Renderer {
         let text = label(&state);
         let (bar, last) = entry;
         match &state {
-            LayerState::Downloading { done, total } => {
+            LayerState::Downloading { done, total } | LayerState::Pushing { done, total } => {
                 bar.set_length(*total);
                 bar.set_position(*done);
             }
             LayerState::Resuming { from } => bar.set_position(*from),
-            LayerState::Complete | LayerState::Exists => bar.finish_with_message(text),
+            LayerState::Complete
+            | LayerState::Exists
+            | LayerState::Pushed
+            | LayerState::RemoteExists => bar.finish_with_message(text),
+            LayerState::Mounted { from } => bar.finish_with_message(format!("Mounted from {from}")),
             _ => {}
         }
         if !bar.is_finished() {
@@ -103,6 +118,10 @@ impl Progress for Renderer {
                 LayerState::Downloading { total, .. } => {
                     eprintln!("{short}: Downloading ({total} bytes)")
                 }
+                LayerState::Pushing { total, .. } => {
+                    eprintln!("{short}: Pushing ({total} bytes)")
+                }
+                LayerState::Mounted { from } => eprintln!("{short}: Mounted from {from}"),
                 _ => eprintln!("{short}: {text}"),
             }
         }

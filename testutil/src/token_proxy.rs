@@ -45,6 +45,17 @@ pub struct ProxyOptions {
     pub cut_after: Option<u64>,
     /// How many blob GET responses to cut (with `cut_after`).
     pub cut_times: usize,
+    /// Simulate a network cut during an upload: for the first [`Self::upload_cut_times`]
+    /// `PATCH` requests, forward the header block and only this many bytes of the body to
+    /// the upstream, then shut both connections down (the registry sees its client go away
+    /// mid-body, the client a connection closed before any answer).
+    pub cut_upload_after: Option<u64>,
+    /// How many PATCH requests to cut (with `cut_upload_after`).
+    pub upload_cut_times: usize,
+    /// PATCH requests forwarded whole before the cuts begin.
+    pub upload_cut_skip: usize,
+    /// A token expires after this many authorized requests (then 401, as an expired token).
+    pub token_max_uses: Option<usize>,
 }
 
 /// (path, `Range`) of the forwarded blob GETs.
@@ -74,8 +85,14 @@ struct Shared {
     opts: ProxyOptions,
     /// Cuts still to do (starts at `opts.cut_times`).
     cuts_left: AtomicUsize,
+    /// Upload cuts still to do (starts at `opts.upload_cut_times`).
+    upload_cuts_left: AtomicUsize,
+    /// PATCH requests seen so far.
+    patches_seen: AtomicUsize,
     blob_log: BlobLog,
     tokens: Mutex<HashSet<String>>,
+    /// Authorized requests per token (for `token_max_uses`).
+    token_uses: Mutex<std::collections::HashMap<String, usize>>,
     token_requests: Arc<AtomicUsize>,
     token_queries: Arc<Mutex<Vec<String>>>,
     log: Arc<Mutex<Vec<String>>>,
@@ -110,9 +127,12 @@ impl TokenProxy {
             addr: addr.clone(),
             upstream: upstream_addr.to_string(),
             cuts_left: AtomicUsize::new(opts.cut_times),
+            upload_cuts_left: AtomicUsize::new(opts.upload_cut_times),
+            patches_seen: AtomicUsize::new(0),
             opts,
             blob_log: blob_log.clone(),
             tokens: Mutex::new(HashSet::new()),
+            token_uses: Mutex::new(Default::default()),
             token_requests: token_requests.clone(),
             token_queries: token_queries.clone(),
             log: log.clone(),
@@ -325,7 +345,16 @@ fn handle(sh: &Shared, mut client: TcpStream) -> io::Result<()> {
         || req
             .header("authorization")
             .and_then(|a| a.strip_prefix("Bearer "))
-            .is_some_and(|t| sh.tokens.lock().unwrap().contains(t.trim()));
+            .is_some_and(|t| {
+                let t = t.trim();
+                if !sh.tokens.lock().unwrap().contains(t) {
+                    return false;
+                }
+                let mut uses = sh.token_uses.lock().unwrap();
+                let n = uses.entry(t.to_string()).or_insert(0);
+                *n += 1;
+                sh.opts.token_max_uses.is_none_or(|max| *n <= max)
+            });
     if !authorized {
         log("401");
         let mut challenge = format!(
@@ -400,6 +429,31 @@ fn forward(sh: &Shared, req: Request, mut client: TcpStream, blob_get: bool) -> 
     }
     head += "Connection: close\r\n\r\n";
     up.write_all(head.as_bytes())?;
+    let upload_cut = req.method == "PATCH"
+        && sh.opts.cut_upload_after.is_some()
+        && sh.patches_seen.fetch_add(1, Ordering::SeqCst) >= sh.opts.upload_cut_skip
+        && sh
+            .upload_cuts_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+    if upload_cut {
+        sh.log
+            .lock()
+            .unwrap()
+            .push(format!("{} {} -> cut", req.method, req.target));
+        // Forward the first bytes of the body only, then hang up on both sides.
+        let budget = sh.opts.cut_upload_after.unwrap_or(0);
+        let first = req.rest.len().min(budget as usize);
+        up.write_all(&req.rest[..first])?;
+        let left = budget - first as u64;
+        let _ = io::copy(&mut (&client).take(left), &mut up);
+        let _ = up.flush();
+        // Let the upstream take in what it got before the cut.
+        std::thread::sleep(Duration::from_millis(100));
+        let _ = up.shutdown(Shutdown::Both);
+        let _ = client.shutdown(Shutdown::Both);
+        return Ok(());
+    }
     up.write_all(&req.rest)?;
 
     // Client -> upstream (request bodies) in a helper thread. Never half-close the upstream:

@@ -1,6 +1,6 @@
-//! `barge-registry [--parent PID]`: barge's registry helper (pull, login check). Reads one
+//! `barge-registry [--parent PID]`: barge's registry helper (pull, push, login check). Reads one
 //! request as JSON on stdin, answers one reply as JSON on stdout; progress goes to stderr.
-//! `barge` runs it for `pull`, `login` and the implicit pull of `run`/`create` (see
+//! `barge` runs it for `pull`, `push`, `login` and the implicit pull of `run`/`create` (see
 //! barge_engine::registry).
 #![deny(unsafe_code)]
 
@@ -22,6 +22,7 @@ use barge_image::config::Config;
 use barge_image::platform::Platform;
 use barge_image::progress::{Event, Progress};
 use barge_image::pull::{pull, PullOptions};
+use barge_image::push::{push, PushOptions};
 use barge_image::reference::ImageRef;
 use barge_image::store::Store;
 
@@ -89,6 +90,59 @@ fn serve(req: Request) -> Result<Reply> {
                 digest: rec.target.to_string(),
                 up_to_date: had.is_some_and(|old| old.config == rec.config),
                 name: rec.name,
+            })
+        }
+        Request::Push {
+            root,
+            config,
+            image,
+            target,
+            insecure,
+            quiet,
+            events,
+            auth,
+        } => {
+            let reference = ImageRef::parse(&target)?;
+            let store = Arc::new(
+                Store::open(&root)
+                    .with_context(|| format!("opening the store at {}", root.display()))?,
+            );
+            let mut config = Config::load(&config)?;
+            if let Some(a) = auth {
+                let server = if a.server.is_empty() {
+                    reference.registry().to_string()
+                } else {
+                    a.server
+                };
+                config
+                    .given_credentials
+                    .insert(server, (a.username, a.password));
+            }
+            let opts = PushOptions {
+                insecure,
+                ..Default::default()
+            };
+            let pushed = if events {
+                let progress = Arc::new(EventLines(Mutex::new(())));
+                runtime()?.block_on(push(store, &config, &image, &reference, &opts, progress))?
+            } else {
+                let progress = progress::for_terminal(quiet);
+                let pushed = runtime()?.block_on(push(
+                    store,
+                    &config,
+                    &image,
+                    &reference,
+                    &opts,
+                    progress.clone(),
+                ))?;
+                progress.finish();
+                pushed
+            };
+            Ok(Reply::Pushed {
+                reference: pushed.reference,
+                tag: pushed.tag,
+                digest: pushed.digest.to_string(),
+                size: pushed.size,
             })
         }
         Request::Login {

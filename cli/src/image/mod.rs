@@ -8,6 +8,7 @@ pub mod load;
 pub mod login;
 pub mod prune;
 pub mod pull;
+pub mod push;
 pub mod remove;
 pub mod save;
 pub mod tag;

@@ -29,6 +29,7 @@ pub mod pod;
 pub mod populate;
 pub mod prune;
 pub mod pull;
+pub mod push;
 pub mod registry;
 pub mod seccomp;
 pub mod spec;

@@ -227,7 +227,7 @@ impl Engine {
         login_check(&self.helper_paths(), server, user, password, insecure)
     }
 
-    fn helper_paths(&self) -> HelperPaths {
+    pub(crate) fn helper_paths(&self) -> HelperPaths {
         HelperPaths {
             helper: self.opts.registry.clone(),
             root: self.opts.root.clone(),

@@ -1,4 +1,4 @@
-//! barge images: a content-addressed blob store, image metadata, registry pull, docker/OCI
+//! barge images: a content-addressed blob store, image metadata, registry pull and push, docker/OCI
 //! archives and an overlayfs snapshotter whose mounts are returned as data.
 #![deny(unsafe_code)]
 
@@ -18,6 +18,7 @@ pub mod mount;
 pub mod platform;
 pub mod progress;
 pub mod pull;
+pub mod push;
 pub mod reference;
 pub mod snapshot;
 pub mod store;

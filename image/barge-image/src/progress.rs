@@ -1,5 +1,5 @@
-//! What a pull or load reports while it runs; the CLI renders it (bars on a terminal, plain
-//! lines otherwise).
+//! What a pull, load or push reports while it runs; the CLI renders it (bars on a terminal,
+//! plain lines otherwise).
 
 use crate::digest::Digest;
 
@@ -25,13 +25,41 @@ pub enum LayerState {
     /// Downloaded and verified; the unpacking finishes.
     Extracting,
     Complete,
+    /// Push: about to be checked against the registry.
+    Preparing,
+    /// Push: uploading; `done` bytes of `total` accepted so far.
+    Pushing {
+        done: u64,
+        total: u64,
+    },
+    /// Push: the registry already has this blob (nothing sent).
+    RemoteExists,
+    /// Push: the registry linked it from another repository (`from`) without an upload.
+    Mounted {
+        from: String,
+    },
+    /// Push: uploaded and accepted.
+    Pushed,
 }
 
 #[derive(Clone, Debug)]
 pub enum Event {
-    Resolved { reference: String, digest: Digest },
-    Layer { digest: Digest, state: LayerState },
-    Done { reference: String, digest: Digest },
+    Resolved {
+        reference: String,
+        digest: Digest,
+    },
+    Layer {
+        digest: Digest,
+        state: LayerState,
+    },
+    Done {
+        reference: String,
+        digest: Digest,
+    },
+    /// A push to `repository` (`registry/path`) begins.
+    PushStarted {
+        repository: String,
+    },
 }
 
 pub trait Progress: Send + Sync {

@@ -115,7 +115,7 @@ fn base_client_config(config: &Config) -> ClientConfig {
 
 /// A client for one endpoint (its scheme, CAs, TLS checking, timeout, proxy) and the
 /// credentials to present there: the registry's for the registry itself, a mirror's own.
-fn endpoint_client(
+pub(crate) fn endpoint_client(
     ep: &Endpoint,
     registry: &str,
     config: &Config,
@@ -318,7 +318,7 @@ async fn pull_from_hosts(
 }
 
 /// An error and its causes (`error sending request: ...: Connection refused`).
-fn with_causes(e: &dyn std::error::Error) -> String {
+pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut next = e.source();
     while let Some(cause) = next {
@@ -332,7 +332,7 @@ fn with_causes(e: &dyn std::error::Error) -> String {
 }
 
 /// A host for messages: its URL, and where it was configured unless it is the registry itself.
-fn describe(ep: &Endpoint) -> String {
+pub(crate) fn describe(ep: &Endpoint) -> String {
     if ep.origin && ep.source.starts_with("the registry ") {
         ep.url()
     } else {

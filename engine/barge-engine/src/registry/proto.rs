@@ -45,6 +45,21 @@ pub enum Request {
         #[serde(default)]
         auth: Option<Credentials>,
     },
+    /// Push the stored image `image` (a name or ID) to `target` (`registry/repo[:tag]`).
+    Push {
+        root: PathBuf,
+        config: PathBuf,
+        image: String,
+        target: String,
+        insecure: bool,
+        /// No progress output.
+        quiet: bool,
+        /// Progress as [`Reply::Progress`] lines on stdout instead of drawn on stderr.
+        #[serde(default)]
+        events: bool,
+        #[serde(default)]
+        auth: Option<Credentials>,
+    },
     /// Check credentials against `server` (docker login); storing them is barge's job.
     Login {
         config: PathBuf,
@@ -107,8 +122,21 @@ impl PullEvent {
                     }
                     LayerState::Extracting => ev(id, "Extracting"),
                     LayerState::Complete => ev(id, "Pull complete"),
+                    LayerState::Preparing => ev(id, "Preparing"),
+                    LayerState::Pushing { done, total } => PullEvent {
+                        current: Some(*done),
+                        total: Some(*total),
+                        ..ev(id, "Pushing")
+                    },
+                    LayerState::RemoteExists => ev(id, "Layer already exists"),
+                    LayerState::Mounted { from } => ev(id, &format!("Mounted from {from}")),
+                    LayerState::Pushed => ev(id, "Pushed"),
                 })
             }
+            Event::PushStarted { repository } => Some(ev(
+                String::new(),
+                &format!("The push refers to repository [{repository}]"),
+            )),
             Event::Done { .. } => None,
         }
     }
@@ -126,6 +154,14 @@ pub enum Reply {
         up_to_date: bool,
     },
     LoggedIn,
+    /// A push put its manifest: docker's `TAG: digest: DIGEST size: SIZE`.
+    Pushed {
+        /// `registry/repository:tag` pushed to.
+        reference: String,
+        tag: String,
+        digest: String,
+        size: u64,
+    },
     /// The descriptor `image` resolves to and the platforms it offers, as docker's JSON.
     Described {
         descriptor: serde_json::Value,

@@ -1,5 +1,5 @@
 //! `/images/...`: pull (and import) through `create`, list, inspect, history, tag, remove,
-//! prune, save (`get`), load, search and push. Image names carry slashes
+//! prune, save (`get`), load, search and push (its own module). Image names carry slashes
 //! (`localhost:5000/team/app`), so the per-image paths are matched as one tail and split on
 //! their last segment.
 
@@ -7,6 +7,7 @@ mod archive;
 mod auth;
 mod list;
 mod pull;
+mod push;
 mod remove;
 
 use axum::extract::{Path, Request, State};
@@ -61,7 +62,7 @@ async fn by_name_post(
 ) -> ApiResult<Response> {
     match split_op(&rest) {
         Some((name, "tag")) => remove::tag(s, name.to_string(), p).await,
-        Some((name, "push")) => remove::push(name, req).await,
+        Some((name, "push")) => push::push(s, name.to_string(), p, req).await,
         _ => Err(no_route("POST", &rest, p)),
     }
 }

@@ -4,7 +4,7 @@
 use crate::state::engine;
 use std::time::Duration;
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -117,10 +117,4 @@ pub async fn search(p: Params) -> ApiResult<Response> {
             "search {term:?}: no registry index is reachable ({INDEX}: timed out after 3s)"
         ))),
     }
-}
-
-pub async fn push(name: &str, _req: Request) -> ApiResult<Response> {
-    Err(ApiError::not_implemented(format!(
-        "push {name}: barge cannot push images yet (it comes with the image build support)"
-    )))
 }
