@@ -32,11 +32,21 @@ pub struct HealthCheck {
     /// `[]` inherit the image's; `["NONE"]` none; `["CMD", arg…]`; `["CMD-SHELL", command]`.
     #[serde(deserialize_with = "null_as_empty")]
     pub test: Vec<String>,
+    #[serde(deserialize_with = "null_as_zero")]
     pub interval: i64,
+    #[serde(deserialize_with = "null_as_zero")]
     pub timeout: i64,
+    #[serde(deserialize_with = "null_as_zero")]
     pub start_period: i64,
+    #[serde(deserialize_with = "null_as_zero")]
     pub start_interval: i64,
+    #[serde(deserialize_with = "null_as_zero")]
     pub retries: i64,
+}
+
+/// docker-compose 1.29 sends `null` for the durations it was not given.
+fn null_as_zero<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<i64, D::Error> {
+    Ok(Option::<i64>::deserialize(d)?.unwrap_or_default())
 }
 
 fn null_as_empty<'de, D: serde::Deserializer<'de>>(
@@ -360,6 +370,15 @@ mod tests {
         .unwrap();
         assert_eq!(image.test, ["CMD", "true"]);
         assert_eq!(HealthCheck::from_image_config(br#"{"config":{}}"#), None);
+        // docker-compose 1.29's nulls are zeros.
+        let c: HealthCheck = serde_json::from_str(
+            r#"{"Test":["CMD","true"],"Interval":300000000,"Timeout":null,"StartPeriod":null,"Retries":null}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (c.interval, c.timeout, c.start_period, c.retries),
+            (300_000_000, 0, 0, 0)
+        );
         let user = HealthCheck {
             timeout: 5_000_000_000,
             ..Default::default()
