@@ -172,6 +172,6 @@ fn compose_waits_for_a_healthy_dependency() {
         gap >= 2.0,
         "app started {gap:.2}s after db, before it was healthy"
     );
-    let o = compose(&d, dir.path(), &["down"]);
+    let o = compose(&d, dir.path(), &["down", "-t", "1"]);
     assert!(o.status.success(), "docker-compose down: {}", stderr(&o));
 }
