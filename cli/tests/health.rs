@@ -115,20 +115,17 @@ fn health_flips_starting_healthy_unhealthy_healthy() {
             },
         })
         .expect("subscribe");
-    let mut next_health = || loop {
-        match sub
-            .next_timeout(Duration::from_secs(15))
-            .expect("next event")
-        {
-            Next::Event(ev) => {
-                assert_eq!(ev.action, Action::HealthStatus);
-                assert_eq!(ev.actor.id, id);
-                assert_eq!(ev.attribute("name"), Some("flip"));
-                let action = ev.to_docker_json()["Action"].as_str().unwrap().to_string();
-                return action;
-            }
-            other => panic!("no health_status event: {other:?}"),
+    let mut next_health = || match sub
+        .next_timeout(Duration::from_secs(15))
+        .expect("next event")
+    {
+        Next::Event(ev) => {
+            assert_eq!(ev.action, Action::HealthStatus);
+            assert_eq!(ev.actor.id, id);
+            assert_eq!(ev.attribute("name"), Some("flip"));
+            ev.to_docker_json()["Action"].as_str().unwrap().to_string()
         }
+        other => panic!("no health_status event: {other:?}"),
     };
     assert_eq!(status_of(&b, "flip"), "starting");
     assert!(

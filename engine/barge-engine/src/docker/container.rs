@@ -14,13 +14,17 @@ use crate::Engine;
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
 /// The container's inspect document (`GET /containers/{id}/json`). `State.Health` is there
-/// when the container has a health check.
+/// when the container has a health check and was started.
 pub fn inspect(engine: &Engine, rec: &ContainerRecord, st: &Status) -> Value {
     let c = &rec.config;
     let args: Vec<&String> = c.entrypoint.iter().chain(&c.cmd).collect();
     let dir = engine.paths.container(&rec.id);
     let mut state = state(st);
-    if let (Some(h), Some(obj)) = (engine.health(rec), state.as_object_mut()) {
+    // docker: a container gets its health at its first start.
+    let health = (st.state != State::Created)
+        .then(|| engine.health(rec))
+        .flatten();
+    if let (Some(h), Some(obj)) = (health, state.as_object_mut()) {
         obj.insert("Health".into(), crate::health::docker_json(&h));
     }
     json!({
