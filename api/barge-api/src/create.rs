@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use barge_engine::config::RestartPolicy;
 use barge_engine::config::{ContainerConfig, Endpoint, MountSpec};
 use barge_engine::create::CreateOptions;
+use barge_engine::health::HealthCheck;
 use barge_engine::network::ports::PortSpec;
 use serde::Deserialize;
 use serde_json::Value;
@@ -31,6 +32,7 @@ pub struct Body {
     pub exposed_ports: Option<BTreeMap<String, Value>>,
     pub stop_signal: String,
     pub stop_timeout: Option<u32>,
+    pub healthcheck: Option<HealthCheck>,
     pub host_config: Option<HostConfig>,
     pub networking_config: Option<NetworkingConfig>,
 }
@@ -147,6 +149,7 @@ const CONFIG_FIELDS: &[&str] = &[
     "ExposedPorts",
     "StopSignal",
     "StopTimeout",
+    "Healthcheck",
     "HostConfig",
     "NetworkingConfig",
     "ArgsEscaped",
@@ -279,6 +282,7 @@ fn translate(b: Body, name: Option<String>) -> ApiResult<CreateOptions> {
         extra_hosts: h.extra_hosts.unwrap_or_default(),
         stop_signal: b.stop_signal,
         stop_timeout: b.stop_timeout,
+        healthcheck: b.healthcheck,
         log_max_files: 1,
         ..Default::default()
     };
@@ -494,10 +498,13 @@ mod tests {
         let e = options(br#"{"Image":"bb","Tty":"yes"}"#, None).unwrap_err();
         assert_eq!(e.status.as_u16(), 400);
         assert!(options(b"{not json", None).is_err());
-        assert!(options(
-            br#"{"Image":"bb","Healthcheck":{"Test":["CMD","true"]}}"#,
-            None
+        // The health check is mapped (checked by the engine at create).
+        let o = options(
+            br#"{"Image":"bb","Healthcheck":{"Test":["CMD","true"],"Interval":1000000000,"Retries":2}}"#,
+            None,
         )
-        .is_err());
+        .unwrap();
+        let h = o.config.healthcheck.unwrap();
+        assert_eq!((h.test.len(), h.interval, h.retries), (2, 1_000_000_000, 2));
     }
 }

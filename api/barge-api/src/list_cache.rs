@@ -139,7 +139,6 @@ fn leaves_entry(a: Action) -> bool {
             | Action::Export
             | Action::Commit
             | Action::Copy
-            | Action::HealthStatus
     )
 }
 

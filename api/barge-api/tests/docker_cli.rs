@@ -599,7 +599,6 @@ fn unsupported_flags_are_refused_supported_ones_apply() {
         (&["--device", "/dev/null"][..], "HostConfig.Devices"),
         (&["--ulimit", "nofile=10:10"][..], "HostConfig.Ulimits"),
         (&["--oom-kill-disable"][..], "HostConfig.OomKillDisable"),
-        (&["--health-cmd", "true"][..], "Healthcheck"),
         (&["--log-driver", "syslog"][..], "syslog"),
     ] {
         let mut args = vec!["run", "--rm"];

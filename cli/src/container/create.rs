@@ -133,6 +133,28 @@ pub struct CreateArgs {
     /// Platform of the image to pull.
     #[arg(long)]
     pub platform: Option<String>,
+    /// Command to run to check health (run with /bin/sh -c in the container).
+    #[arg(long = "health-cmd")]
+    pub health_cmd: Option<String>,
+    /// Time between running the check (ms|s|m|h) (default 30s).
+    #[arg(long = "health-interval", allow_hyphen_values = true)]
+    pub health_interval: Option<String>,
+    /// Maximum time to allow one check to run (ms|s|m|h) (default 30s).
+    #[arg(long = "health-timeout", allow_hyphen_values = true)]
+    pub health_timeout: Option<String>,
+    /// Consecutive failures needed to report unhealthy (default 3).
+    #[arg(long = "health-retries", allow_hyphen_values = true)]
+    pub health_retries: Option<i64>,
+    /// Start period for the container to initialize before failures count (ms|s|m|h)
+    /// (default 0s).
+    #[arg(long = "health-start-period", allow_hyphen_values = true)]
+    pub health_start_period: Option<String>,
+    /// Time between running the check during the start period (ms|s|m|h) (default 5s).
+    #[arg(long = "health-start-interval", allow_hyphen_values = true)]
+    pub health_start_interval: Option<String>,
+    /// Disable any container-specified HEALTHCHECK.
+    #[arg(long = "no-healthcheck")]
+    pub no_healthcheck: bool,
     /// The image to run.
     pub image: String,
     /// Command and arguments.
@@ -158,6 +180,16 @@ impl CreateArgs {
             bail!("conflicting options: cannot specify both --restart and --rm");
         }
         PullPolicy::parse(&self.pull)?;
+        let healthcheck = barge_engine::health::HealthFlags {
+            cmd: self.health_cmd.clone(),
+            interval: self.health_interval.clone(),
+            timeout: self.health_timeout.clone(),
+            start_period: self.health_start_period.clone(),
+            start_interval: self.health_start_interval.clone(),
+            retries: self.health_retries,
+            no_healthcheck: self.no_healthcheck,
+        }
+        .check()?;
         let entrypoint = self.entrypoint.as_ref().map(|e| {
             if e.is_empty() {
                 Vec::new()
@@ -228,6 +260,7 @@ impl CreateArgs {
                 Some("always") | Some("once") => true,
                 Some(o) => bail!("--init-ctr {o:?}: use always or once"),
             },
+            healthcheck,
             ..Default::default()
         };
         Ok(CreateOptions {

@@ -87,6 +87,9 @@ pub struct ContainerConfig {
     /// Where the shim writes the container's log (an absolute host path, CRI `log_directory`
     /// + `log_path`); None: the container's directory.
     pub log_path: Option<std::path::PathBuf>,
+    /// The health check: as the user asked (`--health-*`, the API's `Healthcheck`) at create,
+    /// merged with the image's `HEALTHCHECK` once created. None: none (or the image's).
+    pub healthcheck: Option<crate::health::HealthCheck>,
 }
 
 /// A container's place on one network.

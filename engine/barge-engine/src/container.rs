@@ -286,6 +286,11 @@ impl Engine {
             held_passed: 0,
             journal: Some(self.journal().dir().to_path_buf()),
             event_attributes: crate::events::container_attributes(rec),
+            health: rec
+                .config
+                .healthcheck
+                .as_ref()
+                .and_then(crate::health::HealthCheck::probe),
         }
     }
 

@@ -51,7 +51,18 @@ impl Engine {
             })?,
         };
         let pod = self.pod_for_create(&opts.config)?;
-        let mut config = merge_image(opts, image, &id)?;
+        if let Some(h) = &opts.config.healthcheck {
+            h.validate("Healthcheck")?;
+        }
+        // The image's HEALTHCHECK is only in its raw config (not in the OCI config type). A
+        // builder stage's image may not be in the content store: it has none then.
+        let image_health = self
+            .images
+            .content
+            .read(&image.record.config)
+            .ok()
+            .and_then(|raw| crate::health::HealthCheck::from_image_config(&raw));
+        let mut config = merge_image(opts, image, &id, image_health)?;
         if let Some(pod) = &pod {
             config.pod = Some(pod.id.clone());
             config.network = format!("pod:{}", pod.id);
@@ -355,8 +366,14 @@ impl Engine {
 }
 
 /// The image's defaults under the user's flags, as docker merges them.
-fn merge_image(opts: CreateOptions, image: &Image, id: &str) -> Result<ContainerConfig> {
+fn merge_image(
+    opts: CreateOptions,
+    image: &Image,
+    id: &str,
+    image_health: Option<crate::health::HealthCheck>,
+) -> Result<ContainerConfig> {
     let mut c = opts.config;
+    c.healthcheck = crate::health::HealthCheck::merge(c.healthcheck.take(), image_health);
     let ic = image.config.config().clone().unwrap_or_default();
     c.image_id = image.record.config.to_string();
     c.entrypoint = match opts.entrypoint {

@@ -18,6 +18,7 @@ pub mod events;
 pub mod exec;
 pub mod filters;
 pub mod frames;
+pub mod health;
 pub mod kube;
 pub mod list;
 pub mod lock;

@@ -52,6 +52,8 @@ pub struct Status {
     /// The shim died before the container was finished (SIGKILL, OOM): nobody reaps,
     /// logs or serves the container; its exit code (if it ended) was not recorded.
     pub shim_lost: bool,
+    /// The health check's status while it runs (None: no check, or not running).
+    pub health: Option<crate::health::HealthStatus>,
 }
 
 /// The message of a lost shim (in `State.Error`).
@@ -86,6 +88,7 @@ impl Engine {
             oom_killed: false,
             shim_pid: 0,
             shim_lost: false,
+            health: None,
         };
         let dir = self.paths.container(&rec.id);
         if !rec.ready || !dir.is_dir() {
@@ -155,6 +158,7 @@ impl Engine {
             {
                 s.state = State::Paused;
             }
+            s.health = self.health(rec).map(|h| h.status);
         }
         s
     }

@@ -141,6 +141,10 @@ pub struct ShimConfig {
     /// The attributes of the container's events (`name`, `image`, its labels).
     #[serde(default)]
     pub event_attributes: BTreeMap<String, String>,
+    /// The container's health check, run by the shim while the container runs (records in
+    /// `health.json` of the bundle, see [`crate::health`]). None: no health check.
+    #[serde(default)]
+    pub health: Option<crate::health::HealthProbe>,
 }
 
 fn one() -> u32 {

@@ -164,6 +164,9 @@ pub struct Event {
     pub time_nano: i64,
     pub typ: Type,
     pub action: Action,
+    /// What docker writes after the action's name (`health_status: healthy`, `exec_start: sh
+    /// -c true`); None for a bare action.
+    pub detail: Option<String>,
     pub actor: Actor,
 }
 
@@ -211,10 +214,25 @@ impl Event {
             time_nano: now_nanos(),
             typ,
             action,
+            detail: None,
             actor: Actor {
                 id: id.into(),
                 attributes: BTreeMap::new(),
             },
+        }
+    }
+
+    /// Set what follows the action's name (docker's `health_status: healthy`).
+    pub fn detail(mut self, detail: impl Into<String>) -> Event {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// docker's action string: the name, and the detail after `: ` if any.
+    pub fn action_text(&self) -> String {
+        match &self.detail {
+            Some(d) => format!("{}: {d}", self.action.as_str()),
+            None => self.action.as_str().to_string(),
         }
     }
 
@@ -248,13 +266,13 @@ impl Event {
     fn wire(&self) -> Wire {
         let container = self.typ == Type::Container;
         Wire {
-            status: container.then(|| self.action.as_str().to_string()),
+            status: container.then(|| self.action_text()),
             id: container.then(|| self.actor.id.clone()),
             from: container
                 .then(|| self.attribute("image").map(str::to_string))
                 .flatten(),
             typ: self.typ,
-            action: self.action.as_str().to_string(),
+            action: self.action_text(),
             actor: WireActor {
                 id: self.actor.id.clone(),
                 attributes: self.actor.attributes.clone(),
@@ -284,6 +302,11 @@ impl Event {
             time_nano: w.time_nano,
             typ: w.typ,
             action: w.action.parse()?,
+            detail: w
+                .action
+                .split_once(':')
+                .map(|(_, d)| d.trim().to_string())
+                .filter(|d| !d.is_empty()),
             actor: Actor {
                 id: w.actor.id,
                 attributes: w.actor.attributes,
@@ -302,6 +325,7 @@ mod tests {
             time_nano: 1_700_000_000_123_456_789,
             typ: Type::Container,
             action: Action::Die,
+            detail: None,
             actor: Actor {
                 id: "abc".into(),
                 attributes: BTreeMap::new(),
@@ -329,6 +353,14 @@ mod tests {
             assert!(a.parse::<Action>().is_ok(), "{a}");
         }
         assert!("bogus".parse::<Action>().is_err());
+        // docker's health event: the status after the action's name, both ways.
+        let h = Event::now(Type::Container, Action::HealthStatus, "c").detail("healthy");
+        let v = h.to_docker_json();
+        assert_eq!(v["Action"], "health_status: healthy");
+        assert_eq!(v["status"], "health_status: healthy");
+        let back = Event::parse(&h.to_line()).unwrap();
+        assert_eq!(back.action, Action::HealthStatus);
+        assert_eq!(back.detail.as_deref(), Some("healthy"));
         assert!(Event::parse(b"{\"Type\":\"container\"").is_err());
     }
 }

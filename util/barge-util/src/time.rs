@@ -200,8 +200,82 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// Parse a Go duration (`30s`, `1m30s`, `1.5s`, `500ms`, `-2s`, `0`) into nanoseconds, as
+/// docker's duration flags take it: decimal numbers each with a unit (ns, us, µs, ms, s, m,
+/// h), an optional sign in front.
+pub fn parse_go_duration(s: &str) -> Result<i64, String> {
+    let bad = || format!("invalid duration {s:?}: use e.g. 30s, 1m30s, 500ms");
+    let (neg, body) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    if body == "0" {
+        return Ok(0);
+    }
+    if body.is_empty() {
+        return Err(bad());
+    }
+    let mut rest = body;
+    let mut total: i128 = 0;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let (num, tail) = rest.split_at(num_len);
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let scale: i128 = match unit {
+            "ns" => 1,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => return Err(bad()),
+        };
+        let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+        if (int.is_empty() && frac.is_empty()) || frac.contains('.') || frac.len() > 18 {
+            return Err(bad());
+        }
+        let int: i128 = if int.is_empty() {
+            0
+        } else {
+            int.parse().map_err(|_| bad())?
+        };
+        let frac_ns = if frac.is_empty() {
+            0
+        } else {
+            let digits: i128 = frac.parse().map_err(|_| bad())?;
+            digits * scale / 10i128.pow(frac.len() as u32)
+        };
+        total = total
+            .checked_add(int.checked_mul(scale).ok_or_else(bad)?)
+            .and_then(|t| t.checked_add(frac_ns))
+            .ok_or_else(bad)?;
+        rest = tail;
+    }
+    let total = if neg { -total } else { total };
+    i64::try_from(total).map_err(|_| bad())
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn go_durations() {
+        use super::parse_go_duration as p;
+        assert_eq!(p("30s"), Ok(30_000_000_000));
+        assert_eq!(p("1m30s"), Ok(90_000_000_000));
+        assert_eq!(p("1.5s"), Ok(1_500_000_000));
+        assert_eq!(p("500ms"), Ok(500_000_000));
+        assert_eq!(p("-2s"), Ok(-2_000_000_000));
+        assert_eq!(p("0"), Ok(0));
+        for b in ["", "5", "s", "5x", "1..2s", "abc", "-"] {
+            assert!(p(b).is_err(), "{b}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -13,18 +13,26 @@ use crate::Engine;
 /// docker's zero time, for a container never started or never finished.
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
-/// The container's inspect document (`GET /containers/{id}/json`). `State.Health` is absent
-/// (barge has no health checks).
+/// The container's inspect document (`GET /containers/{id}/json`). `State.Health` is there
+/// when the container has a health check and was started.
 pub fn inspect(engine: &Engine, rec: &ContainerRecord, st: &Status) -> Value {
     let c = &rec.config;
     let args: Vec<&String> = c.entrypoint.iter().chain(&c.cmd).collect();
     let dir = engine.paths.container(&rec.id);
+    let mut state = state(st);
+    // docker: a container gets its health at its first start.
+    let health = (st.state != State::Created)
+        .then(|| engine.health(rec))
+        .flatten();
+    if let (Some(h), Some(obj)) = (health, state.as_object_mut()) {
+        obj.insert("Health".into(), crate::health::docker_json(&h));
+    }
     json!({
         "Id": rec.id,
         "Created": rec.created_rfc3339(),
         "Path": args.first(),
         "Args": args.get(1..).unwrap_or_default(),
-        "State": state(st),
+        "State": state,
         "Image": c.image_id,
         "ResolvConfPath": dir.join("resolv.conf"),
         "HostnamePath": dir.join("hostname"),
@@ -146,6 +154,7 @@ pub fn config(c: &ContainerConfig) -> Value {
         "Labels": c.labels,
         "StopSignal": c.stop_signal,
         "ExposedPorts": c.exposed.iter().map(|p| (p.clone(), json!({}))).collect::<Map<_, _>>(),
+        "Healthcheck": c.healthcheck,
     })
 }
 

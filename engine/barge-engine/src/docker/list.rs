@@ -4,6 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::db::ContainerRecord;
+use crate::health::HealthStatus;
 use crate::network::attach::Attachment;
 use crate::network::ports::{format_ps, parse_exposed, PortBinding};
 use crate::status::{State, Status};
@@ -24,7 +25,14 @@ pub fn status_text(st: &Status, now: i64) -> String {
         State::Running if st.shim_lost => {
             format!("Up {} (shim lost)", human(since(&st.started_at)))
         }
-        State::Running => format!("Up {}", human(since(&st.started_at))),
+        State::Running => {
+            let up = format!("Up {}", human(since(&st.started_at)));
+            match st.health {
+                None => up,
+                Some(HealthStatus::Starting) => format!("{up} (health: starting)"),
+                Some(h) => format!("{up} ({})", h.as_str()),
+            }
+        }
         State::Paused => format!("Up {} (Paused)", human(since(&st.started_at))),
         State::Restarting => format!(
             "Restarting ({}) {} ago",
@@ -150,6 +158,7 @@ mod tests {
             shim_pid: 0,
             oom_killed: false,
             shim_lost: false,
+            health: None,
         }
     }
 
@@ -173,6 +182,17 @@ mod tests {
             status_text(&status(State::Created, None, None), now),
             "Created"
         );
+        for (h, text) in [
+            (HealthStatus::Starting, "Up 3 seconds (health: starting)"),
+            (HealthStatus::Healthy, "Up 3 seconds (healthy)"),
+            (HealthStatus::Unhealthy, "Up 3 seconds (unhealthy)"),
+        ] {
+            let st = Status {
+                health: Some(h),
+                ..status(State::Running, Some(t0), None)
+            };
+            assert_eq!(status_text(&st, now + 3), text);
+        }
     }
 
     #[test]

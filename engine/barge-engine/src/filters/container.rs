@@ -1,5 +1,6 @@
 //! docker's container filters (`docker ps --filter`, `GET /containers/json?filters=`): id,
-//! name, label, status, exited, ancestor, before, since, network, volume, publish, expose.
+//! name, label, status, exited, ancestor, before, since, network, volume, publish, expose,
+//! health.
 
 use crate::db::ContainerRecord;
 use crate::error::{Error, Result};
@@ -12,8 +13,11 @@ use super::Filters;
 /// The keys docker's `ps` knows (that barge can answer).
 pub const KEYS: &[&str] = &[
     "id", "name", "label", "status", "exited", "ancestor", "before", "since", "network", "volume",
-    "publish", "expose",
+    "publish", "expose", "health",
 ];
+
+/// The values `health=` takes (`none`: no health check, or not running).
+pub const HEALTH: &[&str] = &["starting", "healthy", "unhealthy", "none"];
 
 /// docker's container states, the values `status=` takes.
 pub const STATES: &[&str] = &[
@@ -84,6 +88,14 @@ impl ContainerFilter {
                 )));
             }
         }
+        for h in filters.get("health") {
+            if !HEALTH.contains(&h.as_str()) {
+                return Err(Error::BadParameter(format!(
+                    "invalid filter 'health={h}' (valid: {})",
+                    HEALTH.join(", ")
+                )));
+            }
+        }
         for e in filters.get("exited") {
             if e.parse::<i32>().is_err() {
                 return Err(Error::BadParameter(format!(
@@ -138,6 +150,7 @@ impl ContainerFilter {
                 st.state == State::Exited
                     && st.exit_code.map(|c| c.to_string()).as_deref() == Some(v)
             })
+            && f.any("health", |v| st.health.map_or("none", |h| h.as_str()) == v)
             && f.any("ancestor", |v| ancestor_matches(v, &c.image, &c.image_id))
             && f.any("volume", |v| {
                 c.mounts.iter().any(|m| m.source == v || m.destination == v)
@@ -227,6 +240,7 @@ mod tests {
             shim_pid: 0,
             oom_killed: false,
             shim_lost: false,
+            health: None,
         }
     }
 

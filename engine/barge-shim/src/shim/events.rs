@@ -1,5 +1,5 @@
 //! The container's events the shim writes to the store's journal (`start`, `oom`, `die`,
-//! `restart`), and the OOM-kill counter of its memory cgroup (read before the runtime deletes
+//! `restart`, `health_status`), and the OOM-kill counter of its memory cgroup (read before the runtime deletes
 //! the cgroup at the end of each run).
 
 use std::path::PathBuf;
@@ -13,10 +13,22 @@ use crate::config::ShimConfig;
 /// Append a container event with the container's attributes and `extra` ones. A journal that
 /// can't be written loses the event; the container is served either way.
 pub fn emit(cfg: &ShimConfig, action: Action, extra: &[(&str, String)]) {
-    let Some(dir) = &cfg.journal else { return };
-    let ev = Event::now(Type::Container, action, cfg.id.clone())
+    append(cfg, event(cfg, action, extra));
+}
+
+/// [`emit`] with docker's detail after the action's name (`health_status: healthy`).
+pub fn emit_detail(cfg: &ShimConfig, action: Action, detail: &str, extra: &[(&str, String)]) {
+    append(cfg, event(cfg, action, extra).detail(detail));
+}
+
+fn event(cfg: &ShimConfig, action: Action, extra: &[(&str, String)]) -> Event {
+    Event::now(Type::Container, action, cfg.id.clone())
         .attrs(cfg.event_attributes.clone())
-        .attrs(extra.iter().map(|(k, v)| (*k, v.clone())));
+        .attrs(extra.iter().map(|(k, v)| (*k, v.clone())))
+}
+
+fn append(cfg: &ShimConfig, ev: Event) {
+    let Some(dir) = &cfg.journal else { return };
     let _ = Journal::new(dir).append(&ev);
 }
 

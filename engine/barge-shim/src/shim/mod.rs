@@ -6,8 +6,9 @@
 //! found, 126 not executable, 125 any other failure; the container's state already says
 //! exited when the line is written); the shim then closes its stdout.
 //!
-//! The shim appends the container's `start`, `oom`, `die` (with `exitCode`) and `restart`
-//! events to the store's journal (see `barge_events`).
+//! The shim appends the container's `start`, `oom`, `die` (with `exitCode`), `restart` and
+//! `health_status` events to the store's journal (see `barge_events`), and runs the
+//! container's health check while it runs (`prober`).
 //! With `--attach-fd`, descriptor N is a connected socket served like any client of the
 //! shim's socket (the caller has already written its request line into it).
 
@@ -15,6 +16,7 @@ mod clients;
 mod events;
 mod execs;
 mod launch;
+mod prober;
 mod supervisor;
 #[allow(unsafe_code)] // the crate's one syscall-facing module
 mod sys;

@@ -37,6 +37,8 @@ pub struct Supervisor {
     execs: Vec<super::execs::Running>,
     /// Attached execs and their clients.
     sessions: Vec<attached::Session>,
+    /// The health check, when the container has one.
+    health: Option<super::prober::Prober>,
 }
 
 /// The I/O of one run of the container.
@@ -85,6 +87,13 @@ enum Slot {
     ExecOut(usize, Stream),
     ExecStdin(usize),
     ExecClient(usize),
+    /// The health check's probe output.
+    Probe,
+}
+
+fn cfg_health(cfg: &ShimConfig) -> Option<super::prober::Prober> {
+    let probe = cfg.health.clone()?;
+    Some(super::prober::Prober::new(cfg, probe))
 }
 
 impl Supervisor {
@@ -96,7 +105,6 @@ impl Supervisor {
         state: ShimState,
     ) -> Supervisor {
         Supervisor {
-            cfg,
             listener,
             clients: Vec::new(),
             sfd,
@@ -105,6 +113,8 @@ impl Supervisor {
             woken: false,
             execs: Vec::new(),
             sessions: Vec::new(),
+            health: cfg_health(&cfg),
+            cfg,
         }
     }
 
@@ -128,11 +138,17 @@ impl Supervisor {
         for fd in [&run.stdout, &run.stderr, &run.stdin].into_iter().flatten() {
             let _ = set_nonblocking(fd.as_fd());
         }
+        if let Some(h) = &mut self.health {
+            h.begin(&self.cfg);
+        }
         while !run.finished() {
             let timeout = run
                 .deadline
                 .map(|d| d.saturating_duration_since(Instant::now()));
             self.step(&mut run, timeout);
+        }
+        if let Some(h) = &mut self.health {
+            h.end();
         }
         let code = run.exit.unwrap_or(255);
         let _ = self.log.flush_partial();
@@ -245,17 +261,23 @@ impl Supervisor {
             fds.push(PollFd::new(c.sock.as_fd(), ev));
         }
         self.poll_sessions(&mut slots, &mut fds);
-        let timeout = match self.sessions_deadline() {
-            Some(d) => {
+        if let Some(fd) = self.health.as_ref().and_then(|h| h.output_fd()) {
+            slots.push(Slot::Probe);
+            fds.push(PollFd::new(fd, PollFlags::POLLIN));
+        }
+        let health_deadline = self.health.as_ref().and_then(|h| h.deadline());
+        let timeout = [self.sessions_deadline(), health_deadline]
+            .into_iter()
+            .flatten()
+            .fold(timeout, |t, d| {
                 let left = d.saturating_duration_since(Instant::now());
-                Some(timeout.map_or(left, |t| t.min(left)))
-            }
-            None => timeout,
-        };
+                Some(t.map_or(left, |t| t.min(left)))
+            });
         match poll(&mut fds, timeout_of(timeout)) {
             Ok(0) | Err(Errno::EINTR) => {
                 drop(fds);
                 self.tend_sessions();
+                self.tend_health(run);
                 return;
             }
             Ok(_) => {}
@@ -283,10 +305,16 @@ impl Supervisor {
                 Slot::ExecOut(i, s) => self.on_exec_output(i, s),
                 Slot::ExecStdin(i) => self.on_exec_stdin(i),
                 Slot::ExecClient(i) => self.on_exec_client(i, rev),
+                Slot::Probe => {
+                    if let Some(h) = &mut self.health {
+                        h.on_output();
+                    }
+                }
             }
         }
         self.clients.retain(|c| !c.dead);
         self.tend_sessions();
+        self.tend_health(run);
         if run.close_stdin && run.stdin_buf.is_empty() && !run.terminal {
             run.stdin = None;
         }
@@ -304,7 +332,21 @@ impl Supervisor {
         }
     }
 
+    /// Start, time out or record the health check's probe (probes only while the container
+    /// runs).
+    fn tend_health(&mut self, run: &Run) {
+        let runs = run.pid != 0 && run.exit.is_none();
+        if let Some(h) = &mut self.health {
+            h.tend(&self.cfg, runs);
+        }
+    }
+
     fn reaped(&mut self, run: &mut Run, pid: Pid, code: i32) {
+        if let Some(h) = &mut self.health {
+            if h.reaped(pid.as_raw(), code) {
+                return;
+            }
+        }
         if let Some(i) = self.execs.iter().position(|e| e.state.pid == pid.as_raw()) {
             let mut e = self.execs.swap_remove(i);
             super::execs::finished(&self.cfg, &mut e, code);
