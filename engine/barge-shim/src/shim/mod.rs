@@ -277,17 +277,18 @@ fn serve(
                 sup.state.error = None;
                 sup.state.oom_killed = false;
                 sup.save_state();
-                // The OOM-kill counter, before the run and after it (the runtime's delete
-                // removes the cgroup).
+                // The OOM-kill counter after the run. Its cgroup is made by this launch's
+                // create and removed by the delete below, so every kill it counts is this run's;
+                // a baseline read here would miss a kill in the container's first milliseconds
+                // (the process already runs).
                 let oom_file = events::oom_counter_file(&sup.cfg);
-                let oom_before = events::oom_kills(oom_file.as_ref());
                 events::emit(&sup.cfg, Action::Start, &[]);
                 if !reported {
                     report(&format!("ok {pid}"));
                     reported = true;
                 }
                 let code = sup.serve(pid, stdio);
-                sup.state.oom_killed = events::oom_kills(oom_file.as_ref()) > oom_before;
+                sup.state.oom_killed = events::oom_kills(oom_file.as_ref()) > 0;
                 delete_runtime_container(&sup.cfg);
                 code
             }
