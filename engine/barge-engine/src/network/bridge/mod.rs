@@ -194,7 +194,7 @@ fn ensure_bridge(host: &mut Netlink, plan: &Plan) -> Result<u32> {
     host.set_up(index, &plan.bridge)?;
     for s in &plan.sets {
         if let Some(gw) = s.gateway {
-            match host.add_address(index, gw, s.subnet.prefix_len(), &plan.bridge) {
+            match host.add_address(index, gw, s.subnet.prefix_len(), true, &plan.bridge) {
                 Err(e) if netlink::is_exists(&e) => {}
                 r => r?,
             }
@@ -271,7 +271,8 @@ fn wire(
     })?;
     ns.set_up(index, ifname)?;
     for (ip, prefix, _) in ips {
-        ns.add_address(index, *ip, *prefix, ifname)?;
+        // The namespace was made with DAD off (see netns::Options): no flag needed.
+        ns.add_address(index, *ip, *prefix, false, ifname)?;
     }
     for r in &plan.routes {
         let gw = r.gw.or_else(|| {
@@ -280,7 +281,12 @@ fn wire(
                 .and_then(|(_, _, gw)| *gw)
         });
         if let Some(gw) = gw {
-            ns.add_route(index, r.dst.trunc().addr(), r.dst.prefix_len(), gw, ifname)?;
+            // A route another interface already has (a second network's default route):
+            // the first one wins, as with the plugins.
+            match ns.add_route(index, r.dst.trunc().addr(), r.dst.prefix_len(), gw, ifname) {
+                Err(e) if netlink::is_exists(&e) => {}
+                r => r?,
+            }
         }
     }
     let bridge_mac = std::fs::read_to_string(format!("/sys/class/net/{}/address", plan.bridge))

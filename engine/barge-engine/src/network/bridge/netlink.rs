@@ -257,13 +257,14 @@ impl Netlink {
         }
     }
 
-    /// Add `addr/prefix` to link `index` (IPv4 with its broadcast address, IPv6 without
-    /// duplicate address detection).
+    /// Add `addr/prefix` to link `index` (IPv4 with its broadcast address; IPv6 without
+    /// duplicate address detection when `nodad`).
     pub(crate) fn add_address(
         &mut self,
         index: u32,
         addr: IpAddr,
         prefix: u8,
+        nodad: bool,
         dev: &str,
     ) -> Result<()> {
         let mut m = AddressMessage::default();
@@ -283,7 +284,9 @@ impl Netlink {
             }
             IpAddr::V6(_) => {
                 m.header.family = AddressFamily::Inet6;
-                m.header.flags = AddressHeaderFlags::Nodad;
+                if nodad {
+                    m.header.flags = AddressHeaderFlags::Nodad;
+                }
                 m.attributes.push(AddressAttribute::Address(addr));
             }
         }
