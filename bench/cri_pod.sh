@@ -12,6 +12,8 @@
 #
 #   RUNS=20 N=20 CONTAINERD=1 BARGE=target/release/barge sudo bench/cri_pod.sh
 # CRI_BENCH=PATH uses an already built client (api/barge-api/examples/cri_bench.rs).
+# BRIDGE_DRIVER=cni wires barge's pods with the CNI bridge + host-local plugins (what barge
+# did before its in-process driver) instead of the default `in-process`.
 # Prints a Markdown report on stdout; progress goes to stderr.
 set -euo pipefail
 
@@ -45,6 +47,10 @@ if [[ -z $client ]]; then
 fi
 
 bench_store cribench
+if [[ -n ${BRIDGE_DRIVER:-} ]]; then
+    mkdir -p "$BARGE_CONFIG"
+    printf '{"network": {"bridge-driver": "%s"}}\n' "$BRIDGE_DRIVER" >"$BARGE_CONFIG/config.json"
+fi
 bench_image
 mkdir -p "$work/logs"
 
@@ -154,7 +160,7 @@ if ((CONTAINERD)); then mem_c=$(idle "${eps[1]}" "$cg_c"); fi
 echo "### CRI: pod start/stop and idle pod memory"
 echo
 bench_machine
-echo "barge at $(cd "$repo" && git rev-parse --short HEAD); containerd $(containerd --version | awk '{print $3}') with runc $(runc --version | awk 'NR==1 {print $3}')"
+echo "barge at $(cd "$repo" && git rev-parse --short HEAD) (bridge driver: ${BRIDGE_DRIVER:-in-process}); containerd $(containerd --version | awk '{print $3}') with runc $(runc --version | awk 'NR==1 {print $3}')"
 echo
 echo "| RunPodSandbox + Create + Start \`true\`, Stop + Remove ($RUNS cycles, alternating) | mean ms | stdev | min | vs containerd |"
 echo "|---|---|---|---|---|"

@@ -123,8 +123,20 @@ impl Cni {
     ///
     /// On error the attachment may be half made; the caller should run [`Cni::del`].
     pub fn add(&self, list: &NetworkConfigList, rt: &RuntimeConf) -> Result<CniResult> {
+        self.add_after(list, rt, None)
+    }
+
+    /// [`Cni::add`] continuing a chain another component began: the first plugin gets `prev`
+    /// (that component's result) as `prevResult` (a runtime that wires the interface itself
+    /// and leaves only, say, `portmap` to a plugin).
+    pub fn add_after(
+        &self,
+        list: &NetworkConfigList,
+        rt: &RuntimeConf,
+        prev: Option<CniResult>,
+    ) -> Result<CniResult> {
         let env = self.container_env(list, Command::Add, rt)?;
-        let mut last: Option<CniResult> = None;
+        let mut last: Option<CniResult> = prev;
         for plugin in &list.plugins {
             let prev = last.as_ref().map(|r| &r.raw);
             let stdin = plugin_config(list, plugin, prev, Some(&rt.capability_args));

@@ -4,7 +4,7 @@ use std::io::Read;
 
 use crate::error::{Error, Result};
 
-fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     let mut b = [0u8; N];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut b))
@@ -20,7 +20,7 @@ pub fn new_id() -> Result<String> {
     Ok(hex_of(&random_bytes::<32>()?))
 }
 
-fn hex_of(b: &[u8]) -> String {
+pub(crate) fn hex_of(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::ports::{self, PortBinding};
 use super::store::Networks;
-use super::{rules, Mode};
+use super::{bridge, rules, Mode};
 use crate::config::Endpoint;
 use crate::db::ContainerRecord;
 use crate::error::{Error, IoContext, Result};
@@ -36,6 +36,10 @@ pub struct Attachment {
     pub aliases: Vec<String>,
     /// Peers on this network get /etc/hosts entries for it.
     pub dns: bool,
+    /// Who wired it: None for the CNI plugins of `list`, `barge-bridge` for the in-process
+    /// bridge driver (see `bridge`), which then runs only the list's `portmap`, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
 }
 
 impl Attachment {
@@ -58,10 +62,39 @@ impl Attachment {
         )?)
     }
 
-    /// CNI DEL of this attachment, from what was recorded.
-    fn del(&self, cni: &barge_cni::Cni) -> Result<()> {
+    /// DEL of this attachment, from what was recorded. `netns_alive`: the namespace is still
+    /// pinned (an in-process attachment then deletes its veth pair itself).
+    fn del(&self, cni: &barge_cni::Cni, netns_alive: bool) -> Result<()> {
         let list = self.config_list()?;
-        Ok(cni.del(&list, &self.runtime_conf(), self.cni_result().as_ref())?)
+        self.del_list(cni, &list, netns_alive)
+    }
+
+    fn del_list(
+        &self,
+        cni: &barge_cni::Cni,
+        list: &NetworkConfigList,
+        netns_alive: bool,
+    ) -> Result<()> {
+        let result = self.cni_result();
+        if !self.in_process() {
+            return Ok(cni.del(list, &self.runtime_conf(), result.as_ref())?);
+        }
+        let ports = only_portmap(list)
+            .map(|l| cni.del(&l, &self.runtime_conf(), result.as_ref()))
+            .unwrap_or(Ok(()));
+        let wired = bridge::del(
+            &self.network,
+            &self.container_id,
+            &self.ifname,
+            result.as_ref(),
+            netns_alive,
+        );
+        ports?;
+        wired
+    }
+
+    fn in_process(&self) -> bool {
+        self.driver.as_deref() == Some(bridge::DRIVER)
     }
 
     pub fn cni_result(&self) -> Option<CniResult> {
@@ -266,7 +299,17 @@ impl Engine {
             ports: bindings.to_vec(),
             aliases: ep.aliases.clone(),
             dns: net.dns(),
+            driver: None,
         };
+        let plan = match (&net.meta, self.opts.network.in_process) {
+            (Some(_), true) => bridge::Plan::of(&list),
+            _ => None,
+        };
+        if let Some(plan) = plan {
+            att.driver = Some(bridge::DRIVER.into());
+            self.save_attachment(&att, true)?;
+            return self.attach_in_process(att, &plan, &list, ep);
+        }
         self.save_attachment(&att, true)?;
         let cni = self.opts.network.cni();
         let rt = att.runtime_conf();
@@ -283,6 +326,57 @@ impl Engine {
                 }
                 self.forget_attachment(&att);
                 Err(e.into())
+            }
+        }
+    }
+
+    /// The in-process half of `attach_one` (barge's bridge networks): the bridge driver wires
+    /// the interface, then `portmap` runs as a plugin when ports are published. On failure
+    /// everything done is undone and the record forgotten.
+    fn attach_in_process(
+        &self,
+        mut att: Attachment,
+        plan: &bridge::Plan,
+        list: &NetworkConfigList,
+        ep: &Endpoint,
+    ) -> Result<Attachment> {
+        let requested: Vec<std::net::IpAddr> = match &ep.ip {
+            Some(ip) => vec![ip.parse().map_err(|_| {
+                Error::Invalid(format!("requested address {ip:?} is not an IP address"))
+            })?],
+            None => Vec::new(),
+        };
+        let cni = self.opts.network.cni();
+        let res = bridge::add(plan, &att.container_id, &att.netns, &att.ifname, &requested)
+            .and_then(|wired| {
+                att.result = Some(wired.clone());
+                let Some(ports) = only_portmap(list) else {
+                    return Ok(wired);
+                };
+                let prev = barge_cni::CniResult::from_value(wired).map_err(|e| {
+                    Error::Spec(format!(
+                        "the bridge driver's own result is unreadable: {}",
+                        e.0
+                    ))
+                })?;
+                cni.add_after(&ports, &att.runtime_conf(), Some(prev))
+                    .map(|r| r.raw)
+                    .map_err(Error::from)
+            });
+        match res {
+            Ok(result) => {
+                att.result = Some(result);
+                self.save_attachment(&att, false)?;
+                Ok(att)
+            }
+            Err(e) => {
+                if att.result.is_some() {
+                    if let Err(d) = att.del_list(&cni, list, true) {
+                        tracing::warn!("undoing a failed attach: {d}");
+                    }
+                }
+                self.forget_attachment(&att);
+                Err(e)
             }
         }
     }
@@ -379,7 +473,7 @@ impl Engine {
         let cni = self.opts.network.cni();
         for a in self.attachments(&rec.id) {
             if a.network == name {
-                let res = a.del(&cni);
+                let res = a.del(&cni, true);
                 self.forget_attachment(&a);
                 res?;
                 if a.dns {
@@ -440,8 +534,7 @@ impl Engine {
         if let Some(m) = &net.meta {
             delete_link(&m.bridge);
             // host-local's reservations (its default data directory).
-            let _ =
-                std::fs::remove_dir_all(PathBuf::from("/var/lib/cni/networks").join(net.name()));
+            let _ = std::fs::remove_dir_all(PathBuf::from(bridge::ipam::DATA_DIR).join(net.name()));
         }
         self.networks().remove(&net)?;
         self.emit_network(&net.id(), net.name(), crate::events::Action::Destroy, None);
@@ -497,7 +590,7 @@ impl Teardown {
         }
         for (a, l) in self.atts.iter().zip(&lists).rev() {
             if let Some(l) = l {
-                if let Err(e) = self.cni.del(l, &a.runtime_conf(), a.cni_result().as_ref()) {
+                if let Err(e) = a.del_list(&self.cni, l, !netns_first) {
                     tracing::warn!("container {id}: network teardown: {e}");
                 }
             }
@@ -537,6 +630,22 @@ fn effective_list(list: &NetworkConfigList, ports: bool) -> Result<NetworkConfig
         )));
     }
     Ok(l)
+}
+
+/// The `portmap` part of a list (None when it has none), for a chain the bridge driver began.
+fn only_portmap(list: &NetworkConfigList) -> Option<NetworkConfigList> {
+    let is = |p: &serde_json::Map<String, Value>| {
+        p.get("type").and_then(|t| t.as_str()) == Some("portmap")
+    };
+    if !list.plugins.iter().any(is) {
+        return None;
+    }
+    let mut l = list.clone();
+    l.plugins.retain(is);
+    if let Some(arr) = l.raw.get_mut("plugins").and_then(|p| p.as_array_mut()) {
+        arr.retain(|p| p.as_object().is_some_and(is));
+    }
+    Some(l)
 }
 
 /// Delete a network interface (a network's bridge), best effort.

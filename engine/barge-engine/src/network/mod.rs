@@ -3,6 +3,7 @@
 //! /etc/resolv.conf.
 
 pub mod attach;
+pub(crate) mod bridge;
 pub mod files;
 mod hosts;
 pub mod ports;

@@ -3,8 +3,13 @@
 //! ```json
 //! { "network": { "config-dir": "/etc/barge/cni/net.d",
 //!                "plugin-dirs": ["/usr/lib/cni", "/opt/cni/bin"],
-//!                "plugin-timeout-secs": 60 } }
+//!                "plugin-timeout-secs": 60,
+//!                "bridge-driver": "in-process" } }
 //! ```
+//!
+//! `bridge-driver`: who wires containers into barge's own bridge networks: `in-process`
+//! (default; netlink and host-local's address files from barge itself, see `bridge`) or
+//! `cni` (the `bridge` and `host-local` plugins, as config lists of other shapes always are).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -24,6 +29,8 @@ pub struct Settings {
     pub plugin_dirs: Vec<PathBuf>,
     /// How long one plugin may run before it is killed.
     pub timeout: Duration,
+    /// barge's bridge networks are wired in-process rather than by their plugins.
+    pub in_process: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -32,6 +39,7 @@ struct File {
     config_dir: Option<PathBuf>,
     plugin_dirs: Option<Vec<PathBuf>>,
     plugin_timeout_secs: Option<f64>,
+    bridge_driver: Option<String>,
 }
 
 impl Settings {
@@ -41,6 +49,7 @@ impl Settings {
             config_dir: config.join("cni").join("net.d"),
             plugin_dirs: DEFAULT_PLUGIN_DIRS.iter().map(PathBuf::from).collect(),
             timeout: Duration::from_secs(60),
+            in_process: true,
         }
     }
 
@@ -72,6 +81,16 @@ impl Settings {
         }
         if let Some(d) = f.plugin_dirs {
             s.plugin_dirs = d;
+        }
+        match f.bridge_driver.as_deref() {
+            None | Some("in-process") => {}
+            Some("cni") => s.in_process = false,
+            Some(other) => {
+                return Err(Error::Invalid(format!(
+                    "config file {}: network.bridge-driver {other:?}: must be \"in-process\" or \"cni\"",
+                    path.display()
+                )))
+            }
         }
         if let Some(t) = f.plugin_timeout_secs {
             if !(t > 0.0 && t < 86_400.0) {
