@@ -35,6 +35,11 @@ pub struct Hub {
     pub tls: RwLock<Arc<rustls::ServerConfig>>,
     /// Names and IPs this hub's server certificate carries.
     pub tls_hosts: Vec<String>,
+    /// The fleet API's TLS config (rebuilt when the fleet's CAs change); None with
+    /// `--api-insecure-http`.
+    pub api_tls: RwLock<Option<Arc<rustls::ServerConfig>>>,
+    /// Names and IPs the API's server certificate carries.
+    pub api_tls_hosts: Vec<String>,
 }
 
 impl Hub {
@@ -54,17 +59,38 @@ impl Hub {
         }
     }
 
-    /// Take a new CA record (rotation): new CAs, a new server certificate.
+    /// The fleet API's current TLS config (None: plain HTTP).
+    pub fn api_tls(&self) -> Option<Arc<rustls::ServerConfig>> {
+        match self.api_tls.read() {
+            Ok(t) => t.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Take a new CA record (rotation): new CAs, new server certificates (edge port and API),
+    /// and the new CA bundle in this hub's `admin.conf`.
     pub fn reload_pki(&self, rec: &barge_edge_proto::keys::CaRecord) -> anyhow::Result<()> {
         let pki = Pki::from_record(rec, &self.seal)?;
         let tls = pki.server_config(
             &self.tls_hosts,
             std::time::Duration::from_secs(self.config.renew_grace_secs),
         )?;
+        let api_tls = if self.config.api_insecure_http {
+            None
+        } else {
+            Some(pki.api_server_config(&self.api_tls_hosts)?)
+        };
         // TLS first: whoever sees the new CAs through `pki()` finds the port serving them.
         match self.tls.write() {
             Ok(mut t) => *t = tls,
             Err(poisoned) => *poisoned.into_inner() = tls,
+        }
+        match self.api_tls.write() {
+            Ok(mut t) => *t = api_tls,
+            Err(poisoned) => *poisoned.into_inner() = api_tls,
+        }
+        if !self.config.api_insecure_http {
+            crate::admin::update_ca(&self.config.state_dir, &pki.bundle_pem())?;
         }
         match self.pki.write() {
             Ok(mut p) => *p = Arc::new(pki),
