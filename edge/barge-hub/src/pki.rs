@@ -112,14 +112,27 @@ pub struct Ca {
     pub cert_pem: String,
     pub der: CertificateDer<'static>,
     key: KeyPair,
+    /// Parsed once (sessions compare it every second).
+    subject: String,
 }
 
 impl Ca {
+    fn new(cert_pem: String, key: KeyPair) -> anyhow::Result<Ca> {
+        let der = pem_to_der(&cert_pem)?;
+        let subject = x509_parser::parse_x509_certificate(&der)
+            .map(|(_, c)| c.subject().to_string())
+            .map_err(|e| anyhow::anyhow!("CA certificate: {e}"))?;
+        Ok(Ca {
+            cert_pem,
+            der,
+            key,
+            subject,
+        })
+    }
+
     /// The CA's subject (what node certificates it signed carry as issuer).
     pub fn subject(&self) -> String {
-        x509_parser::parse_x509_certificate(&self.der)
-            .map(|(_, c)| c.subject().to_string())
-            .unwrap_or_default()
+        self.subject.clone()
     }
 }
 
@@ -216,11 +229,7 @@ impl Pki {
             let pem = seal.open(&e.sealed_key)?;
             let pem = String::from_utf8(pem).context("sealed CA key is not PEM")?;
             let key = KeyPair::from_pem(&pem).context("sealed CA key")?;
-            cas.push(Ca {
-                der: pem_to_der(&e.cert_pem)?,
-                cert_pem: e.cert_pem.clone(),
-                key,
-            });
+            cas.push(Ca::new(e.cert_pem.clone(), key)?);
         }
         if cas.is_empty() {
             anyhow::bail!("the fleet CA record in etcd lists no CA");
@@ -770,11 +779,7 @@ mod tests {
     fn signs_csr_with_matching_cn_only() {
         let (pem, key) = new_ca().unwrap();
         let pki = Pki {
-            cas: vec![Ca {
-                der: pem_to_der(&pem).unwrap(),
-                cert_pem: pem,
-                key,
-            }],
+            cas: vec![Ca::new(pem, key).unwrap()],
         };
         let nk = KeyPair::generate().unwrap();
         let mut p = CertificateParams::default();
