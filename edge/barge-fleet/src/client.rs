@@ -73,7 +73,7 @@ pub fn tls_config(
         .with_safe_default_protocol_versions()
         .map_err(|e| anyhow::anyhow!("TLS setup: {e}"))?
         .with_root_certificates(roots);
-    let mut cfg = match identity {
+    let cfg = match identity {
         Some(id) => {
             let chain = CertificateDer::pem_slice_iter(&id.cert_pem)
                 .collect::<Result<Vec<_>, _>>()
@@ -85,7 +85,7 @@ pub fn tls_config(
         }
         None => b.with_no_client_auth(),
     };
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // ALPN (http/1.1) is set by hyper-rustls's `enable_http1`.
     Ok(cfg)
 }
 
