@@ -40,6 +40,10 @@ pub struct Hub {
     pub api_tls: RwLock<Option<Arc<rustls::ServerConfig>>>,
     /// Names and IPs the API's server certificate carries.
     pub api_tls_hosts: Vec<String>,
+    /// The etcd mod revision of the `pki/ca` record loaded last (0: the one read at start):
+    /// a reload from an older revision (a watch event arriving after the API's own reload)
+    /// is skipped, so the CAs never go back. Held while reloading.
+    pub pki_rev: std::sync::Mutex<i64>,
 }
 
 impl Hub {
@@ -69,7 +73,19 @@ impl Hub {
 
     /// Take a new CA record (rotation): new CAs, new server certificates (edge port and API),
     /// and the new CA bundle in this hub's `admin.conf`.
-    pub fn reload_pki(&self, rec: &barge_edge_proto::keys::CaRecord) -> anyhow::Result<()> {
+    /// `rev` is the record's etcd mod revision: an older one than the last loaded is ignored.
+    pub fn reload_pki(
+        &self,
+        rec: &barge_edge_proto::keys::CaRecord,
+        rev: i64,
+    ) -> anyhow::Result<()> {
+        let mut loaded = match self.pki_rev.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if rev <= *loaded {
+            return Ok(());
+        }
         let pki = Pki::from_record(rec, &self.seal)?;
         let tls = pki.server_config(
             &self.tls_hosts,
@@ -89,6 +105,7 @@ impl Hub {
             Ok(mut t) => *t = api_tls,
             Err(poisoned) => *poisoned.into_inner() = api_tls,
         }
+        *loaded = rev;
         if !self.config.api_insecure_http {
             crate::admin::update_ca(&self.config.state_dir, &pki.bundle_pem())?;
         }

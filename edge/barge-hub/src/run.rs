@@ -128,6 +128,7 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
         tls_hosts: hosts,
         api_tls: RwLock::new(api_tls),
         api_tls_hosts: api_hosts,
+        pki_rev: std::sync::Mutex::new(0),
     });
     let rec = HubRecord {
         edge_endpoint: hub.edge_endpoint.clone(),
@@ -183,7 +184,7 @@ async fn watch_pki(hub: Arc<Hub>) {
                     .collect::<String>()
                     != hub.pki().bundle_pem()
                 {
-                    reload(&hub, &rec);
+                    reload(&hub, &rec, r);
                 }
             }
             Ok(None) => {}
@@ -198,7 +199,7 @@ async fn watch_pki(hub: Arc<Hub>) {
                         for ev in resp.events() {
                             let Some(kv) = ev.kv() else { continue };
                             match serde_json::from_slice::<CaRecord>(kv.value()) {
-                                Ok(rec) => reload(&hub, &rec),
+                                Ok(rec) => reload(&hub, &rec, kv.mod_revision()),
                                 Err(e) => tracing::warn!("{key}: malformed CA record: {e}"),
                             }
                         }
@@ -216,8 +217,8 @@ async fn watch_pki(hub: Arc<Hub>) {
     }
 }
 
-fn reload(hub: &Hub, rec: &CaRecord) {
-    match hub.reload_pki(rec) {
+fn reload(hub: &Hub, rec: &CaRecord, rev: i64) {
+    match hub.reload_pki(rec, rev) {
         Ok(()) => tracing::info!("fleet CAs reloaded ({} trusted)", rec.cas.len()),
         Err(e) => tracing::error!("fleet CA changed but cannot be loaded: {e:#}"),
     }

@@ -203,14 +203,14 @@ pub async fn ca_get(State(api): S) -> ApiResult<Response> {
 /// Reload this hub from `pki/ca` now (the watch would, a moment later).
 async fn reload_now(api: &Api) -> ApiResult<()> {
     let key = api.hub.key("pki/ca");
-    let Some((rec, _)) = crate::store::get_json::<CaRecord>(&api.etcd, &key)
+    let Some((rec, rev)) = crate::store::get_json::<CaRecord>(&api.etcd, &key)
         .await
         .map_err(|e| ApiError::unavailable(format!("etcd: get {key}: {e}")))?
     else {
         return Err(ApiError::internal(format!("{key} is missing")));
     };
     api.hub
-        .reload_pki(&rec)
+        .reload_pki(&rec, rev)
         .map_err(|e| ApiError::internal(format!("loading the fleet CAs: {e:#}")))
 }
 
