@@ -111,3 +111,47 @@ pub fn load(path: &Path) -> anyhow::Result<(FleetConf, Option<Identity>)> {
     }
     Ok((conf, identity))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(
+        text: &str,
+        files: &[(&str, &str)],
+    ) -> anyhow::Result<(FleetConf, Option<Identity>)> {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, data) in files {
+            std::fs::write(dir.path().join(name), data).unwrap();
+        }
+        let p = dir.path().join("fleet.conf");
+        std::fs::write(&p, text).unwrap();
+        load(&p)
+    }
+
+    #[test]
+    fn what_a_config_needs() {
+        // https with a CA and a token; or a client certificate (paths relative to the file).
+        assert!(load_text(r#"{"server":"https://h:1","ca":"PEM","token":"t"}"#, &[]).is_ok());
+        let (_, id) = load_text(
+            r#"{"server":"https://h:1","ca":"PEM","cert":"a.crt","key":"a.key"}"#,
+            &[("a.crt", "C"), ("a.key", "K")],
+        )
+        .unwrap();
+        assert_eq!(id.unwrap().cert_pem, b"C");
+        // Plain HTTP with a token (a hub run with --api-insecure-http).
+        assert!(load_text(r#"{"server":"http://h:1","token":"t"}"#, &[]).is_ok());
+
+        let err = |text: &str| format!("{:#}", load_text(text, &[]).err().unwrap());
+        assert!(err(r#"{"server":"https://h:1","token":"t"}"#).contains("\"ca\""));
+        assert!(err(r#"{"server":"https://h:1","ca":"PEM"}"#).contains("no admin token"));
+        assert!(
+            err(r#"{"server":"https://h:1","ca":"PEM","cert":"a.crt"}"#).contains("go together")
+        );
+        assert!(
+            err(r#"{"server":"https://h:1","ca":"PEM","cert":"x","key":"y"}"#)
+                .contains("read client certificate")
+        );
+        assert!(err(r#"{"server":"ftp://h:1","token":"t"}"#).contains("not an https://"));
+    }
+}
