@@ -30,8 +30,9 @@ edge_hub() {
     HUB_EDGE=https://127.0.0.1:$l
     HUB_API=http://127.0.0.1:$a
     mkdir -p "$work/hub"
+    # Plain-HTTP API (the scripts' clients speak it; figures stay comparable with earlier runs).
     "$BARGE" hub --etcd "$ETCD_URL" --listen "127.0.0.1:$l" --api "127.0.0.1:$a" \
-        --state-dir "$work/hub" "$@" >"$work/hub.log" 2>&1 &
+        --api-insecure-http --state-dir "$work/hub" "$@" >"$work/hub.log" 2>&1 &
     HUB_PID=$!
     FLEET_CONF=$work/hub/admin.conf
     for _ in $(seq 150); do

@@ -181,5 +181,9 @@ print(twins.get(sys.argv[1]) or "")' "$1"
         "$barge" fleet get devices
         [[ $(reported setpoint) == 23 ]] || { echo "the device did not reach setpoint 23" >&2; cat "$store/agent.log" "$store/mapper.log" >&2; exit 1; }
     fi
-    echo "fleet dashboard: http://127.0.0.1:$api_port/ (admin token in $store/hub/admin.conf; removed when the demo ends)"
+    # The fleet API is https with the fleet CA (admin.conf's "ca"): curl --cacert works.
+    python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ca"], end="")' "$store/hub/admin.conf" >"$store/fleet-ca.pem"
+    curl -fsS --cacert "$store/fleet-ca.pem" "https://127.0.0.1:$api_port/healthz" >/dev/null
+    "$barge" fleet get ca
+    echo "fleet dashboard: https://127.0.0.1:$api_port/ (CA in $store/fleet-ca.pem, admin token in $store/hub/admin.conf; removed when the demo ends)"
 fi

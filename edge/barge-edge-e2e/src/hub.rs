@@ -35,6 +35,9 @@ pub struct HubOptions {
     pub advertise: Option<String>,
     /// More flags (`--heartbeat-secs 1`, `--node-grace-secs 5`...).
     pub args: Vec<String>,
+    /// `--api-insecure-http`: the fleet API on plain HTTP (for tests that speak raw HTTP
+    /// or drive a browser to it); https with the fleet CA otherwise, as by default.
+    pub insecure_http: bool,
 }
 
 pub struct Hub {
@@ -132,8 +135,14 @@ impl Hub {
         format!("https://{}", self.listen)
     }
 
+    /// `https://127.0.0.1:PORT` (`http://` with [`HubOptions::insecure_http`]).
     pub fn api_url(&self) -> String {
-        format!("http://{}", self.api)
+        let scheme = if self.opts.insecure_http {
+            "http"
+        } else {
+            "https"
+        };
+        format!("{scheme}://{}", self.api)
     }
 
     /// admin.conf, once the hub has written it.
@@ -195,6 +204,9 @@ fn spawn(etcd: &str, opts: &HubOptions, listen: SocketAddr, api: SocketAddr, dir
     }
     if let Some(k) = &opts.key_file {
         cmd.arg("--key-file").arg(k);
+    }
+    if opts.insecure_http {
+        cmd.arg("--api-insecure-http");
     }
     cmd.args(&opts.args);
     cmd.env(

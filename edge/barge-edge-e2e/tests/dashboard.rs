@@ -77,7 +77,12 @@ fn hollow_edge(addr: std::net::SocketAddr, token: &str, name: &str) -> Arc<Atomi
 
 #[test]
 fn the_dashboard_shows_the_fleet_live_and_edits_a_desired_value() {
-    let (cloud, proxy) = Cloud::behind_proxy();
+    // Chromium is driven to the plain-HTTP API (the https API and client certificates are
+    // covered by barge-hub's api_tls test and tls_fleet.rs).
+    let (cloud, proxy) = Cloud::behind_proxy_with(barge_edge_e2e::HubOptions {
+        insecure_http: true,
+        ..common::hub_options()
+    });
     let mut a = cloud.device_via("edge-a", &proxy);
     cloud.wait_ready(&mut a);
     let token = cloud.fleet.token(None);

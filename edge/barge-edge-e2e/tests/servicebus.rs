@@ -136,7 +136,11 @@ fn start_httpd(cloud: &Cloud, fleet: &Fleet, name: &str, node: &str, host_port: 
 
 #[test]
 fn an_httpd_pod_on_an_edge_answers_through_the_hub() {
-    let cloud = Cloud::start();
+    // Raw HTTP to the API below: plain HTTP (`barge fleet proxy` is also run against it).
+    let cloud = Cloud::with(HubOptions {
+        insecure_http: true,
+        ..hub_options()
+    });
     let mut a = cloud.device("edge-s", &[], None);
     cloud.wait_ready(&mut a);
     let hp = free_port();
@@ -286,11 +290,16 @@ fn an_httpd_pod_on_an_edge_answers_through_the_hub() {
 
 #[test]
 fn the_hub_without_the_session_forwards_the_request() {
-    let cloud = Cloud::start();
+    // Raw HTTP to the API below: plain HTTP (`barge fleet proxy` is also run against it).
+    let cloud = Cloud::with(HubOptions {
+        insecure_http: true,
+        ..hub_options()
+    });
     let hub2 = Hub::start(
         &cloud.etcd,
         HubOptions {
             key_file: Some(cloud.hub.default_key_file()),
+            insecure_http: true,
             ..hub_options()
         },
     );

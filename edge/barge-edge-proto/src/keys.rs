@@ -14,6 +14,7 @@
 //! | `revoked/<node>` | [`Revoked`] | fleet API |
 //! | `pki/ca` | [`CaRecord`]: CA certificates and their keys sealed with the hub's key file | first hub / CA rotation |
 //! | `pki/admin-token` | SHA-256 hex of the admin bearer token | first hub |
+//! | `pki/admin-certs/<name>` | [`AdminCertRecord`]: an admin client certificate name issued, and its revocation | fleet API |
 //! | `locks/controller` | the hub id holding the controller lock (lease-attached) | hubs |
 
 use std::collections::BTreeMap;
@@ -74,6 +75,26 @@ pub fn token(prefix: &str, id: &str) -> String {
 /// `revoked/<node>`.
 pub fn revoked(prefix: &str, node: &str) -> String {
     format!("{prefix}revoked/{node}")
+}
+
+/// `pki/admin-certs/<name>`.
+pub fn admin_cert(prefix: &str, name: &str) -> String {
+    format!("{prefix}pki/admin-certs/{name}")
+}
+
+/// An admin client certificate name (`admin:<name>`): when its latest certificate was
+/// issued and until when it is valid; once `revoked` is set, every certificate of that name
+/// is refused (checked on each API request) and the name cannot be issued again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminCertRecord {
+    /// RFC 3339.
+    pub issued: String,
+    /// RFC 3339: expiry of the latest certificate issued.
+    pub not_after: String,
+    /// RFC 3339: when it was revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<String>,
 }
 
 /// What the hub keeps about a node besides its object: what the agent reported.

@@ -277,7 +277,7 @@ fn rows(
     }
 }
 
-fn print_value(v: &Value, format: &str) -> anyhow::Result<()> {
+pub fn print_value(v: &Value, format: &str) -> anyhow::Result<()> {
     match format {
         "json" => println!(
             "{}",

@@ -1,6 +1,6 @@
 //! `barge-fleet`: `barge fleet` execs it. The operator's CLI for a hub's fleet API:
 //! apply, get, describe, delete, logs, exec, proxy, token create, node drain|label|revoke,
-//! device set.
+//! device set, cert create|revoke|list, ca rotate|retire-old.
 #![forbid(unsafe_code)]
 
 mod apply;
@@ -9,6 +9,7 @@ mod config;
 mod device;
 mod get;
 mod node;
+mod pki;
 mod proxy;
 mod resources;
 mod stream;
@@ -46,7 +47,7 @@ enum Cmd {
     /// List objects, or show one.
     Get {
         /// nodes, pods, deployments, daemonsets, configmaps, secrets, devicemodels (dm),
-        /// devices (dev).
+        /// devices (dev), ca (the fleet's CAs).
         kind: String,
         name: Option<String>,
         /// Every namespace.
@@ -127,6 +128,45 @@ enum Cmd {
         #[command(subcommand)]
         cmd: DeviceCmd,
     },
+    /// Admin client certificates (an alternative to the admin token).
+    Cert {
+        #[command(subcommand)]
+        cmd: CertCmd,
+    },
+    /// The fleet CA: rotation without re-joining edges.
+    Ca {
+        #[command(subcommand)]
+        cmd: CaCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CertCmd {
+    /// Make a key here, have the hub sign an admin certificate (CN admin:NAME) for it and
+    /// write DIR/NAME.key, DIR/NAME.crt and DIR/NAME.conf (a config that uses them).
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Refuse every certificate of NAME from now on (the name cannot be issued again).
+    Revoke { name: String },
+    /// The admin certificate names issued.
+    List {
+        #[arg(short = 'o', long)]
+        output: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CaCmd {
+    /// Start a rotation: a new CA signs certificates from now on, both are trusted; edges
+    /// get new certificates at their next session or renewal.
+    Rotate,
+    /// End the rotation: only the new CA stays (edges that did not renew must join again;
+    /// admin certificates of the old CA stop working).
+    RetireOld,
 }
 
 #[derive(Debug, Subcommand)]
@@ -196,11 +236,15 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let path = config::path(cli.config.as_deref())?;
-    let conf = config::load(&path)?;
-    let c = client::Client::new(&conf)?;
+    let (conf, identity) = config::load(&path)?;
+    let c = client::Client::new(&conf, identity.as_ref())?;
     let ns = cli.namespace.as_deref();
     match cli.cmd {
         Cmd::Apply { file } => apply::apply(&c, ns, &file).await,
+        Cmd::Get { kind, output, .. } if matches!(kind.as_str(), "ca" | "cas") => {
+            pki::ca_get(&c, output.as_deref()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Get {
             kind,
             name,
@@ -279,6 +323,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cmd: DeviceCmd::Set { name, values },
         } => {
             device::set(&c, &name, ns, &values).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Cert { cmd } => {
+            match cmd {
+                CertCmd::Create { name, out } => pki::cert_create(&c, &conf, &name, &out).await?,
+                CertCmd::Revoke { name } => pki::cert_revoke(&c, &name).await?,
+                CertCmd::List { output } => pki::cert_list(&c, output.as_deref()).await?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Ca { cmd } => {
+            let step = match cmd {
+                CaCmd::Rotate => "rotate",
+                CaCmd::RetireOld => "retire-old",
+            };
+            pki::ca_step(&c, step).await?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Node { cmd } => {

@@ -1,5 +1,6 @@
 //! `STATE_DIR/admin.conf`: `{"server": API URL, "ca": PEM or null, "token": admin token}`
-//! (mode 0600), what `barge fleet --config` reads.
+//! (mode 0600), what `barge fleet --config` reads. Over https, `ca` is the fleet's CA
+//! bundle (both CAs during a rotation), rewritten when the CAs change.
 //!
 //! The fleet has one admin token. The first hub to start makes it and stores only its SHA-256
 //! at `pki/admin-token` (create-if-absent transaction, so two hubs starting together agree on
@@ -20,12 +21,36 @@ use crate::hub::Hub;
 /// The file `barge fleet` reads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AdminConf {
-    /// `http://host:port` of the fleet API.
+    /// `https://host:port` of the fleet API (`http://` with `--api-insecure-http`).
     pub server: String,
-    /// CA certificate (PEM) when `server` is https; null for plain HTTP.
+    /// CA certificate(s) (PEM) when `server` is https; null for plain HTTP.
     pub ca: Option<String>,
     /// The admin bearer token; null when another hub made it.
     pub token: Option<String>,
+    /// An admin client certificate and its key (paths) instead of `token` (what
+    /// `barge fleet cert create` writes; the hub never writes them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+/// Put `bundle` as the `ca` of `STATE_DIR/admin.conf` (after a CA rotation), if it exists and
+/// differs.
+pub fn update_ca(state_dir: &Path, bundle: &str) -> anyhow::Result<()> {
+    let file = path(state_dir);
+    let data = match std::fs::read(&file) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => bail!("read {}: {e}", file.display()),
+    };
+    let mut conf: AdminConf = serde_json::from_slice(&data)
+        .with_context(|| format!("{}: not an admin.conf", file.display()))?;
+    if conf.ca.as_deref() != Some(bundle) {
+        conf.ca = Some(bundle.to_string());
+        write_conf(&file, &conf)?;
+    }
+    Ok(())
 }
 
 /// `STATE_DIR/admin.conf`.
@@ -55,6 +80,7 @@ pub async fn ensure(hub: &Hub) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     let file = path(dir);
     let server = hub.api_url.clone();
+    let ca = hub.api_tls().map(|_| hub.pki().bundle_pem());
     let key = format!("{}pki/admin-token", hub.prefix);
     let token = new_token()?;
     let resp = hub
@@ -80,8 +106,10 @@ pub async fn ensure(hub: &Hub) -> anyhow::Result<()> {
             &file,
             &AdminConf {
                 server,
-                ca: None,
+                ca,
                 token: Some(token),
+                cert: None,
+                key: None,
             },
         )?;
         tracing::info!("made the fleet's admin token; wrote {}", file.display());
@@ -93,8 +121,9 @@ pub async fn ensure(hub: &Hub) -> anyhow::Result<()> {
         Ok(data) => {
             let mut conf: AdminConf = serde_json::from_slice(&data)
                 .with_context(|| format!("{}: not an admin.conf", file.display()))?;
-            if conf.server != server {
+            if conf.server != server || conf.ca != ca {
                 conf.server = server;
+                conf.ca = ca;
                 write_conf(&file, &conf)?;
             }
             Ok(())
@@ -104,8 +133,10 @@ pub async fn ensure(hub: &Hub) -> anyhow::Result<()> {
                 &file,
                 &AdminConf {
                     server,
-                    ca: None,
+                    ca,
                     token: None,
+                    cert: None,
+                    key: None,
                 },
             )?;
             tracing::warn!(

@@ -22,9 +22,21 @@ pub struct Config {
     /// `host:port` edges are told to use for this hub (default: --listen).
     #[arg(long)]
     pub advertise: Option<String>,
-    /// The fleet HTTP API.
+    /// The fleet HTTP API and dashboard: https (TLS 1.3 and 1.2) with a server certificate
+    /// from the fleet CA, unless --api-insecure-http.
     #[arg(long)]
     pub api: SocketAddr,
+    /// More names or IPs for the API's server certificate (besides the listen IP, loopback
+    /// and localhost): what users type in the URL. Repeatable or comma-separated.
+    #[arg(long = "api-san", value_delimiter = ',')]
+    pub api_sans: Vec<String>,
+    /// Serve the fleet API and dashboard over plain HTTP (no TLS, no client certificates):
+    /// only for a trusted loopback or a TLS-terminating proxy in front.
+    #[arg(long)]
+    pub api_insecure_http: bool,
+    /// Lifetime of admin client certificates (`barge fleet cert create`).
+    #[arg(long, default_value_t = 365 * 24 * 3600)]
+    pub admin_cert_ttl_secs: u64,
     /// `admin.conf`, the key file that seals the CA key in etcd, the hub's own certificate.
     #[arg(long)]
     pub state_dir: PathBuf,

@@ -35,6 +35,15 @@ pub struct Hub {
     pub tls: RwLock<Arc<rustls::ServerConfig>>,
     /// Names and IPs this hub's server certificate carries.
     pub tls_hosts: Vec<String>,
+    /// The fleet API's TLS config (rebuilt when the fleet's CAs change); None with
+    /// `--api-insecure-http`.
+    pub api_tls: RwLock<Option<Arc<rustls::ServerConfig>>>,
+    /// Names and IPs the API's server certificate carries.
+    pub api_tls_hosts: Vec<String>,
+    /// The etcd mod revision of the `pki/ca` record loaded last (0: the one read at start):
+    /// a reload from an older revision (a watch event arriving after the API's own reload)
+    /// is skipped, so the CAs never go back. Held while reloading.
+    pub pki_rev: std::sync::Mutex<i64>,
 }
 
 impl Hub {
@@ -54,17 +63,51 @@ impl Hub {
         }
     }
 
-    /// Take a new CA record (rotation): new CAs, a new server certificate.
-    pub fn reload_pki(&self, rec: &barge_edge_proto::keys::CaRecord) -> anyhow::Result<()> {
+    /// The fleet API's current TLS config (None: plain HTTP).
+    pub fn api_tls(&self) -> Option<Arc<rustls::ServerConfig>> {
+        match self.api_tls.read() {
+            Ok(t) => t.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Take a new CA record (rotation): new CAs, new server certificates (edge port and API),
+    /// and the new CA bundle in this hub's `admin.conf`.
+    /// `rev` is the record's etcd mod revision: an older one than the last loaded is ignored.
+    pub fn reload_pki(
+        &self,
+        rec: &barge_edge_proto::keys::CaRecord,
+        rev: i64,
+    ) -> anyhow::Result<()> {
+        let mut loaded = match self.pki_rev.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if rev <= *loaded {
+            return Ok(());
+        }
         let pki = Pki::from_record(rec, &self.seal)?;
         let tls = pki.server_config(
             &self.tls_hosts,
             std::time::Duration::from_secs(self.config.renew_grace_secs),
         )?;
+        let api_tls = if self.config.api_insecure_http {
+            None
+        } else {
+            Some(pki.api_server_config(&self.api_tls_hosts)?)
+        };
         // TLS first: whoever sees the new CAs through `pki()` finds the port serving them.
         match self.tls.write() {
             Ok(mut t) => *t = tls,
             Err(poisoned) => *poisoned.into_inner() = tls,
+        }
+        match self.api_tls.write() {
+            Ok(mut t) => *t = api_tls,
+            Err(poisoned) => *poisoned.into_inner() = api_tls,
+        }
+        *loaded = rev;
+        if !self.config.api_insecure_http {
+            crate::admin::update_ca(&self.config.state_dir, &pki.bundle_pem())?;
         }
         match self.pki.write() {
             Ok(mut p) => *p = Arc::new(pki),

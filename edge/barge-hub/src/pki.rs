@@ -112,14 +112,27 @@ pub struct Ca {
     pub cert_pem: String,
     pub der: CertificateDer<'static>,
     key: KeyPair,
+    /// Parsed once (sessions compare it every second).
+    subject: String,
 }
 
 impl Ca {
+    fn new(cert_pem: String, key: KeyPair) -> anyhow::Result<Ca> {
+        let der = pem_to_der(&cert_pem)?;
+        let subject = x509_parser::parse_x509_certificate(&der)
+            .map(|(_, c)| c.subject().to_string())
+            .map_err(|e| anyhow::anyhow!("CA certificate: {e}"))?;
+        Ok(Ca {
+            cert_pem,
+            der,
+            key,
+            subject,
+        })
+    }
+
     /// The CA's subject (what node certificates it signed carry as issuer).
     pub fn subject(&self) -> String {
-        x509_parser::parse_x509_certificate(&self.der)
-            .map(|(_, c)| c.subject().to_string())
-            .unwrap_or_default()
+        self.subject.clone()
     }
 }
 
@@ -216,11 +229,7 @@ impl Pki {
             let pem = seal.open(&e.sealed_key)?;
             let pem = String::from_utf8(pem).context("sealed CA key is not PEM")?;
             let key = KeyPair::from_pem(&pem).context("sealed CA key")?;
-            cas.push(Ca {
-                der: pem_to_der(&e.cert_pem)?,
-                cert_pem: e.cert_pem.clone(),
-                key,
-            });
+            cas.push(Ca::new(e.cert_pem.clone(), key)?);
         }
         if cas.is_empty() {
             anyhow::bail!("the fleet CA record in etcd lists no CA");
@@ -350,6 +359,221 @@ impl Pki {
             .context("hub certificate")?;
         cfg.alpn_protocols = vec![barge_edge_proto::ALPN.to_vec()];
         Ok(Arc::new(cfg))
+    }
+}
+
+/// The role an admin client certificate's common name carries: `admin:<name>`.
+pub const ADMIN_CN_PREFIX: &str = "admin:";
+
+impl Pki {
+    /// Sign an admin client certificate from `csr_pem` (CN `admin:<name>`, client auth, `ttl`).
+    /// Returns the certificate PEM and its expiry (unix seconds).
+    pub fn sign_admin(
+        &self,
+        csr_pem: &str,
+        name: &str,
+        ttl: Duration,
+    ) -> crate::Result<(String, i64)> {
+        let bad = |m: String| crate::Error::BadRequest(m);
+        let mut csr = CertificateSigningRequestParams::from_pem(csr_pem)
+            .map_err(|e| bad(format!("CSR: {e}")))?;
+        let cn = csr_common_name(csr_pem).map_err(|e| bad(format!("CSR: {e}")))?;
+        let want = format!("{ADMIN_CN_PREFIX}{name}");
+        if cn != want {
+            return Err(bad(format!("CSR common name is {cn:?}, expected {want:?}")));
+        }
+        let now = now_secs();
+        let not_after = now + ttl.as_secs() as i64;
+        let internal = |e: anyhow::Error| crate::Error::Internal(format!("signing: {e}"));
+        let p = &mut csr.params;
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.distinguished_name.push(DnType::CommonName, want);
+        p.distinguished_name
+            .push(DnType::OrganizationalUnitName, "barge fleet admin");
+        p.subject_alt_names.clear();
+        p.custom_extensions.clear();
+        p.is_ca = IsCa::NoCa;
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        p.not_before = odt(now - 300).map_err(internal)?;
+        p.not_after = odt(not_after).map_err(internal)?;
+        p.serial_number = Some(random_serial().map_err(internal)?);
+        p.use_authority_key_identifier_extension = true;
+        let issuer = self.issuer().map_err(internal)?;
+        let cert = csr
+            .signed_by(&issuer)
+            .map_err(|e| crate::Error::Internal(format!("signing admin {name}: {e}")))?;
+        Ok((cert.pem(), not_after))
+    }
+
+    /// The fleet API's TLS config: TLS 1.3 and 1.2 (browsers, curl), ALPN `http/1.1`, this
+    /// hub's server certificate for `hosts`. A client certificate is asked for (the fleet CAs
+    /// as hints) but not required, and the handshake only checks that the client holds its
+    /// key: the API judges the certificate itself ([`Pki::check_client`]) so that a bad one
+    /// gets a clear 401 instead of a TLS alert.
+    pub fn api_server_config(&self, hosts: &[String]) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let hints = self
+            .cas
+            .iter()
+            .filter_map(|ca| {
+                x509_parser::parse_x509_certificate(&ca.der)
+                    .ok()
+                    .map(|(_, c)| DistinguishedName::from(c.subject().as_raw().to_vec()))
+            })
+            .collect();
+        let verifier = Arc::new(ProofOfKeyVerifier {
+            provider: provider.clone(),
+            hints,
+        });
+        let (chain, key) = self.server_cert(hosts)?;
+        let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .context("TLS 1.3/1.2 with aws-lc-rs")?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(chain, key)
+            .context("hub API certificate")?;
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(cfg))
+    }
+
+    /// Judge a client certificate chain (leaf first) presented to the fleet API: it must
+    /// chain to one of the fleet's CAs, be within its validity and allow client auth.
+    pub fn check_client(&self, chain: &[CertificateDer<'static>]) -> Result<PeerCert, String> {
+        let Some((leaf, rest)) = chain.split_first() else {
+            return Err("no client certificate".into());
+        };
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut roots = RootCertStore::empty();
+        for ca in &self.cas {
+            roots
+                .add(ca.der.clone())
+                .map_err(|e| format!("fleet CA: {e}"))?;
+        }
+        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .map_err(|e| format!("client certificate verifier: {e}"))?;
+        verifier
+            .verify_client_cert(leaf, rest, UnixTime::now())
+            .map_err(|e| match e {
+                rustls::Error::InvalidCertificate(
+                    CertificateError::Expired | CertificateError::ExpiredContext { .. },
+                ) => "the client certificate has expired".to_string(),
+                rustls::Error::InvalidCertificate(
+                    CertificateError::UnknownIssuer | CertificateError::BadSignature,
+                ) => "the client certificate is not signed by the fleet's CA".to_string(),
+                other => format!("the client certificate is not valid: {other}"),
+            })?;
+        PeerCert::parse(leaf).map_err(|e| format!("{e:#}"))
+    }
+}
+
+/// The API's client certificate check at handshake time: only the proof of the key (the
+/// handshake signature); the chain is judged per connection by [`Pki::check_client`].
+#[derive(Debug)]
+struct ProofOfKeyVerifier {
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    hints: Vec<DistinguishedName>,
+}
+
+impl ClientCertVerifier for ProofOfKeyVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &self.hints
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// What `GET /api/v1/ca` shows of one CA.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CaInfo {
+    pub subject: String,
+    pub not_before: String,
+    pub not_after: String,
+    /// SHA-256 of the DER.
+    pub sha256: String,
+    /// Signs new node and admin certificates (the newest).
+    pub signs_certificates: bool,
+    /// Signs hubs' server certificates (the oldest during a rotation).
+    pub signs_servers: bool,
+}
+
+impl Pki {
+    /// Every CA, newest first.
+    pub fn info(&self) -> Vec<CaInfo> {
+        let n = self.cas.len();
+        self.cas
+            .iter()
+            .enumerate()
+            .map(|(i, ca)| {
+                let (nb, na) = x509_parser::parse_x509_certificate(&ca.der)
+                    .map(|(_, c)| {
+                        (
+                            c.validity().not_before.timestamp(),
+                            c.validity().not_after.timestamp(),
+                        )
+                    })
+                    .unwrap_or((0, 0));
+                CaInfo {
+                    subject: ca.subject(),
+                    not_before: barge_util::time::rfc3339_secs(nb),
+                    not_after: barge_util::time::rfc3339_secs(na),
+                    sha256: sha256_hex(&ca.der),
+                    signs_certificates: i == 0,
+                    signs_servers: i == n - 1,
+                }
+            })
+            .collect()
     }
 }
 
@@ -555,11 +779,7 @@ mod tests {
     fn signs_csr_with_matching_cn_only() {
         let (pem, key) = new_ca().unwrap();
         let pki = Pki {
-            cas: vec![Ca {
-                der: pem_to_der(&pem).unwrap(),
-                cert_pem: pem,
-                key,
-            }],
+            cas: vec![Ca::new(pem, key).unwrap()],
         };
         let nk = KeyPair::generate().unwrap();
         let mut p = CertificateParams::default();

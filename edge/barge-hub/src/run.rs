@@ -73,7 +73,12 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
         .advertise
         .clone()
         .unwrap_or_else(|| dialable(edge_addr).to_string());
-    let api_url = format!("http://{}", dialable(api_addr));
+    let scheme = if config.api_insecure_http {
+        "http"
+    } else {
+        "https"
+    };
+    let api_url = format!("{scheme}://{}", dialable(api_addr));
 
     // The server certificate names the advertised host, the listen IP and loopback.
     let mut hosts = vec![host_of(&edge_endpoint)];
@@ -87,6 +92,22 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
         }
     }
     let tls = pki.server_config(&hosts, Duration::from_secs(config.renew_grace_secs))?;
+    // The API's certificate: its listen IP (loopback when unspecified), localhost, --api-san.
+    let mut api_hosts = vec![dialable(api_addr).ip().to_string()];
+    for h in ["127.0.0.1", "localhost"]
+        .into_iter()
+        .map(String::from)
+        .chain(config.api_sans.iter().cloned())
+    {
+        if !api_hosts.contains(&h) {
+            api_hosts.push(h);
+        }
+    }
+    let api_tls = if config.api_insecure_http {
+        None
+    } else {
+        Some(pki.api_server_config(&api_hosts)?)
+    };
 
     let lease = crate::store::lease::grant(&etcd).await?;
     let cache = Arc::new(Cache::default());
@@ -105,6 +126,9 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
         seal,
         tls: RwLock::new(tls),
         tls_hosts: hosts,
+        api_tls: RwLock::new(api_tls),
+        api_tls_hosts: api_hosts,
+        pki_rev: std::sync::Mutex::new(0),
     });
     let rec = HubRecord {
         edge_endpoint: hub.edge_endpoint.clone(),
@@ -160,7 +184,7 @@ async fn watch_pki(hub: Arc<Hub>) {
                     .collect::<String>()
                     != hub.pki().bundle_pem()
                 {
-                    reload(&hub, &rec);
+                    reload(&hub, &rec, r);
                 }
             }
             Ok(None) => {}
@@ -175,7 +199,7 @@ async fn watch_pki(hub: Arc<Hub>) {
                         for ev in resp.events() {
                             let Some(kv) = ev.kv() else { continue };
                             match serde_json::from_slice::<CaRecord>(kv.value()) {
-                                Ok(rec) => reload(&hub, &rec),
+                                Ok(rec) => reload(&hub, &rec, kv.mod_revision()),
                                 Err(e) => tracing::warn!("{key}: malformed CA record: {e}"),
                             }
                         }
@@ -193,8 +217,8 @@ async fn watch_pki(hub: Arc<Hub>) {
     }
 }
 
-fn reload(hub: &Hub, rec: &CaRecord) {
-    match hub.reload_pki(rec) {
+fn reload(hub: &Hub, rec: &CaRecord, rev: i64) {
+    match hub.reload_pki(rec, rev) {
         Ok(()) => tracing::info!("fleet CAs reloaded ({} trusted)", rec.cas.len()),
         Err(e) => tracing::error!("fleet CA changed but cannot be loaded: {e:#}"),
     }

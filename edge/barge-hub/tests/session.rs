@@ -479,3 +479,49 @@ async fn certificate_expired_past_grace_fails_the_handshake() {
     let mut b = [0u8; 4];
     assert!(e_read(&mut e, &mut b).await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_delete_through_the_api_cuts_its_session_at_once() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let etcd = Etcd::start().await;
+    let h = hub(&etcd, |_| {}).await;
+    let n1 = joined(&h, "n1", &[]).await;
+    let (mut e, _, _) = session(&h, &n1, vec![]).await;
+
+    let conf: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(state_dir(&h).join("admin.conf")).unwrap()).unwrap();
+    let token = conf["token"].as_str().unwrap();
+    let mut tcp = tokio::net::TcpStream::connect(h.started.api_addr)
+        .await
+        .unwrap();
+    tcp.write_all(
+        format!(
+            "DELETE /api/v1/nodes/n1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut resp = Vec::new();
+    tcp.read_to_end(&mut resp).await.unwrap();
+    let resp = String::from_utf8_lossy(&resp);
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+
+    // The live session is ended with REVOKED (the heartbeat is 10 s: this is the delete).
+    let t0 = std::time::Instant::now();
+    match e.recv_msg().await {
+        HubMsg::Error { code, .. } => assert_eq!(code, codes::REVOKED),
+        other => panic!("expected Error revoked, got {other:?}"),
+    }
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    let mut c = etcd.client().await;
+    let r = c.get(format!("{PREFIX}revoked/n1"), None).await.unwrap();
+    assert_eq!(r.kvs().len(), 1);
+    // Its certificate is refused on the next connection.
+    let mut e = Edge::connect(h.addr(), &h.ca_pem(), Some(&n1)).await;
+    e.send(&hello("n1", vec![])).await;
+    match e.recv().await {
+        Some(HubMsg::Error { code, .. }) => assert_eq!(code, codes::REVOKED),
+        other => panic!("expected Error revoked, got {other:?}"),
+    }
+}

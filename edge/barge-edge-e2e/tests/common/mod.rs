@@ -37,12 +37,17 @@ impl Cloud {
     /// A cloud whose hub edges reach only through a [`FaultProxy`]: the hub advertises the
     /// proxy's address, so an agent reconnecting from its list of hubs goes through it too.
     pub fn behind_proxy() -> (Cloud, FaultProxy) {
+        Cloud::behind_proxy_with(hub_options())
+    }
+
+    /// [`Cloud::behind_proxy`] with these hub options.
+    pub fn behind_proxy_with(opts: HubOptions) -> (Cloud, FaultProxy) {
         let listen: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let proxy = FaultProxy::start(listen).expect("start the fault proxy");
         let cloud = Cloud::with(HubOptions {
             listen: Some(listen),
             advertise: Some(proxy.addr().to_string()),
-            ..hub_options()
+            ..opts
         });
         (cloud, proxy)
     }

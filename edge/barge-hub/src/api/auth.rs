@@ -1,7 +1,15 @@
-//! Every request needs `Authorization: Bearer <admin token>`; the token's SHA-256 must
-//! equal `pki/admin-token` (compared in constant time), or the dashboard's session cookie
-//! ([`crate::dashboard::session`]; with its CSRF header when the method changes state).
-//! 401 otherwise.
+//! Every request needs one of:
+//! - `Authorization: Bearer <admin token>`; the token's SHA-256 must equal `pki/admin-token`
+//!   (compared in constant time);
+//! - over https, a client certificate that chains to a fleet CA, is valid now and has the
+//!   CN `admin:<name>`, whose name is issued and not revoked (`pki/admin-certs/<name>`,
+//!   read on every request). A node certificate (`node:<name>`) gets 403. Browsers send
+//!   client certificates on their own, so a request it authenticates that changes state
+//!   must carry the [`CSRF_HEADER`] (a cross-site form cannot set a header);
+//! - the dashboard's session cookie ([`crate::dashboard::session`]; with its CSRF header
+//!   when the method changes state).
+//!
+//! 401 otherwise (403 for a valid certificate without the admin role).
 
 use std::sync::Arc;
 
@@ -10,8 +18,63 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use barge_edge_proto::token::sha256_hex;
 
+use barge_edge_proto::keys::{self, AdminCertRecord};
+
 use super::error::ApiError;
+use super::tls::ClientCert;
 use super::{store, Api};
+
+/// The header a state-changing request authenticated by a client certificate must carry
+/// (any value; the dashboard's page sends its CSRF token in it, `barge fleet` sends `1`).
+pub const CSRF_HEADER: &str = crate::dashboard::session::CSRF_HEADER;
+
+/// The admin name a request's client certificate authenticates: `Ok(None)` when it has no
+/// certificate; 401 for an invalid, unknown or revoked one, 403 without the admin role or
+/// (for a method that changes state) without [`CSRF_HEADER`].
+pub async fn cert_admin(
+    api: &Api,
+    method: &axum::http::Method,
+    headers: &axum::http::HeaderMap,
+    cert: Option<&ClientCert>,
+) -> Result<Option<String>, ApiError> {
+    let peer = match cert {
+        None | Some(ClientCert::None) => return Ok(None),
+        Some(ClientCert::Invalid(why)) => return Err(ApiError::unauthorized(why.clone())),
+        Some(ClientCert::Valid(p)) => p,
+    };
+    let Some(name) = cert.and_then(ClientCert::admin) else {
+        let what = match peer.node() {
+            Some(n) => format!("a node certificate (node:{n}) has no access to the fleet API"),
+            None => format!(
+                "client certificate {:?} carries no admin role (CN admin:<name>)",
+                peer.common_name
+            ),
+        };
+        return Err(ApiError::forbidden(what));
+    };
+    let key = keys::admin_cert(&api.prefix, name);
+    let rec = match store::get_raw(api, &key).await? {
+        Some((v, _)) => serde_json::from_slice::<AdminCertRecord>(&v)
+            .map_err(|e| ApiError::internal(format!("{key}: malformed record: {e}")))?,
+        None => {
+            return Err(ApiError::unauthorized(format!(
+                "admin certificate {name} was not issued by this fleet's API"
+            )))
+        }
+    };
+    if let Some(at) = rec.revoked {
+        return Err(ApiError::unauthorized(format!(
+            "admin certificate {name} was revoked at {at}"
+        )));
+    }
+    let safe = matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS");
+    if !safe && headers.get(CSRF_HEADER).is_none_or(|v| v.is_empty()) {
+        return Err(ApiError::forbidden(format!(
+            "a {method} authenticated by a client certificate needs the {CSRF_HEADER} header"
+        )));
+    }
+    Ok(Some(name.to_string()))
+}
 
 /// `a == b` without an early exit on the first difference.
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
@@ -56,6 +119,20 @@ pub fn bearer_of(headers: &axum::http::HeaderMap) -> Option<&str> {
 
 pub async fn require_admin(State(api): State<Arc<Api>>, req: Request, next: Next) -> Response {
     let Some(token) = bearer(&req) else {
+        let cert = req.extensions().get::<ClientCert>();
+        match cert_admin(&api, req.method(), req.headers(), cert).await {
+            Ok(Some(_)) => return next.run(req).await,
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(
+                    "fleet API: {} {}: {}",
+                    req.method(),
+                    req.uri().path(),
+                    e.message
+                );
+                return e.into_response();
+            }
+        }
         return match crate::dashboard::session::check(&api, req.method(), req.headers()).await {
             Ok(_) => next.run(req).await,
             Err(e) => e.into_response(),

@@ -1,6 +1,8 @@
 //! The fleet HTTP API (`--api`): Kubernetes-like JSON resources for `barge fleet` and the
-//! dashboard. Plain HTTP; every request but `/healthz` needs `Authorization: Bearer <admin
-//! token>` ([`auth`]); errors are Kubernetes `Status` objects ([`error`]).
+//! dashboard. https with a server certificate from the fleet CA ([`tls`]; plain HTTP only
+//! with `--api-insecure-http`); every request but `/healthz` needs the admin bearer token, an
+//! admin client certificate or a dashboard session ([`auth`]); errors are Kubernetes
+//! `Status` objects ([`error`]).
 //!
 //! - [`objects`]: Pods, Deployments, DaemonSets, ConfigMaps, Secrets in etcd (CRUD, apply).
 //! - [`pods`]: the pods every node runs (views expanded) with their reported status.
@@ -11,16 +13,19 @@
 //!   by [`crate::tunnel::Tunnels::open_as`], with the caller's token, to the hub that holds
 //!   the node's session).
 //! - [`proxy`]: the ServiceBus, HTTP to services on edges through their tunnels.
+//! - [`pki`]: admin client certificates (issue, list, revoke) and CA rotation.
 
 pub mod auth;
 pub mod devices;
 pub mod error;
 pub mod nodes;
 pub mod objects;
+pub mod pki;
 pub mod pods;
 pub mod proxy;
 pub mod store;
 pub mod stream;
+pub mod tls;
 pub mod tokens;
 pub mod validate;
 
@@ -84,6 +89,11 @@ pub fn router(api: Arc<Api>) -> Router {
         // ServiceBus (dev-svcbus): node and pod proxies, and the forwarding connect stream.
         .merge(proxy::routes())
         .route("/api/v1/tokens", post(tokens::create))
+        .route("/api/v1/certificates", get(pki::list).post(pki::create))
+        .route("/api/v1/certificates/{name}/revoke", post(pki::revoke))
+        .route("/api/v1/ca", get(pki::ca_get))
+        .route("/api/v1/ca/rotate", post(pki::ca_rotate))
+        .route("/api/v1/ca/retire-old", post(pki::ca_retire_old))
         .route("/api/v1/{plural}", get(o::core_all))
         .route("/apis/apps/v1/{plural}", get(o::apps_all))
         .route(
@@ -133,13 +143,20 @@ pub fn router(api: Arc<Api>) -> Router {
         .merge(authed)
 }
 
-/// Serve the fleet API on `listener` until the process ends.
+/// Serve the fleet API on `listener` until the process ends: https ([`tls::serve`]) unless
+/// the hub runs with `--api-insecure-http`.
 pub async fn serve(hub: Arc<Hub>, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
     let addr = listener
         .local_addr()
         .context("fleet API listener address")?;
-    tracing::info!("fleet API on http://{addr}");
-    axum::serve(listener, router(Api::new(hub)))
+    let routes = router(Api::new(hub.clone()));
+    if hub.api_tls().is_some() {
+        tracing::info!("fleet API on https://{addr}");
+        tls::serve(hub, listener, routes).await;
+        return Ok(());
+    }
+    tracing::warn!("fleet API on http://{addr}: plain HTTP (--api-insecure-http)");
+    axum::serve(listener, routes)
         .await
         .with_context(|| format!("fleet API on {addr}"))
 }

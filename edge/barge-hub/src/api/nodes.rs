@@ -304,13 +304,20 @@ pub async fn revoke(State(api): S, Path(name): Path<String>) -> ApiResult<Respon
     Ok(Json(render(&api, &n)).into_response())
 }
 
-/// `DELETE /api/v1/nodes/{name}`: its object, its reported status and its pods' statuses.
+/// `DELETE /api/v1/nodes/{name}`: its object, its reported status and its pods' statuses;
+/// in the same transaction `revoked/<name>`, so its session (on whichever hub) is cut at
+/// once and its certificate refused until it joins again with a new token.
 pub async fn delete(State(api): S, Path(name): Path<String>) -> ApiResult<Response> {
+    let revoked = serde_json::to_vec(&Revoked {
+        at: barge_util::time::now_rfc3339(),
+    })
+    .map_err(|e| ApiError::internal(format!("encode revoked/{name}: {e}")))?;
     for _ in 0..8 {
         let (n, rev) = load_one(&api, &name).await?;
         let p = &api.prefix;
         let key = store::object_key(&api, Kind::Node, "", &name);
         let also = vec![
+            TxnOp::put(keys::revoked(p, &name), revoked.clone(), None),
             TxnOp::delete(keys::node_status(p, &name), None),
             TxnOp::delete(
                 format!("{p}status/pods/{name}/"),

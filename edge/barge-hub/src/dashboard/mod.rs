@@ -48,18 +48,21 @@ pub struct Dashboard {
     rendered: watch::Sender<Arc<String>>,
 }
 
-/// Who is looking: the session id when authenticated by cookie (for the CSRF token).
+/// Who is looking: the session id when authenticated by cookie, the admin name when by
+/// client certificate (for the CSRF token the page sends back).
 #[derive(Clone)]
 struct Viewer {
     session: Option<String>,
+    cert: Option<String>,
 }
 
 impl Viewer {
     fn csrf(&self) -> String {
-        self.session
-            .as_deref()
-            .map(session::csrf_token)
-            .unwrap_or_default()
+        match (&self.session, &self.cert) {
+            (Some(id), _) => session::csrf_token(id),
+            (None, Some(name)) => session::csrf_token(&format!("cert:{name}")),
+            (None, None) => String::new(),
+        }
     }
 }
 
@@ -95,21 +98,26 @@ pub fn router(api: Arc<Api>) -> Router {
 async fn require_viewer(State(d): S, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
     let is_page = path == "/" || path == "/ui/" || path.starts_with("/ui/nodes/");
+    let cert = req.extensions().get::<crate::api::tls::ClientCert>();
     let result = match auth::bearer(&req) {
         Some(token) => match auth::is_admin_token(&d.api, token).await {
-            Ok(true) => Ok(None),
+            Ok(true) => Ok((None, None)),
             Ok(false) => Err(ApiError::unauthorized(
                 "the bearer token is not the fleet's admin token",
             )),
             Err(e) => Err(e),
         },
-        None => session::check(&d.api, req.method(), req.headers())
-            .await
-            .map(Some),
+        None => match auth::cert_admin(&d.api, req.method(), req.headers(), cert).await {
+            Ok(Some(name)) => Ok((None, Some(name))),
+            Ok(None) => session::check(&d.api, req.method(), req.headers())
+                .await
+                .map(|s| (Some(s), None)),
+            Err(e) => Err(e),
+        },
     };
     match result {
-        Ok(session) => {
-            req.extensions_mut().insert(Viewer { session });
+        Ok((session, cert)) => {
+            req.extensions_mut().insert(Viewer { session, cert });
             next.run(req).await
         }
         Err(e) if is_page && e.code == StatusCode::UNAUTHORIZED => {

@@ -193,6 +193,8 @@ pub async fn run(
         record_dirty: true,
         record_written: Instant::now(),
         statuses: StatusBuffer::default(),
+        issuer: cert.issuer.clone(),
+        rotate_deadline: None,
     };
     let handle = hub.tunnels.register(&name, out_tx.clone());
     let result = s.serve(&hello, &cert, &handle, &mut in_rx).await;
@@ -260,6 +262,23 @@ struct Session {
     record_dirty: bool,
     record_written: Instant,
     statuses: StatusBuffer,
+    /// The issuer of the node's certificate in use (updated by an in-session renewal).
+    issuer: String,
+    /// Set when the fleet's signing CA is seen to differ from `issuer` (a CA rotation): the
+    /// session is closed at that time unless the edge renewed meanwhile, so that it
+    /// reconnects and renews at Welcome (jittered so a fleet does not reconnect at once).
+    rotate_deadline: Option<Instant>,
+}
+
+/// How long a session whose certificate is from a replaced CA may wait for the edge to
+/// renew in-session before it is closed: 3 s plus up to 5 heartbeats (at most 60 s) of
+/// jitter.
+fn rotation_delay(heartbeat: Duration) -> Duration {
+    let mut b = [0u8; 2];
+    let _ = aws_lc_rs::rand::fill(&mut b);
+    let spread = (heartbeat * 5).min(Duration::from_secs(57));
+    let frac = u16::from_le_bytes(b) as f64 / u16::MAX as f64;
+    Duration::from_secs(3) + spread.mul_f64(frac)
 }
 
 impl Session {
@@ -358,6 +377,18 @@ impl Session {
                     self.sync(&snap, false).await?;
                 }
                 _ = tick.tick() => {
+                    if hub.pki().cas[0].subject() == self.issuer {
+                        self.rotate_deadline = None;
+                    } else {
+                        let deadline = *self
+                            .rotate_deadline
+                            .get_or_insert_with(|| Instant::now() + rotation_delay(heartbeat));
+                        if Instant::now() >= deadline {
+                            return Err(Refusal::new(codes::UNAVAILABLE, format!(
+                                "node {name}: the fleet CA rotated and its certificate is from the old one: reconnect to renew"
+                            )));
+                        }
+                    }
                     if last_heard.elapsed() > heartbeat * 3 {
                         return Err(Refusal::new(codes::UNAVAILABLE, format!(
                             "nothing heard for {:?} (3 heartbeats): link is dead",
@@ -487,6 +518,7 @@ impl Session {
                 };
                 let (msg, not_after) =
                     super::renew::renew(&self.hub, Some(&cert), &csr_pem).await?;
+                self.issuer = self.hub.pki().cas[0].subject();
                 self.record.cert_not_after = Some(barge_util::time::rfc3339_secs(not_after));
                 self.record_dirty = true;
                 self.send(msg).await?;

@@ -83,24 +83,49 @@ fn path(node: &str, req: &TunnelRequest) -> String {
     }
 }
 
-/// Open `req` on `node` through the API at `api_url` (`http://host:port`).
+/// Open `req` on `node` through the API at `api_url` (`https://host:port`, trusting the
+/// fleet CAs `roots` (PEM), or `http://host:port`).
 pub async fn open(
     api_url: &str,
+    roots: Option<&[String]>,
     bearer: &str,
     node: &str,
     req: TunnelRequest,
 ) -> crate::Result<TunnelStream> {
     let unavailable =
         |e: String| crate::Error::Unavailable(format!("forwarding to {api_url}: {e}"));
-    let authority = api_url
-        .strip_prefix("http://")
-        .ok_or_else(|| unavailable("only http:// hub APIs can be forwarded to".into()))?
-        .trim_end_matches('/')
-        .to_string();
+    let (authority, tls) = match (
+        api_url.strip_prefix("https://"),
+        api_url.strip_prefix("http://"),
+    ) {
+        (Some(a), _) => (a, true),
+        (None, Some(a)) => (a, false),
+        _ => return Err(unavailable("not an http(s):// URL".into())),
+    };
+    let authority = authority.trim_end_matches('/').to_string();
     let tcp = tokio::net::TcpStream::connect(&authority)
         .await
         .map_err(|e| unavailable(e.to_string()))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+    let io: Box<dyn Io> = if tls {
+        let cfg = client_config(roots.unwrap_or_default()).map_err(unavailable)?;
+        let host = authority
+            .rsplit_once(':')
+            .map(|(h, _)| h)
+            .unwrap_or(&authority)
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let name = rustls::pki_types::ServerName::try_from(host)
+            .map_err(|e| unavailable(format!("server name: {e}")))?;
+        let s = tokio_rustls::TlsConnector::from(cfg)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| unavailable(format!("TLS: {e}")))?;
+        Box::new(s)
+    } else {
+        Box::new(tcp)
+    };
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
         .await
         .map_err(|e| unavailable(e.to_string()))?;
     tokio::spawn(async move {
@@ -187,6 +212,31 @@ pub async fn open(
         input: in_tx,
         output: out_rx,
     })
+}
+
+/// A byte stream to another hub (TCP or TLS).
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+/// A TLS client trusting exactly the fleet CAs (PEM).
+fn client_config(roots: &[String]) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
+    let mut store = rustls::RootCertStore::empty();
+    for pem in roots {
+        for p in x509_parser::pem::Pem::iter_from_buffer(pem.as_bytes()) {
+            let p = p.map_err(|e| format!("fleet CA PEM: {e}"))?;
+            store
+                .add(rustls::pki_types::CertificateDer::from(p.contents))
+                .map_err(|e| format!("fleet CA: {e}"))?;
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(std::sync::Arc::new(cfg))
 }
 
 /// Move exec frames between the remote hub and the stream's channels.

@@ -210,7 +210,15 @@ impl Tunnels {
                         c.hub
                     )));
                 };
-                forward::open(&rec.api_url, bearer, node, req).await
+                let roots = if rec.api_url.starts_with("https://") {
+                    let ca_key = format!("{}pki/ca", self.prefix);
+                    crate::store::get_json::<barge_edge_proto::keys::CaRecord>(&self.etcd, &ca_key)
+                        .await?
+                        .map(|(r, _)| r.cas.into_iter().map(|c| c.cert_pem).collect::<Vec<_>>())
+                } else {
+                    None
+                };
+                forward::open(&rec.api_url, roots.as_deref(), bearer, node, req).await
             }
             _ => Err(crate::Error::Unavailable(format!(
                 "node {node} is not connected to any hub"

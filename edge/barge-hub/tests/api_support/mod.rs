@@ -36,6 +36,8 @@ pub async fn start_hub(
         "127.0.0.1:0".into(),
         "--api".into(),
         "127.0.0.1:0".into(),
+        // Plain HTTP with a bearer token (`api_tls.rs` covers https and client certificates).
+        "--api-insecure-http".into(),
         "--state-dir".into(),
         state_dir.to_str().unwrap().into(),
     ];

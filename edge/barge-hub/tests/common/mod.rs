@@ -96,6 +96,10 @@ pub fn config(etcd: &Etcd, state: &std::path::Path) -> Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         advertise: None,
         api: "127.0.0.1:0".parse().unwrap(),
+        api_sans: Vec::new(),
+        // These tests talk plain HTTP to the API; `api_tls.rs` covers https.
+        api_insecure_http: true,
+        admin_cert_ttl_secs: 3600,
         state_dir: state.to_path_buf(),
         key_file: None,
         node_grace_secs: 40,
