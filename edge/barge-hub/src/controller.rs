@@ -156,18 +156,11 @@ async fn hold(hub: &Hub, lock: &str) {
 /// Bring every placement up to date; false when the lock is no longer ours.
 async fn reconcile(hub: &Hub, lock: &str) -> crate::Result<bool> {
     let snap = hub.cache.snapshot();
-    let nodes: Vec<&Object> = snap
-        .objects
-        .iter()
-        .filter(|(k, _)| k.kind == Kind::Node)
-        .map(|(_, o)| o)
+    let nodes: Vec<&Object> = crate::view::of_kind(&snap.objects, Kind::Node)
+        .map(|(_, o)| o.as_ref())
         .collect();
     let mut writes: Vec<(String, Option<Placement>)> = Vec::new();
-    for (k, deploy) in snap
-        .objects
-        .iter()
-        .filter(|(k, _)| k.kind == Kind::Deployment)
-    {
+    for (k, deploy) in crate::view::of_kind(&snap.objects, Kind::Deployment) {
         let pk = (k.namespace.clone(), k.name.clone());
         let current = snap.placements.get(&pk);
         let want = place(deploy, &nodes, &snap.revoked, current);

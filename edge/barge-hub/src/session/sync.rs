@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use barge_edge_proto::keys::{self, ConnRecord, NodeRecord};
-use barge_edge_proto::object::{Kind, NodeInfo, ObjKey};
+use barge_edge_proto::object::{Kind, NodeInfo, ObjKey, Object};
 use barge_edge_proto::wire::{codes, unb64, Change, EdgeMsg, Held, HubMsg};
 use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp};
 use tokio::sync::mpsc;
@@ -127,7 +127,7 @@ pub fn diff(name: &str, snap: &Snapshot, held: &mut BTreeMap<ObjKey, i64>) -> Ve
     for (k, o) in puts {
         held.insert(k.clone(), o.revision());
         out.push(Change::Put {
-            object: Box::new(o.clone()),
+            object: Box::new(Object::clone(o)),
         });
     }
     for k in dels {
@@ -304,7 +304,8 @@ impl Session {
         .map_err(|e| Refusal::from(crate::store::unavailable(&conn_key, e)))?;
         self.flush(true).await?;
 
-        let mut changed = hub.cache.subscribe();
+        // Follow before reading the snapshot: a change in between still wakes the loop.
+        let mut changed = hub.cache.follow(&name);
         let snap = hub.cache.snapshot();
         let heartbeat = Duration::from_secs(hub.config.heartbeat_secs.max(1));
         let pki = hub.pki();
@@ -344,10 +345,7 @@ impl Session {
                     last_heard = Instant::now();
                     self.on_msg(msg, handle).await?;
                 }
-                r = changed.changed() => {
-                    if r.is_err() {
-                        return Err(Refusal::new(codes::UNAVAILABLE, "hub is shutting down"));
-                    }
+                _ = changed.changed() => {
                     let snap = hub.cache.snapshot();
                     if snap.revoked.contains(&name) {
                         return Err(Refusal::new(codes::REVOKED, format!("node {name} was revoked")));
