@@ -37,6 +37,8 @@ pub struct RunOptions {
     pub retry: Duration,
     /// The EventBus's MQTT broker (`tcp://HOST:PORT`); None: no devices on this node.
     pub mqtt: Option<String>,
+    /// Keep the cache in memory instead of `cache.db` (`edge sim`: no offline restore).
+    pub cache_in_memory: bool,
 }
 
 impl Default for RunOptions {
@@ -48,6 +50,7 @@ impl Default for RunOptions {
             status_batch: Duration::from_secs(1),
             retry: Duration::from_secs(10),
             mqtt: None,
+            cache_in_memory: false,
         }
     }
 }
@@ -117,7 +120,12 @@ pub async fn run(paths: EdgePaths, work: Arc<dyn Workloads>, opts: RunOptions) -
             opts.mqtt = None;
         }
     }
-    let cache = Arc::new(Mutex::new(Cache::open(&paths.cache())?));
+    let cache = if opts.cache_in_memory {
+        Cache::open_in_memory()?
+    } else {
+        Cache::open(&paths.cache())?
+    };
+    let cache = Arc::new(Mutex::new(cache));
     let twin_ready = Arc::new(Notify::new());
     let bus = match &opts.mqtt {
         Some(url) => Some(crate::eventbus::start(
