@@ -193,6 +193,7 @@ pub async fn run(
         record_dirty: true,
         record_written: Instant::now(),
         statuses: StatusBuffer::default(),
+        status_seq: None,
     };
     let handle = hub.tunnels.register(&name, out_tx.clone());
     let result = s.serve(&hello, &cert, &handle, &mut in_rx).await;
@@ -260,6 +261,8 @@ struct Session {
     record_dirty: bool,
     record_written: Instant,
     statuses: StatusBuffer,
+    /// The latest `PodStatus.seq` received, acked once its statuses are stored.
+    status_seq: Option<u64>,
 }
 
 impl Session {
@@ -430,7 +433,10 @@ impl Session {
                 // every few seconds per node. Readiness comes from `conns/<node>` meanwhile.
                 self.record.usage = usage;
             }
-            EdgeMsg::PodStatus { pods, gone } => {
+            EdgeMsg::PodStatus { pods, gone, seq } => {
+                if seq.is_some() {
+                    self.status_seq = seq;
+                }
                 for p in pods {
                     if p.key.kind != Kind::Pod || !self.held.contains_key(&p.key) {
                         if self.removed.contains(&p.key) {
@@ -507,6 +513,9 @@ impl Session {
     /// last_seen is a minute old).
     async fn flush(&mut self, force: bool) -> Result<(), Refusal> {
         self.statuses.flush(&self.hub, &self.name).await?;
+        if let Some(seq) = self.status_seq.take() {
+            self.send(HubMsg::StatusAck { seq }).await?;
+        }
         if self.record_written.elapsed() >= LAST_SEEN_EVERY {
             self.record.last_seen = barge_util::time::rfc3339_secs(now_secs());
             self.record_dirty = true;
