@@ -481,28 +481,20 @@ impl Workloads for EngineWorkloads {
             timestamps: req.timestamps,
             ..Default::default()
         };
-        let stream = match self.engine.logs(&id, &opts) {
-            Ok(s) => s,
-            Err(e) => return io.end(None, Some(e.to_string())),
-        };
-        for chunk in stream {
-            if io.cancel.is_set() {
-                return io.end(None, Some("cancelled".into()));
-            }
-            match chunk {
-                Ok(c) => {
-                    let fd = match c.stream {
-                        barge_engine::logs::Stream::Stderr => 2,
-                        _ => 1,
-                    };
-                    if !io.data(fd, &c.data) {
-                        return;
-                    }
-                }
-                Err(e) => return io.end(None, Some(e.to_string())),
-            }
+        // Read on this (blocking) thread, checking the stream's cancel flag at every poll of
+        // a followed log: a Cancel frees the thread even while the container says nothing.
+        let (mut out, mut err) = (TunnelWriter { io, fd: 1 }, TunnelWriter { io, fd: 2 });
+        let cancelled = || io.cancel.is_set();
+        let r = self
+            .engine
+            .logs_to_until(&id, &opts, (&mut out, &mut err), &cancelled);
+        if io.cancel.is_set() {
+            return io.end(None, Some("cancelled".into()));
         }
-        io.end(Some(0), None)
+        match r {
+            Ok(()) => io.end(Some(0), None),
+            Err(e) => io.end(None, Some(e.to_string())),
+        }
     }
 
     fn pod_ip(&self, namespace: &str, pod: &str) -> Result<std::net::IpAddr, String> {
@@ -546,5 +538,25 @@ impl Workloads for EngineWorkloads {
             }
             Err(_) => (0, 0),
         }
+    }
+}
+
+/// A tunnel stream's output as a writer (a closed stream is a broken pipe).
+struct TunnelWriter<'a> {
+    io: &'a StreamIo,
+    fd: u8,
+}
+
+impl std::io::Write for TunnelWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.io.data(self.fd, buf) {
+            Ok(buf.len())
+        } else {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }

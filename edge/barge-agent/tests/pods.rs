@@ -204,6 +204,27 @@ fn check_tunnels(hub: &FakeHub, dir: &Path) {
     let (out, _, code, error) = stream_result(hub, dir, 3);
     assert_eq!((out.as_str(), code, error), ("started\n", Some(0), None));
 
+    // Following the log of a container that says nothing more: a Cancel ends the stream
+    // (the agent's blocking thread is not left waiting for output that never comes).
+    hub.send(HubMsg::Logs {
+        stream: 5,
+        namespace: "default".into(),
+        pod: "web".into(),
+        container: "c".into(),
+        follow: true,
+        tail: None,
+        timestamps: false,
+    });
+    assert!(hub
+        .wait(Duration::from_secs(30), |m| matches!(
+            m,
+            EdgeMsg::Data { stream: 5, .. }
+        ))
+        .is_some());
+    hub.send(HubMsg::Cancel { stream: 5 });
+    let (_, _, code, error) = stream_result(hub, dir, 5);
+    assert_eq!((code, error.as_deref()), (None, Some("cancelled")));
+
     hub.send(tunnel_exec(4, "nope", &["true"], false));
     let (_, _, code, error) = stream_result(hub, dir, 4);
     assert_eq!(code, None);
