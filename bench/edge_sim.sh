@@ -33,7 +33,8 @@ if [[ -z ${BARGE:-} && -z ${BARGE_EDGE:-} ]]; then
     BARGE_FLEET=$repo/target/release/barge-fleet
 fi
 BARGE=${BARGE:-barge}
-sim() { ${BARGE_EDGE:-"$BARGE" edge} sim "$@"; }
+read -r -a SIM <<<"${BARGE_EDGE:-$BARGE edge}"
+sim() { "${SIM[@]}" sim "$@"; }
 sim --help 2>&1 | grep -q -- --report || die "this build's 'edge sim' has no --report"
 # The hub and the sim raise their own open-files limits; raise the shell's too (for older
 # builds), as far as root may.
@@ -55,7 +56,7 @@ count_running() { fleet get pods -o json | python3 -c 'import json,sys; print(su
 log "starting $COUNT simulated edges"
 t0=$(now_ns)
 c0=$(cpu_ticks "$HUB_PID")
-sim --count "$COUNT" --hub "$HUB_EDGE" --token "$token" --dir "$work/sim" \
+"${SIM[@]}" sim --count "$COUNT" --hub "$HUB_EDGE" --token "$token" --dir "$work/sim" \
     --ramp-ms "$RAMP_MS" --report "$work/report" >"$work/sim.log" 2>&1 &
 SIM_PID=$!
 ready=0
