@@ -720,13 +720,12 @@ async fn pods_list_every_nodes_expanded_view_with_reported_status() {
 
     // Deleting the Deployment deletes its placement with it (not left behind in etcd),
     // and the controller does not write it back.
-    assert!(kv
+    assert!(!kv
         .get("/t/placements/default/web", None)
         .await
         .unwrap()
         .kvs()
-        .first()
-        .is_some());
+        .is_empty());
     let (code, _, v) = call(
         Method::DELETE,
         &format!("{url}/apis/apps/v1/namespaces/default/deployments/web"),
