@@ -112,13 +112,18 @@ impl EngineWorkloads {
     /// The engine's container id of `container` (empty: the first) in the agent's pod
     /// `namespace/pod`.
     fn container_of(&self, namespace: &str, pod: &str, container: &str) -> Result<String, String> {
+        let engine_name = render::engine_name(&ObjKey {
+            kind: Kind::Pod,
+            namespace: namespace.to_string(),
+            name: pod.to_string(),
+        });
         let mut f = owner_filter();
-        f.name = Some(pod.to_string());
+        f.name = Some(engine_name.clone());
         let listed = self.engine.pod_list(&f).map_err(|e| e.to_string())?;
         let p = listed
             .iter()
             .find(|p| {
-                p.record.name == pod
+                p.record.name == engine_name
                     && p.record
                         .config
                         .labels
@@ -130,7 +135,7 @@ impl EngineWorkloads {
         let c = if container.is_empty() {
             p.containers.iter().find(|c| !c.init)
         } else {
-            let full = format!("{pod}-{container}");
+            let full = format!("{engine_name}-{container}");
             p.containers.iter().find(|c| c.name == full)
         };
         c.map(|c| c.id.clone())
@@ -373,14 +378,14 @@ impl Workloads for EngineWorkloads {
                 .map_err(|e| format!("{e:#}"))
                 .and_then(|r| {
                     let want = d.images.len();
-                    self.one(&r, existing.get(&pod.metadata.name), want)
+                    self.one(&r, existing.get(&render::engine_name(&r.key)), want)
                 });
             if let Err(e) = res {
                 log(format!("pod {}: {e}", d.key));
                 d.error = Some(e);
                 failed = true;
             }
-            now.insert(pod.metadata.name.clone(), d);
+            now.insert(render::engine_name(&d.key), d);
         }
         for (name, p) in &existing {
             if !now.contains_key(name) {
@@ -498,13 +503,18 @@ impl Workloads for EngineWorkloads {
     }
 
     fn pod_ip(&self, namespace: &str, pod: &str) -> Result<std::net::IpAddr, String> {
+        let engine_name = render::engine_name(&ObjKey {
+            kind: Kind::Pod,
+            namespace: namespace.to_string(),
+            name: pod.to_string(),
+        });
         let mut f = owner_filter();
-        f.name = Some(pod.to_string());
+        f.name = Some(engine_name.clone());
         let listed = self.engine.pod_list(&f).map_err(|e| e.to_string())?;
         let p = listed
             .iter()
             .find(|p| {
-                p.record.name == pod
+                p.record.name == engine_name
                     && p.record
                         .config
                         .labels
