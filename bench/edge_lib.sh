@@ -31,7 +31,8 @@ edge_hub() {
     HUB_API=http://127.0.0.1:$a
     mkdir -p "$work/hub"
     # Plain-HTTP API (the scripts' clients speak it; figures stay comparable with earlier runs).
-    "$BARGE" hub --etcd "$ETCD_URL" --listen "127.0.0.1:$l" --api "127.0.0.1:$a" \
+    # BARGE_HUB: a barge-hub binary (a release build of the hub alone), else `barge hub`.
+    ${BARGE_HUB:-"$BARGE" hub} --etcd "$ETCD_URL" --listen "127.0.0.1:$l" --api "127.0.0.1:$a" \
         --api-insecure-http --state-dir "$work/hub" "$@" >"$work/hub.log" 2>&1 &
     HUB_PID=$!
     FLEET_CONF=$work/hub/admin.conf
@@ -43,7 +44,8 @@ edge_hub() {
     die "barge hub did not start: $(tail -5 "$work/hub.log")"
 }
 
-fleet() { "$BARGE" fleet --config "$FLEET_CONF" "$@"; }
+# BARGE_FLEET: a barge-fleet binary, else `barge fleet`.
+fleet() { ${BARGE_FLEET:-"$BARGE" fleet} --config "$FLEET_CONF" "$@"; }
 
 # Kill what edge_etcd / edge_hub / the script started (by pid, never by name).
 edge_cleanup() {

@@ -112,13 +112,18 @@ impl EngineWorkloads {
     /// The engine's container id of `container` (empty: the first) in the agent's pod
     /// `namespace/pod`.
     fn container_of(&self, namespace: &str, pod: &str, container: &str) -> Result<String, String> {
+        let engine_name = render::engine_name(&ObjKey {
+            kind: Kind::Pod,
+            namespace: namespace.to_string(),
+            name: pod.to_string(),
+        });
         let mut f = owner_filter();
-        f.name = Some(pod.to_string());
+        f.name = Some(engine_name.clone());
         let listed = self.engine.pod_list(&f).map_err(|e| e.to_string())?;
         let p = listed
             .iter()
             .find(|p| {
-                p.record.name == pod
+                p.record.name == engine_name
                     && p.record
                         .config
                         .labels
@@ -130,7 +135,7 @@ impl EngineWorkloads {
         let c = if container.is_empty() {
             p.containers.iter().find(|c| !c.init)
         } else {
-            let full = format!("{pod}-{container}");
+            let full = format!("{engine_name}-{container}");
             p.containers.iter().find(|c| c.name == full)
         };
         c.map(|c| c.id.clone())
@@ -373,14 +378,14 @@ impl Workloads for EngineWorkloads {
                 .map_err(|e| format!("{e:#}"))
                 .and_then(|r| {
                     let want = d.images.len();
-                    self.one(&r, existing.get(&pod.metadata.name), want)
+                    self.one(&r, existing.get(&render::engine_name(&r.key)), want)
                 });
             if let Err(e) = res {
                 log(format!("pod {}: {e}", d.key));
                 d.error = Some(e);
                 failed = true;
             }
-            now.insert(pod.metadata.name.clone(), d);
+            now.insert(render::engine_name(&d.key), d);
         }
         for (name, p) in &existing {
             if !now.contains_key(name) {
@@ -481,38 +486,35 @@ impl Workloads for EngineWorkloads {
             timestamps: req.timestamps,
             ..Default::default()
         };
-        let stream = match self.engine.logs(&id, &opts) {
-            Ok(s) => s,
-            Err(e) => return io.end(None, Some(e.to_string())),
-        };
-        for chunk in stream {
-            if io.cancel.is_set() {
-                return io.end(None, Some("cancelled".into()));
-            }
-            match chunk {
-                Ok(c) => {
-                    let fd = match c.stream {
-                        barge_engine::logs::Stream::Stderr => 2,
-                        _ => 1,
-                    };
-                    if !io.data(fd, &c.data) {
-                        return;
-                    }
-                }
-                Err(e) => return io.end(None, Some(e.to_string())),
-            }
+        // Read on this (blocking) thread, checking the stream's cancel flag at every poll of
+        // a followed log: a Cancel frees the thread even while the container says nothing.
+        let (mut out, mut err) = (TunnelWriter { io, fd: 1 }, TunnelWriter { io, fd: 2 });
+        let cancelled = || io.cancel.is_set();
+        let r = self
+            .engine
+            .logs_to_until(&id, &opts, (&mut out, &mut err), &cancelled);
+        if io.cancel.is_set() {
+            return io.end(None, Some("cancelled".into()));
         }
-        io.end(Some(0), None)
+        match r {
+            Ok(()) => io.end(Some(0), None),
+            Err(e) => io.end(None, Some(e.to_string())),
+        }
     }
 
     fn pod_ip(&self, namespace: &str, pod: &str) -> Result<std::net::IpAddr, String> {
+        let engine_name = render::engine_name(&ObjKey {
+            kind: Kind::Pod,
+            namespace: namespace.to_string(),
+            name: pod.to_string(),
+        });
         let mut f = owner_filter();
-        f.name = Some(pod.to_string());
+        f.name = Some(engine_name.clone());
         let listed = self.engine.pod_list(&f).map_err(|e| e.to_string())?;
         let p = listed
             .iter()
             .find(|p| {
-                p.record.name == pod
+                p.record.name == engine_name
                     && p.record
                         .config
                         .labels
@@ -546,5 +548,25 @@ impl Workloads for EngineWorkloads {
             }
             Err(_) => (0, 0),
         }
+    }
+}
+
+/// A tunnel stream's output as a writer (a closed stream is a broken pipe).
+struct TunnelWriter<'a> {
+    io: &'a StreamIo,
+    fd: u8,
+}
+
+impl std::io::Write for TunnelWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.io.data(self.fd, buf) {
+            Ok(buf.len())
+        } else {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }

@@ -37,6 +37,8 @@ pub struct RunOptions {
     pub retry: Duration,
     /// The EventBus's MQTT broker (`tcp://HOST:PORT`); None: no devices on this node.
     pub mqtt: Option<String>,
+    /// Keep the cache in memory instead of `cache.db` (`edge sim`: no offline restore).
+    pub cache_in_memory: bool,
 }
 
 impl Default for RunOptions {
@@ -48,6 +50,7 @@ impl Default for RunOptions {
             status_batch: Duration::from_secs(1),
             retry: Duration::from_secs(10),
             mqtt: None,
+            cache_in_memory: false,
         }
     }
 }
@@ -66,7 +69,13 @@ struct Outbox {
     latest: BTreeMap<ObjKey, PodReport>,
     /// Pods whose latest status is not sent yet.
     dirty: BTreeSet<ObjKey>,
+    /// Removed pods not sent yet.
     gone: BTreeSet<ObjKey>,
+    /// Removed pods sent but not acked yet (`StatusAck`), with the `seq` that carried them:
+    /// sent again on the next connection.
+    gone_unacked: BTreeMap<ObjKey, u64>,
+    /// The `seq` of the last `PodStatus` sent.
+    seq: u64,
 }
 
 impl Outbox {
@@ -74,12 +83,33 @@ impl Outbox {
         if self.dirty.is_empty() && self.gone.is_empty() {
             return None;
         }
+        self.seq += 1;
         let pods = std::mem::take(&mut self.dirty)
             .into_iter()
             .filter_map(|k| self.latest.get(&k).cloned())
             .collect();
-        let gone = std::mem::take(&mut self.gone).into_iter().collect();
-        Some(EdgeMsg::PodStatus { pods, gone })
+        let gone: Vec<ObjKey> = std::mem::take(&mut self.gone).into_iter().collect();
+        for k in &gone {
+            self.gone_unacked.insert(k.clone(), self.seq);
+        }
+        Some(EdgeMsg::PodStatus {
+            pods,
+            gone,
+            seq: Some(self.seq),
+        })
+    }
+
+    /// The hub stored every `PodStatus` up to `seq`.
+    fn acked(&mut self, seq: u64) {
+        self.gone_unacked.retain(|_, s| *s > seq);
+    }
+
+    /// A new connection: every status, and every removal not acked, goes again.
+    fn resend_all(&mut self) {
+        let keys: Vec<ObjKey> = self.latest.keys().cloned().collect();
+        self.dirty.extend(keys);
+        let gone: Vec<ObjKey> = std::mem::take(&mut self.gone_unacked).into_keys().collect();
+        self.gone.extend(gone);
     }
 }
 
@@ -117,7 +147,12 @@ pub async fn run(paths: EdgePaths, work: Arc<dyn Workloads>, opts: RunOptions) -
             opts.mqtt = None;
         }
     }
-    let cache = Arc::new(Mutex::new(Cache::open(&paths.cache())?));
+    let cache = if opts.cache_in_memory {
+        Cache::open_in_memory()?
+    } else {
+        Cache::open(&paths.cache())?
+    };
+    let cache = Arc::new(Mutex::new(cache));
     let twin_ready = Arc::new(Notify::new());
     let bus = match &opts.mqtt {
         Some(url) => Some(crate::eventbus::start(
@@ -220,6 +255,7 @@ async fn status_collector(s: Arc<Shared>) {
                 if !same {
                     o.dirty.insert(p.key.clone());
                     o.gone.remove(&p.key);
+                    o.gone_unacked.remove(&p.key);
                     o.latest.insert(p.key.clone(), p);
                     changed = true;
                 }
@@ -422,12 +458,9 @@ async fn session_loop(
             .await
             .map_err(|_| anyhow::anyhow!("the connection to the hub is closed"))
     };
-    // Everything known is sent again to a new session (the hub may have missed it).
-    {
-        let mut o = lock(&s.outbox);
-        let keys: Vec<ObjKey> = o.latest.keys().cloned().collect();
-        o.dirty.extend(keys);
-    }
+    // Everything known is sent again to a new session (the hub may have missed it), and
+    // every removal the last one did not ack.
+    lock(&s.outbox).resend_all();
     s.status_ready.notify_one();
     // The whole twin outbox goes to a new session (what was sent before was not acked).
     let mut twin_sent = 0u64;
@@ -480,6 +513,7 @@ async fn session_loop(
                         .context("drop acked twin reports")??;
                         log(format!("twin reports up to {seq} acked ({n} dropped from the outbox)"));
                     }
+                    HubMsg::StatusAck { seq } => lock(&s.outbox).acked(seq),
                     HubMsg::Pong => {}
                     HubMsg::Renewed { cert_pem, ca_bundle_pem } => {
                         match pending_key.take() {

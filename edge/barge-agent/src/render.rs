@@ -98,6 +98,17 @@ fn clean(o: &Object) -> Object {
     o
 }
 
+/// The device's name for fleet pod `key`: its name in the `default` namespace, else
+/// `<name>_<namespace>` (`_` is in no Kubernetes name or namespace, so pods of the same
+/// name in two namespaces never collide on the device).
+pub fn engine_name(key: &ObjKey) -> String {
+    if key.namespace.is_empty() || key.namespace == "default" {
+        key.name.clone()
+    } else {
+        format!("{}_{}", key.name, key.namespace)
+    }
+}
+
 /// Render `pod` with what it references from `data` (ConfigMaps and Secrets by key).
 pub fn render(pod: &Object, data: &BTreeMap<ObjKey, &Object>) -> Result<Rendered> {
     let key = pod.key();
@@ -111,6 +122,7 @@ pub fn render(pod: &Object, data: &BTreeMap<ObjKey, &Object>) -> Result<Rendered
     }
     let mut p = clean(pod);
     p.metadata.namespace = Some(key.namespace.clone());
+    p.metadata.name = engine_name(&key);
     let content = json!({
         "labels": p.metadata.labels,
         "annotations": p.metadata.annotations,

@@ -3,12 +3,21 @@
 //! heartbeats) whose workloads are [`Hollow`]: a pod is "running" as soon as it is desired.
 //! Agents join with the given token when their state directory has no `edge.json` (the hub
 //! must accept the token for every one of them: a multi-use token), at most 64 at a time.
+//!
+//! Built for 10 000 agents in one process: the open-files limit is raised (as root up to
+//! `/proc/sys/fs/nr_open`), each agent's cache is in memory (one file per agent: its TLS
+//! socket), agents start spread over `--ramp` (each with the usual backoff and jitter
+//! afterwards). With `--report FILE` every agent appends `UNIX_MS NODE NS/POD REVISION` the
+//! moment it applies a pod revision it did not hold, so a benchmark measures how long a
+//! change took to reach each edge (not sampled).
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use barge_edge_proto::object::{Kind, ObjKey, Object, PodPhase, PodStatus};
 use barge_edge_proto::wire::PodReport;
 
@@ -18,11 +27,55 @@ use crate::edgehub::RunOptions;
 use crate::join::JoinRequest;
 use crate::tunnel::{ExecRequest, LogsRequest, StreamIo};
 
+/// The `--report` file: one line per pod revision an agent applied, `UNIX_MS NODE NS/POD
+/// REVISION`, shared by every agent of the process.
+pub struct Report {
+    out: Mutex<std::io::BufWriter<std::fs::File>>,
+}
+
+impl Report {
+    /// Create (truncate) `path`.
+    pub fn create(path: &std::path::Path) -> Result<Report> {
+        let f = std::fs::File::create(path)
+            .with_context(|| format!("create the report file {}", path.display()))?;
+        Ok(Report {
+            out: Mutex::new(std::io::BufWriter::new(f)),
+        })
+    }
+
+    fn note(&self, node: &str, pods: &[(&ObjKey, i64)]) {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        for (k, rev) in pods {
+            let _ = writeln!(out, "{ms} {node} {}/{} {rev}", k.namespace, k.name);
+        }
+        if let Err(e) = out.flush() {
+            eprintln!("barge edge sim: writing the report: {e}");
+        }
+    }
+}
+
 /// Workloads that only pretend: every desired pod is Running at once.
 #[derive(Default)]
 pub struct Hollow {
+    node: String,
+    report: Option<Arc<Report>>,
     desired: Mutex<BTreeMap<ObjKey, i64>>,
     gone: Mutex<Vec<ObjKey>>,
+}
+
+impl Hollow {
+    /// The hollow workloads of node `node`, noting applied pods in `report`.
+    pub fn new(node: &str, report: Option<Arc<Report>>) -> Hollow {
+        Hollow {
+            node: node.to_string(),
+            report,
+            ..Default::default()
+        }
+    }
 }
 
 impl Workloads for Hollow {
@@ -33,6 +86,16 @@ impl Workloads for Hollow {
             .map(|o| (o.key(), o.revision()))
             .collect();
         let mut d = self.desired.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = &self.report {
+            let new: Vec<(&ObjKey, i64)> = now
+                .iter()
+                .filter(|(k, rev)| d.get(*k) != Some(*rev))
+                .map(|(k, rev)| (k, *rev))
+                .collect();
+            if !new.is_empty() {
+                r.note(&self.node, &new);
+            }
+        }
         let mut g = self.gone.lock().unwrap_or_else(|e| e.into_inner());
         g.extend(d.keys().filter(|k| !now.contains_key(*k)).cloned());
         *d = now;
@@ -91,18 +154,39 @@ pub struct SimOptions {
     /// Each agent's state is under `<dir>/<name>/edge/`.
     pub dir: PathBuf,
     pub run: RunOptions,
+    /// Agents start evenly over this time (0: all at once).
+    pub ramp: Duration,
+    /// Where agents note the pod revisions they apply (see [`Report`]).
+    pub report: Option<PathBuf>,
 }
 
 /// Run `count` hollow agents until the process is stopped.
 pub async fn run(o: SimOptions) -> Result<()> {
     crate::log::set_quiet();
+    let nofile = raise_nofile();
+    if nofile < o.count as u64 + 256 {
+        eprintln!(
+            "barge edge sim: the open-files limit is {nofile}, {} agents need about {}",
+            o.count,
+            o.count + 256
+        );
+    }
+    let report = match &o.report {
+        Some(p) => Some(Arc::new(Report::create(p)?)),
+        None => None,
+    };
+    let mut run = o.run.clone();
+    run.cache_in_memory = true;
     let joins = Arc::new(tokio::sync::Semaphore::new(64));
     let mut tasks = tokio::task::JoinSet::new();
+    let step = o.ramp / (o.count.max(1) as u32);
     for i in 0..o.count {
         let name = format!("{}{i}", o.prefix);
         let paths = EdgePaths::new(&o.dir.join(&name));
-        let (o, joins) = (o.clone(), joins.clone());
+        let (o, joins, report, run) = (o.clone(), joins.clone(), report.clone(), run.clone());
+        let delay = step * i as u32;
         tasks.spawn(async move {
+            tokio::time::sleep(delay).await;
             if paths.load().is_err() {
                 let _permit = joins.acquire().await;
                 let req = JoinRequest {
@@ -116,7 +200,8 @@ pub async fn run(o: SimOptions) -> Result<()> {
                     return;
                 }
             }
-            if let Err(e) = crate::edgehub::run(paths, Arc::new(Hollow::default()), o.run).await {
+            let work = Arc::new(Hollow::new(&name, report));
+            if let Err(e) = crate::edgehub::run(paths, work, run).await {
                 eprintln!("barge edge sim: {name}: {e:#}");
             }
         });
@@ -124,4 +209,25 @@ pub async fn run(o: SimOptions) -> Result<()> {
     eprintln!("barge edge sim: {} hollow agents started", o.count);
     while tasks.join_next().await.is_some() {}
     Ok(())
+}
+
+/// Raise RLIMIT_NOFILE as far as allowed (root: up to `/proc/sys/fs/nr_open`); the soft
+/// limit in force afterwards.
+fn raise_nofile() -> u64 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return 0;
+    };
+    let ceiling = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(hard)
+        .max(hard);
+    if setrlimit(Resource::RLIMIT_NOFILE, ceiling, ceiling).is_ok() {
+        return ceiling;
+    }
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        return hard;
+    }
+    soft
 }

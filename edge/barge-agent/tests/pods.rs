@@ -108,7 +108,10 @@ fn pod_status(
     let mut found = None;
     hub.wait(Duration::from_secs(60), |m| {
         if let EdgeMsg::PodStatus { pods, .. } = m {
-            if let Some(p) = pods.iter().find(|p| p.key.name == name && f(p)) {
+            if let Some(p) = pods
+                .iter()
+                .find(|p| p.key.name == name && p.key.namespace == "default" && f(p))
+            {
                 found = Some(p.clone());
                 return true;
             }
@@ -204,6 +207,27 @@ fn check_tunnels(hub: &FakeHub, dir: &Path) {
     let (out, _, code, error) = stream_result(hub, dir, 3);
     assert_eq!((out.as_str(), code, error), ("started\n", Some(0), None));
 
+    // Following the log of a container that says nothing more: a Cancel ends the stream
+    // (the agent's blocking thread is not left waiting for output that never comes).
+    hub.send(HubMsg::Logs {
+        stream: 5,
+        namespace: "default".into(),
+        pod: "web".into(),
+        container: "c".into(),
+        follow: true,
+        tail: None,
+        timestamps: false,
+    });
+    assert!(hub
+        .wait(Duration::from_secs(30), |m| matches!(
+            m,
+            EdgeMsg::Data { stream: 5, .. }
+        ))
+        .is_some());
+    hub.send(HubMsg::Cancel { stream: 5 });
+    let (_, _, code, error) = stream_result(hub, dir, 5);
+    assert_eq!((code, error.as_deref()), (None, Some("cancelled")));
+
     hub.send(tunnel_exec(4, "nope", &["true"], false));
     let (_, _, code, error) = stream_result(hub, dir, 4);
     assert_eq!(code, None);
@@ -238,15 +262,52 @@ fn edged_applies_keeps_unchanged_and_replaces_changed_pods() {
             "command": ["sh", "-c", "sleep 0.3; exit 1"]}]}
     }))
     .unwrap();
+    // A pod of the same name in another namespace: its own pod on the device.
+    let other_web: Object = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web", "namespace": "prod", "resourceVersion": "10"},
+        "spec": {"containers": [{"name": "c", "image": "bb",
+            "command": ["sh", "-c", "echo prod; exec sleep 1000"]}]}
+    }))
+    .unwrap();
     sync(
         &hub,
         b.path(),
         10,
-        vec![put(config_map(9, "hello")), put(pod(10)), put(flaky)],
+        vec![
+            put(config_map(9, "hello")),
+            put(pod(10)),
+            put(flaky),
+            put(other_web),
+        ],
     );
-    let st = web_status(&hub, b.path(), |p| {
-        p.status.phase == PodPhase::Running && p.status.observed_revision == 10
+    // Both webs Running (their reports may come in one message or in several).
+    let (mut st, mut prod_running) = (None, false);
+    hub.wait(Duration::from_secs(60), |m| {
+        if let EdgeMsg::PodStatus { pods, .. } = m {
+            for p in pods {
+                let running = p.status.phase == PodPhase::Running;
+                match p.key.namespace.as_str() {
+                    "prod" if p.key.name == "web" && running => prod_running = true,
+                    "default"
+                        if p.key.name == "web" && running && p.status.observed_revision == 10 =>
+                    {
+                        st = Some(p.clone())
+                    }
+                    _ => {}
+                }
+            }
+        }
+        st.is_some() && prod_running
     });
+    assert!(
+        prod_running,
+        "prod/web not Running: {}",
+        agent_log(b.path())
+    );
+    let st = st.unwrap_or_else(|| panic!("default/web not Running: {}", agent_log(b.path())));
+    let prod_out = b.ok(&["exec", "web_prod-c", "cat", "/proc/1/cmdline"]);
+    assert!(prod_out.contains("sleep"), "{prod_out}");
     assert_eq!(st.status.container_statuses[0].restart_count, 0);
     // A container that keeps failing: its restarts are counted.
     pod_status(&hub, b.path(), "flaky", |p| {

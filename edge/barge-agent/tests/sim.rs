@@ -1,5 +1,6 @@
 //! `barge-edge sim`: hollow agents join and hold real sessions (TLS, Hello, Sync/Ack, status)
-//! with a fake hub; a synced Pod is reported Running by the hollow node.
+//! with a fake hub; a synced Pod is reported Running by the hollow node; a removed pod's
+//! `gone` report is sent again on every new connection until the hub acks it.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -86,4 +87,56 @@ fn hollow_agents_join_sync_and_report() {
                     && p.status.phase == PodPhase::Running
                     && p.status.observed_revision == 3)))
         .is_some());
+
+    // The pod is removed: its `gone` report comes with a seq.
+    hub.send(HubMsg::Sync {
+        revision: 4,
+        full: false,
+        changes: vec![Change::Delete {
+            key: barge_edge_proto::object::ObjKey {
+                kind: barge_edge_proto::object::Kind::Pod,
+                namespace: "default".into(),
+                name: "p".into(),
+            },
+            revision: 4,
+        }],
+    });
+    let gone_p = |m: &EdgeMsg| -> Option<u64> {
+        match m {
+            EdgeMsg::PodStatus { gone, seq, .. } if gone.iter().any(|k| k.name == "p") => {
+                Some(seq.expect("a PodStatus with a seq"))
+            }
+            _ => None,
+        }
+    };
+    assert!(hub
+        .wait(Duration::from_secs(20), |m| gone_p(m).is_some())
+        .is_some());
+    // The link drops before the hub acked it: the next connection sends it again.
+    let drop_link = || {
+        hub.send(HubMsg::Error {
+            code: barge_edge_proto::wire::codes::UNAVAILABLE.into(),
+            message: "test: link dropped".into(),
+        })
+    };
+    drop_link();
+    let again = hub
+        .wait(Duration::from_secs(20), |m| gone_p(m).is_some())
+        .expect("the unacked gone report sent again after reconnecting");
+    let seq = gone_p(&again).unwrap();
+    // Acked (read before the Error that follows it on the same stream): not sent on the
+    // connection after.
+    hub.send(HubMsg::StatusAck { seq });
+    drop_link();
+    assert!(hub
+        .wait(Duration::from_secs(20), |m| matches!(
+            m,
+            EdgeMsg::Hello { .. }
+        ))
+        .is_some());
+    assert!(
+        hub.wait(Duration::from_secs(4), |m| gone_p(m).is_some())
+            .is_none(),
+        "an acked gone report was sent again"
+    );
 }

@@ -255,6 +255,7 @@ fn a_node_cannot_see_or_report_another_nodes_pod() {
             status,
         }],
         gone: vec![],
+        seq: None,
     })
     .unwrap();
     let answer = loop {

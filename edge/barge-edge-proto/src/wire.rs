@@ -13,7 +13,8 @@
 //! 2. Session: the hub sends [`HubMsg::Sync`] batches (the node's desired objects; the first
 //!    one answers the Hello's inventory), the edge answers each with [`EdgeMsg::Ack`] once the
 //!    batch is durable in its SQLite cache. The edge sends [`EdgeMsg::PodStatus`] and
-//!    [`EdgeMsg::NodeStatus`] (coalesced, batched) and the hub stores them. Either side sends
+//!    [`EdgeMsg::NodeStatus`] (coalesced, batched) and the hub stores them (a `PodStatus`
+//!    with a `seq` is answered with [`HubMsg::StatusAck`] once stored). Either side sends
 //!    `Ping` every `heartbeat_secs` and drops the link after three missed.
 //! 3. Tunnels: the hub opens a stream (`Exec`, `Logs`, `Connect`) with a fresh `stream` id;
 //!    both sides send `Data` on it; the edge ends it with `StreamEnd` (exit code or error);
@@ -75,11 +76,17 @@ pub enum EdgeMsg {
         revision: i64,
     },
     /// Pod statuses, coalesced per pod (latest wins). `gone` lists pods removed on the edge.
+    /// `seq` (optional, numbered per connection by the edge) asks the hub for a
+    /// [`HubMsg::StatusAck`] once this message is stored: the edge keeps sending its `gone`
+    /// pods, on every new connection, until they are acked (a removal is not lost with a
+    /// link that drops right after it was sent). Edges without `seq` get no ack.
     #[serde(rename_all = "camelCase")]
     PodStatus {
         pods: Vec<PodReport>,
         #[serde(default)]
         gone: Vec<ObjKey>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seq: Option<u64>,
     },
     /// Node heartbeat content: resource use (sent every `heartbeat_secs`, and on change).
     #[serde(rename_all = "camelCase")]
@@ -249,6 +256,12 @@ pub enum HubMsg {
     /// The twin reports up to `seq` are merged into etcd.
     #[serde(rename_all = "camelCase")]
     TwinAck {
+        seq: u64,
+    },
+    /// The `PodStatus` messages up to `seq` are stored in etcd (sent only to an edge whose
+    /// `PodStatus` carried a `seq`).
+    #[serde(rename_all = "camelCase")]
+    StatusAck {
         seq: u64,
     },
     /// stdin for a stream (fd 0; empty data closes stdin), base64.

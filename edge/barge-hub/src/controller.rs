@@ -156,25 +156,22 @@ async fn hold(hub: &Hub, lock: &str) {
 /// Bring every placement up to date; false when the lock is no longer ours.
 async fn reconcile(hub: &Hub, lock: &str) -> crate::Result<bool> {
     let snap = hub.cache.snapshot();
-    let nodes: Vec<&Object> = snap
-        .objects
-        .iter()
-        .filter(|(k, _)| k.kind == Kind::Node)
-        .map(|(_, o)| o)
+    let nodes: Vec<&Object> = crate::view::of_kind(&snap.objects, Kind::Node)
+        .map(|(_, o)| o.as_ref())
         .collect();
-    let mut writes: Vec<(String, Option<Placement>)> = Vec::new();
-    for (k, deploy) in snap
-        .objects
-        .iter()
-        .filter(|(k, _)| k.kind == Kind::Deployment)
-    {
+    // Each write holds only if the Deployment is still as seen (put) or still gone
+    // (delete): a Deployment deleted meanwhile never gets its placement back.
+    let mut writes: Vec<(String, Option<Placement>, Compare)> = Vec::new();
+    for (k, deploy) in crate::view::of_kind(&snap.objects, Kind::Deployment) {
         let pk = (k.namespace.clone(), k.name.clone());
         let current = snap.placements.get(&pk);
         let want = place(deploy, &nodes, &snap.revoked, current);
         if current != Some(&want) {
+            let dk = keys::object(&hub.prefix, Kind::Deployment, &k.namespace, &k.name);
             writes.push((
                 keys::placement(&hub.prefix, &k.namespace, &k.name),
                 Some(want),
+                Compare::mod_revision(dk, CompareOp::Equal, deploy.revision()),
             ));
         }
     }
@@ -185,24 +182,40 @@ async fn reconcile(hub: &Hub, lock: &str) -> crate::Result<bool> {
             name: name.clone(),
         };
         if !snap.objects.contains_key(&dk) {
-            writes.push((keys::placement(&hub.prefix, ns, name), None));
+            let dk = keys::object(&hub.prefix, Kind::Deployment, ns, name);
+            writes.push((
+                keys::placement(&hub.prefix, ns, name),
+                None,
+                Compare::version(dk, CompareOp::Equal, 0),
+            ));
         }
     }
     let mut c = hub.etcd.clone();
-    for (key, p) in writes {
+    for (key, p, deploy_as_seen) in writes {
         let op = match &p {
             Some(p) => TxnOp::put(key.clone(), crate::store::to_json(p)?, None),
             None => TxnOp::delete(key.clone(), None),
         };
+        let still_ours = Compare::value(lock, CompareOp::Equal, hub.id.clone());
         let txn = Txn::new()
-            .when([Compare::value(lock, CompareOp::Equal, hub.id.clone())])
+            .when([still_ours.clone(), deploy_as_seen])
             .and_then([op]);
         let resp = c
             .txn(txn)
             .await
             .map_err(|e| crate::store::unavailable(&key, e))?;
         if !resp.succeeded() {
-            return Ok(false);
+            // The lock is gone, or the Deployment changed since the snapshot (the next
+            // round sees the change).
+            let lock_held = c
+                .txn(Txn::new().when([still_ours]))
+                .await
+                .map_err(|e| crate::store::unavailable(lock, e))?
+                .succeeded();
+            if !lock_held {
+                return Ok(false);
+            }
+            continue;
         }
         tracing::info!("controller: {key} -> {p:?}");
     }

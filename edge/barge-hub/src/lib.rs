@@ -13,6 +13,7 @@
 //!   matching DaemonSets, the ConfigMaps and Secrets they use; its Devices and their models).
 //! - `devices`: DeviceModel/Device checks, desired versions, twin merging and status.
 //! - `controller`: Deployment placement (one hub at a time, by an etcd lock).
+//! - `limits`: the open-files limit and the edges' accept queue (10 000 edges per hub).
 //! - `listener`, `session`: the edges' TLS port and one task per connected edge.
 //! - `tunnel`: exec and logs streams to an edge through its session (local or forwarded).
 //! - `api`: the fleet HTTP API (`--api`), and `admin`: `admin.conf`.
@@ -27,6 +28,7 @@ pub mod controller;
 pub mod dashboard;
 pub mod devices;
 pub mod hub;
+pub mod limits;
 pub mod listener;
 pub mod pki;
 pub mod run;

@@ -61,8 +61,9 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
         .await
         .with_context(|| format!("fleet CA (key file {})", key_file.display()))?;
 
-    let edge_listener = TcpListener::bind(config.listen)
-        .await
+    let nofile = crate::limits::raise_nofile();
+    tracing::info!("open-files limit: {nofile}");
+    let edge_listener = crate::limits::listen(config.listen, crate::limits::EDGE_BACKLOG)
         .with_context(|| format!("listening for edges on {}", config.listen))?;
     let api_listener = TcpListener::bind(config.api)
         .await

@@ -7,6 +7,7 @@
 //! DeviceModels they reference (same namespace). Nothing else ever reaches a node.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use barge_edge_proto::keys::Placement;
 use barge_edge_proto::object::{Kind, ObjKey, Object, ObjectMeta, OwnerReference};
@@ -15,53 +16,80 @@ use serde_json::Value;
 /// Label the hub puts on pods it derives from a workload.
 pub const OWNER_LABEL: &str = "barge.io/owner";
 
+/// The fleet's objects as the cache holds them (shared, never copied per session).
+pub type Objects = BTreeMap<ObjKey, Arc<Object>>;
+
+/// Every object of `kind` (keys sort by kind first: a range, not a scan of the fleet).
+pub fn of_kind(objects: &Objects, kind: Kind) -> impl Iterator<Item = (&ObjKey, &Arc<Object>)> {
+    let from = ObjKey {
+        kind,
+        namespace: String::new(),
+        name: String::new(),
+    };
+    objects
+        .range(from..)
+        .take_while(move |(k, _)| k.kind == kind)
+}
+
+/// Every object of `kind` in namespace `ns`.
+pub fn of_kind_in<'a>(
+    objects: &'a Objects,
+    kind: Kind,
+    ns: &'a str,
+) -> impl Iterator<Item = (&'a ObjKey, &'a Arc<Object>)> {
+    let from = ObjKey {
+        kind,
+        namespace: ns.to_string(),
+        name: String::new(),
+    };
+    objects
+        .range(from..)
+        .take_while(move |(k, _)| k.kind == kind && k.namespace == ns)
+}
+
 /// The objects `node` must hold, keyed, each with its revision in `resourceVersion`.
+/// Reads only the workload and device kinds (not the fleet's nodes), so its cost grows with
+/// the workloads, not with the fleet.
 pub fn node_view(
     node: &Object,
-    objects: &BTreeMap<ObjKey, Object>,
+    objects: &Objects,
     placements: &BTreeMap<(String, String), Placement>,
-) -> BTreeMap<ObjKey, Object> {
+) -> BTreeMap<ObjKey, Arc<Object>> {
     let name = node.metadata.name.as_str();
     let mut out = BTreeMap::new();
-    for (key, obj) in objects {
-        match key.kind {
-            Kind::Pod if obj.spec.get("nodeName").and_then(Value::as_str) == Some(name) => {
-                out.insert(key.clone(), obj.clone());
-            }
-            Kind::Deployment => {
-                let count = placements
-                    .get(&(key.namespace.clone(), key.name.clone()))
-                    .and_then(|p| p.nodes.get(name))
-                    .copied()
-                    .unwrap_or(0);
-                for i in 0..count {
-                    let pod = derived_pod(obj, name, format!("{}-{name}-{i}", key.name));
-                    out.insert(pod.key(), pod);
-                }
-            }
-            Kind::DaemonSet if selector_matches(template_spec(obj), &node.metadata.labels) => {
-                let pod = derived_pod(obj, name, format!("{}-{name}", key.name));
-                out.insert(pod.key(), pod);
-            }
-            Kind::Device if obj.spec.get("nodeName").and_then(Value::as_str) == Some(name) => {
-                out.insert(key.clone(), obj.clone());
-            }
-            _ => {}
+    let bound = |o: &Object| o.spec.get("nodeName").and_then(Value::as_str) == Some(name);
+    for (key, obj) in of_kind(objects, Kind::Pod) {
+        if bound(obj) {
+            out.insert(key.clone(), obj.clone());
+        }
+    }
+    for (key, obj) in of_kind(objects, Kind::Deployment) {
+        let count = placements
+            .get(&(key.namespace.clone(), key.name.clone()))
+            .and_then(|p| p.nodes.get(name))
+            .copied()
+            .unwrap_or(0);
+        for i in 0..count {
+            let pod = derived_pod(obj, name, format!("{}-{name}-{i}", key.name));
+            out.insert(pod.key(), Arc::new(pod));
+        }
+    }
+    for (key, obj) in of_kind(objects, Kind::DaemonSet) {
+        if selector_matches(template_spec(obj), &node.metadata.labels) {
+            let pod = derived_pod(obj, name, format!("{}-{name}", key.name));
+            out.insert(pod.key(), Arc::new(pod));
+        }
+    }
+    for (key, obj) in of_kind(objects, Kind::Device) {
+        if bound(obj) {
+            out.insert(key.clone(), obj.clone());
         }
     }
     let mut refs = BTreeSet::new();
     for obj in out.values() {
         if obj.kind == Kind::Device {
-            if let Some(m) = obj
-                .spec
-                .pointer("/deviceModelRef/name")
-                .and_then(Value::as_str)
-            {
-                refs.insert(ObjKey {
-                    kind: Kind::DeviceModel,
-                    namespace: obj.namespace().to_string(),
-                    name: m.to_string(),
-                });
+            if let Some(k) = device_model_ref(obj) {
+                refs.insert(k);
             }
         } else {
             referenced(&obj.spec, obj.namespace(), &mut refs);
@@ -72,6 +100,31 @@ pub fn node_view(
             out.insert(key, obj.clone());
         }
     }
+    out
+}
+
+/// The DeviceModel a Device references (same namespace).
+pub fn device_model_ref(device: &Object) -> Option<ObjKey> {
+    device
+        .spec
+        .pointer("/deviceModelRef/name")
+        .and_then(Value::as_str)
+        .map(|m| ObjKey {
+            kind: Kind::DeviceModel,
+            namespace: device.namespace().to_string(),
+            name: m.to_string(),
+        })
+}
+
+/// The ConfigMaps and Secrets a workload's pods reference (a Pod's spec, or a
+/// Deployment's/DaemonSet's template).
+pub fn workload_refs(workload: &Object) -> BTreeSet<ObjKey> {
+    let spec = match workload.kind {
+        Kind::Pod => &workload.spec,
+        _ => template_spec(workload),
+    };
+    let mut out = BTreeSet::new();
+    referenced(spec, workload.namespace(), &mut out);
     out
 }
 
@@ -200,7 +253,7 @@ mod tests {
         )
     }
 
-    fn fleet() -> BTreeMap<ObjKey, Object> {
+    fn fleet() -> Objects {
         let list = vec![
             obj(
                 json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"p-a","namespace":"default"},
@@ -243,7 +296,7 @@ mod tests {
                 11,
             ),
         ];
-        list.into_iter().map(|o| (o.key(), o)).collect()
+        list.into_iter().map(|o| (o.key(), Arc::new(o))).collect()
     }
 
     #[test]
@@ -307,7 +360,7 @@ mod tests {
                 15,
             ),
         ] {
-            objects.insert(o.key(), o);
+            objects.insert(o.key(), Arc::new(o));
         }
         let b = node_view(&node("b", json!({})), &objects, &placements);
         let got: BTreeSet<String> = b

@@ -708,6 +708,57 @@ async fn pods_list_every_nodes_expanded_view_with_reported_status() {
     )
     .await;
     assert_status(code, &v, 404, "NotFound");
+
+    // The listing comes from the hub's cache, yet a pod written just now is in it at once.
+    put(
+        format!("{url}/api/v1/namespaces/default/pods/fresh"),
+        pod("fresh", Some("n1")),
+    )
+    .await;
+    let (_, _, l) = call(Method::GET, &format!("{url}/api/v1/pods"), t, None).await;
+    assert_eq!(by_name(&l)["fresh"]["spec"]["nodeName"], "n1", "{l}");
+
+    // Deleting the Deployment deletes its placement with it (not left behind in etcd),
+    // and the controller does not write it back.
+    assert!(!kv
+        .get("/t/placements/default/web", None)
+        .await
+        .unwrap()
+        .kvs()
+        .is_empty());
+    let (code, _, v) = call(
+        Method::DELETE,
+        &format!("{url}/apis/apps/v1/namespaces/default/deployments/web"),
+        t,
+        None,
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    let placement = |kv: &mut etcd_client::Client| {
+        let mut kv = kv.clone();
+        async move {
+            kv.get("/t/placements/default/web", None)
+                .await
+                .unwrap()
+                .kvs()
+                .len()
+        }
+    };
+    assert_eq!(
+        placement(&mut kv).await,
+        0,
+        "placement left after the delete"
+    );
+    let (_, _, l) = call(Method::GET, &format!("{url}/api/v1/pods"), t, None).await;
+    assert!(!by_name(&l).keys().any(|n| n.starts_with("web-")), "{l}");
+    // The controller reconciles on every cache change (the delete is one): after its round,
+    // still gone.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(
+        placement(&mut kv).await,
+        0,
+        "the controller wrote the placement back"
+    );
 }
 
 #[tokio::test]

@@ -198,6 +198,7 @@ async fn hello_syncs_own_objects_only_then_live_changes_acks_and_status() {
             status: running(rev2),
         }],
         gone: vec![],
+        seq: None,
     })
     .await;
     let mut c = etcd.client().await;
@@ -251,6 +252,7 @@ async fn hello_syncs_own_objects_only_then_live_changes_acks_and_status() {
             status: running(1),
         }],
         gone: vec![],
+        seq: None,
     })
     .await;
     match e.recv_msg().await {

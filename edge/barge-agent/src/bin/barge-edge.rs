@@ -80,6 +80,12 @@ enum Cmd {
         backoff_base_ms: u64,
         #[arg(long, default_value_t = 60_000)]
         backoff_max_ms: u64,
+        /// Start the agents evenly over this many milliseconds (0: all at once).
+        #[arg(long, default_value_t = 0)]
+        ramp_ms: u64,
+        /// Append `UNIX_MS NODE NS/POD REVISION` to FILE when an agent applies a pod revision.
+        #[arg(long)]
+        report: Option<PathBuf>,
     },
 }
 
@@ -147,6 +153,8 @@ fn real_main(args: Args) -> anyhow::Result<()> {
             dir,
             backoff_base_ms,
             backoff_max_ms,
+            ramp_ms,
+            report,
         } => {
             let o = barge_agent::sim::SimOptions {
                 count: *count,
@@ -159,6 +167,8 @@ fn real_main(args: Args) -> anyhow::Result<()> {
                     backoff_max: Duration::from_millis(*backoff_max_ms),
                     ..Default::default()
                 },
+                ramp: Duration::from_millis(*ramp_ms),
+                report: report.clone(),
             };
             let r = rt.block_on(async move {
                 tokio::select! {

@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use barge_edge_proto::object::{Kind, List, Object};
+use etcd_client::TxnOp;
 
 use super::error::{ApiError, ApiResult};
 use super::store::{self, Expect};
@@ -198,10 +199,15 @@ pub async fn delete(
             return Err(not_found(kind, ns, name));
         };
         let obj = store::decode_object(&key, &v, rev)?;
-        if store::delete_if(api, &key, rev, Vec::new())
-            .await?
-            .is_some()
-        {
+        // A Deployment's placement goes with it (in the same transaction).
+        let also = match kind {
+            Kind::Deployment => vec![TxnOp::delete(
+                barge_edge_proto::keys::placement(&api.prefix, ns, name),
+                None,
+            )],
+            _ => Vec::new(),
+        };
+        if store::delete_if(api, &key, rev, also).await?.is_some() {
             return Ok(Json(obj).into_response());
         }
     }

@@ -5,10 +5,10 @@
 //! (no `nodeName`, or an unknown node) are listed `Pending`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use barge_edge_proto::keys::Placement;
 use barge_edge_proto::object::{Kind, List, ObjKey, Object};
 use serde_json::{json, Value};
 
@@ -16,31 +16,25 @@ use super::error::{ApiError, ApiResult};
 use super::nodes::{self, NodeState};
 use super::{store, Api};
 
+/// How long a listing waits for the watched cache to catch up with etcd.
+const CACHE_CATCH_UP: Duration = Duration::from_secs(5);
+
 /// Every pod of the fleet (in `ns`, or everywhere), sorted by namespace and name.
+///
+/// Objects and placements come from the hub's watched cache (no read of every object per
+/// request); the listing first waits until the cache holds the newest write under the
+/// watched prefixes, so a listing right after a write sees it. Pod statuses and node records are read from etcd.
 pub async fn expanded(api: &Api, ns: Option<&str>) -> ApiResult<(Vec<Object>, i64)> {
-    let (raw, rev) = store::list_raw(api, &format!("{}objects/", api.prefix)).await?;
-    let mut objects = BTreeMap::new();
-    for (k, v, r) in raw {
-        // Nodes come with their status from `nodes::load_all`.
-        if k.starts_with("nodes/") {
-            continue;
-        }
-        match store::decode_object(&k, &v, r) {
-            Ok(o) => {
-                objects.insert(o.key(), o);
-            }
-            Err(e) => tracing::warn!("{}", e.message),
-        }
+    let now = current_revision(api).await?;
+    if tokio::time::timeout(CACHE_CATCH_UP, api.hub.cache.wait_for(now))
+        .await
+        .is_err()
+    {
+        return Err(ApiError::unavailable(format!(
+            "the hub's cache did not reach etcd revision {now} within {CACHE_CATCH_UP:?}; try again"
+        )));
     }
-    let placements: BTreeMap<(String, String), Placement> =
-        store::list_json::<Placement>(api, &format!("{}placements/", api.prefix))
-            .await?
-            .into_iter()
-            .filter_map(|(k, p)| {
-                let (ns, name) = k.split_once('/')?;
-                Some(((ns.to_string(), name.to_string()), p))
-            })
-            .collect();
+    let snap = api.hub.cache.snapshot();
     let statuses: BTreeMap<String, Value> =
         store::list_json(api, &format!("{}status/pods/", api.prefix))
             .await?
@@ -50,23 +44,49 @@ pub async fn expanded(api: &Api, ns: Option<&str>) -> ApiResult<(Vec<Object>, i6
     let mut out = Vec::new();
     let mut placed = BTreeSet::new();
     for node in &nodes {
-        let view = crate::view::node_view(&node.object, &objects, &placements);
+        let view = crate::view::node_view(&node.object, &snap.objects, &snap.placements);
         for (key, pod) in view {
             if key.kind != Kind::Pod || ns.is_some_and(|n| n != key.namespace) {
                 continue;
             }
             placed.insert(key.clone());
-            out.push(on_node(api, pod, node, &statuses));
+            out.push(on_node(api, Object::clone(&pod), node, &statuses));
         }
     }
-    for (key, pod) in &objects {
-        if key.kind != Kind::Pod || placed.contains(key) || ns.is_some_and(|n| n != key.namespace) {
+    for (key, pod) in crate::view::of_kind(&snap.objects, Kind::Pod) {
+        if placed.contains(key) || ns.is_some_and(|n| n != key.namespace) {
             continue;
         }
-        out.push(unplaced(pod.clone(), &nodes));
+        out.push(unplaced(Object::clone(pod), &nodes));
     }
     out.sort_by_key(Object::key);
-    Ok((out, rev))
+    Ok((out, snap.revision.max(now)))
+}
+
+/// The revision of the last write under the prefixes the cache watches (`objects/`,
+/// `placements/`, `revoked/`): keys only, the newest one of each.
+async fn current_revision(api: &Api) -> ApiResult<i64> {
+    let mut c = api.etcd.clone();
+    let mut rev = 0;
+    for sub in ["objects/", "placements/", "revoked/"] {
+        let key = format!("{}{sub}", api.prefix);
+        let opts = etcd_client::GetOptions::new()
+            .with_prefix()
+            .with_keys_only()
+            .with_sort(
+                etcd_client::SortTarget::Mod,
+                etcd_client::SortOrder::Descend,
+            )
+            .with_limit(1);
+        let resp = c
+            .get(key.clone(), Some(opts))
+            .await
+            .map_err(|e| super::error::etcd(&key, e))?;
+        if let Some(kv) = resp.kvs().first() {
+            rev = rev.max(kv.mod_revision());
+        }
+    }
+    Ok(rev)
 }
 
 /// A pod of `node`'s view with its node and status.

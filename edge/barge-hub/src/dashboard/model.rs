@@ -5,7 +5,7 @@
 
 use barge_edge_proto::device::DeviceSpec;
 use barge_edge_proto::keys::Revoked;
-use barge_edge_proto::object::{Kind, PodStatus};
+use barge_edge_proto::object::{Kind, Object, PodStatus};
 use serde_json::Value;
 
 use super::live::Reports;
@@ -70,13 +70,10 @@ pub struct Fleet {
 /// Build the page's data at `now_secs` with the fleet's grace period.
 pub fn build(snap: &Snapshot, rep: &Reports, grace_secs: u64, now_secs: i64) -> Fleet {
     let mut fleet = Fleet::default();
-    for (key, object) in &snap.objects {
-        if key.kind != Kind::Node {
-            continue;
-        }
+    for (_, object) in crate::view::of_kind(&snap.objects, Kind::Node) {
         let name = object.metadata.name.clone();
         let state = NodeState {
-            object: object.clone(),
+            object: Object::clone(object),
             record: rep.nodes.get(&name).cloned(),
             conn: rep.conns.get(&name).cloned(),
             revoked: snap
@@ -111,10 +108,7 @@ pub fn build(snap: &Snapshot, rep: &Reports, grace_secs: u64, now_secs: i64) -> 
             pods,
         });
     }
-    for (key, object) in &snap.objects {
-        if key.kind != Kind::Device {
-            continue;
-        }
+    for (key, object) in crate::view::of_kind(&snap.objects, Kind::Device) {
         let spec: DeviceSpec = serde_json::from_value(object.spec.clone()).unwrap_or_default();
         let twin = rep.devices.get(&format!("{}/{}", key.namespace, key.name));
         // The same status the API shows ([`crate::devices::status`]).
@@ -181,7 +175,7 @@ mod tests {
 
     fn put(snap: &mut Snapshot, v: Value) {
         let o: Object = serde_json::from_value(v).unwrap();
-        snap.objects.insert(o.key(), o);
+        snap.objects.insert(o.key(), std::sync::Arc::new(o));
     }
 
     fn ver(value: &str, version: u64) -> Versioned {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use barge_edge_proto::keys::{self, ConnRecord, NodeRecord};
-use barge_edge_proto::object::{Kind, NodeInfo, ObjKey};
+use barge_edge_proto::object::{Kind, NodeInfo, ObjKey, Object};
 use barge_edge_proto::wire::{codes, unb64, Change, EdgeMsg, Held, HubMsg};
 use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp};
 use tokio::sync::mpsc;
@@ -127,7 +127,7 @@ pub fn diff(name: &str, snap: &Snapshot, held: &mut BTreeMap<ObjKey, i64>) -> Ve
     for (k, o) in puts {
         held.insert(k.clone(), o.revision());
         out.push(Change::Put {
-            object: Box::new(o.clone()),
+            object: Box::new(Object::clone(o)),
         });
     }
     for k in dels {
@@ -195,6 +195,7 @@ pub async fn run(
         statuses: StatusBuffer::default(),
         issuer: cert.issuer.clone(),
         rotate_deadline: None,
+        status_seq: None,
     };
     let handle = hub.tunnels.register(&name, out_tx.clone());
     let result = s.serve(&hello, &cert, &handle, &mut in_rx).await;
@@ -268,6 +269,8 @@ struct Session {
     /// session is closed at that time unless the edge renewed meanwhile, so that it
     /// reconnects and renews at Welcome (jittered so a fleet does not reconnect at once).
     rotate_deadline: Option<Instant>,
+    /// The latest `PodStatus.seq` received, acked once its statuses are stored.
+    status_seq: Option<u64>,
 }
 
 /// How long a session whose certificate is from a replaced CA may wait for the edge to
@@ -323,7 +326,8 @@ impl Session {
         .map_err(|e| Refusal::from(crate::store::unavailable(&conn_key, e)))?;
         self.flush(true).await?;
 
-        let mut changed = hub.cache.subscribe();
+        // Follow before reading the snapshot: a change in between still wakes the loop.
+        let mut changed = hub.cache.follow(&name);
         let snap = hub.cache.snapshot();
         let heartbeat = Duration::from_secs(hub.config.heartbeat_secs.max(1));
         let pki = hub.pki();
@@ -363,10 +367,7 @@ impl Session {
                     last_heard = Instant::now();
                     self.on_msg(msg, handle).await?;
                 }
-                r = changed.changed() => {
-                    if r.is_err() {
-                        return Err(Refusal::new(codes::UNAVAILABLE, "hub is shutting down"));
-                    }
+                _ = changed.changed() => {
                     let snap = hub.cache.snapshot();
                     if snap.revoked.contains(&name) {
                         return Err(Refusal::new(codes::REVOKED, format!("node {name} was revoked")));
@@ -463,7 +464,10 @@ impl Session {
                 // every few seconds per node. Readiness comes from `conns/<node>` meanwhile.
                 self.record.usage = usage;
             }
-            EdgeMsg::PodStatus { pods, gone } => {
+            EdgeMsg::PodStatus { pods, gone, seq } => {
+                if seq.is_some() {
+                    self.status_seq = seq;
+                }
                 for p in pods {
                     if p.key.kind != Kind::Pod || !self.held.contains_key(&p.key) {
                         if self.removed.contains(&p.key) {
@@ -541,6 +545,9 @@ impl Session {
     /// last_seen is a minute old).
     async fn flush(&mut self, force: bool) -> Result<(), Refusal> {
         self.statuses.flush(&self.hub, &self.name).await?;
+        if let Some(seq) = self.status_seq.take() {
+            self.send(HubMsg::StatusAck { seq }).await?;
+        }
         if self.record_written.elapsed() >= LAST_SEEN_EVERY {
             self.record.last_seen = barge_util::time::rfc3339_secs(now_secs());
             self.record_dirty = true;

@@ -1,8 +1,10 @@
 //! The watched cache: every object (`objects/`), placement (`placements/`) and revocation
 //! (`revoked/`) of the fleet, in memory. Loaded with one consistent read (three prefix gets
 //! at the same revision), then kept current by a watch from that revision + 1; on any watch
-//! error or compaction the cache reloads and rewatches. Sessions and the controller wait on
-//! [`Cache::subscribe`] and read a [`Snapshot`].
+//! error or compaction the cache reloads and rewatches. The controller waits on
+//! [`Cache::subscribe`] (every change); sessions on [`Cache::follow`] (only the changes that
+//! concern their node, [`super::fanout`]); both read a [`Snapshot`]. Objects are shared
+//! (`Arc`): a new snapshot per change copies the map, not the objects.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
@@ -13,12 +15,14 @@ use barge_edge_proto::object::{Kind, ObjKey, Object};
 use etcd_client::{Client, EventType, GetOptions, WatchOptions};
 use tokio::sync::watch;
 
+use super::fanout::{Changed, Fanout, Follow};
+
 /// The cached state at one revision.
 #[derive(Debug, Default, Clone)]
 pub struct Snapshot {
     /// The etcd revision the cache reflects.
     pub revision: i64,
-    pub objects: BTreeMap<ObjKey, Object>,
+    pub objects: crate::view::Objects,
     /// (namespace, deployment) -> placement.
     pub placements: BTreeMap<(String, String), Placement>,
     pub revoked: BTreeSet<String>,
@@ -28,6 +32,7 @@ pub struct Snapshot {
 pub struct Cache {
     state: RwLock<Arc<Snapshot>>,
     changed: watch::Sender<i64>,
+    fanout: Arc<Fanout>,
 }
 
 impl Default for Cache {
@@ -35,6 +40,7 @@ impl Default for Cache {
         Cache {
             state: RwLock::new(Arc::new(Snapshot::default())),
             changed: watch::channel(0).0,
+            fanout: Arc::default(),
         }
     }
 }
@@ -53,6 +59,11 @@ impl Cache {
         self.changed.subscribe()
     }
 
+    /// Follow the changes that concern `node` (a session's wake-up).
+    pub fn follow(&self, node: &str) -> Follow {
+        self.fanout.follow(node)
+    }
+
     /// Wait until the cache has reached `revision` (after a write of our own).
     pub async fn wait_for(&self, revision: i64) {
         let mut rx = self.subscribe();
@@ -60,10 +71,14 @@ impl Cache {
     }
 
     fn replace(&self, snap: Snapshot) {
+        self.replace_arc(Arc::new(snap));
+    }
+
+    fn replace_arc(&self, snap: Arc<Snapshot>) {
         let rev = snap.revision;
         match self.state.write() {
-            Ok(mut s) => *s = Arc::new(snap),
-            Err(poisoned) => *poisoned.into_inner() = Arc::new(snap),
+            Ok(mut s) => *s = snap,
+            Err(poisoned) => *poisoned.into_inner() = snap,
         }
         self.changed.send_replace(rev);
     }
@@ -89,6 +104,7 @@ impl Cache {
                     Ok(snap) => {
                         rev = snap.revision;
                         self.replace(snap);
+                        self.fanout.notify_all();
                         break;
                     }
                     Err(e) => tracing::warn!("cache reload of {prefix}: {e}"),
@@ -126,23 +142,35 @@ impl Cache {
             if resp.events().is_empty() {
                 continue;
             }
-            let mut snap = (*self.snapshot()).clone();
+            let old = self.snapshot();
+            let mut snap = (*old).clone();
+            let mut changed = Vec::with_capacity(resp.events().len());
             for ev in resp.events() {
                 let Some(kv) = ev.kv() else { continue };
                 let key = String::from_utf8_lossy(kv.key());
                 let put = ev.event_type() == EventType::Put;
-                apply(
+                if let Some(c) = apply(
                     &mut snap,
                     prefix,
                     &key,
                     put.then(|| (kv.value(), kv.mod_revision())),
-                );
+                ) {
+                    changed.push(c);
+                }
                 snap.revision = snap.revision.max(kv.mod_revision());
             }
             if let Some(h) = resp.header() {
                 snap.revision = snap.revision.max(h.revision());
             }
-            self.replace(snap);
+            let snap = Arc::new(snap);
+            self.replace_arc(snap.clone());
+            let woken = self.fanout.notify(&old, &snap, &changed);
+            tracing::debug!(
+                "cache: revision {}: {} keys changed, {woken} of {} sessions concerned",
+                snap.revision,
+                changed.len(),
+                self.fanout.followers()
+            );
         }
         anyhow::bail!("watch stream ended")
     }
@@ -168,27 +196,28 @@ async fn load(etcd: &Client, prefix: &str) -> crate::Result<Snapshot> {
         }
         for kv in resp.kvs() {
             let k = String::from_utf8_lossy(kv.key());
-            apply(&mut snap, prefix, &k, Some((kv.value(), kv.mod_revision())));
+            let _ = apply(&mut snap, prefix, &k, Some((kv.value(), kv.mod_revision())));
         }
     }
     snap.revision = at.unwrap_or(0);
     Ok(snap)
 }
 
-/// Apply one key's new value (None: deleted) to the snapshot.
-fn apply(snap: &mut Snapshot, prefix: &str, key: &str, value: Option<(&[u8], i64)>) {
-    let Some(rest) = key.strip_prefix(prefix) else {
-        return;
-    };
+/// Apply one key's new value (None: deleted) to the snapshot; what changed, if anything.
+fn apply(
+    snap: &mut Snapshot,
+    prefix: &str,
+    key: &str,
+    value: Option<(&[u8], i64)>,
+) -> Option<Changed> {
+    let rest = key.strip_prefix(prefix)?;
     if let Some(rest) = rest.strip_prefix("objects/") {
         let mut parts = rest.splitn(3, '/');
         let (Some(plural), Some(ns), Some(name)) = (parts.next(), parts.next(), parts.next())
         else {
-            return;
+            return None;
         };
-        let Some(kind) = Kind::parse(plural) else {
-            return;
-        };
+        let kind = Kind::parse(plural)?;
         let okey = ObjKey {
             kind,
             namespace: ns.to_string(),
@@ -205,7 +234,7 @@ fn apply(snap: &mut Snapshot, prefix: &str, key: &str, value: Option<(&[u8], i64
                     if kind.namespaced() {
                         obj.metadata.namespace = Some(ns.to_string());
                     }
-                    snap.objects.insert(okey, obj);
+                    snap.objects.insert(okey.clone(), Arc::new(obj));
                 }
                 Ok(obj) => tracing::warn!(
                     "etcd key {key}: object of kind {} under {plural} skipped",
@@ -214,10 +243,9 @@ fn apply(snap: &mut Snapshot, prefix: &str, key: &str, value: Option<(&[u8], i64
                 Err(e) => tracing::warn!("etcd key {key}: malformed object skipped: {e}"),
             },
         }
+        Some(Changed::Object(okey))
     } else if let Some(rest) = rest.strip_prefix("placements/") {
-        let Some((ns, name)) = rest.split_once('/') else {
-            return;
-        };
+        let (ns, name) = rest.split_once('/')?;
         let k = (ns.to_string(), name.to_string());
         match value {
             None => {
@@ -230,6 +258,7 @@ fn apply(snap: &mut Snapshot, prefix: &str, key: &str, value: Option<(&[u8], i64
                 Err(e) => tracing::warn!("etcd key {key}: malformed placement skipped: {e}"),
             },
         }
+        Some(Changed::Placement(ns.to_string(), name.to_string()))
     } else if let Some(node) = rest.strip_prefix("revoked/") {
         match value {
             None => {
@@ -242,5 +271,8 @@ fn apply(snap: &mut Snapshot, prefix: &str, key: &str, value: Option<(&[u8], i64
                 snap.revoked.insert(node.to_string());
             }
         }
+        Some(Changed::Revoked(node.to_string()))
+    } else {
+        None
     }
 }

@@ -2,6 +2,7 @@
 //! the hub's lease, and the watched cache of what sessions and the controller read.
 
 pub mod cache;
+pub mod fanout;
 pub mod lease;
 
 use std::time::Duration;
