@@ -568,12 +568,10 @@ fn lookup(db: &Connection, id: &str) -> Result<DeviceEntry, Refusal> {
 
 /// `$hw/events/device/{id}/twin/update`: check every property of the message (known
 /// property, `actual` valid for its type and range, `expected` valid and writable), then
-/// store reported values and desired edits and queue them for the hub, in one transaction.
-pub fn twin_update(
-    db: &mut Connection,
-    id: &str,
-    payload: &[u8],
-) -> Result<UpdateOutcome, Refusal> {
+/// store reported values and desired edits and queue them for the hub. Writes go to `db`
+/// as it is: the caller's transaction (the EventBus commits a batch of messages at once,
+/// each in its own savepoint, rolled back when this refuses).
+pub fn twin_update(db: &Connection, id: &str, payload: &[u8]) -> Result<UpdateOutcome, Refusal> {
     let msg: DeviceTwinUpdate = serde_json::from_slice(payload)
         .map_err(|e| refuse(400, format!("malformed twin update for {id}: {e}")))?;
     let d = lookup(db, id)?;
@@ -612,8 +610,8 @@ pub fn twin_update(
     }
     let ns = d.namespace.clone();
     let now = now_ms();
-    let tx = db.transaction().map_err(internal)?;
-    let mut rows = props(&tx, &ns, id).map_err(internal)?;
+    let tx = db;
+    let mut rows = props(tx, &ns, id).map_err(internal)?;
     let mut result = BTreeMap::new();
     let mut doc = BTreeMap::new();
     let mut expected_changed = false;
@@ -670,9 +668,9 @@ pub fn twin_update(
                 expected_changed = true;
             }
         }
-        put_prop(&tx, &ns, id, prop, row).map_err(internal)?;
+        put_prop(tx, &ns, id, prop, row).map_err(internal)?;
         if reported.is_some() || edit.is_some() {
-            queue(&tx, &ns, id, prop, reported.as_ref(), edit.as_ref(), None).map_err(internal)?;
+            queue(tx, &ns, id, prop, reported.as_ref(), edit.as_ref(), None).map_err(internal)?;
         }
         let current = msg_twin(row, ty);
         result.insert(prop.clone(), current.clone());
@@ -684,9 +682,6 @@ pub fn twin_update(
             },
         );
     }
-    tx.commit()
-        .with_context(|| format!("commit the twin update of {ns}/{id}"))
-        .map_err(internal)?;
     let base = BaseMessage {
         event_id: msg.base.event_id.clone(),
         timestamp: now,
@@ -724,9 +719,10 @@ pub fn twin_get(db: &Connection, id: &str, payload: &[u8]) -> Result<DeviceTwinU
     })
 }
 
-/// `state/update`: store the device's state and queue it for the hub.
+/// `state/update`: store the device's state and queue it for the hub (in the caller's
+/// transaction, like [`twin_update`]).
 pub fn state_update(
-    db: &mut Connection,
+    db: &Connection,
     id: &str,
     payload: &[u8],
 ) -> Result<StateUpdateResult, Refusal> {
@@ -743,7 +739,7 @@ pub fn state_update(
     }
     let d = lookup(db, id)?;
     let ns = d.namespace;
-    let tx = db.transaction().map_err(internal)?;
+    let tx = db;
     let last_online = if msg.state == "online" {
         barge_util::time::now_rfc3339()
     } else {
@@ -763,8 +759,7 @@ pub fn state_update(
         params![ns, id, msg.state, last_online],
     )
     .map_err(internal)?;
-    queue(&tx, &ns, id, "", None, None, Some(&msg.state)).map_err(internal)?;
-    tx.commit().map_err(internal)?;
+    queue(tx, &ns, id, "", None, None, Some(&msg.state)).map_err(internal)?;
     Ok(StateUpdateResult {
         base: BaseMessage {
             event_id: msg.base.event_id,
