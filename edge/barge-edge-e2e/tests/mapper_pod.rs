@@ -79,7 +79,7 @@ fn image_archive() -> PathBuf {
     archive
 }
 
-fn manifests(node: &str, broker: &Mosquitto) -> String {
+fn devices(node: &str) -> String {
     format!(
         "apiVersion: devices.kubeedge.io/v1beta1
 kind: DeviceModel
@@ -104,8 +104,13 @@ spec:
   - name: hum
     collectCycle: 200
     visitors: {{protocolName: virtual, configData: {{generator: sine, initial: \"50\", periodMs: 5000}}}}
----
-apiVersion: v1
+"
+    )
+}
+
+fn mapper_pod(node: &str, broker: &Mosquitto) -> String {
+    format!(
+        "apiVersion: v1
 kind: Pod
 metadata: {{name: mapper}}
 spec:
@@ -158,7 +163,19 @@ fn the_hub_deploys_the_mapper_as_a_pod_and_twins_flow_through_it() {
     a.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
     cloud.wait_ready(&mut a);
 
-    cloud.fleet.apply(&manifests(node, &broker));
+    // The device first: with no mapper yet, nothing reports.
+    cloud.fleet.apply(&devices(node));
+    assert_eq!(
+        twin(&cloud.fleet, "temp").1,
+        None,
+        "reported before any mapper ran"
+    );
+    assert_eq!(
+        twin(&cloud.fleet, "hum").1,
+        None,
+        "reported before any mapper ran"
+    );
+    cloud.fleet.apply(&mapper_pod(node, &broker));
     let running = a.wait_running(&["mapper"], T);
     assert!(
         running.is_some(),
@@ -223,5 +240,8 @@ fn the_hub_deploys_the_mapper_as_a_pod_and_twins_flow_through_it() {
     );
     // The write went through the mapper in the pod (its log says so).
     let l = logs(&id);
-    assert!(l.contains("vt1"), "mapper log names no device: {l}");
+    assert!(
+        l.contains("device vt1, property temp: wrote 42"),
+        "mapper log: {l}"
+    );
 }
