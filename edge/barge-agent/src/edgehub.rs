@@ -535,19 +535,19 @@ async fn session_loop(
                     }
                     HubMsg::Ping => send(EdgeMsg::Pong).await?,
                     HubMsg::TwinAck { seq } => {
+                        twin.acked(seq);
+                        // What queued while that one was in flight goes now, as one message
+                        // (before the acked rows are dropped: that fsync is bookkeeping).
+                        if twin.waiting {
+                            twin.send(s, &send).await?;
+                        }
                         let s2 = s.clone();
-                        let n = tokio::task::spawn_blocking(move || {
+                        // Not logged: under load this is many times a second.
+                        tokio::task::spawn_blocking(move || {
                             crate::devicetwin::ack(lock(&s2.cache).db(), seq)
                         })
                         .await
                         .context("drop acked twin reports")??;
-                        // Not logged: under load this is many times a second.
-                        let _ = n;
-                        twin.acked(seq);
-                        // What queued while that one was in flight goes now, as one message.
-                        if twin.waiting {
-                            twin.send(s, &send).await?;
-                        }
                     }
                     HubMsg::Pong => {}
                     HubMsg::Renewed { cert_pem, ca_bundle_pem } => {
