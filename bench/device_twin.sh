@@ -37,7 +37,7 @@ trap 'kill $MQ_PID 2>/dev/null || true; edge_cleanup; bench_cleanup' EXIT
 edge_etcd
 edge_hub
 mq=$(free_port)
-printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$mq" >"$work/mq.conf"
+printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n' "$mq" >"$work/mq.conf"
 /usr/sbin/mosquitto -c "$work/mq.conf" >"$work/mq.log" 2>&1 &
 MQ_PID=$!
 log "joining the device"

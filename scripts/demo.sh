@@ -103,7 +103,7 @@ if command -v etcd >/dev/null; then
     mqtt=none
     if [[ -x /usr/sbin/mosquitto ]]; then
         mq=$(free_port)
-        printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$mq" >"$store/mosquitto.conf"
+        printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n' "$mq" >"$store/mosquitto.conf"
         /usr/sbin/mosquitto -c "$store/mosquitto.conf" >"$store/mosquitto.log" 2>&1 &
         mqtt_pid=$!
         mqtt=tcp://127.0.0.1:$mq

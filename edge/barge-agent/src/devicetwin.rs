@@ -13,8 +13,11 @@
 //!   replaces the row (latest reported wins, a desired edit keeps its first base) under a new
 //!   `seq`, so a long offline period stays bounded by the number of properties.
 //!
+//! Hot statements go through rusqlite's statement cache (parsed once per connection).
+//!
 //! The MQTT side ([`twin_update`], [`twin_get`], [`state_update`], [`membership`]) checks
-//! everything first and writes in one transaction: a refused message stores nothing.
+//! everything first and writes in the caller's transaction (the EventBus: one per batch of
+//! messages, a savepoint each): a refused message stores nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -135,11 +138,8 @@ pub fn device_keys(db: &Connection) -> Result<BTreeSet<(String, String)>> {
 
 fn object_json(db: &Connection, kind: Kind, ns: &str, name: &str) -> Result<Option<Object>> {
     let json: Option<String> = db
-        .query_row(
-            "SELECT json FROM objects WHERE kind = ?1 AND ns = ?2 AND name = ?3",
-            params![kind.as_str(), ns, name],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT json FROM objects WHERE kind = ?1 AND ns = ?2 AND name = ?3")
+        .and_then(|mut st| st.query_row(params![kind.as_str(), ns, name], |r| r.get(0)))
         .optional()
         .with_context(|| format!("read {kind} {ns}/{name} from the cache"))?;
     json.map(|j| {
@@ -176,11 +176,10 @@ pub fn device(db: &Connection, ns: &str, name: &str) -> Result<Option<DeviceEntr
 /// A device by its EventBus id (its name; the hub keeps names unique per node).
 pub fn device_by_id(db: &Connection, id: &str) -> Result<Option<DeviceEntry>> {
     let ns: Option<String> = db
-        .query_row(
+        .prepare_cached(
             "SELECT ns FROM objects WHERE kind = 'Device' AND name = ?1 ORDER BY ns LIMIT 1",
-            params![id],
-            |r| r.get(0),
         )
+        .and_then(|mut st| st.query_row(params![id], |r| r.get(0)))
         .optional()
         .with_context(|| format!("find device {id} in the cache"))?;
     match ns {
@@ -203,7 +202,7 @@ fn to_json<T: serde::Serialize>(v: &Option<T>) -> Result<Option<String>> {
 /// Every property row of a device.
 pub fn props(db: &Connection, ns: &str, device: &str) -> Result<BTreeMap<String, PropRow>> {
     let mut st = db
-        .prepare(
+        .prepare_cached(
             "SELECT prop, desired, edit, reported FROM twin_props WHERE ns = ?1 AND device = ?2",
         )
         .context("read a device twin")?;
@@ -233,20 +232,18 @@ pub fn props(db: &Connection, ns: &str, device: &str) -> Result<BTreeMap<String,
 }
 
 fn put_prop(tx: &Connection, ns: &str, device: &str, prop: &str, row: &PropRow) -> Result<()> {
-    tx.execute(
+    let (desired, edit, reported) = (
+        to_json(&row.desired)?,
+        to_json(&row.edit)?,
+        to_json(&row.reported)?,
+    );
+    tx.prepare_cached(
         "INSERT INTO twin_props (ns, device, prop, desired, edit, reported)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (ns, device, prop) DO UPDATE SET desired = excluded.desired,
             edit = excluded.edit, reported = excluded.reported",
-        params![
-            ns,
-            device,
-            prop,
-            to_json(&row.desired)?,
-            to_json(&row.edit)?,
-            to_json(&row.reported)?
-        ],
     )
+    .and_then(|mut st| st.execute(params![ns, device, prop, desired, edit, reported]))
     .with_context(|| format!("store the twin of {ns}/{device} property {prop}"))?;
     Ok(())
 }
@@ -263,12 +260,15 @@ pub fn queue(
     state: Option<&str>,
 ) -> Result<()> {
     let old: Option<(Option<String>, Option<String>, Option<String>)> = tx
-        .query_row(
+        .prepare_cached(
             "SELECT reported, desired, state FROM twin_outbox
              WHERE ns = ?1 AND device = ?2 AND prop = ?3",
-            params![ns, device, prop],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
+        .and_then(|mut st| {
+            st.query_row(params![ns, device, prop], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+        })
         .optional()
         .with_context(|| format!("read the outbox for {ns}/{device}"))?;
     let (old_rep, old_des, old_state) = match old {
@@ -288,16 +288,15 @@ pub fn queue(
         (o, n) => n.cloned().or(o),
     };
     let state = state.map(str::to_string).or(old_state);
-    tx.execute(
-        "DELETE FROM twin_outbox WHERE ns = ?1 AND device = ?2 AND prop = ?3",
-        params![ns, device, prop],
-    )
-    .with_context(|| format!("coalesce the outbox for {ns}/{device}"))?;
-    tx.execute(
+    tx.prepare_cached("DELETE FROM twin_outbox WHERE ns = ?1 AND device = ?2 AND prop = ?3")
+        .and_then(|mut st| st.execute(params![ns, device, prop]))
+        .with_context(|| format!("coalesce the outbox for {ns}/{device}"))?;
+    let (rep, des) = (to_json(&rep)?, to_json(&des)?);
+    tx.prepare_cached(
         "INSERT INTO twin_outbox (ns, device, prop, reported, desired, state)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![ns, device, prop, to_json(&rep)?, to_json(&des)?, state],
     )
+    .and_then(|mut st| st.execute(params![ns, device, prop, rep, des, state]))
     .with_context(|| format!("queue a twin report for {ns}/{device}"))?;
     Ok(())
 }
@@ -306,7 +305,7 @@ pub fn queue(
 /// (highest seq, reports). None when nothing is waiting.
 pub fn pending(db: &Connection, after: u64) -> Result<Option<(u64, Vec<TwinReport>)>> {
     let mut st = db
-        .prepare(
+        .prepare_cached(
             "SELECT seq, ns, device, prop, reported, desired, state FROM twin_outbox
              WHERE seq > ?1 ORDER BY seq LIMIT ?2",
         )
@@ -367,11 +366,9 @@ pub fn pending(db: &Connection, after: u64) -> Result<Option<(u64, Vec<TwinRepor
 
 /// The hub merged everything up to `seq`: drop it.
 pub fn ack(db: &Connection, seq: u64) -> Result<usize> {
-    db.execute(
-        "DELETE FROM twin_outbox WHERE seq <= ?1",
-        params![seq as i64],
-    )
-    .with_context(|| format!("drop acked twin reports up to {seq}"))
+    db.prepare_cached("DELETE FROM twin_outbox WHERE seq <= ?1")
+        .and_then(|mut st| st.execute(params![seq as i64]))
+        .with_context(|| format!("drop acked twin reports up to {seq}"))
 }
 
 /// How many reports wait for the hub.
@@ -568,12 +565,10 @@ fn lookup(db: &Connection, id: &str) -> Result<DeviceEntry, Refusal> {
 
 /// `$hw/events/device/{id}/twin/update`: check every property of the message (known
 /// property, `actual` valid for its type and range, `expected` valid and writable), then
-/// store reported values and desired edits and queue them for the hub, in one transaction.
-pub fn twin_update(
-    db: &mut Connection,
-    id: &str,
-    payload: &[u8],
-) -> Result<UpdateOutcome, Refusal> {
+/// store reported values and desired edits and queue them for the hub. Writes go to `db`
+/// as it is: the caller's transaction (the EventBus commits a batch of messages at once,
+/// each in its own savepoint, rolled back when this refuses).
+pub fn twin_update(db: &Connection, id: &str, payload: &[u8]) -> Result<UpdateOutcome, Refusal> {
     let msg: DeviceTwinUpdate = serde_json::from_slice(payload)
         .map_err(|e| refuse(400, format!("malformed twin update for {id}: {e}")))?;
     let d = lookup(db, id)?;
@@ -612,8 +607,8 @@ pub fn twin_update(
     }
     let ns = d.namespace.clone();
     let now = now_ms();
-    let tx = db.transaction().map_err(internal)?;
-    let mut rows = props(&tx, &ns, id).map_err(internal)?;
+    let tx = db;
+    let mut rows = props(tx, &ns, id).map_err(internal)?;
     let mut result = BTreeMap::new();
     let mut doc = BTreeMap::new();
     let mut expected_changed = false;
@@ -670,9 +665,9 @@ pub fn twin_update(
                 expected_changed = true;
             }
         }
-        put_prop(&tx, &ns, id, prop, row).map_err(internal)?;
+        put_prop(tx, &ns, id, prop, row).map_err(internal)?;
         if reported.is_some() || edit.is_some() {
-            queue(&tx, &ns, id, prop, reported.as_ref(), edit.as_ref(), None).map_err(internal)?;
+            queue(tx, &ns, id, prop, reported.as_ref(), edit.as_ref(), None).map_err(internal)?;
         }
         let current = msg_twin(row, ty);
         result.insert(prop.clone(), current.clone());
@@ -684,9 +679,6 @@ pub fn twin_update(
             },
         );
     }
-    tx.commit()
-        .with_context(|| format!("commit the twin update of {ns}/{id}"))
-        .map_err(internal)?;
     let base = BaseMessage {
         event_id: msg.base.event_id.clone(),
         timestamp: now,
@@ -724,9 +716,10 @@ pub fn twin_get(db: &Connection, id: &str, payload: &[u8]) -> Result<DeviceTwinU
     })
 }
 
-/// `state/update`: store the device's state and queue it for the hub.
+/// `state/update`: store the device's state and queue it for the hub (in the caller's
+/// transaction, like [`twin_update`]).
 pub fn state_update(
-    db: &mut Connection,
+    db: &Connection,
     id: &str,
     payload: &[u8],
 ) -> Result<StateUpdateResult, Refusal> {
@@ -743,7 +736,7 @@ pub fn state_update(
     }
     let d = lookup(db, id)?;
     let ns = d.namespace;
-    let tx = db.transaction().map_err(internal)?;
+    let tx = db;
     let last_online = if msg.state == "online" {
         barge_util::time::now_rfc3339()
     } else {
@@ -763,8 +756,7 @@ pub fn state_update(
         params![ns, id, msg.state, last_online],
     )
     .map_err(internal)?;
-    queue(&tx, &ns, id, "", None, None, Some(&msg.state)).map_err(internal)?;
-    tx.commit().map_err(internal)?;
+    queue(tx, &ns, id, "", None, None, Some(&msg.state)).map_err(internal)?;
     Ok(StateUpdateResult {
         base: BaseMessage {
             event_id: msg.base.event_id,

@@ -353,6 +353,69 @@ fn store_renewed(p: &EdgePaths, key_pem: &str, cert_pem: &str, ca_pem: &str) -> 
     Ok(())
 }
 
+/// A hub that has not acked the last Twin after this long gets the next one anyway.
+const TWIN_OVERDUE: Duration = Duration::from_millis(100);
+
+/// When the twin outbox goes to the hub (Nagle-like): at once when no `Twin` is waiting
+/// for its `TwinAck`; otherwise what queues meanwhile waits for that ack (coalesced per
+/// device and property in the outbox) and goes as one message, or after [`TWIN_OVERDUE`]
+/// when the ack is late. An idle link adds no delay; a busy one sends fewer, larger messages.
+#[derive(Default)]
+struct TwinSender {
+    /// The highest outbox seq sent in this session.
+    sent: u64,
+    /// The highest seq the hub acked in this session.
+    acked: u64,
+    /// When the oldest unacked Twin was sent.
+    since: Option<Instant>,
+    /// The outbox grew while a Twin was in flight.
+    waiting: bool,
+}
+
+impl TwinSender {
+    fn may_send(&self) -> bool {
+        self.since.is_none_or(|t| t.elapsed() >= TWIN_OVERDUE)
+    }
+
+    fn overdue_at(&self) -> tokio::time::Instant {
+        let at = self.since.unwrap_or_else(Instant::now) + TWIN_OVERDUE;
+        tokio::time::Instant::from_std(at)
+    }
+
+    fn acked(&mut self, seq: u64) {
+        self.acked = self.acked.max(seq);
+        if self.acked >= self.sent {
+            self.since = None;
+        }
+    }
+
+    /// Send everything the outbox holds after what was sent (≤ BATCH rows a message).
+    async fn send<F, Fut>(&mut self, s: &Arc<Shared>, send: &F) -> Result<()>
+    where
+        F: Fn(EdgeMsg) -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
+        self.waiting = false;
+        loop {
+            let s2 = s.clone();
+            let after = self.sent;
+            let batch = tokio::task::spawn_blocking(move || {
+                crate::devicetwin::pending(lock(&s2.cache).db(), after)
+            })
+            .await
+            .context("read the twin outbox")??;
+            let Some((seq, devices)) = batch else {
+                return Ok(());
+            };
+            self.sent = seq;
+            if self.since.is_none() {
+                self.since = Some(Instant::now());
+            }
+            send(EdgeMsg::Twin { seq, devices }).await?;
+        }
+    }
+}
+
 /// One session with the hub at `addr`: Ok when it was established and later ended.
 async fn session(s: &Arc<Shared>, addr: &str) -> Result<()> {
     let c = creds(&s.paths)?;
@@ -463,7 +526,7 @@ async fn session_loop(
     lock(&s.outbox).resend_all();
     s.status_ready.notify_one();
     // The whole twin outbox goes to a new session (what was sent before was not acked).
-    let mut twin_sent = 0u64;
+    let mut twin = TwinSender::default();
     s.twin_ready.notify_one();
     let mut pending_key: Option<String> = None;
     if renew {
@@ -505,13 +568,19 @@ async fn session_loop(
                     }
                     HubMsg::Ping => send(EdgeMsg::Pong).await?,
                     HubMsg::TwinAck { seq } => {
+                        twin.acked(seq);
+                        // What queued while that one was in flight goes now, as one message
+                        // (before the acked rows are dropped: that fsync is bookkeeping).
+                        if twin.waiting {
+                            twin.send(s, &send).await?;
+                        }
                         let s2 = s.clone();
-                        let n = tokio::task::spawn_blocking(move || {
+                        // Not logged: under load this is many times a second.
+                        tokio::task::spawn_blocking(move || {
                             crate::devicetwin::ack(lock(&s2.cache).db(), seq)
                         })
                         .await
                         .context("drop acked twin reports")??;
-                        log(format!("twin reports up to {seq} acked ({n} dropped from the outbox)"));
                     }
                     HubMsg::StatusAck { seq } => lock(&s.outbox).acked(seq),
                     HubMsg::Pong => {}
@@ -547,17 +616,14 @@ async fn session_loop(
                 send(EdgeMsg::NodeStatus { usage }).await?;
             }
             _ = s.twin_ready.notified() => {
-                loop {
-                    let s2 = s.clone();
-                    let batch = tokio::task::spawn_blocking(move || {
-                        crate::devicetwin::pending(lock(&s2.cache).db(), twin_sent)
-                    })
-                    .await
-                    .context("read the twin outbox")??;
-                    let Some((seq, devices)) = batch else { break };
-                    twin_sent = seq;
-                    send(EdgeMsg::Twin { seq, devices }).await?;
+                if twin.may_send() {
+                    twin.send(s, &send).await?;
+                } else {
+                    twin.waiting = true;
                 }
+            }
+            _ = tokio::time::sleep_until(twin.overdue_at()), if twin.waiting => {
+                twin.send(s, &send).await?;
             }
             _ = s.status_ready.notified() => {
                 let msg = lock(&s.outbox).take();

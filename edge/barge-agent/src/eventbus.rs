@@ -4,8 +4,14 @@
 //! `twin/update/delta`, `twin/update/document` and `membership/updated`. The twins themselves
 //! are the DeviceTwin's ([`crate::devicetwin`]).
 //!
+//! Messages that arrive together (whatever queued while the previous batch was being
+//! stored) are handled in one SQLite transaction, each in its own savepoint (a refused one
+//! leaves nothing), committed durably before any answer is published and before the broker
+//! gets its PUBACK (manual acks: a message the agent has not stored is delivered again after
+//! a reconnection).
+//!
 //! The client id is `barge-edge-<node>` with a persistent session (clean session off) and QoS 1
-//! subscriptions. A broker that goes away is retried with backoff for as long as it takes
+//! subscriptions, with TCP_NODELAY. A broker that goes away is retried with backoff for as long as it takes
 //! (pods run on regardless); on every connection the subscriptions are made again and the
 //! deltas of every device are published again, so a mapper that missed one catches up.
 
@@ -14,13 +20,17 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use barge_edge_proto::device::mqtt::{self, BaseMessage, DeviceTopic, ErrorResult};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, MqttOptions, NetworkOptions, Packet, Publish, QoS};
+use rusqlite::Connection;
 use serde::Serialize;
 use tokio::sync::{mpsc, Notify};
 
 use crate::devicetwin::{self, SyncEffects};
 use crate::log::log;
 use crate::metamanager::Cache;
+
+/// Most MQTT messages stored in one SQLite transaction.
+const BATCH: usize = 256;
 
 /// The broker address when none is given.
 pub const DEFAULT_URL: &str = "tcp://127.0.0.1:1883";
@@ -72,7 +82,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 enum Input {
-    Message(String, Vec<u8>),
+    Message(Publish),
     Connected,
 }
 
@@ -88,8 +98,15 @@ pub fn start(
     let mut opts = MqttOptions::new(format!("barge-edge-{node}"), host, port);
     opts.set_clean_session(false)
         .set_keep_alive(Duration::from_secs(15))
-        .set_max_packet_size(4 << 20, 4 << 20);
+        .set_max_packet_size(4 << 20, 4 << 20)
+        // PUBACK only once the message is committed (Bus::handle).
+        .set_manual_acks(true);
     let (client, mut eventloop) = AsyncClient::new(opts, 4096);
+    // Small packets (PUBACKs, results, deltas) go out at once: with Nagle on, a publish
+    // waits for the broker's delayed ACK of the previous one (~40 ms on Linux).
+    let mut net = NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    eventloop.set_network_options(net);
     let (in_tx, mut in_rx) = mpsc::unbounded_channel::<Input>();
     let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel::<BusCmd>();
     let node = node.to_string();
@@ -118,7 +135,7 @@ pub fn start(
                         let _ = in_tx.send(Input::Connected);
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
-                        let _ = in_tx.send(Input::Message(p.topic.clone(), p.payload.to_vec()));
+                        let _ = in_tx.send(Input::Message(p));
                     }
                     Ok(_) => {}
                     Err(e) => {
@@ -145,7 +162,25 @@ pub fn start(
         loop {
             tokio::select! {
                 i = in_rx.recv() => match i {
-                    Some(Input::Message(topic, payload)) => bus.handle(topic, payload).await,
+                    Some(Input::Message(p)) => {
+                        // Everything that queued meanwhile goes into the same transaction.
+                        let mut batch = vec![p];
+                        let mut reconnected = false;
+                        while batch.len() < BATCH {
+                            match in_rx.try_recv() {
+                                Ok(Input::Message(p)) => batch.push(p),
+                                Ok(Input::Connected) => {
+                                    reconnected = true;
+                                    break;
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                        bus.handle(batch).await;
+                        if reconnected {
+                            bus.republish_deltas().await;
+                        }
+                    }
                     Some(Input::Connected) => bus.republish_deltas().await,
                     None => break,
                 },
@@ -166,7 +201,7 @@ struct Bus {
     node: String,
 }
 
-/// What one request produced: messages to publish, and whether the outbox grew.
+/// What a batch of requests produced: messages to publish, and whether the outbox grew.
 type Replies = (Vec<(String, Vec<u8>)>, bool);
 
 fn json<T: Serialize>(v: &T) -> Vec<u8> {
@@ -226,17 +261,30 @@ impl Bus {
         }
     }
 
-    async fn handle(&self, topic: String, payload: Vec<u8>) {
+    /// Store a batch of messages (one transaction), answer them, then PUBACK them.
+    async fn handle(&self, batch: Vec<Publish>) {
         let node = self.node.clone();
+        let msgs: Vec<(String, Vec<u8>)> = batch
+            .iter()
+            .map(|p| (p.topic.clone(), p.payload.to_vec()))
+            .collect();
         let r = self
-            .blocking(move |c| dispatch(c, &node, &topic, &payload))
+            .blocking(move |c| dispatch_batch(c.db(), &node, &msgs))
             .await;
-        let Some((out, grew)) = r else { return };
-        for (t, p) in out {
-            self.publish(t, p);
+        if let Some((out, grew)) = r {
+            if grew {
+                self.twin_ready.notify_one();
+            }
+            for (t, p) in out {
+                self.publish(t, p);
+            }
         }
-        if grew {
-            self.twin_ready.notify_one();
+        // Stored, refused or answered with an error: the broker may forget them. (Only a
+        // crash before this point leaves them unacked, to be delivered again.)
+        for p in &batch {
+            if let Err(e) = self.client.ack(p).await {
+                log(format!("EventBus: PUBACK of a message on {}: {e}", p.topic));
+            }
         }
     }
 
@@ -321,9 +369,78 @@ impl Bus {
     }
 }
 
-/// One incoming message -> what to publish, and whether the twin outbox grew.
-pub fn dispatch(c: &mut Cache, node: &str, topic: &str, payload: &[u8]) -> Replies {
-    let db = c.db();
+/// The topic a request on `topic` is answered on (None: not a request the agent answers).
+fn result_topic(node: &str, topic: &str) -> Option<String> {
+    if topic == mqtt::membership_get(node) {
+        return Some(mqtt::membership_get_result(node));
+    }
+    let (id, which) = mqtt::parse_device_topic(topic)?;
+    Some(match which {
+        DeviceTopic::TwinUpdate => mqtt::twin_update_result(id),
+        DeviceTopic::TwinGet => mqtt::twin_get_result(id),
+        DeviceTopic::StateUpdate => mqtt::state_update_result(id),
+    })
+}
+
+/// Messages that arrived together, in one transaction: each in a savepoint (rolled back
+/// when it is refused), then one commit, so a burst of reports costs one fsync. The answers
+/// are returned only when the commit succeeded; otherwise every request gets a 500.
+pub fn dispatch_batch(db: &mut Connection, node: &str, msgs: &[(String, Vec<u8>)]) -> Replies {
+    let failed = |what: &str, e: rusqlite::Error| -> Replies {
+        log(format!(
+            "EventBus: {what} for {} message(s): {e}",
+            msgs.len()
+        ));
+        let out = msgs
+            .iter()
+            .filter_map(|(topic, payload)| {
+                result_topic(node, topic).map(|t| {
+                    error(
+                        t,
+                        event_id(payload),
+                        500,
+                        format!("the agent could not {what}: {e}"),
+                    )
+                })
+            })
+            .collect();
+        (out, false)
+    };
+    let mut tx = match db.transaction() {
+        Ok(tx) => tx,
+        Err(e) => return failed("begin a transaction", e),
+    };
+    let mut out = Vec::new();
+    let mut grew = false;
+    for (topic, payload) in msgs {
+        let sp = match tx.savepoint() {
+            Ok(sp) => sp,
+            Err(e) => return failed("open a savepoint", e),
+        };
+        let (replies, g, keep) = dispatch(&sp, node, topic, payload);
+        if keep {
+            if let Err(e) = sp.commit() {
+                return failed("release a savepoint", e);
+            }
+            grew |= g;
+        }
+        // Not kept: dropping the savepoint rolls its writes back.
+        out.extend(replies);
+    }
+    match tx.commit() {
+        Ok(()) => (out, grew),
+        Err(e) => failed("commit the twin updates", e),
+    }
+}
+
+/// One incoming message, inside the batch's transaction -> what to publish, whether the
+/// twin outbox grew, and whether its writes are to be kept (false: refused).
+pub fn dispatch(
+    db: &Connection,
+    node: &str,
+    topic: &str,
+    payload: &[u8],
+) -> (Vec<(String, Vec<u8>)>, bool, bool) {
     if topic == mqtt::membership_get(node) {
         let out = match devicetwin::membership(db) {
             Ok(devices) => (
@@ -343,10 +460,10 @@ pub fn dispatch(c: &mut Cache, node: &str, topic: &str, payload: &[u8]) -> Repli
                 format!("{e:#}"),
             ),
         };
-        return (vec![out], false);
+        return (vec![out], false, true);
     }
     let Some((id, which)) = mqtt::parse_device_topic(topic) else {
-        return (Vec::new(), false);
+        return (Vec::new(), false, true);
     };
     match which {
         DeviceTopic::TwinUpdate => match devicetwin::twin_update(db, id, payload) {
@@ -358,7 +475,7 @@ pub fn dispatch(c: &mut Cache, node: &str, topic: &str, payload: &[u8]) -> Repli
                 if let Some(d) = o.delta {
                     out.push((mqtt::twin_update_delta(id), json(&d)));
                 }
-                (out, true)
+                (out, true, true)
             }
             Err(r) => {
                 log(format!("EventBus: twin update of {id} refused: {r}"));
@@ -369,6 +486,7 @@ pub fn dispatch(c: &mut Cache, node: &str, topic: &str, payload: &[u8]) -> Repli
                         r.code,
                         r.reason,
                     )],
+                    false,
                     false,
                 )
             }
@@ -383,10 +501,10 @@ pub fn dispatch(c: &mut Cache, node: &str, topic: &str, payload: &[u8]) -> Repli
                     r.reason,
                 ),
             };
-            (vec![out], false)
+            (vec![out], false, true)
         }
         DeviceTopic::StateUpdate => match devicetwin::state_update(db, id, payload) {
-            Ok(r) => (vec![(mqtt::state_update_result(id), json(&r))], true),
+            Ok(r) => (vec![(mqtt::state_update_result(id), json(&r))], true, true),
             Err(r) => (
                 vec![error(
                     mqtt::state_update_result(id),
@@ -394,6 +512,7 @@ pub fn dispatch(c: &mut Cache, node: &str, topic: &str, payload: &[u8]) -> Repli
                     r.code,
                     r.reason,
                 )],
+                false,
                 false,
             ),
         },
@@ -403,6 +522,168 @@ pub fn dispatch(c: &mut Cache, node: &str, topic: &str, payload: &[u8]) -> Repli
 #[cfg(test)]
 mod tests {
     use super::*;
+    use barge_edge_proto::wire::Change;
+    use serde_json::json;
+
+    fn put(v: serde_json::Value) -> Change {
+        Change::Put {
+            object: Box::new(serde_json::from_value(v).unwrap()),
+        }
+    }
+
+    /// Every row of the twin tables, as text (what "nothing stored" compares).
+    fn tables(db: &Connection) -> Vec<String> {
+        let mut out = Vec::new();
+        for t in ["twin_props", "twin_state", "twin_outbox"] {
+            let mut st = db
+                .prepare(&format!("SELECT * FROM {t} ORDER BY 1, 2, 3"))
+                .unwrap();
+            let n = st.column_count();
+            let rows = st
+                .query_map([], |r| {
+                    let mut row = vec![t.to_string()];
+                    for i in 0..n {
+                        row.push(format!("{:?}", r.get_ref(i)?));
+                    }
+                    Ok(row.join("|"))
+                })
+                .unwrap();
+            out.extend(rows.map(Result::unwrap));
+        }
+        out
+    }
+
+    fn msg(topic: &str, body: &str) -> (String, Vec<u8>) {
+        (topic.to_string(), body.as_bytes().to_vec())
+    }
+
+    fn answers(out: &[(String, Vec<u8>)], topic: &str) -> Vec<serde_json::Value> {
+        out.iter()
+            .filter(|(t, _)| t == topic)
+            .map(|(_, p)| serde_json::from_slice(p).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_commits_good_messages_and_refused_ones_leave_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let mut c = Cache::open(&d.path().join("cache.db")).unwrap();
+        c.apply(
+            2,
+            false,
+            &[
+                put(json!({"apiVersion": "devices.kubeedge.io/v1beta1", "kind": "DeviceModel",
+                    "metadata": {"name": "thermo", "namespace": "default", "resourceVersion": "1"},
+                    "spec": {"properties": [
+                        {"name": "temp", "type": "INT", "accessMode": "ReadWrite", "minimum": "0", "maximum": "100"},
+                        {"name": "hum", "type": "FLOAT", "accessMode": "ReadOnly"}]}})),
+                put(json!({"apiVersion": "devices.kubeedge.io/v1beta1", "kind": "Device",
+                    "metadata": {"name": "t1", "namespace": "default", "resourceVersion": "2"},
+                    "spec": {"deviceModelRef": {"name": "thermo"}, "nodeName": "n1",
+                        "properties": [{"name": "temp"}, {"name": "hum"}]}})),
+            ],
+        )
+        .unwrap();
+        let upd = "$hw/events/device/t1/twin/update";
+        let state = "$hw/events/device/t1/state/update";
+        // Every kind of bad input, alone: refused with its code, nothing stored.
+        let before = tables(c.db());
+        let bad: &[(&str, &[u8], u16)] = &[
+            (upd, b"{nope", 400),
+            (upd, b"\xff\xfe\x00", 400),
+            (upd, b"[]", 400),
+            (upd, br#"{"twin": 5}"#, 400),
+            (upd, br#"{"twin": {}}"#, 400),
+            (upd, br#"{"twin":{"temp":{"actual":{}}}}"#, 400),
+            (upd, br#"{"twin":{"temp":{"actual":{"value":21}}}}"#, 400),
+            (upd, br#"{"twin":{"temp":{"actual":{"value":"101"}}}}"#, 400),
+            (upd, br#"{"twin":{"temp":{"actual":{"value":"-1"}}}}"#, 400),
+            (
+                upd,
+                br#"{"twin":{"temp":{"actual":{"value":"21.5"}}}}"#,
+                400,
+            ),
+            (upd, br#"{"twin":{"hum":{"actual":{"value":"wet"}}}}"#, 400),
+            (upd, br#"{"twin":{"hum":{"actual":{"value":"NaN"}}}}"#, 400),
+            (
+                upd,
+                br#"{"twin":{"temp":{"expected":{"value":"500"}}}}"#,
+                400,
+            ),
+            (upd, br#"{"twin":{"hum":{"expected":{"value":"3"}}}}"#, 400),
+            (upd, br#"{"twin":{"volts":{"actual":{"value":"1"}}}}"#, 404),
+            (
+                "$hw/events/device/ghost/twin/update",
+                br#"{"twin":{"temp":{"actual":{"value":"1"}}}}"#,
+                404,
+            ),
+            (state, b"{", 400),
+            (state, br#"{"state":"melting"}"#, 400),
+            (
+                "$hw/events/device/ghost/state/update",
+                br#"{"state":"online"}"#,
+                404,
+            ),
+        ];
+        for (topic, body, code) in bad {
+            let (out, grew) = dispatch_batch(c.db(), "n1", &[(topic.to_string(), body.to_vec())]);
+            assert!(!grew, "{topic} {}", String::from_utf8_lossy(body));
+            assert_eq!(out.len(), 1, "{out:?}");
+            let r: serde_json::Value = serde_json::from_slice(&out[0].1).unwrap();
+            assert_eq!(
+                r["code"],
+                *code,
+                "{topic} {}: {r}",
+                String::from_utf8_lossy(body)
+            );
+            assert!(out[0].0.ends_with("/result"), "{}", out[0].0);
+        }
+        assert_eq!(tables(c.db()), before, "a refused message stored something");
+
+        // Good and bad together in one transaction: the good ones stored, in order, the bad
+        // ones answered with their refusal; event ids kept.
+        let (out, grew) = dispatch_batch(
+            c.db(),
+            "n1",
+            &[
+                msg(
+                    upd,
+                    r#"{"event_id":"a","twin":{"temp":{"actual":{"value":"20"}}}}"#,
+                ),
+                msg(
+                    upd,
+                    r#"{"event_id":"b","twin":{"temp":{"actual":{"value":"7"}},"hum":{"actual":{"value":"x"}}}}"#,
+                ),
+                msg(
+                    upd,
+                    r#"{"event_id":"c","twin":{"temp":{"actual":{"value":"22"}}}}"#,
+                ),
+                msg(state, r#"{"event_id":"d","state":"online"}"#),
+            ],
+        );
+        assert!(grew);
+        let results = answers(&out, "$hw/events/device/t1/twin/update/result");
+        let ids: Vec<_> = results.iter().map(|r| r["event_id"].clone()).collect();
+        assert_eq!(ids, vec![json!("a"), json!("b"), json!("c")]);
+        assert_eq!(results[1]["code"], 400, "{}", results[1]);
+        assert_eq!(results[2]["twin"]["temp"]["actual"]["value"], "22");
+        assert_eq!(
+            answers(&out, "$hw/events/device/t1/state/update/result").len(),
+            1
+        );
+        let rows = devicetwin::props(c.db(), "default", "t1").unwrap();
+        assert_eq!(rows["temp"].reported.as_ref().unwrap().value, "22");
+        assert!(rows.get("hum").is_none_or(|r| r.reported.is_none()));
+        // Coalesced: one outbox row for temp (the latest), one for the state.
+        assert_eq!(devicetwin::outbox_len(c.db()).unwrap(), 2);
+        let (_, reports) = devicetwin::pending(c.db(), 0).unwrap().unwrap();
+        assert_eq!(reports[0].properties.len(), 1);
+        assert_eq!(
+            reports[0].properties[0].reported.as_ref().unwrap().value,
+            "22"
+        );
+        assert_eq!(reports[0].state.as_deref(), Some("online"));
+    }
 
     #[test]
     fn broker_urls() {

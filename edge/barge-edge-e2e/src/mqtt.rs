@@ -1,7 +1,7 @@
 //! [`Mosquitto`]: Debian's broker (`/usr/sbin/mosquitto`) on a free loopback port, anonymous,
-//! no persistence, its config and log in a temp dir; killed on drop, restartable on the same
-//! port (a broker that went away and came back). [`MqttClient`]: a test's MQTT client
-//! (rumqttc) that records every message it receives on its subscriptions.
+//! no persistence, `set_tcp_nodelay` (as the README advises), its config and log in a temp dir;
+//! killed on drop, restartable on the same port (a broker that went away and came back).
+//! [`MqttClient`]: a test's MQTT client (rumqttc) that records every message it receives.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -46,7 +46,7 @@ impl Mosquitto {
         std::fs::write(
             &conf,
             format!(
-                "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\n",
+                "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n",
                 self.port
             ),
         )

@@ -1,8 +1,10 @@
 //! Device twins end to end: real etcd, hub, agent and fleet CLI, a real mosquitto, and a test
 //! MQTT client playing the mapper and an app.
 //! - Round trip: `fleet device set` -> the delta on MQTT -> `actual` published -> `fleet get
-//!   device -o json` shows it reported; bad input refused on the result topic and the Device
-//!   unchanged; the broker killed and restarted, reports still arrive.
+//!   device -o json` shows it reported; bad input (malformed, unknown device or property,
+//!   out of range, wrong type, bad state) refused on the result topic with nothing stored:
+//!   the Device's etcd keys and the agent's SQLite twin tables unchanged; the broker killed
+//!   and restarted, reports still arrive.
 //! - Link cut (FaultProxy blackhole) with edits on both sides and the agent restarted while
 //!   offline: the cloud sets one value, an app on the edge another (twice: its version is
 //!   higher), the mapper reports; when the link returns both sides hold the edge's value, the
@@ -87,6 +89,47 @@ fn twin(fleet: &Fleet) -> (Option<String>, Option<String>, Vec<Value>) {
     )
 }
 
+/// Every row of the agent's twin tables (its SQLite cache), as text.
+fn agent_twin_tables(agent: &Agent) -> Vec<String> {
+    let db = rusqlite::Connection::open(agent.root().join("edge/cache.db")).unwrap();
+    db.busy_timeout(Duration::from_secs(10)).unwrap();
+    let mut out = Vec::new();
+    for t in ["twin_props", "twin_state", "twin_outbox"] {
+        let mut st = db
+            .prepare(&format!("SELECT * FROM {t} ORDER BY 1, 2, 3"))
+            .unwrap();
+        let n = st.column_count();
+        let rows = st
+            .query_map([], |r| {
+                let mut row = vec![t.to_string()];
+                for i in 0..n {
+                    row.push(format!("{:?}", r.get_ref(i)?));
+                }
+                Ok(row.join("|"))
+            })
+            .unwrap();
+        out.extend(rows.map(Result::unwrap));
+    }
+    out
+}
+
+/// The Device's keys in etcd (its object and its twin record) with their values.
+fn device_in_etcd(cloud: &Cloud) -> Vec<(String, Option<String>)> {
+    let keys: Vec<String> = cloud
+        .etcd
+        .keys("")
+        .into_iter()
+        .filter(|k| k.ends_with("devices/default/t1"))
+        .collect();
+    assert!(keys.len() >= 2, "object and twin record expected: {keys:?}");
+    keys.into_iter()
+        .map(|k| {
+            let v = cloud.etcd.get(&k);
+            (k, v)
+        })
+        .collect()
+}
+
 fn report(app: &MqttClient, value: &str) {
     app.publish(
         "$hw/events/device/t1/twin/update",
@@ -139,10 +182,44 @@ fn twin_round_trip_bad_input_and_a_broker_restart() {
     report(&app, "25");
     wait_reported(&cloud, &a, "25");
 
-    // Bad input: refused on the result topic; the Device's JSON does not change.
+    // Bad input: refused on the result topic; the Device's JSON, its etcd keys and the
+    // agent's twin tables do not change. (Once the report of 25 is acked: an empty outbox.)
+    let settled = poll(T, || {
+        agent_twin_tables(&a)
+            .iter()
+            .all(|r| !r.starts_with("twin_outbox"))
+            .then_some(())
+    });
+    assert!(settled.is_some(), "the report of 25 was never acked");
     let before = cloud.fleet.json(&["get", "device", "t1"]);
+    let etcd_before = device_in_etcd(&cloud);
+    let sqlite_before = agent_twin_tables(&a);
+    for (topic, body, code) in [
+        ("t1/state/update", r#"{"state":"melting"}"#, 400),
+        ("t1/state/update", "{", 400),
+        ("nope/state/update", r#"{"state":"online"}"#, 404),
+    ] {
+        app.drain();
+        app.publish(&format!("$hw/events/device/{topic}"), body);
+        let r = app
+            .wait(T, |m| {
+                m.topic == format!("$hw/events/device/{topic}/result")
+            })
+            .unwrap_or_else(|| panic!("no result for {topic} {body}:\n{}", a.log()));
+        assert_eq!(r.json["code"], code, "{topic} {body}: {}", r.json);
+    }
     for (id, body, code) in [
         ("t1", "{oops", 400),
+        ("t1", "", 400),
+        ("t1", r#"{"twin":{}}"#, 400),
+        ("t1", r#"{"twin":{"temp":{"actual":{"value":25}}}}"#, 400),
+        ("t1", r#"{"twin":{"temp":{"actual":{}}}}"#, 400),
+        ("t1", r#"{"twin":{"temp":{"actual":{"value":"-5"}}}}"#, 400),
+        (
+            "t1",
+            r#"{"twin":{"temp":{"expected":{"value":"101"}}}}"#,
+            400,
+        ),
         ("nope", r#"{"twin":{"temp":{"actual":{"value":"1"}}}}"#, 404),
         ("t1", r#"{"twin":{"volts":{"actual":{"value":"1"}}}}"#, 404),
         (
@@ -175,6 +252,16 @@ fn twin_round_trip_bad_input_and_a_broker_restart() {
     assert_eq!(
         before["spec"], after["spec"],
         "refused input changed the device"
+    );
+    assert_eq!(
+        device_in_etcd(&cloud),
+        etcd_before,
+        "refused input changed etcd"
+    );
+    assert_eq!(
+        agent_twin_tables(&a),
+        sqlite_before,
+        "refused input changed the agent's SQLite"
     );
 
     // The broker dies and comes back: reports made after it are delivered.

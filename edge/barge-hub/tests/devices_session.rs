@@ -301,10 +301,30 @@ async fn twins_flow_through_an_edge_session() {
     twin_round(&mut e, 3, vec![reported("t1", "temp", "27", 999)]).await;
     twin_round(&mut e, 4, vec![reported("t1", "temp", "999", 2_000)]).await;
     twin_round(&mut e, 5, vec![reported("t1", "pressure", "1", 2_000)]).await;
+    // A value of the wrong type, a device that does not exist, a key that is not a Device:
+    // acked, nothing written (no record made for them either).
+    let obj_key = "/t/objects/devices/default/t1";
+    let orev0 = kv.get(obj_key, None).await.unwrap().kvs()[0].mod_revision();
+    twin_round(&mut e, 5, vec![reported("t1", "temp", "warm", 3_000)]).await;
+    twin_round(&mut e, 5, vec![reported("t1", "temp", "12.5", 3_000)]).await;
+    twin_round(&mut e, 5, vec![reported("ghost", "temp", "1", 3_000)]).await;
+    let mut not_a_device = reported("t1", "temp", "2", 3_000);
+    not_a_device.key.kind = Kind::Pod;
+    twin_round(&mut e, 5, vec![not_a_device]).await;
     assert_eq!(
         kv.get(status_key, None).await.unwrap().kvs()[0].mod_revision(),
         rev
     );
+    assert_eq!(
+        kv.get(obj_key, None).await.unwrap().kvs()[0].mod_revision(),
+        orev0
+    );
+    assert!(kv
+        .get("/t/status/devices/default/ghost", None)
+        .await
+        .unwrap()
+        .kvs()
+        .is_empty());
     // Another node's device: acked but never stored.
     twin_round(&mut e, 6, vec![reported("t2", "temp", "21", 1_000)]).await;
     assert!(kv

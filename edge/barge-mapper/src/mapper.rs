@@ -159,6 +159,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let (host, port) = bus::parse_url(&config.mqtt)?;
     let client_id = config.client_id();
     let (client, mut events) = AsyncClient::new(bus::options(&client_id, &host, port), 1024);
+    events.set_network_options(bus::network_options());
     let mut mapper = Mapper {
         node: config.node.clone(),
         protocols: config.protocols(),
