@@ -550,31 +550,8 @@ fn clean_path(p: &str) -> String {
 
 /// A Go duration (`1s`, `500ms`, `1m30s`, `2h`).
 fn parse_duration(s: &str) -> Option<Duration> {
-    let mut rest = s.trim();
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total = Duration::ZERO;
-    while !rest.is_empty() {
-        let n_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-        let n: f64 = rest[..n_end].parse().ok()?;
-        rest = &rest[n_end..];
-        let u_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = match &rest[..u_end] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        rest = &rest[u_end..];
-        total += Duration::try_from_secs_f64(n * unit).ok()?;
-    }
-    Some(total)
+    let ns = barge_util::time::parse_go_duration(s.trim()).ok()?;
+    u64::try_from(ns).ok().map(Duration::from_nanos)
 }
 
 #[cfg(test)]

@@ -28,39 +28,13 @@ pub fn join_workdir(cwd: &str, dir: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
-/// Go's `time.ParseDuration` (`30s`, `1m30s`, `500ms`, `1.5h`) in nanoseconds.
+/// Go's `time.ParseDuration` (`30s`, `1m30s`, `500ms`, `1.5h`) in nanoseconds; a negative
+/// duration is refused (docker's HEALTHCHECK flags refuse them too).
 pub fn duration_ns(s: &str) -> Result<i64, String> {
-    let bad = || format!("{s:?} is not a duration (e.g. 30s, 1m30s, 500ms)");
-    if s == "0" {
-        return Ok(0);
+    match barge_util::time::parse_go_duration(s)? {
+        ns if ns < 0 => Err(format!("{s:?} is negative: a duration must be 0 or more")),
+        ns => Ok(ns),
     }
-    let mut rest = s;
-    let mut total: f64 = 0.0;
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let n: f64 = rest[..num_end].parse().map_err(|_| bad())?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let mult = match &rest[..unit_end] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return Err(bad()),
-        };
-        total += n * mult;
-        rest = &rest[unit_end..];
-    }
-    Ok(total.round() as i64)
 }
 
 fn command_words(st: &StageState, c: &Command) -> Vec<String> {
@@ -241,6 +215,7 @@ mod tests {
         assert_eq!(duration_ns("1m30s").unwrap(), 90_000_000_000);
         assert_eq!(duration_ns("500ms").unwrap(), 500_000_000);
         assert!(duration_ns("5x").is_err());
+        assert!(duration_ns("-2s").is_err());
         assert_eq!(join_workdir("/a", "b/../c"), "/a/c");
         assert_eq!(join_workdir("", "x"), "/x");
         assert_eq!(join_workdir("/a", "/y/"), "/y");
