@@ -19,7 +19,9 @@
 //! everything first and writes in the caller's transaction (the EventBus: one per batch of
 //! messages, a savepoint each): a refused message stores nothing.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use barge_edge_proto::device::mqtt::{
@@ -64,6 +66,93 @@ pub struct DeviceEntry {
     pub name: String,
     pub spec: DeviceSpec,
     pub model: Option<DeviceModelSpec>,
+}
+
+/// What the DeviceTwin keeps in memory beside the cache's tables (owned by
+/// [`crate::metamanager::Cache`], used under its lock).
+#[derive(Debug, Default)]
+pub struct TwinMemory {
+    /// Devices as last read from the cache, spec and model decoded, so that a stream of
+    /// reports does not decode the same JSON for every message. Emptied by every Sync
+    /// batch that touches a Device or a DeviceModel (nothing else writes those objects).
+    devices: HashMap<String, Arc<DeviceEntry>>,
+    /// The highest outbox seq the hub acked: set by the EdgeHub as acks arrive, without
+    /// the cache's lock.
+    acked: Arc<AtomicU64>,
+    /// The outbox rows up to this seq are deleted.
+    dropped: u64,
+}
+
+impl TwinMemory {
+    /// Forget every decoded device (their objects changed).
+    pub fn forget_devices(&mut self) {
+        self.devices.clear();
+    }
+
+    /// The highest outbox seq the hub acked.
+    fn acked(&self) -> u64 {
+        self.acked.load(Ordering::Relaxed)
+    }
+
+    /// Where the EdgeHub records the hub's acks ([`Acks::acked`]).
+    pub fn acks(&self) -> Acks {
+        Acks(self.acked.clone())
+    }
+}
+
+/// The hub's acks of twin reports, recorded at once and applied to the outbox by the next
+/// write ([`drop_acked`]): an ack costs no transaction of its own.
+#[derive(Debug, Clone)]
+pub struct Acks(Arc<AtomicU64>);
+
+impl Acks {
+    /// The hub merged everything up to `seq`.
+    pub fn acked(&self, seq: u64) {
+        self.0.fetch_max(seq, Ordering::Relaxed);
+    }
+}
+
+/// Delete the outbox rows the hub acked since the last time, in `db`'s open transaction
+/// (a Sync batch): the seq to pass to [`dropped`] once that transaction commits, or None
+/// when nothing was to delete. (Reports never coalesce into an acked row ([`queue`]), so
+/// the acked rows may stay a while: they are only dropped here, by [`flush_acks`] and in
+/// Sync batches.)
+pub fn drop_acked(db: &Connection, mem: &TwinMemory) -> Result<Option<u64>> {
+    let seq = mem.acked();
+    if seq <= mem.dropped {
+        return Ok(None);
+    }
+    db.prepare_cached("DELETE FROM twin_outbox WHERE seq <= ?1")
+        .and_then(|mut st| st.execute(params![seq as i64]))
+        .with_context(|| format!("drop acked twin reports up to {seq}"))?;
+    Ok(Some(seq))
+}
+
+/// The transaction that ran [`drop_acked`] committed.
+pub fn dropped(mem: &mut TwinMemory, seq: Option<u64>) {
+    if let Some(seq) = seq {
+        mem.dropped = mem.dropped.max(seq);
+    }
+}
+
+/// Delete what the hub acked now, as its own transaction (at each heartbeat, and before a
+/// session reads the outbox from its start).
+///
+/// Without an fsync of its own (the connection's `synchronous` is FULL for everything
+/// else): a power cut that undoes this delete only makes the agent send those reports
+/// again, and the hub ignores a report whose version it already holds. The next durable
+/// commit carries the delete to disk with it.
+pub fn flush_acks(db: &Connection, mem: &mut TwinMemory) -> Result<()> {
+    if mem.acked() <= mem.dropped {
+        return Ok(());
+    }
+    db.pragma_update(None, "synchronous", "NORMAL")
+        .context("synchronous=NORMAL for an outbox ack")?;
+    let r = drop_acked(db, mem);
+    db.pragma_update(None, "synchronous", "FULL")
+        .context("synchronous=FULL after an outbox ack")?;
+    dropped(mem, r?);
+    Ok(())
 }
 
 /// One property's twin row.
@@ -249,9 +338,12 @@ fn put_prop(tx: &Connection, ns: &str, device: &str, prop: &str, row: &PropRow) 
 }
 
 /// Queue a report for the hub, coalesced with what is already queued for the same
-/// (device, property): the latest reported value wins, a desired edit keeps its first base.
+/// (device, property) and not yet acked (seq above `acked`): the latest reported value
+/// wins, a desired edit keeps its first base. A row the hub already acked is replaced.
+#[allow(clippy::too_many_arguments)]
 pub fn queue(
     tx: &Connection,
+    acked: u64,
     ns: &str,
     device: &str,
     prop: &str,
@@ -262,10 +354,10 @@ pub fn queue(
     let old: Option<(Option<String>, Option<String>, Option<String>)> = tx
         .prepare_cached(
             "SELECT reported, desired, state FROM twin_outbox
-             WHERE ns = ?1 AND device = ?2 AND prop = ?3",
+             WHERE ns = ?1 AND device = ?2 AND prop = ?3 AND seq > ?4",
         )
         .and_then(|mut st| {
-            st.query_row(params![ns, device, prop], |r| {
+            st.query_row(params![ns, device, prop, acked as i64], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
         })
@@ -301,13 +393,17 @@ pub fn queue(
     Ok(())
 }
 
-/// Outbox entries after `after` (at most [`BATCH`] rows) as one `EdgeMsg::Twin` payload:
-/// (highest seq, reports). None when nothing is waiting.
-pub fn pending(db: &Connection, after: u64) -> Result<Option<(u64, Vec<TwinReport>)>> {
+/// Outbox entries after `after` (at most [`BATCH`] rows) as one `EdgeMsg::Twin` payload.
+/// None when nothing is waiting.
+pub fn pending(db: &Connection, after: u64) -> Result<Option<Pending>> {
+    // The limit is a literal, not a bound parameter: SQLite (built with STAT4) re-prepares a
+    // statement at every execution when a LIMIT is bound, which was an eighth of the
+    // agent's CPU under a steady stream of reports.
+    const _: () = assert!(BATCH == 500);
     let mut st = db
         .prepare_cached(
             "SELECT seq, ns, device, prop, reported, desired, state FROM twin_outbox
-             WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+             WHERE seq > ?1 ORDER BY seq LIMIT 500",
         )
         .context("read the twin outbox")?;
     type Row = (
@@ -320,7 +416,7 @@ pub fn pending(db: &Connection, after: u64) -> Result<Option<(u64, Vec<TwinRepor
         Option<String>,
     );
     let rows = st
-        .query_map(params![after as i64, BATCH as i64], |r| {
+        .query_map(params![after as i64], |r| {
             Ok((
                 r.get(0)?,
                 r.get(1)?,
@@ -333,10 +429,12 @@ pub fn pending(db: &Connection, after: u64) -> Result<Option<(u64, Vec<TwinRepor
         })
         .context("read the twin outbox")?;
     let mut max = 0u64;
+    let mut n = 0;
     let mut by_dev: BTreeMap<(String, String), TwinReport> = BTreeMap::new();
     for r in rows {
         let (seq, ns, dev, prop, rep, des, state): Row = r.context("read a twin outbox row")?;
         max = max.max(seq.max(0) as u64);
+        n += 1;
         let e = by_dev
             .entry((ns.clone(), dev.clone()))
             .or_insert_with(|| TwinReport {
@@ -361,14 +459,21 @@ pub fn pending(db: &Connection, after: u64) -> Result<Option<(u64, Vec<TwinRepor
     if by_dev.is_empty() {
         return Ok(None);
     }
-    Ok(Some((max, by_dev.into_values().collect())))
+    Ok(Some(Pending {
+        seq: max,
+        devices: by_dev.into_values().collect(),
+        more: n >= BATCH,
+    }))
 }
 
-/// The hub merged everything up to `seq`: drop it.
-pub fn ack(db: &Connection, seq: u64) -> Result<usize> {
-    db.prepare_cached("DELETE FROM twin_outbox WHERE seq <= ?1")
-        .and_then(|mut st| st.execute(params![seq as i64]))
-        .with_context(|| format!("drop acked twin reports up to {seq}"))
+/// One `EdgeMsg::Twin`'s worth of the outbox.
+#[derive(Debug)]
+pub struct Pending {
+    /// The highest outbox seq in it.
+    pub seq: u64,
+    pub devices: Vec<TwinReport>,
+    /// It was a full batch: more rows may wait after `seq`.
+    pub more: bool,
 }
 
 /// How many reports wait for the hub.
@@ -557,10 +662,16 @@ pub struct UpdateOutcome {
     pub delta: Option<DeviceTwinDelta>,
 }
 
-fn lookup(db: &Connection, id: &str) -> Result<DeviceEntry, Refusal> {
-    device_by_id(db, id)
+fn lookup(db: &Connection, mem: &mut TwinMemory, id: &str) -> Result<Arc<DeviceEntry>, Refusal> {
+    if let Some(d) = mem.devices.get(id) {
+        return Ok(d.clone());
+    }
+    let d = device_by_id(db, id)
         .map_err(internal)?
-        .ok_or_else(|| refuse(404, format!("device {id:?} is not on this node")))
+        .ok_or_else(|| refuse(404, format!("device {id:?} is not on this node")))?;
+    let d = Arc::new(d);
+    mem.devices.insert(id.to_string(), d.clone());
+    Ok(d)
 }
 
 /// `$hw/events/device/{id}/twin/update`: check every property of the message (known
@@ -568,10 +679,15 @@ fn lookup(db: &Connection, id: &str) -> Result<DeviceEntry, Refusal> {
 /// store reported values and desired edits and queue them for the hub. Writes go to `db`
 /// as it is: the caller's transaction (the EventBus commits a batch of messages at once,
 /// each in its own savepoint, rolled back when this refuses).
-pub fn twin_update(db: &Connection, id: &str, payload: &[u8]) -> Result<UpdateOutcome, Refusal> {
+pub fn twin_update(
+    db: &Connection,
+    mem: &mut TwinMemory,
+    id: &str,
+    payload: &[u8],
+) -> Result<UpdateOutcome, Refusal> {
     let msg: DeviceTwinUpdate = serde_json::from_slice(payload)
         .map_err(|e| refuse(400, format!("malformed twin update for {id}: {e}")))?;
-    let d = lookup(db, id)?;
+    let d = lookup(db, mem, id)?;
     if msg.twin.is_empty() {
         return Err(refuse(
             400,
@@ -667,7 +783,17 @@ pub fn twin_update(db: &Connection, id: &str, payload: &[u8]) -> Result<UpdateOu
         }
         put_prop(tx, &ns, id, prop, row).map_err(internal)?;
         if reported.is_some() || edit.is_some() {
-            queue(tx, &ns, id, prop, reported.as_ref(), edit.as_ref(), None).map_err(internal)?;
+            queue(
+                tx,
+                mem.acked(),
+                &ns,
+                id,
+                prop,
+                reported.as_ref(),
+                edit.as_ref(),
+                None,
+            )
+            .map_err(internal)?;
         }
         let current = msg_twin(row, ty);
         result.insert(prop.clone(), current.clone());
@@ -701,11 +827,16 @@ pub fn twin_update(db: &Connection, id: &str, payload: &[u8]) -> Result<UpdateOu
 
 /// `twin/get`: every property of the device (expected/actual with timestamps, type,
 /// versions).
-pub fn twin_get(db: &Connection, id: &str, payload: &[u8]) -> Result<DeviceTwinUpdate, Refusal> {
+pub fn twin_get(
+    db: &Connection,
+    mem: &mut TwinMemory,
+    id: &str,
+    payload: &[u8],
+) -> Result<DeviceTwinUpdate, Refusal> {
     let event_id = serde_json::from_slice::<BaseMessage>(payload)
         .map(|b| b.event_id)
         .unwrap_or_default();
-    let d = lookup(db, id)?;
+    let d = lookup(db, mem, id)?;
     let rows = props(db, &d.namespace, id).map_err(internal)?;
     Ok(DeviceTwinUpdate {
         base: BaseMessage {
@@ -720,6 +851,7 @@ pub fn twin_get(db: &Connection, id: &str, payload: &[u8]) -> Result<DeviceTwinU
 /// transaction, like [`twin_update`]).
 pub fn state_update(
     db: &Connection,
+    mem: &mut TwinMemory,
     id: &str,
     payload: &[u8],
 ) -> Result<StateUpdateResult, Refusal> {
@@ -734,8 +866,8 @@ pub fn state_update(
             ),
         ));
     }
-    let d = lookup(db, id)?;
-    let ns = d.namespace;
+    let d = lookup(db, mem, id)?;
+    let ns = d.namespace.clone();
     let tx = db;
     let last_online = if msg.state == "online" {
         barge_util::time::now_rfc3339()
@@ -756,7 +888,7 @@ pub fn state_update(
         params![ns, id, msg.state, last_online],
     )
     .map_err(internal)?;
-    queue(tx, &ns, id, "", None, None, Some(&msg.state)).map_err(internal)?;
+    queue(tx, mem.acked(), &ns, id, "", None, None, Some(&msg.state)).map_err(internal)?;
     Ok(StateUpdateResult {
         base: BaseMessage {
             event_id: msg.base.event_id,
@@ -865,6 +997,7 @@ mod tests {
         // The mapper reports: reported stored and queued; the delta is gone.
         let out = twin_update(
             c.db(),
+            &mut TwinMemory::default(),
             "t1",
             br#"{"event_id":"e1","twin":{"temp":{"actual":{"value":"30"}}}}"#,
         )
@@ -901,7 +1034,7 @@ mod tests {
                 400,
             ),
         ] {
-            let e = twin_update(c.db(), id, body).unwrap_err();
+            let e = twin_update(c.db(), &mut TwinMemory::default(), id, body).unwrap_err();
             assert_eq!(e.code, code, "{id} {}: {e}", String::from_utf8_lossy(body));
         }
         assert_eq!(snapshot(&mut c), before);
@@ -909,14 +1042,17 @@ mod tests {
         // Two edge edits while the hub is away: base 1, version 3; coalesced in the outbox.
         for v in ["40", "45"] {
             let body = format!(r#"{{"twin":{{"temp":{{"expected":{{"value":"{v}"}}}}}}}}"#);
-            let out = twin_update(c.db(), "t1", body.as_bytes()).unwrap();
+            let out =
+                twin_update(c.db(), &mut TwinMemory::default(), "t1", body.as_bytes()).unwrap();
             assert_eq!(out.delta.unwrap().delta["temp"], v);
         }
         let rows = props(c.db(), "default", "t1").unwrap();
         let e = rows["temp"].edit.clone().unwrap();
         assert_eq!((e.value.as_str(), e.base, e.version), ("45", 1, 3));
         assert_eq!(outbox_len(c.db()).unwrap(), 1);
-        let (seq, reports) = pending(c.db(), 0).unwrap().unwrap();
+        let out = pending(c.db(), 0).unwrap().unwrap();
+        assert!(!out.more);
+        let (seq, reports) = (out.seq, out.devices);
         let p = &reports[0].properties[0];
         assert_eq!(p.reported.as_ref().unwrap().value, "30");
         assert_eq!(p.desired.as_ref().unwrap().base, 1);
@@ -934,17 +1070,33 @@ mod tests {
         // Acked: gone; a report made after the batch was read survives the ack.
         twin_update(
             c.db(),
+            &mut TwinMemory::default(),
             "t1",
             br#"{"twin":{"temp":{"actual":{"value":"45"}}}}"#,
         )
         .unwrap();
-        ack(c.db(), seq).unwrap();
+        {
+            let (db, mem) = c.twin();
+            mem.acks().acked(seq);
+            flush_acks(db, mem).unwrap();
+        }
         assert_eq!(outbox_len(c.db()).unwrap(), 1);
 
         // State and membership.
-        let r = state_update(c.db(), "t1", br#"{"state":"online"}"#).unwrap();
+        let r = state_update(
+            c.db(),
+            &mut TwinMemory::default(),
+            "t1",
+            br#"{"state":"online"}"#,
+        )
+        .unwrap();
         assert!(!r.device.last_online.is_empty());
-        assert_eq!(state_update(c.db(), "t1", b"{}").unwrap_err().code, 400);
+        assert_eq!(
+            state_update(c.db(), &mut TwinMemory::default(), "t1", b"{}")
+                .unwrap_err()
+                .code,
+            400
+        );
         let m = membership(c.db()).unwrap();
         assert_eq!(m.len(), 1);
         assert_eq!(m[0].state, "online");
@@ -969,5 +1121,159 @@ mod tests {
         assert_eq!(fx.removed, vec![("default".to_string(), "t1".to_string())]);
         assert_eq!(outbox_len(c.db()).unwrap(), 0);
         assert!(props(c.db(), "default", "t1").unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_outbox_goes_in_batches_and_acked_rows_go_once_a_drop_commits() {
+        let d = tempfile::tempdir().unwrap();
+        let mut c = Cache::open(&d.path().join("cache.db")).unwrap();
+        let r = Versioned {
+            value: "1".into(),
+            version: 1,
+            origin: Origin::Edge,
+            timestamp: 1,
+        };
+        for i in 0..BATCH + 1 {
+            queue(
+                c.db(),
+                0,
+                "default",
+                "t1",
+                &format!("p{i}"),
+                Some(&r),
+                None,
+                None,
+            )
+            .unwrap();
+        }
+        let first = pending(c.db(), 0).unwrap().unwrap();
+        assert!(first.more);
+        assert_eq!(first.devices[0].properties.len(), BATCH);
+        let second = pending(c.db(), first.seq).unwrap().unwrap();
+        assert!(!second.more);
+        assert_eq!(second.devices[0].properties.len(), 1);
+        assert!(pending(c.db(), second.seq).unwrap().is_none());
+        let (db, mem) = c.twin();
+        mem.acks().acked(first.seq);
+        flush_acks(db, mem).unwrap();
+        assert_eq!(outbox_len(db).unwrap(), 1);
+        // Everything else still commits with an fsync.
+        let sync: i64 = db
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 2, "synchronous is FULL again after a flush");
+        // An ack applied in a transaction that rolls back is applied again by the next.
+        mem.acks().acked(second.seq);
+        {
+            let tx = db.transaction().unwrap();
+            assert_eq!(drop_acked(&tx, mem).unwrap(), Some(second.seq));
+        }
+        assert_eq!(outbox_len(db).unwrap(), 1);
+        let tx = db.transaction().unwrap();
+        let seq = drop_acked(&tx, mem).unwrap();
+        tx.commit().unwrap();
+        dropped(mem, seq);
+        assert_eq!(outbox_len(db).unwrap(), 0);
+        assert_eq!(drop_acked(db, mem).unwrap(), None, "nothing left to drop");
+    }
+
+    #[test]
+    fn decoded_devices_are_forgotten_when_a_sync_changes_them() {
+        let d = tempfile::tempdir().unwrap();
+        let mut c = Cache::open(&d.path().join("cache.db")).unwrap();
+        c.apply(1, false, &[model(), dev("10", 1, 1)]).unwrap();
+        let report = br#"{"twin":{"temp":{"actual":{"value":"90"}}}}"#;
+        let (db, mem) = c.twin();
+        twin_update(db, mem, "t1", report).unwrap();
+        // The same model with a lower maximum: the decoded one must not be used again.
+        let narrower = obj(
+            json!({"apiVersion": "devices.kubeedge.io/v1beta1", "kind": "DeviceModel",
+            "metadata": {"name": "thermo", "namespace": "default", "resourceVersion": "2"},
+            "spec": {"properties": [
+                {"name": "temp", "type": "INT", "accessMode": "ReadWrite", "minimum": "0", "maximum": "50"}]}}),
+        );
+        c.apply(2, false, &[narrower]).unwrap();
+        let (db, mem) = c.twin();
+        assert_eq!(twin_update(db, mem, "t1", report).unwrap_err().code, 400);
+        // Removed from the node: unknown at once.
+        c.apply(
+            3,
+            false,
+            &[Change::Delete {
+                key: ObjKey {
+                    kind: Kind::Device,
+                    namespace: "default".into(),
+                    name: "t1".into(),
+                },
+                revision: 3,
+            }],
+        )
+        .unwrap();
+        let (db, mem) = c.twin();
+        assert_eq!(twin_update(db, mem, "t1", report).unwrap_err().code, 404);
+    }
+
+    #[test]
+    fn a_report_does_not_coalesce_into_a_row_the_hub_acked() {
+        let mut c = Cache::open_in_memory().unwrap();
+        let rep = |v: &str, version| Versioned {
+            value: v.into(),
+            version,
+            origin: Origin::Edge,
+            timestamp: 1,
+        };
+        let edit = DesiredEdit {
+            value: "5".into(),
+            base: 1,
+            version: 2,
+            timestamp: 1,
+        };
+        let db = c.db();
+        queue(
+            db,
+            0,
+            "default",
+            "t1",
+            "temp",
+            Some(&rep("1", 1)),
+            Some(&edit),
+            None,
+        )
+        .unwrap();
+        let first = pending(db, 0).unwrap().unwrap();
+        // Not acked yet: coalesced (the edit rides along with the newer reading).
+        queue(
+            db,
+            0,
+            "default",
+            "t1",
+            "temp",
+            Some(&rep("2", 2)),
+            None,
+            None,
+        )
+        .unwrap();
+        let p = pending(db, first.seq).unwrap().unwrap();
+        assert_eq!(
+            p.devices[0].properties[0].desired.as_ref().unwrap().value,
+            "5"
+        );
+        // Acked (row not dropped yet): the next report replaces the row, without the edit.
+        queue(
+            db,
+            p.seq,
+            "default",
+            "t1",
+            "temp",
+            Some(&rep("3", 3)),
+            None,
+            None,
+        )
+        .unwrap();
+        let q = pending(db, p.seq).unwrap().unwrap();
+        let prop = &q.devices[0].properties[0];
+        assert_eq!(prop.reported.as_ref().unwrap().value, "3");
+        assert!(prop.desired.is_none(), "an acked edit is not sent again");
+        assert_eq!(outbox_len(db).unwrap(), 1);
     }
 }

@@ -129,6 +129,8 @@ struct Shared {
     outbox: Mutex<Outbox>,
     /// Wakes the session (the twin outbox grew).
     twin_ready: Arc<Notify>,
+    /// Where the hub's twin acks are recorded (applied to the outbox by its next write).
+    twin_acks: crate::devicetwin::Acks,
     /// The MQTT EventBus (None with `--mqtt none`).
     bus: Option<crate::eventbus::EventBus>,
 }
@@ -152,6 +154,7 @@ pub async fn run(paths: EdgePaths, work: Arc<dyn Workloads>, opts: RunOptions) -
     } else {
         Cache::open(&paths.cache())?
     };
+    let twin_acks = cache.twin_acks();
     let cache = Arc::new(Mutex::new(cache));
     let twin_ready = Arc::new(Notify::new());
     let bus = match &opts.mqtt {
@@ -168,6 +171,7 @@ pub async fn run(paths: EdgePaths, work: Arc<dyn Workloads>, opts: RunOptions) -
         paths,
         cache,
         twin_ready,
+        twin_acks,
         bus,
         work,
         opts,
@@ -404,14 +408,21 @@ impl TwinSender {
             })
             .await
             .context("read the twin outbox")??;
-            let Some((seq, devices)) = batch else {
+            let Some(p) = batch else {
                 return Ok(());
             };
-            self.sent = seq;
+            self.sent = p.seq;
             if self.since.is_none() {
                 self.since = Some(Instant::now());
             }
-            send(EdgeMsg::Twin { seq, devices }).await?;
+            send(EdgeMsg::Twin {
+                seq: p.seq,
+                devices: p.devices,
+            })
+            .await?;
+            if !p.more {
+                return Ok(());
+            }
         }
     }
 }
@@ -423,7 +434,10 @@ async fn session(s: &Arc<Shared>, addr: &str) -> Result<()> {
     let mut tls = conn::connect(addr, cfg).await?;
     let s2 = s.clone();
     let (revision, inventory) = tokio::task::spawn_blocking(move || {
-        let c = lock(&s2.cache);
+        let mut c = lock(&s2.cache);
+        // This session sends the twin outbox from its start: drop what the last one acked.
+        let (db, mem) = c.twin();
+        crate::devicetwin::flush_acks(db, mem)?;
         Ok::<_, anyhow::Error>((c.revision()?, c.inventory()?))
     })
     .await
@@ -569,18 +583,13 @@ async fn session_loop(
                     HubMsg::Ping => send(EdgeMsg::Pong).await?,
                     HubMsg::TwinAck { seq } => {
                         twin.acked(seq);
-                        // What queued while that one was in flight goes now, as one message
-                        // (before the acked rows are dropped: that fsync is bookkeeping).
+                        // The acked rows go with the outbox's next write (or the next
+                        // heartbeat): no transaction per ack.
+                        s.twin_acks.acked(seq);
+                        // What queued while that one was in flight goes now, as one message.
                         if twin.waiting {
                             twin.send(s, &send).await?;
                         }
-                        let s2 = s.clone();
-                        // Not logged: under load this is many times a second.
-                        tokio::task::spawn_blocking(move || {
-                            crate::devicetwin::ack(lock(&s2.cache).db(), seq)
-                        })
-                        .await
-                        .context("drop acked twin reports")??;
                     }
                     HubMsg::StatusAck { seq } => lock(&s.outbox).acked(seq),
                     HubMsg::Pong => {}
@@ -608,6 +617,15 @@ async fn session_loop(
                     bail!("the hub was silent for three heartbeats");
                 }
                 send(EdgeMsg::Ping).await?;
+                // Acked twin reports not dropped by a write since (the reports stopped).
+                let s2 = s.clone();
+                tokio::task::spawn_blocking(move || {
+                    let mut c = lock(&s2.cache);
+                    let (db, mem) = c.twin();
+                    crate::devicetwin::flush_acks(db, mem)
+                })
+                .await
+                .context("drop acked twin reports")??;
                 let w = s.work.clone();
                 let (pods, running) = tokio::task::spawn_blocking(move || w.counts())
                     .await

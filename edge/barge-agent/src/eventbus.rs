@@ -25,7 +25,7 @@ use rusqlite::Connection;
 use serde::Serialize;
 use tokio::sync::{mpsc, Notify};
 
-use crate::devicetwin::{self, SyncEffects};
+use crate::devicetwin::{self, SyncEffects, TwinMemory};
 use crate::log::log;
 use crate::metamanager::Cache;
 
@@ -269,7 +269,10 @@ impl Bus {
             .map(|p| (p.topic.clone(), p.payload.to_vec()))
             .collect();
         let r = self
-            .blocking(move |c| dispatch_batch(c.db(), &node, &msgs))
+            .blocking(move |c| {
+                let (db, mem) = c.twin();
+                dispatch_batch(db, mem, &node, &msgs)
+            })
             .await;
         if let Some((out, grew)) = r {
             if grew {
@@ -385,7 +388,12 @@ fn result_topic(node: &str, topic: &str) -> Option<String> {
 /// Messages that arrived together, in one transaction: each in a savepoint (rolled back
 /// when it is refused), then one commit, so a burst of reports costs one fsync. The answers
 /// are returned only when the commit succeeded; otherwise every request gets a 500.
-pub fn dispatch_batch(db: &mut Connection, node: &str, msgs: &[(String, Vec<u8>)]) -> Replies {
+pub fn dispatch_batch(
+    db: &mut Connection,
+    mem: &mut TwinMemory,
+    node: &str,
+    msgs: &[(String, Vec<u8>)],
+) -> Replies {
     let failed = |what: &str, e: rusqlite::Error| -> Replies {
         log(format!(
             "EventBus: {what} for {} message(s): {e}",
@@ -406,25 +414,28 @@ pub fn dispatch_batch(db: &mut Connection, node: &str, msgs: &[(String, Vec<u8>)
             .collect();
         (out, false)
     };
-    let mut tx = match db.transaction() {
+    let tx = match db.transaction() {
         Ok(tx) => tx,
         Err(e) => return failed("begin a transaction", e),
     };
     let mut out = Vec::new();
     let mut grew = false;
     for (topic, payload) in msgs {
-        let sp = match tx.savepoint() {
-            Ok(sp) => sp,
-            Err(e) => return failed("open a savepoint", e),
-        };
-        let (replies, g, keep) = dispatch(&sp, node, topic, payload);
-        if keep {
-            if let Err(e) = sp.commit() {
-                return failed("release a savepoint", e);
-            }
-            grew |= g;
+        // A savepoint per message (statements prepared once: this runs for every report).
+        if let Err(e) = run(&tx, "SAVEPOINT twin_msg") {
+            return failed("open a savepoint", e);
         }
-        // Not kept: dropping the savepoint rolls its writes back.
+        let (replies, g, keep) = dispatch(&tx, mem, node, topic, payload);
+        let closed = if keep {
+            grew |= g;
+            run(&tx, "RELEASE twin_msg")
+        } else {
+            run(&tx, "ROLLBACK TO twin_msg").and_then(|()| run(&tx, "RELEASE twin_msg"))
+        };
+        if let Err(e) = closed {
+            // Dropping the transaction rolls every message of the batch back.
+            return failed("close a savepoint", e);
+        }
         out.extend(replies);
     }
     match tx.commit() {
@@ -433,10 +444,16 @@ pub fn dispatch_batch(db: &mut Connection, node: &str, msgs: &[(String, Vec<u8>)
     }
 }
 
+/// Run one statement without results, prepared once per connection.
+fn run(db: &Connection, sql: &str) -> rusqlite::Result<()> {
+    db.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
 /// One incoming message, inside the batch's transaction -> what to publish, whether the
 /// twin outbox grew, and whether its writes are to be kept (false: refused).
 pub fn dispatch(
     db: &Connection,
+    mem: &mut TwinMemory,
     node: &str,
     topic: &str,
     payload: &[u8],
@@ -466,7 +483,7 @@ pub fn dispatch(
         return (Vec::new(), false, true);
     };
     match which {
-        DeviceTopic::TwinUpdate => match devicetwin::twin_update(db, id, payload) {
+        DeviceTopic::TwinUpdate => match devicetwin::twin_update(db, mem, id, payload) {
             Ok(o) => {
                 let mut out = vec![
                     (mqtt::twin_update_result(id), json(&o.result)),
@@ -492,7 +509,7 @@ pub fn dispatch(
             }
         },
         DeviceTopic::TwinGet => {
-            let out = match devicetwin::twin_get(db, id, payload) {
+            let out = match devicetwin::twin_get(db, mem, id, payload) {
                 Ok(t) => (mqtt::twin_get_result(id), json(&t)),
                 Err(r) => error(
                     mqtt::twin_get_result(id),
@@ -503,7 +520,7 @@ pub fn dispatch(
             };
             (vec![out], false, true)
         }
-        DeviceTopic::StateUpdate => match devicetwin::state_update(db, id, payload) {
+        DeviceTopic::StateUpdate => match devicetwin::state_update(db, mem, id, payload) {
             Ok(r) => (vec![(mqtt::state_update_result(id), json(&r))], true, true),
             Err(r) => (
                 vec![error(
@@ -626,7 +643,8 @@ mod tests {
             ),
         ];
         for (topic, body, code) in bad {
-            let (out, grew) = dispatch_batch(c.db(), "n1", &[(topic.to_string(), body.to_vec())]);
+            let (db, mem) = c.twin();
+            let (out, grew) = dispatch_batch(db, mem, "n1", &[(topic.to_string(), body.to_vec())]);
             assert!(!grew, "{topic} {}", String::from_utf8_lossy(body));
             assert_eq!(out.len(), 1, "{out:?}");
             let r: serde_json::Value = serde_json::from_slice(&out[0].1).unwrap();
@@ -642,8 +660,10 @@ mod tests {
 
         // Good and bad together in one transaction: the good ones stored, in order, the bad
         // ones answered with their refusal; event ids kept.
+        let (db, mem) = c.twin();
         let (out, grew) = dispatch_batch(
-            c.db(),
+            db,
+            mem,
             "n1",
             &[
                 msg(
@@ -676,7 +696,7 @@ mod tests {
         assert!(rows.get("hum").is_none_or(|r| r.reported.is_none()));
         // Coalesced: one outbox row for temp (the latest), one for the state.
         assert_eq!(devicetwin::outbox_len(c.db()).unwrap(), 2);
-        let (_, reports) = devicetwin::pending(c.db(), 0).unwrap().unwrap();
+        let reports = devicetwin::pending(c.db(), 0).unwrap().unwrap().devices;
         assert_eq!(reports[0].properties.len(), 1);
         assert_eq!(
             reports[0].properties[0].reported.as_ref().unwrap().value,

@@ -13,6 +13,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 pub struct Cache {
     db: Connection,
+    /// The DeviceTwin's decoded devices and the hub's acks not applied yet.
+    twin: crate::devicetwin::TwinMemory,
 }
 
 fn kind_of(s: &str) -> Option<Kind> {
@@ -56,12 +58,25 @@ impl Cache {
         )
         .with_context(|| format!("create the cache tables in {what}"))?;
         crate::devicetwin::init(&db)?;
-        Ok(Cache { db })
+        Ok(Cache {
+            db,
+            twin: Default::default(),
+        })
     }
 
     /// The database (the DeviceTwin's tables live next to the objects).
     pub fn db(&mut self) -> &mut Connection {
         &mut self.db
+    }
+
+    /// Where the hub's twin acks are recorded (no lock needed).
+    pub fn twin_acks(&self) -> crate::devicetwin::Acks {
+        self.twin.acks()
+    }
+
+    /// The database and the DeviceTwin's memory, for its handlers.
+    pub fn twin(&mut self) -> (&mut Connection, &mut crate::devicetwin::TwinMemory) {
+        (&mut self.db, &mut self.twin)
     }
 
     /// The revision of the last batch applied (0: none).
@@ -150,7 +165,20 @@ impl Cache {
         full: bool,
         changes: &[Change],
     ) -> Result<crate::devicetwin::SyncEffects> {
+        let touches_devices = full
+            || changes.iter().any(|c| {
+                let kind = match c {
+                    Change::Put { object } => object.key().kind,
+                    Change::Delete { key, .. } => key.kind,
+                };
+                matches!(kind, Kind::Device | Kind::DeviceModel)
+            });
+        if touches_devices {
+            // Before the transaction: whether it commits or not, nothing decoded is stale.
+            self.twin.forget_devices();
+        }
         let tx = self.db.transaction().context("begin a cache transaction")?;
+        let dropped = crate::devicetwin::drop_acked(&tx, &self.twin)?;
         let devices_before = crate::devicetwin::device_keys(&tx)?;
         if full {
             tx.execute("DELETE FROM objects", [])
@@ -193,6 +221,7 @@ impl Cache {
         .context("record the cache revision")?;
         let effects = crate::devicetwin::after_sync(&tx, &devices_before, changes)?;
         tx.commit().context("commit a Sync batch to the cache")?;
+        crate::devicetwin::dropped(&mut self.twin, dropped);
         Ok(effects)
     }
 }
