@@ -100,8 +100,9 @@ impl TwinMemory {
     }
 }
 
-/// The hub's acks of twin reports, recorded at once and applied to the outbox by the next
-/// write ([`drop_acked`]): an ack costs no transaction of its own.
+/// The hub's acks of twin reports, recorded at once; the acked rows are deleted later
+/// ([`flush_acks`] at each heartbeat and session start, [`drop_acked`] in Sync batches):
+/// an ack costs no transaction of its own.
 #[derive(Debug, Clone)]
 pub struct Acks(Arc<AtomicU64>);
 
@@ -978,6 +979,18 @@ mod tests {
         )
     }
 
+    /// Device t1 removed from the node at `rev`.
+    fn gone(rev: i64) -> Change {
+        Change::Delete {
+            key: ObjKey {
+                kind: Kind::Device,
+                namespace: "default".into(),
+                name: "t1".into(),
+            },
+            revision: rev,
+        }
+    }
+
     fn snapshot(c: &mut Cache) -> (BTreeMap<String, PropRow>, u64) {
         (
             props(c.db(), "default", "t1").unwrap(),
@@ -1104,20 +1117,7 @@ mod tests {
         assert_eq!(m[0].twin["temp"].metadata.as_ref().unwrap().type_, "int");
 
         // Removed from the node: the twin and its outbox go with it.
-        let fx = c
-            .apply(
-                5,
-                false,
-                &[Change::Delete {
-                    key: ObjKey {
-                        kind: Kind::Device,
-                        namespace: "default".into(),
-                        name: "t1".into(),
-                    },
-                    revision: 5,
-                }],
-            )
-            .unwrap();
+        let fx = c.apply(5, false, &[gone(5)]).unwrap();
         assert_eq!(fx.removed, vec![("default".to_string(), "t1".to_string())]);
         assert_eq!(outbox_len(c.db()).unwrap(), 0);
         assert!(props(c.db(), "default", "t1").unwrap().is_empty());
@@ -1196,19 +1196,7 @@ mod tests {
         let (db, mem) = c.twin();
         assert_eq!(twin_update(db, mem, "t1", report).unwrap_err().code, 400);
         // Removed from the node: unknown at once.
-        c.apply(
-            3,
-            false,
-            &[Change::Delete {
-                key: ObjKey {
-                    kind: Kind::Device,
-                    namespace: "default".into(),
-                    name: "t1".into(),
-                },
-                revision: 3,
-            }],
-        )
-        .unwrap();
+        c.apply(3, false, &[gone(3)]).unwrap();
         let (db, mem) = c.twin();
         assert_eq!(twin_update(db, mem, "t1", report).unwrap_err().code, 404);
     }
@@ -1216,11 +1204,16 @@ mod tests {
     #[test]
     fn a_report_does_not_coalesce_into_a_row_the_hub_acked() {
         let mut c = Cache::open_in_memory().unwrap();
-        let rep = |v: &str, version| Versioned {
-            value: v.into(),
-            version,
-            origin: Origin::Edge,
-            timestamp: 1,
+        let db = c.db();
+        // Queue a reading of temp (and maybe an edit) with the hub's acks up to `acked`.
+        let report = |acked, v: &str, version, edit: Option<&DesiredEdit>| {
+            let rep = Versioned {
+                value: v.into(),
+                version,
+                origin: Origin::Edge,
+                timestamp: 1,
+            };
+            queue(db, acked, "default", "t1", "temp", Some(&rep), edit, None).unwrap();
         };
         let edit = DesiredEdit {
             value: "5".into(),
@@ -1228,48 +1221,17 @@ mod tests {
             version: 2,
             timestamp: 1,
         };
-        let db = c.db();
-        queue(
-            db,
-            0,
-            "default",
-            "t1",
-            "temp",
-            Some(&rep("1", 1)),
-            Some(&edit),
-            None,
-        )
-        .unwrap();
+        report(0, "1", 1, Some(&edit));
         let first = pending(db, 0).unwrap().unwrap();
         // Not acked yet: coalesced (the edit rides along with the newer reading).
-        queue(
-            db,
-            0,
-            "default",
-            "t1",
-            "temp",
-            Some(&rep("2", 2)),
-            None,
-            None,
-        )
-        .unwrap();
+        report(0, "2", 2, None);
         let p = pending(db, first.seq).unwrap().unwrap();
         assert_eq!(
             p.devices[0].properties[0].desired.as_ref().unwrap().value,
             "5"
         );
         // Acked (row not dropped yet): the next report replaces the row, without the edit.
-        queue(
-            db,
-            p.seq,
-            "default",
-            "t1",
-            "temp",
-            Some(&rep("3", 3)),
-            None,
-            None,
-        )
-        .unwrap();
+        report(p.seq, "3", 3, None);
         let q = pending(db, p.seq).unwrap().unwrap();
         let prop = &q.devices[0].properties[0];
         assert_eq!(prop.reported.as_ref().unwrap().value, "3");

@@ -129,7 +129,7 @@ struct Shared {
     outbox: Mutex<Outbox>,
     /// Wakes the session (the twin outbox grew).
     twin_ready: Arc<Notify>,
-    /// Where the hub's twin acks are recorded (applied to the outbox by its next write).
+    /// Where the hub's twin acks are recorded (the acked rows are deleted at heartbeats).
     twin_acks: crate::devicetwin::Acks,
     /// The MQTT EventBus (None with `--mqtt none`).
     bus: Option<crate::eventbus::EventBus>,
@@ -583,8 +583,8 @@ async fn session_loop(
                     HubMsg::Ping => send(EdgeMsg::Pong).await?,
                     HubMsg::TwinAck { seq } => {
                         twin.acked(seq);
-                        // The acked rows go with the outbox's next write (or the next
-                        // heartbeat): no transaction per ack.
+                        // The acked rows are deleted at the next heartbeat (or Sync batch):
+                        // no transaction per ack.
                         s.twin_acks.acked(seq);
                         // What queued while that one was in flight goes now, as one message.
                         if twin.waiting {
