@@ -13,6 +13,7 @@ import time
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.common.exceptions import StaleElementReferenceException
 
 
 def start():
@@ -25,8 +26,21 @@ def start():
 
 
 def text_of(d, css):
-    els = d.find_elements(By.CSS_SELECTOR, css)
-    return els[0].text if els else None
+    # Found and read in one script: the live page re-renders its tables on every update, so
+    # an element found by one WebDriver call can be gone (stale) by the next.
+    return d.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? e.innerText.trim() : null", css)
+
+
+def on_fresh(d, css, act):
+    """Run act on the element matching css, finding it again if a re-render replaced it."""
+    for attempt in range(5):
+        try:
+            return act(d.find_element(By.CSS_SELECTOR, css))
+        except StaleElementReferenceException:
+            if attempt == 4:
+                raise
+            time.sleep(0.1)
 
 
 def run(d, c):
@@ -37,13 +51,12 @@ def run(d, c):
     if op == "url":
         return d.current_url
     if op == "type":
-        el = d.find_element(By.CSS_SELECTOR, c["css"])
-        el.clear()
-        el.send_keys(c["text"])
-        return None
+        def type_into(el):
+            el.clear()
+            el.send_keys(c["text"])
+        return on_fresh(d, c["css"], type_into)
     if op == "click":
-        d.find_element(By.CSS_SELECTOR, c["css"]).click()
-        return None
+        return on_fresh(d, c["css"], lambda el: el.click())
     if op == "text":
         return text_of(d, c["css"])
     if op == "wait_text":
