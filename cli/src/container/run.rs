@@ -44,10 +44,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     });
     let sock = match engine.start(&rec.id, attach) {
         Ok((_, sock)) => sock,
+        // A `--rm` container that failed to start is already removed by the engine.
         Err(e) => {
-            if args.rm {
-                let _ = engine.remove(&rec.id, true, true);
-            }
             // docker: 127 (program not found), 126 (not executable), else 125.
             if matches!(
                 e.kind(),

@@ -87,7 +87,29 @@ impl Engine {
     /// Start a created or exited container under a new shim. With `attach`, the returned
     /// socket carries the container's output from its first byte (see
     /// `barge_shim::protocol`). Starting a running container does nothing.
+    ///
+    /// A container made with `--rm` (auto-remove) that fails to start is removed, with its
+    /// anonymous volumes, before the error is returned, as dockerd does: the docker CLI's
+    /// `run --rm` waits for that removal (`wait?condition=removed`) after a failed start.
     pub fn start(
+        &self,
+        key: &str,
+        attach: Option<Streams>,
+    ) -> Result<(ContainerRecord, Option<UnixStream>)> {
+        let res = self.start_once(key, attach);
+        if res.is_err() {
+            if let Ok(rec) = self.db.find(key) {
+                if rec.config.autoremove && !self.status(&rec).state.is_active() {
+                    // The shim may be removing it too (its exit helper runs `--rm` after a
+                    // failed exec): whichever comes second finds nothing to do.
+                    let _ = self.remove(&rec.id, true, true);
+                }
+            }
+        }
+        res
+    }
+
+    fn start_once(
         &self,
         key: &str,
         attach: Option<Streams>,
