@@ -35,9 +35,8 @@ fi
 bench_build
 bindir=$(dirname "$BARGE")
 if [[ ! -x $bindir/barge-daemon || -n ${REBUILD_DAEMON:-} ]]; then
-    log "building the daemon (--profile daemon)"
-    (cd "$repo" && cargo build --profile daemon -q -p barge-api --bin barge-daemon)
-    cp "$repo/target/daemon/barge-daemon" "$bindir/barge-daemon"
+    log "building the daemon (scripts/build-daemon.sh: --profile daemon, static glibc)"
+    "$repo/scripts/build-daemon.sh" "$bindir" >&2
 fi
 client=${CRI_BENCH:-}
 if [[ -z $client ]]; then

@@ -12,7 +12,7 @@
 #   P=1000         containers running for the `docker ps` row (0 skips it)
 #   PODMAN=1       include podman (0: barge only)
 #   BARGE=...      barge binary (default: target/release/barge, built if missing); the daemon
-#                  is built with `--profile daemon` (panic = unwind) and put next to it
+#                  is built by scripts/build-daemon.sh (as it ships) and put next to it
 #
 # Both with --network none (bench/network_run.sh times the bridge); podman uses runc (its
 # default crun refuses this hybrid-cgroup host) through a containers.conf of its own.
@@ -34,9 +34,8 @@ command -v docker >/dev/null || die "the docker CLI is needed"
 bench_build
 bindir=$(dirname "$BARGE")
 if [[ ! -x $bindir/barge-daemon || -n ${REBUILD_DAEMON:-} ]]; then
-    log "building the daemon (--profile daemon)"
-    (cd "$repo" && cargo build --profile daemon -q -p barge-api --bin barge-daemon)
-    cp "$repo/target/daemon/barge-daemon" "$bindir/barge-daemon"
+    log "building the daemon (scripts/build-daemon.sh: --profile daemon, static glibc)"
+    "$repo/scripts/build-daemon.sh" "$bindir" >&2
 fi
 PODMAN_IMAGE=
 if ((PODMAN)); then PODMAN_IMAGE=localhost/barge-bench; fi
@@ -136,6 +135,22 @@ if ((P > 0)); then
         tcli+=($((t1 - t0)))
     done
     read -r cli_mean _ cli_min <<<"$(stats "${tcli[@]}")"
+    # The docker CLI's own floor: the same list served at once by a server that only
+    # replays barge's bytes (a Python unix-socket server), alternating with barge.
+    curl -sf --unix-socket "$BSOCK" -o "$work/list.json" http://d/v1.47/containers/json
+    python3 "$here/replay_server.py" "$work/replay.sock" "$work/list.json" &
+    replay_pid=$!
+    for _ in $(seq 50); do [[ -S $work/replay.sock ]] && break; sleep 0.1; done
+    tfl=() tbl=()
+    for ((i = 0; i < 20; i++)); do
+        t0=$(now_ns); DOCKER_HOST=unix://$work/replay.sock docker ps >/dev/null; t1=$(now_ns)
+        tfl+=($((t1 - t0)))
+        t0=$(now_ns); bd ps >/dev/null; t1=$(now_ns)
+        tbl+=($((t1 - t0)))
+    done
+    kill "$replay_pid" 2>/dev/null; wait "$replay_pid" 2>/dev/null || true
+    read -r fl_mean _ fl_min <<<"$(stats "${tfl[@]}")"
+    read -r bl_mean _ bl_min <<<"$(stats "${tbl[@]}")"
     rss_p=$(rss "$dpid")
 fi
 
@@ -164,4 +179,9 @@ if ((P > 0)); then
     echo "| \`docker ps\` through barge's socket | **$ps_mean** | $ps_min |"
     echo "| \`GET /containers/json\` alone (curl) | $cu_mean | $cu_min |"
     echo "| the docker CLI's own start-up (\`docker --version\`) | $cli_mean | $cli_min |"
+    echo
+    echo "| \`docker ps\`, $P containers, 20 runs alternating | mean ms | min ms |"
+    echo "|---|---|---|"
+    echo "| through barge's socket | $bl_mean | $bl_min |"
+    echo "| from a server replaying barge's answer at once (the CLI's floor) | $fl_mean | $fl_min |"
 fi
