@@ -258,9 +258,14 @@ async fn connection(
             }
         }
     };
-    tokio::select! {
-        _ = async { tokio::join!(up, down) } => {}
-        _ = cut => { stats.dropped.fetch_add(1, Ordering::Relaxed); }
+    // The pumps obey the fault too: on a Drop they may end before `cut` is polled, so the
+    // connection is counted by the state it ended in, not by which branch won.
+    let dropped = tokio::select! {
+        _ = async { tokio::join!(up, down) } => *eff.borrow() == Effective::Drop,
+        _ = cut => true,
+    };
+    if dropped {
+        stats.dropped.fetch_add(1, Ordering::Relaxed);
     }
     // Both halves drop here: the sockets close.
 }
