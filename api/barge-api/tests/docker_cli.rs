@@ -260,31 +260,12 @@ fn published_port_reaches_the_container() {
     // The port is taken: `run --rm` fails at start. The CLI then waits for the daemon to
     // remove the container (`wait?condition=removed`), so it must be removed, not left
     // `Created` with the CLI hanging.
-    let mut child = d
-        .docker_cmd(&["run", "--rm", "-p", &publish, "bb", "true"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if t0.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            panic!("docker run --rm on a taken port still running after 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    assert_eq!(status.code(), Some(125), "{err}");
+    let o = barge_testutil::exec_bounded(
+        d.docker_cmd(&["run", "--rm", "-p", &publish, "bb", "true"]),
+        Duration::from_secs(30),
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(125), "{err}");
     assert!(err.contains("port is already allocated"), "{err}");
     let all = d.docker_ok(&["ps", "-a", "--format", "{{.Names}}"]);
     assert_eq!(
