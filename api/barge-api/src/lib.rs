@@ -14,6 +14,7 @@ pub mod create;
 pub mod detach;
 pub mod error;
 pub mod hijack;
+pub mod journal_wake;
 pub mod list_cache;
 pub mod routes;
 pub mod server;

@@ -15,6 +15,8 @@ pub struct AppState {
     pub pending: Arc<Pending>,
     /// `docker ps`'s entries, kept fresh by the event journal.
     pub lists: Arc<crate::list_cache::ListCache>,
+    /// Wakes waits and event streams when the journal changes.
+    pub journal: Arc<crate::journal_wake::JournalWake>,
 }
 
 /// An attach made before its container started: the start hands it the shim's socket.

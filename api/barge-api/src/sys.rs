@@ -93,3 +93,12 @@ pub fn pidfd_open(pid: i32) -> Option<OwnedFd> {
     // else owns it.
     Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }
+
+/// `fd` registered with tokio's reactor for readability (see [`crate::journal_wake`]).
+pub fn async_readable(fd: OwnedFd) -> std::io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    // SAFETY: the AsyncFd takes the OwnedFd, which owns its fd: it stays open and names the
+    // same open file description until the AsyncFd (and the OwnedFd in it) is dropped, and
+    // as_raw_fd always returns that fd.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
+        .map_err(|e| e.into_parts().1)
+}

@@ -287,3 +287,85 @@ fn daemon_never_forks_without_exec() {
         );
     }
 }
+
+/// A request on its own connection, answered with headers now and a body later: the
+/// connection, once the head has been read.
+fn open_stream(d: &Daemon, method: &str, path: &str) -> std::os::unix::net::UnixStream {
+    let mut s = d.connect();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut b).unwrap(), 1, "{method} {path}: closed early");
+        head.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    assert!(head.starts_with("HTTP/1.1 200"), "{method} {path}: {head}");
+    s
+}
+
+/// Clients that only wait (`docker wait`, the wait every `docker run` makes, `docker
+/// events`) hold no thread of the daemon: 100 waits and 100 event streams open at once,
+/// more than the blocking pool's 64 threads, and the daemon still answers requests that
+/// need the engine, with a handful of threads. When the container dies every wait gets its
+/// exit code and every stream its `die` event.
+#[test]
+fn waiting_clients_hold_no_threads() {
+    let d = Daemon::start();
+    let id = d
+        .docker_ok(&["run", "-d", "bb", "sleep", "300"])
+        .trim()
+        .to_string();
+    let base = d.thread_count();
+    let waits: Vec<_> = (0..100)
+        .map(|_| open_stream(&d, "POST", &format!("/containers/{id}/wait")))
+        .collect();
+    let events: Vec<_> = (0..100)
+        .map(|_| {
+            open_stream(
+                &d,
+                "GET",
+                "/events?filters=%7B%22event%22%3A%5B%22die%22%5D%7D",
+            )
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let threads = d.thread_count();
+    assert!(
+        threads <= base + 8,
+        "{threads} threads with 200 waiting clients (from {base})"
+    );
+    // Requests that run on the blocking pool are answered.
+    let (st, v) = d.json("GET", "/containers/json", b"");
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v.as_array().map(|a| a.len()), Some(1), "{v}");
+    let r = d.request("POST", &format!("/containers/{id}/kill"), b"");
+    assert_eq!(r.status, 204, "{}", r.text());
+    for mut w in waits {
+        let mut body = String::new();
+        w.read_to_string(&mut body).unwrap();
+        assert!(
+            body.contains(r#""StatusCode":137"#),
+            "wait answered {body:?}"
+        );
+    }
+    for mut e in events {
+        e.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut got = Vec::new();
+        let mut b = [0u8; 4096];
+        while !String::from_utf8_lossy(&got).contains(r#""status":"die""#) {
+            let n = e.read(&mut b).expect("the die event within 10 s");
+            assert!(
+                n > 0,
+                "the event stream ended early: {}",
+                String::from_utf8_lossy(&got)
+            );
+            got.extend_from_slice(&b[..n]);
+        }
+        assert!(String::from_utf8_lossy(&got).contains(&id));
+    }
+}

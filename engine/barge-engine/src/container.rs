@@ -21,13 +21,16 @@ use crate::Engine;
 
 /// How long `wait` trusts the event stream alone before looking at the container's state
 /// again (a shim that dies writes no `die`).
-const WAIT_RECHECK: Duration = Duration::from_secs(1);
+pub const WAIT_RECHECK: Duration = Duration::from_secs(1);
 
-/// A wait whose event subscription is in place ([`Engine::wait_prepare`]).
+/// A wait whose event subscription is in place ([`Engine::wait_prepare`]), advanced by
+/// [`Engine::wait_step`].
 pub struct PreparedWait {
     key: String,
     rec: ContainerRecord,
     sub: crate::events::Subscription,
+    /// The exit code seen so far (a `removed` wait answers the last one).
+    last_code: Option<i32>,
 }
 
 /// docker's wait conditions (`condition=` of `POST /containers/{id}/wait`).
@@ -427,18 +430,35 @@ impl Engine {
     /// until its next exit (docker's behaviour). A container whose shim is gone (nobody will
     /// record its exit) is [`Error::ShimLost`].
     pub fn wait_for(&self, key: &str, cond: WaitCondition) -> Result<i32> {
-        let w = self.wait_prepare(key)?;
-        self.wait_prepared(w, cond, &|| false)
-            .and_then(|c| c.ok_or_else(|| Error::NoSuchContainer(key.into())))
+        let mut w = self.prepare_wait(key, false)?;
+        let mut next_check = Instant::now();
+        loop {
+            let now = Instant::now();
+            let recheck = now >= next_check;
+            if recheck {
+                next_check = now + WAIT_RECHECK;
+            }
+            if let Some(code) = self.wait_step(&mut w, cond, recheck)? {
+                return Ok(code);
+            }
+            w.sub
+                .wait(next_check.saturating_duration_since(Instant::now()))?;
+        }
     }
 
-    /// The first half of [`Engine::wait_for`]: find the container and follow its events, so
-    /// that an exit after this returns is seen by [`Engine::wait_prepared`] (the API answers
-    /// a `wait` request's headers in between, before the client starts the container).
+    /// The first half of a wait for a server: find the container and follow its events
+    /// (passively: the server watches the journal once for all its waits, see
+    /// [`Engine::watch_journal`]), so that an exit after this returns is seen by
+    /// [`Engine::wait_step`] (the API answers a `wait` request's headers in between, before
+    /// the client starts the container).
     pub fn wait_prepare(&self, key: &str) -> Result<PreparedWait> {
+        self.prepare_wait(key, true)
+    }
+
+    fn prepare_wait(&self, key: &str, passive: bool) -> Result<PreparedWait> {
         let rec = self.db.find(key)?;
         // Follow first: an exit between the check below and the wait is in the stream.
-        let sub = self.subscribe(&SubscribeOptions {
+        let opts = SubscribeOptions {
             since: None,
             until: None,
             filters: Filters {
@@ -447,66 +467,68 @@ impl Engine {
                 actions: vec!["die".into(), "destroy".into()],
                 ..Default::default()
             },
-        })?;
+        };
+        let sub = if passive {
+            self.subscribe_passive(&opts)?
+        } else {
+            self.subscribe(&opts)?
+        };
         Ok(PreparedWait {
             key: key.to_string(),
             rec,
             sub,
+            last_code: None,
         })
     }
 
-    /// The second half of [`Engine::wait_for`]; `None` once `cancelled` says so (checked
-    /// about every second: a client that went away).
-    pub fn wait_prepared(
+    /// One look of a wait that does not block: with `recheck`, the container's state first
+    /// (at the start, then about every [`WAIT_RECHECK`]: a shim that died writes no `die`,
+    /// an event may have been lost), then the events that came. `Some(exit code)` when the
+    /// condition holds; `None`: look again when [`PreparedWait::wake_fd`] is readable or the
+    /// next recheck is due. An async server waits so without holding a thread.
+    pub fn wait_step(
         &self,
-        w: PreparedWait,
+        w: &mut PreparedWait,
         cond: WaitCondition,
-        cancelled: &dyn Fn() -> bool,
+        recheck: bool,
     ) -> Result<Option<i32>> {
-        let PreparedWait { key, rec, mut sub } = w;
-        let key = key.as_str();
-        let mut last_code: Option<i32> = None;
-        loop {
-            if cancelled() {
-                return Ok(None);
-            }
-            // At first, and whenever no event came for a while (a shim that died writes no
-            // `die`; an event may have been lost).
-            if self.db.find(&rec.id).is_err() {
+        let key = w.key.as_str();
+        if recheck {
+            if self.db.find(&w.rec.id).is_err() {
                 return match cond {
-                    WaitCondition::Removed => Ok(Some(last_code.unwrap_or(0))),
+                    WaitCondition::Removed => Ok(Some(w.last_code.unwrap_or(0))),
                     _ => Err(Error::NoSuchContainer(key.into())),
                 };
             }
-            let st = self.status(&rec);
-            last_code = st.exit_code.or(last_code);
+            let st = self.status(&w.rec);
+            w.last_code = st.exit_code.or(w.last_code);
             if st.shim_lost && cond != WaitCondition::Removed {
                 return Err(Error::ShimLost {
-                    id: rec.id.clone(),
+                    id: w.rec.id.clone(),
                     shim_pid: st.shim_pid,
                 });
             }
             if cond == WaitCondition::NotRunning && !st.state.is_active() {
                 return Ok(Some(st.exit_code.unwrap_or(0)));
             }
-            loop {
-                match sub.next_timeout(WAIT_RECHECK)? {
-                    Next::Event(ev) if ev.action == Action::Die => {
-                        let code = ev.exit_code().unwrap_or(255);
-                        last_code = Some(code);
-                        if cond != WaitCondition::Removed {
-                            return Ok(Some(code));
-                        }
+        }
+        loop {
+            match w.sub.next_timeout(Duration::ZERO)? {
+                Next::Event(ev) if ev.action == Action::Die => {
+                    let code = ev.exit_code().unwrap_or(255);
+                    w.last_code = Some(code);
+                    if cond != WaitCondition::Removed {
+                        return Ok(Some(code));
                     }
-                    Next::Event(ev) if ev.action == Action::Destroy => {
-                        if cond == WaitCondition::Removed {
-                            return Ok(Some(last_code.unwrap_or(0)));
-                        }
-                        return Err(Error::NoSuchContainer(key.into()));
-                    }
-                    Next::Event(_) => {}
-                    Next::Timeout | Next::End => break,
                 }
+                Next::Event(ev) if ev.action == Action::Destroy => {
+                    if cond == WaitCondition::Removed {
+                        return Ok(Some(w.last_code.unwrap_or(0)));
+                    }
+                    return Err(Error::NoSuchContainer(key.into()));
+                }
+                Next::Event(_) => {}
+                Next::Timeout | Next::End => return Ok(None),
             }
         }
     }

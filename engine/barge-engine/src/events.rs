@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 pub use barge_events::event::now_nanos;
-pub use barge_events::{Action, Actor, Event, Follower, Journal, Type};
+pub use barge_events::{Action, Actor, Event, Follower, Journal, JournalWatch, Type};
 
 use crate::db::ContainerRecord;
 use crate::error::{Error, Result};
@@ -99,6 +99,23 @@ pub struct Subscription {
 }
 
 impl Subscription {
+    /// How long until the subscription's `until` (then [`Next::End`] comes without any
+    /// change to the journal); `None` without `until`.
+    pub fn until_in(&self) -> Option<Duration> {
+        self.opts.until.map(|u| {
+            let left = u.saturating_sub(now_nanos());
+            Duration::from_nanos(u64::try_from(left).unwrap_or(0))
+        })
+    }
+
+    /// Block until the journal may have changed or `timeout` has passed: what came is then
+    /// taken with a zero timeout. (A passive subscription sleeps the whole `timeout`.)
+    pub fn wait(&self, timeout: Duration) -> Result<()> {
+        self.follower
+            .wait(timeout)
+            .map_err(|e| Error::Journal(format!("wait for events: {e}")))
+    }
+
     /// The next matching event, waiting at most `timeout`.
     pub fn next_timeout(&mut self, timeout: Duration) -> Result<Next> {
         self.next_until(Some(Instant::now() + timeout))
@@ -192,6 +209,24 @@ impl Engine {
             opts: opts.clone(),
             ended: false,
         })
+    }
+
+    /// A subscription that never waits (`next_timeout` returns what is there): for a server
+    /// that follows many, woken by one [`Engine::watch_journal`] made before them.
+    pub fn subscribe_passive(&self, opts: &SubscribeOptions) -> Result<Subscription> {
+        let follower = Follower::open_passive(&self.journal(), opts.since.is_some())
+            .map_err(|e| Error::Journal(format!("follow the event journal: {e}")))?;
+        Ok(Subscription {
+            follower,
+            opts: opts.clone(),
+            ended: false,
+        })
+    }
+
+    /// A watch on the journal: its fd turns readable when events are appended.
+    pub fn watch_journal(&self) -> Result<JournalWatch> {
+        JournalWatch::new(&self.journal())
+            .map_err(|e| Error::Journal(format!("watch the event journal: {e}")))
     }
 
     /// Append an event. A journal that can't be written loses the event (with a warning):

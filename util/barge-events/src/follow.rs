@@ -18,10 +18,68 @@ use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use crate::event::Event;
 use crate::journal::{inode, parse_lines, read_rest, Journal};
 
+/// An inotify watch on a journal's directory: its fd turns readable when an event is
+/// appended or the journal rotates. A follower has its own; a server with many followers
+/// keeps one and wakes its passive followers ([`Follower::open_passive`]) from it (one
+/// inotify instance, where the kernel allows 128 per user).
+pub struct JournalWatch {
+    inotify: Inotify,
+}
+
+impl JournalWatch {
+    /// Watch `journal` (its directory is made if missing).
+    pub fn new(journal: &Journal) -> io::Result<JournalWatch> {
+        let dir = journal.dir();
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| io::Error::new(e.kind(), format!("create {}: {e}", dir.display())))?;
+        let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)
+            .map_err(|e| nix_io("inotify for", dir, e))?;
+        inotify
+            .add_watch(
+                dir,
+                AddWatchFlags::IN_MODIFY
+                    | AddWatchFlags::IN_CREATE
+                    | AddWatchFlags::IN_MOVED_TO
+                    | AddWatchFlags::IN_MOVED_FROM,
+            )
+            .map_err(|e| nix_io("watch", dir, e))?;
+        Ok(JournalWatch { inotify })
+    }
+
+    /// Readable when the journal changed since the last [`JournalWatch::clear`] (not
+    /// blocking; an async server registers it with its reactor).
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.inotify.as_fd()
+    }
+
+    /// Empty the watch's queue: what it reported is read from the files next.
+    pub fn clear(&self) {
+        while let Ok(evs) = self.inotify.read_events() {
+            if evs.is_empty() {
+                break;
+            }
+        }
+    }
+
+    /// Block until the fd is readable or `timeout` (`None`: no limit) has passed; an
+    /// interrupted wait returns early.
+    fn wait(&self, timeout: PollTimeout, dir: &std::path::Path) -> io::Result<()> {
+        let mut fds = [PollFd::new(self.inotify.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
+            Err(e) => Err(nix_io("wait for events in", dir, e)),
+        }
+    }
+}
+
 /// Follows one journal.
 pub struct Follower {
     journal: Journal,
-    inotify: Inotify,
+    /// None for a passive follower: someone else watches the journal and asks it to look.
+    watch: Option<JournalWatch>,
     /// The file being read and its inode (none before the journal's first event).
     file: Option<(File, u64)>,
     /// The start of a line not complete yet.
@@ -37,27 +95,26 @@ impl Follower {
     /// Follow `journal`. With `replay`, every event it holds comes first (oldest first);
     /// without, only events appended from now on.
     pub fn open(journal: &Journal, replay: bool) -> io::Result<Follower> {
-        let dir = journal.dir();
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| io::Error::new(e.kind(), format!("create {}: {e}", dir.display())))?;
         // Watch first, then open: nothing appended in between is missed.
-        let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)
-            .map_err(|e| nix_io("inotify for", dir, e))?;
-        inotify
-            .add_watch(
-                dir,
-                AddWatchFlags::IN_MODIFY
-                    | AddWatchFlags::IN_CREATE
-                    | AddWatchFlags::IN_MOVED_TO
-                    | AddWatchFlags::IN_MOVED_FROM,
-            )
-            .map_err(|e| nix_io("watch", dir, e))?;
+        let watch = JournalWatch::new(journal)?;
+        Follower::open_with(journal, replay, Some(watch))
+    }
+
+    /// A follower without a watch of its own: [`Follower::next_timeout`] never waits (it
+    /// returns what is there), and the caller looks again when a shared [`JournalWatch`]
+    /// (made before this follower) says the journal changed.
+    pub fn open_passive(journal: &Journal, replay: bool) -> io::Result<Follower> {
+        Follower::open_with(journal, replay, None)
+    }
+
+    fn open_with(
+        journal: &Journal,
+        replay: bool,
+        watch: Option<JournalWatch>,
+    ) -> io::Result<Follower> {
         let mut f = Follower {
             journal: journal.clone(),
-            inotify,
+            watch,
             file: None,
             partial: Vec::new(),
             pending: VecDeque::new(),
@@ -152,8 +209,25 @@ impl Follower {
         Ok(())
     }
 
+    /// Block until the journal may have changed or `timeout` has passed (what came is then
+    /// taken with a zero timeout). A passive follower sleeps the whole `timeout`.
+    pub fn wait(&self, timeout: Duration) -> io::Result<()> {
+        let ms = timeout.as_millis().saturating_add(1).min(i32::MAX as u128) as i32;
+        match &self.watch {
+            Some(w) => w.wait(
+                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+                self.journal.dir(),
+            ),
+            None => {
+                std::thread::sleep(timeout);
+                Ok(())
+            }
+        }
+    }
+
     /// The next event, waiting up to `timeout` for one (`None`: wait as long as it takes);
-    /// `Ok(None)` when none came in time.
+    /// `Ok(None)` when none came in time. A passive follower does not wait: `Ok(None)` when
+    /// nothing is there.
     pub fn next_timeout(&mut self, timeout: Option<Duration>) -> io::Result<Option<Event>> {
         let end = timeout.map(|t| Instant::now() + t);
         loop {
@@ -163,15 +237,16 @@ impl Follower {
             // Empty inotify's queue before reading the files (what it reports is read
             // below): a follower asked only for what is there (timeout zero) never polls,
             // and its queue would otherwise fill up in the kernel.
-            while let Ok(evs) = self.inotify.read_events() {
-                if evs.is_empty() {
-                    break;
-                }
+            if let Some(w) = &self.watch {
+                w.clear();
             }
             self.drain()?;
             if let Some(ev) = self.pending.pop_front() {
                 return Ok(Some(ev));
             }
+            let Some(watch) = &self.watch else {
+                return Ok(None);
+            };
             let wait = match end {
                 None => PollTimeout::NONE,
                 Some(end) => {
@@ -184,11 +259,7 @@ impl Follower {
                     PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
                 }
             };
-            let mut fds = [PollFd::new(self.inotify.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, wait) {
-                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                Err(e) => return Err(nix_io("wait for events in", self.journal.dir(), e)),
-            }
+            watch.wait(wait, self.journal.dir())?;
         }
     }
 }
@@ -209,6 +280,60 @@ mod tests {
 
     fn ev(i: usize) -> Event {
         Event::now(Type::Container, Action::Start, format!("c{i}"))
+    }
+
+    fn readable(w: &JournalWatch) -> bool {
+        let mut fds = [PollFd::new(w.fd(), PollFlags::POLLIN)];
+        poll(&mut fds, PollTimeout::ZERO).unwrap() == 1
+    }
+
+    /// Passive followers never wait; one shared watch says when to look, across a rotation.
+    #[test]
+    fn passive_followers_are_woken_by_a_shared_watch() {
+        let dir = tempfile::tempdir().unwrap();
+        // Every append after the first rotates.
+        let j = Journal::new(dir.path().join("ev")).with_max_bytes(1);
+        let watch = JournalWatch::new(&j).unwrap();
+        let mut a = Follower::open_passive(&j, false).unwrap();
+        let mut b = Follower::open_passive(&j, false).unwrap();
+        let t = Instant::now();
+        assert!(a
+            .next_timeout(Some(Duration::from_secs(5)))
+            .unwrap()
+            .is_none());
+        assert!(a.next_timeout(None).unwrap().is_none());
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "a passive follower waited"
+        );
+        assert!(!readable(&watch));
+        j.append(&ev(1)).unwrap();
+        assert!(readable(&watch));
+        watch.clear();
+        assert!(!readable(&watch));
+        for f in [&mut a, &mut b] {
+            assert_eq!(
+                f.next_timeout(Some(Duration::ZERO))
+                    .unwrap()
+                    .unwrap()
+                    .actor
+                    .id,
+                "c1"
+            );
+            assert!(f.next_timeout(Some(Duration::ZERO)).unwrap().is_none());
+        }
+        // A rotation wakes the watch too, and the followers move to the new file.
+        j.append(&ev(2)).unwrap();
+        assert!(j.rotated().exists());
+        assert!(readable(&watch));
+        assert_eq!(
+            a.next_timeout(Some(Duration::ZERO))
+                .unwrap()
+                .unwrap()
+                .actor
+                .id,
+            "c2"
+        );
     }
 
     #[test]

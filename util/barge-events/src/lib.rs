@@ -15,5 +15,5 @@ pub mod follow;
 pub mod journal;
 
 pub use event::{Action, Actor, Event, Type};
-pub use follow::Follower;
+pub use follow::{Follower, JournalWatch};
 pub use journal::Journal;

@@ -114,6 +114,7 @@ fn run(args: Args) -> Result<(), String> {
         }),
         pending: Default::default(),
         lists: Default::default(),
+        journal: Default::default(),
     };
     // Two workers are plenty: requests are short, engine work runs on the blocking pool.
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -285,43 +285,43 @@ fn event_filters(p: &Params) -> ApiResult<barge_engine::events::Filters> {
 }
 
 /// `GET /events?since=&until=&filters=`: the journal's events as JSON lines, replayed from
-/// `since`, then live until `until` or the client goes.
+/// `since`, then live until `until` or the client goes. A stream holds no thread while it
+/// waits (see [`crate::journal_wake`]).
 async fn events(State(s): State<AppState>, p: Params) -> ApiResult<axum::response::Response> {
-    use barge_engine::events::{Next, SubscribeOptions};
+    use barge_engine::events::SubscribeOptions;
     let opts = SubscribeOptions {
         since: event_time(&p, "since")?,
         until: event_time(&p, "until")?,
         filters: event_filters(&p)?,
     };
-    let mut sub = s.blocking(move |e| engine(e.subscribe(&opts))).await?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<axum::body::Bytes>(64);
-    let s2 = s.clone();
-    tokio::spawn(async move {
-        let _ = s2
-            .blocking(move |_| {
-                loop {
-                    match sub.next_timeout(std::time::Duration::from_millis(500)) {
-                        Ok(Next::Event(ev)) => {
-                            let mut line = ev.to_docker_json().to_string();
-                            line.push('\n');
-                            if tx.blocking_send(line.into()).is_err() {
-                                break;
-                            }
-                        }
-                        Ok(Next::Timeout) => {
-                            if tx.is_closed() {
-                                break;
-                            }
-                        }
-                        Ok(Next::End) | Err(_) => break,
-                    }
-                }
-                Ok(())
-            })
-            .await;
-    });
-    let body = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx))
+    let wake = s.journal.waiter(&s.engine)?;
+    let sub = s
+        .blocking(move |e| engine(e.subscribe_passive(&opts)))
+        .await?;
+    let body = futures_util::stream::unfold(Some((s, sub, wake)), |st| async move {
+        let (s, mut sub, mut wake) = st?;
+        loop {
+            wake.seen();
+            let (back, lines, ended) = s
+                .blocking(move |_| {
+                    let (lines, ended) = take_events(&mut sub);
+                    Ok((sub, lines, ended))
+                })
+                .await
+                .ok()?;
+            sub = back;
+            if !lines.is_empty() {
+                let next = (!ended).then_some((s, sub, wake));
+                return Some((
+                    Ok::<_, std::io::Error>(axum::body::Bytes::from(lines)),
+                    next,
+                ));
+            }
+            if ended {
+                return None;
+            }
+            wake.changed(sub.until_in()).await;
+        }
     });
     let mut r = axum::response::Response::new(axum::body::Body::from_stream(body));
     r.headers_mut().insert(
@@ -329,4 +329,22 @@ async fn events(State(s): State<AppState>, p: Params) -> ApiResult<axum::respons
         HeaderValue::from_static("application/json"),
     );
     Ok(r)
+}
+
+/// The events that came (at most 256 at a time, as docker's JSON lines), and whether the
+/// stream is over (`until` passed, or the journal cannot be read).
+fn take_events(sub: &mut barge_engine::events::Subscription) -> (Vec<u8>, bool) {
+    use barge_engine::events::Next;
+    let mut out = Vec::new();
+    for _ in 0..256 {
+        match sub.next_timeout(std::time::Duration::ZERO) {
+            Ok(Next::Event(ev)) => {
+                out.extend_from_slice(ev.to_docker_json().to_string().as_bytes());
+                out.push(b'\n');
+            }
+            Ok(Next::Timeout) => return (out, false),
+            Ok(Next::End) | Err(_) => return (out, true),
+        }
+    }
+    (out, false)
 }

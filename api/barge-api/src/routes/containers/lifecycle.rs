@@ -1,19 +1,19 @@
 //! create, start, stop, restart, kill, pause, unpause, rename, resize, update, wait, remove,
 //! prune.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use barge_engine::container::{Streams, WaitCondition};
+use barge_engine::container::{PreparedWait, Streams, WaitCondition, WAIT_RECHECK};
 use barge_engine::status::State as CState;
 use serde_json::json;
 
 use crate::error::{ApiError, ApiResult};
+use crate::journal_wake::Wake;
 use crate::routes::params::Params;
 use crate::server::status;
 use crate::state::{engine, AppState};
@@ -297,18 +297,10 @@ fn is_zero(val: &serde_json::Value) -> bool {
     }
 }
 
-/// Sets a flag when dropped: the response body (and so the client) is gone.
-struct Gone(Arc<AtomicBool>);
-
-impl Drop for Gone {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-}
-
 /// `POST /containers/{id}/wait?condition=`: headers at once (the docker CLI waits for them
 /// before it starts the container), `{"StatusCode": N, "Error": null}` when the condition
-/// holds. The blocking wait ends when the client goes.
+/// holds. The wait holds no thread (see [`crate::journal_wake`]) and ends when the client
+/// goes (the response body, and this wait with it, is dropped).
 pub async fn wait(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -319,31 +311,13 @@ pub async fn wait(
         .unwrap_or("")
         .parse()
         .map_err(ApiError::from)?;
+    let mut wake = s.journal.waiter(&s.engine)?;
     let prepared = s.blocking(move |e| engine(e.wait_prepare(&id))).await?;
-    let gone = Arc::new(AtomicBool::new(false));
-    let flag = gone.clone();
-    let (tx, rx) = tokio::sync::oneshot::channel::<serde_json::Value>();
-    let s2 = s.clone();
-    tokio::spawn(async move {
-        let r = s2
-            .blocking(
-                move |e| Ok(e.wait_prepared(prepared, cond, &|| flag.load(Ordering::Relaxed))),
-            )
-            .await;
-        let v = match r {
-            Ok(Ok(Some(code))) => json!({ "StatusCode": code, "Error": null }),
-            Ok(Ok(None)) => return,
-            Ok(Err(e)) => json!({ "StatusCode": -1, "Error": { "Message": e.to_string() } }),
+    let stream = futures_util::stream::once(async move {
+        let v = match wait_until(&s, prepared, &mut wake, cond).await {
+            Ok(code) => json!({ "StatusCode": code, "Error": null }),
             Err(e) => json!({ "StatusCode": -1, "Error": { "Message": e.message } }),
         };
-        let _ = tx.send(v);
-    });
-    let guard = Gone(gone);
-    let stream = futures_util::stream::once(async move {
-        let _guard = guard;
-        let v = rx
-            .await
-            .unwrap_or_else(|_| json!({ "StatusCode": -1, "Error": { "Message": "wait failed" } }));
         Ok::<_, std::io::Error>(Bytes::from(format!("{v}\n")))
     });
     let mut r = Response::new(Body::from_stream(stream));
@@ -352,6 +326,38 @@ pub async fn wait(
         axum::http::HeaderValue::from_static("application/json"),
     );
     Ok(r)
+}
+
+/// The exit code once `cond` holds: the engine looks (a moment on the blocking pool) at the
+/// start, whenever the journal changed, and every [`WAIT_RECHECK`] (a shim that died writes
+/// no `die`).
+async fn wait_until(
+    s: &AppState,
+    mut w: PreparedWait,
+    wake: &mut Wake,
+    cond: WaitCondition,
+) -> ApiResult<i32> {
+    let mut next_check = Instant::now();
+    loop {
+        let now = Instant::now();
+        let recheck = now >= next_check;
+        if recheck {
+            next_check = now + WAIT_RECHECK;
+        }
+        wake.seen();
+        let (back, step) = s
+            .blocking(move |e| {
+                let step = engine(e.wait_step(&mut w, cond, recheck));
+                Ok((w, step))
+            })
+            .await?;
+        w = back;
+        if let Some(code) = step? {
+            return Ok(code);
+        }
+        wake.changed(Some(next_check.saturating_duration_since(Instant::now())))
+            .await;
+    }
 }
 
 /// `DELETE /containers/{id}?force=&v=`: 204.
