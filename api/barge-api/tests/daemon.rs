@@ -69,31 +69,7 @@ fn clients_leaving_mid_stream_leak_nothing() {
         .to_string();
     d.docker_ok(&["logs", &id]);
     let base = d.fd_count();
-    let open = |method: &str, path: &str, upgrade: bool| {
-        let mut s = d.connect();
-        let extra = if upgrade {
-            "Connection: Upgrade\r\nUpgrade: tcp\r\n"
-        } else {
-            ""
-        };
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: docker\r\n{extra}Content-Length: 0\r\n\r\n"
-        )
-        .unwrap();
-        let mut head = Vec::new();
-        let mut b = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            assert_eq!(s.read(&mut b).unwrap(), 1, "{method} {path}: closed early");
-            head.push(b[0]);
-        }
-        let head = String::from_utf8_lossy(&head).into_owned();
-        assert!(
-            head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.1 101"),
-            "{method} {path}: {head}"
-        );
-        s
-    };
+    let open = |method: &str, path: &str, upgrade: bool| open_stream(&d, method, path, upgrade);
     for round in 0..3 {
         let conns = vec![
             open(
@@ -288,13 +264,23 @@ fn daemon_never_forks_without_exec() {
     }
 }
 
-/// A request on its own connection, answered with headers now and a body later: the
-/// connection, once the head has been read.
-fn open_stream(d: &Daemon, method: &str, path: &str) -> std::os::unix::net::UnixStream {
+/// A request on its own connection (an upgrade to a raw stream with `upgrade`), answered with
+/// headers now and a body later: the connection, once the head (200 or 101) has been read.
+fn open_stream(
+    d: &Daemon,
+    method: &str,
+    path: &str,
+    upgrade: bool,
+) -> std::os::unix::net::UnixStream {
     let mut s = d.connect();
+    let extra = if upgrade {
+        "Connection: Upgrade\r\nUpgrade: tcp\r\n"
+    } else {
+        "Connection: close\r\n"
+    };
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: docker\r\n{extra}Content-Length: 0\r\n\r\n"
     )
     .unwrap();
     let mut head = Vec::new();
@@ -304,7 +290,10 @@ fn open_stream(d: &Daemon, method: &str, path: &str) -> std::os::unix::net::Unix
         head.push(b[0]);
     }
     let head = String::from_utf8_lossy(&head).into_owned();
-    assert!(head.starts_with("HTTP/1.1 200"), "{method} {path}: {head}");
+    assert!(
+        head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.1 101"),
+        "{method} {path}: {head}"
+    );
     s
 }
 
@@ -322,7 +311,7 @@ fn waiting_clients_hold_no_threads() {
         .to_string();
     let base = d.thread_count();
     let waits: Vec<_> = (0..100)
-        .map(|_| open_stream(&d, "POST", &format!("/containers/{id}/wait")))
+        .map(|_| open_stream(&d, "POST", &format!("/containers/{id}/wait"), false))
         .collect();
     let events: Vec<_> = (0..100)
         .map(|_| {
@@ -330,6 +319,7 @@ fn waiting_clients_hold_no_threads() {
                 &d,
                 "GET",
                 "/events?filters=%7B%22event%22%3A%5B%22die%22%5D%7D",
+                false,
             )
         })
         .collect();

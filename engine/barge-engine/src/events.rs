@@ -185,6 +185,19 @@ impl Iterator for Subscription {
     }
 }
 
+fn subscription(
+    follower: std::io::Result<Follower>,
+    opts: &SubscribeOptions,
+) -> Result<Subscription> {
+    let follower =
+        follower.map_err(|e| Error::Journal(format!("follow the event journal: {e}")))?;
+    Ok(Subscription {
+        follower,
+        opts: opts.clone(),
+        ended: false,
+    })
+}
+
 /// The attributes of a container's events: its name, image and labels (docker's).
 pub fn container_attributes(rec: &ContainerRecord) -> BTreeMap<String, String> {
     let mut a = rec.config.labels.clone();
@@ -202,25 +215,16 @@ impl Engine {
     /// Subscribe to the journal's events: those from `since` (if given), then new ones as
     /// they are appended (by any process), filtered.
     pub fn subscribe(&self, opts: &SubscribeOptions) -> Result<Subscription> {
-        let follower = Follower::open(&self.journal(), opts.since.is_some())
-            .map_err(|e| Error::Journal(format!("follow the event journal: {e}")))?;
-        Ok(Subscription {
-            follower,
-            opts: opts.clone(),
-            ended: false,
-        })
+        subscription(Follower::open(&self.journal(), opts.since.is_some()), opts)
     }
 
     /// A subscription that never waits (`next_timeout` returns what is there): for a server
     /// that follows many, woken by one [`Engine::watch_journal`] made before them.
     pub fn subscribe_passive(&self, opts: &SubscribeOptions) -> Result<Subscription> {
-        let follower = Follower::open_passive(&self.journal(), opts.since.is_some())
-            .map_err(|e| Error::Journal(format!("follow the event journal: {e}")))?;
-        Ok(Subscription {
-            follower,
-            opts: opts.clone(),
-            ended: false,
-        })
+        subscription(
+            Follower::open_passive(&self.journal(), opts.since.is_some()),
+            opts,
+        )
     }
 
     /// A watch on the journal: its fd turns readable when events are appended.
