@@ -5,11 +5,15 @@ use std::path::{Path, PathBuf};
 
 use super::cursor::Cursor;
 use super::entry::{parse_entry, EntryRef};
-use super::files::{list, open_if, LogFile};
+use super::files::{list, open_if, FileId, LogFile};
 use super::io_context;
 
 /// How many files one poll moves through at most before leaving the rest to the next poll.
 const MAX_STEPS_PER_POLL: usize = 1000;
+
+/// How many times a poll lists the files to get two listings that agree (none taken while
+/// the writer was renaming) before it goes on with the last one.
+const LISTING_ATTEMPTS: usize = 5;
 
 /// Reads what is added to a log: the rest of the file being read, then the files that came after
 /// it, in order, by identity (not by name, which changes on rotation).
@@ -45,7 +49,7 @@ impl Follower {
                 cursor.rewind_if_truncated()?;
                 drain(cursor, sink)?;
             }
-            let listing = list(&self.path)?;
+            let listing = stable_list(&self.path)?;
             let live = listing
                 .last()
                 .filter(|(name, _)| *name == self.path)
@@ -57,9 +61,11 @@ impl Follower {
                 drain(cursor, sink)?;
             }
 
-            let current = self.current.as_ref().map(Cursor::id);
-            self.seen
-                .retain(|f| Some(f.id) == current || listing.iter().any(|(_, id)| *id == f.id));
+            // A file read is forgotten only once it is deleted, not when a listing misses it:
+            // a listing taken while the writer renames `path.N` to `path.N+1` one by one can
+            // miss a file, which would then be read again from its start. Held open, a
+            // deleted file keeps its identity until it is dropped here.
+            self.seen.retain(still_linked);
             let next = listing
                 .iter()
                 .find(|(_, id)| !self.seen.iter().any(|f| f.id == *id));
@@ -83,6 +89,26 @@ impl Follower {
         }
         Ok(())
     }
+}
+
+/// The log's files, from two listings in a row that agree: a rotation renames the files one
+/// by one, and a listing taken meanwhile can show one file under two names or miss one.
+fn stable_list(path: &Path) -> io::Result<Vec<(PathBuf, FileId)>> {
+    let mut last = list(path)?;
+    for _ in 1..LISTING_ATTEMPTS {
+        let again = list(path)?;
+        if again == last {
+            break;
+        }
+        last = again;
+    }
+    Ok(last)
+}
+
+/// Whether `f` still has a name (a rotated-out file is unlinked). An error keeps it.
+fn still_linked(f: &LogFile) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    f.file.metadata().map(|m| m.nlink() > 0).unwrap_or(true)
 }
 
 /// Pass the complete entries available in `cursor`'s file to `sink`.
