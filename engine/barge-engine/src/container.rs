@@ -21,7 +21,7 @@ use crate::Engine;
 
 /// How long `wait` trusts the event stream alone before looking at the container's state
 /// again (a shim that dies writes no `die`).
-pub const WAIT_RECHECK: Duration = Duration::from_secs(1);
+const WAIT_RECHECK: Duration = Duration::from_secs(1);
 
 /// A wait whose event subscription is in place ([`Engine::wait_prepare`]), advanced by
 /// [`Engine::wait_step`].
@@ -31,6 +31,16 @@ pub struct PreparedWait {
     sub: crate::events::Subscription,
     /// The exit code seen so far (a `removed` wait answers the last one).
     last_code: Option<i32>,
+    /// When the next step looks at the container's state again.
+    next_check: Instant,
+}
+
+impl PreparedWait {
+    /// How long until the next look at the container's state is due: wait for events at
+    /// most that long before the next [`Engine::wait_step`].
+    pub fn recheck_in(&self) -> Duration {
+        self.next_check.saturating_duration_since(Instant::now())
+    }
 }
 
 /// docker's wait conditions (`condition=` of `POST /containers/{id}/wait`).
@@ -431,18 +441,11 @@ impl Engine {
     /// record its exit) is [`Error::ShimLost`].
     pub fn wait_for(&self, key: &str, cond: WaitCondition) -> Result<i32> {
         let mut w = self.prepare_wait(key, false)?;
-        let mut next_check = Instant::now();
         loop {
-            let now = Instant::now();
-            let recheck = now >= next_check;
-            if recheck {
-                next_check = now + WAIT_RECHECK;
-            }
-            if let Some(code) = self.wait_step(&mut w, cond, recheck)? {
+            if let Some(code) = self.wait_step(&mut w, cond)? {
                 return Ok(code);
             }
-            w.sub
-                .wait(next_check.saturating_duration_since(Instant::now()))?;
+            w.sub.wait(w.recheck_in())?;
         }
     }
 
@@ -478,22 +481,21 @@ impl Engine {
             rec,
             sub,
             last_code: None,
+            // The first step looks at the state.
+            next_check: Instant::now(),
         })
     }
 
-    /// One look of a wait that does not block: with `recheck`, the container's state first
-    /// (at the start, then about every [`WAIT_RECHECK`]: a shim that died writes no `die`,
+    /// One look of a wait that does not block: the container's state first when it is due
+    /// (at the start, then about once a second: a shim that died writes no `die`,
     /// an event may have been lost), then the events that came. `Some(exit code)` when the
-    /// condition holds; `None`: look again when [`PreparedWait::wake_fd`] is readable or the
-    /// next recheck is due. An async server waits so without holding a thread.
-    pub fn wait_step(
-        &self,
-        w: &mut PreparedWait,
-        cond: WaitCondition,
-        recheck: bool,
-    ) -> Result<Option<i32>> {
+    /// condition holds; `None`: look again when the journal changed or after
+    /// [`PreparedWait::recheck_in`]. An async server waits so without holding a thread.
+    pub fn wait_step(&self, w: &mut PreparedWait, cond: WaitCondition) -> Result<Option<i32>> {
         let key = w.key.as_str();
-        if recheck {
+        let now = Instant::now();
+        if now >= w.next_check {
+            w.next_check = now + WAIT_RECHECK;
             if self.db.find(&w.rec.id).is_err() {
                 return match cond {
                     WaitCondition::Removed => Ok(Some(w.last_code.unwrap_or(0))),

@@ -87,6 +87,13 @@ pub struct Follower {
     pending: VecDeque<Event>,
 }
 
+/// `d` as poll's timeout, rounded up to the next millisecond (a wait that ends early only
+/// loops).
+fn poll_timeout(d: Duration) -> PollTimeout {
+    let ms = d.as_millis().saturating_add(1).min(i32::MAX as u128) as i32;
+    PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+}
+
 fn nix_io(what: &str, path: &std::path::Path, e: nix::Error) -> io::Error {
     io::Error::other(format!("{what} {}: {e}", path.display()))
 }
@@ -212,12 +219,8 @@ impl Follower {
     /// Block until the journal may have changed or `timeout` has passed (what came is then
     /// taken with a zero timeout). A passive follower sleeps the whole `timeout`.
     pub fn wait(&self, timeout: Duration) -> io::Result<()> {
-        let ms = timeout.as_millis().saturating_add(1).min(i32::MAX as u128) as i32;
         match &self.watch {
-            Some(w) => w.wait(
-                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
-                self.journal.dir(),
-            ),
+            Some(w) => w.wait(poll_timeout(timeout), self.journal.dir()),
             None => {
                 std::thread::sleep(timeout);
                 Ok(())
@@ -254,9 +257,7 @@ impl Follower {
                     if left.is_zero() {
                         return Ok(None);
                     }
-                    // Round up: a wait that ends early only loops.
-                    let ms = left.as_millis().saturating_add(1).min(i32::MAX as u128) as i32;
-                    PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+                    poll_timeout(left)
                 }
             };
             watch.wait(wait, self.journal.dir())?;

@@ -1,14 +1,12 @@
 //! create, start, stop, restart, kill, pause, unpause, rename, resize, update, wait, remove,
 //! prune.
 
-use std::time::Instant;
-
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use barge_engine::container::{PreparedWait, Streams, WaitCondition, WAIT_RECHECK};
+use barge_engine::container::{PreparedWait, Streams, WaitCondition};
 use barge_engine::status::State as CState;
 use serde_json::json;
 
@@ -329,25 +327,19 @@ pub async fn wait(
 }
 
 /// The exit code once `cond` holds: the engine looks (a moment on the blocking pool) at the
-/// start, whenever the journal changed, and every [`WAIT_RECHECK`] (a shim that died writes
-/// no `die`).
+/// start, whenever the journal changed, and when a recheck of the container's state is due
+/// (a shim that died writes no `die`).
 async fn wait_until(
     s: &AppState,
     mut w: PreparedWait,
     wake: &mut Wake,
     cond: WaitCondition,
 ) -> ApiResult<i32> {
-    let mut next_check = Instant::now();
     loop {
-        let now = Instant::now();
-        let recheck = now >= next_check;
-        if recheck {
-            next_check = now + WAIT_RECHECK;
-        }
         wake.seen();
         let (back, step) = s
             .blocking(move |e| {
-                let step = engine(e.wait_step(&mut w, cond, recheck));
+                let step = engine(e.wait_step(&mut w, cond));
                 Ok((w, step))
             })
             .await?;
@@ -355,8 +347,7 @@ async fn wait_until(
         if let Some(code) = step? {
             return Ok(code);
         }
-        wake.changed(Some(next_check.saturating_duration_since(Instant::now())))
-            .await;
+        wake.changed(Some(w.recheck_in())).await;
     }
 }
 
