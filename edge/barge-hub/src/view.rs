@@ -16,8 +16,9 @@ use serde_json::Value;
 /// Label the hub puts on pods it derives from a workload.
 pub const OWNER_LABEL: &str = "barge.io/owner";
 
-/// The fleet's objects as the cache holds them (shared, never copied per session).
-pub type Objects = BTreeMap<ObjKey, Arc<Object>>;
+/// The fleet's objects as the cache holds them: a persistent map (a snapshot per change
+/// shares all but the changed path with the one before; objects are never copied).
+pub type Objects = imbl::OrdMap<ObjKey, Arc<Object>>;
 
 /// Every object of `kind` (keys sort by kind first: a range, not a scan of the fleet).
 pub fn of_kind(objects: &Objects, kind: Kind) -> impl Iterator<Item = (&ObjKey, &Arc<Object>)> {

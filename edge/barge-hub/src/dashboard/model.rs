@@ -4,7 +4,7 @@
 //! devices with each property's desired and reported value.
 
 use barge_edge_proto::device::DeviceSpec;
-use barge_edge_proto::keys::Revoked;
+use barge_edge_proto::keys::{ConnRecord, NodeRecord, Revoked};
 use barge_edge_proto::object::{Kind, Object, PodStatus};
 use serde_json::Value;
 
@@ -74,8 +74,8 @@ pub fn build(snap: &Snapshot, rep: &Reports, grace_secs: u64, now_secs: i64) -> 
         let name = object.metadata.name.clone();
         let state = NodeState {
             object: Object::clone(object),
-            record: rep.nodes.get(&name).cloned(),
-            conn: rep.conns.get(&name).cloned(),
+            record: rep.nodes.get(&name).map(|r| NodeRecord::clone(r)),
+            conn: rep.conns.get(&name).map(|c| ConnRecord::clone(c)),
             revoked: snap
                 .revoked
                 .contains(&name)
@@ -110,7 +110,10 @@ pub fn build(snap: &Snapshot, rep: &Reports, grace_secs: u64, now_secs: i64) -> 
     }
     for (key, object) in crate::view::of_kind(&snap.objects, Kind::Device) {
         let spec: DeviceSpec = serde_json::from_value(object.spec.clone()).unwrap_or_default();
-        let twin = rep.devices.get(&format!("{}/{}", key.namespace, key.name));
+        let twin = rep
+            .devices
+            .get(&format!("{}/{}", key.namespace, key.name))
+            .map(|t| &**t);
         // The same status the API shows ([`crate::devices::status`]).
         let status = crate::devices::status(&spec, twin);
         let properties = status
@@ -141,7 +144,7 @@ pub fn build(snap: &Snapshot, rep: &Reports, grace_secs: u64, now_secs: i64) -> 
 
 fn pod_row(rep: &Reports, node: &str, ns: &str, name: &str, online: bool) -> PodRow {
     let raw = rep.pods.get(&format!("{node}/{ns}/{name}"));
-    let status: Option<PodStatus> = raw.and_then(|v| serde_json::from_value(v.clone()).ok());
+    let status: Option<PodStatus> = raw.and_then(|v| serde_json::from_value(Value::clone(v)).ok());
     let mut row = PodRow {
         namespace: ns.to_string(),
         name: name.to_string(),
@@ -169,9 +172,10 @@ fn phase_name(v: Option<&Value>) -> String {
 mod tests {
     use super::*;
     use barge_edge_proto::device::{Conflict, Origin, Versioned};
-    use barge_edge_proto::keys::{ConnRecord, NodeRecord, PropertyRecord};
+    use barge_edge_proto::keys::PropertyRecord;
     use barge_edge_proto::object::Object;
     use serde_json::json;
+    use std::sync::Arc;
 
     fn put(snap: &mut Snapshot, v: Value) {
         let o: Object = serde_json::from_value(v).unwrap();
@@ -216,22 +220,23 @@ mod tests {
         let mut rep = Reports::default();
         rep.conns.insert(
             "up".into(),
-            ConnRecord {
+            Arc::new(ConnRecord {
                 hub: "h".into(),
                 since: String::new(),
-            },
+            }),
         );
         rep.nodes.insert(
             "down".into(),
-            NodeRecord {
+            Arc::new(NodeRecord {
                 last_seen: barge_util::time::rfc3339_secs(900),
                 ..Default::default()
-            },
+            }),
         );
         let status = json!({"phase":"Running","observedAt":"x","containerStatuses":[
             {"name":"c","image":"bb","state":"running","ready":true,"restartCount":2}]});
-        rep.pods.insert("up/default/a".into(), status.clone());
-        rep.pods.insert("down/default/b".into(), status);
+        rep.pods
+            .insert("up/default/a".into(), Arc::new(status.clone()));
+        rep.pods.insert("down/default/b".into(), Arc::new(status));
         let mut twin = barge_edge_proto::keys::DeviceTwinRecord::default();
         twin.properties.insert(
             "t".into(),
@@ -245,7 +250,7 @@ mod tests {
             },
         );
         twin.state = Some("online".into());
-        rep.devices.insert("default/d".into(), twin);
+        rep.devices.insert("default/d".into(), Arc::new(twin));
 
         let f = build(&snap, &rep, 40, 1000);
         let down = f.nodes.iter().find(|n| n.name == "down").unwrap();

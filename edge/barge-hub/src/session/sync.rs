@@ -351,6 +351,8 @@ impl Session {
         );
         // The first Sync answers the inventory (sent even when empty: the edge is current).
         self.sync(&snap, true).await?;
+        // Not held for the session's life: each wake-up reads the cache anew.
+        drop(snap);
 
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
