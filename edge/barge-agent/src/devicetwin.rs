@@ -214,7 +214,7 @@ fn internal(e: impl std::fmt::Display) -> Refusal {
 /// Devices (ns, name) held in the cache.
 pub fn device_keys(db: &Connection) -> Result<BTreeSet<(String, String)>> {
     let mut st = db
-        .prepare("SELECT ns, name FROM objects WHERE kind = 'Device'")
+        .prepare_cached("SELECT ns, name FROM objects WHERE kind = 'Device'")
         .context("list the cached devices")?;
     let rows = st
         .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))

@@ -90,7 +90,7 @@ impl Cache {
     pub fn inventory(&self) -> Result<Vec<Held>> {
         let mut st = self
             .db
-            .prepare("SELECT kind, ns, name, revision FROM objects ORDER BY kind, ns, name")
+            .prepare_cached("SELECT kind, ns, name, revision FROM objects ORDER BY kind, ns, name")
             .context("list the cache")?;
         let rows = st
             .query_map([], |r| {
@@ -122,7 +122,7 @@ impl Cache {
     pub fn objects(&self, kind: Option<Kind>) -> Result<Vec<Object>> {
         let mut st = self
             .db
-            .prepare("SELECT kind, json FROM objects ORDER BY kind, ns, name")
+            .prepare_cached("SELECT kind, json FROM objects ORDER BY kind, ns, name")
             .context("read the cache")?;
         let rows = st
             .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
@@ -190,35 +190,37 @@ impl Cache {
                     let key = object.key();
                     let json =
                         serde_json::to_string(object).with_context(|| format!("encode {key}"))?;
-                    tx.execute(
+                    tx.prepare_cached(
                         "INSERT INTO objects (kind, ns, name, revision, json)
                          VALUES (?1, ?2, ?3, ?4, ?5)
                          ON CONFLICT (kind, ns, name)
                          DO UPDATE SET revision = excluded.revision, json = excluded.json",
-                        params![
+                    )
+                    .and_then(|mut st| {
+                        st.execute(params![
                             key.kind.as_str(),
                             key.namespace,
                             key.name,
                             object.revision(),
                             json
-                        ],
-                    )
+                        ])
+                    })
                     .with_context(|| format!("store {key} in the cache"))?;
                 }
                 Change::Delete { key, .. } => {
-                    tx.execute(
+                    tx.prepare_cached(
                         "DELETE FROM objects WHERE kind = ?1 AND ns = ?2 AND name = ?3",
-                        params![key.kind.as_str(), key.namespace, key.name],
                     )
+                    .and_then(|mut st| {
+                        st.execute(params![key.kind.as_str(), key.namespace, key.name])
+                    })
                     .with_context(|| format!("delete {key} from the cache"))?;
                 }
             }
         }
-        tx.execute(
-            "UPDATE meta SET revision = max(revision, ?1) WHERE id = 0",
-            params![revision],
-        )
-        .context("record the cache revision")?;
+        tx.prepare_cached("UPDATE meta SET revision = max(revision, ?1) WHERE id = 0")
+            .and_then(|mut st| st.execute(params![revision]))
+            .context("record the cache revision")?;
         let effects = crate::devicetwin::after_sync(&tx, &devices_before, changes)?;
         tx.commit().context("commit a Sync batch to the cache")?;
         crate::devicetwin::dropped(&mut self.twin, dropped);

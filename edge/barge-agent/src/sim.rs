@@ -177,6 +177,7 @@ pub async fn run(o: SimOptions) -> Result<()> {
     };
     let mut run = o.run.clone();
     run.cache_in_memory = true;
+    run.inline_work = true;
     let joins = Arc::new(tokio::sync::Semaphore::new(64));
     let mut tasks = tokio::task::JoinSet::new();
     let step = o.ramp / (o.count.max(1) as u32);
