@@ -131,8 +131,8 @@ impl Ca {
     }
 
     /// The CA's subject (what node certificates it signed carry as issuer).
-    pub fn subject(&self) -> String {
-        self.subject.clone()
+    pub fn subject(&self) -> &str {
+        &self.subject
     }
 }
 
@@ -565,7 +565,7 @@ impl Pki {
                     })
                     .unwrap_or((0, 0));
                 CaInfo {
-                    subject: ca.subject(),
+                    subject: ca.subject().to_string(),
                     not_before: barge_util::time::rfc3339_secs(nb),
                     not_after: barge_util::time::rfc3339_secs(na),
                     sha256: sha256_hex(&ca.der),

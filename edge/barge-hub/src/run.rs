@@ -118,7 +118,6 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
         config,
         id,
         prefix,
-        writes: crate::store::batch::Batcher::start(etcd.clone()),
         etcd,
         lease,
         pki: RwLock::new(Arc::new(pki)),

@@ -18,7 +18,6 @@ use super::status::StatusBuffer;
 use super::{frame, Refusal};
 use crate::hub::Hub;
 use crate::pki::PeerCert;
-use crate::store::batch::Write;
 use crate::store::cache::Snapshot;
 use crate::tunnel::TunnelOutput;
 use crate::util::now_secs;
@@ -525,7 +524,7 @@ impl Session {
                 };
                 let (msg, not_after) =
                     super::renew::renew(&self.hub, Some(&cert), &csr_pem).await?;
-                self.issuer = self.hub.pki().cas[0].subject();
+                self.issuer = self.hub.pki().cas[0].subject().to_string();
                 self.record.cert_not_after = Some(barge_util::time::rfc3339_secs(not_after));
                 self.record_dirty = true;
                 self.send(msg).await?;
@@ -559,11 +558,10 @@ impl Session {
             return Ok(());
         }
         let key = keys::node_status(&self.hub.prefix, &self.name);
-        let record = crate::store::to_json(&self.record)?;
-        self.hub
-            .writes
-            .write(&key.clone(), vec![Write::put(key, record)])
-            .await?;
+        let mut c = self.hub.etcd.clone();
+        c.put(key.clone(), crate::store::to_json(&self.record)?, None)
+            .await
+            .map_err(|e| Refusal::from(crate::store::unavailable(&key, e)))?;
         self.record_dirty = false;
         self.record_written = Instant::now();
         Ok(())
