@@ -17,6 +17,8 @@ pub struct Hub {
     pub prefix: String,
     /// etcd (cheap to clone; clone it to call `&mut self` methods).
     pub etcd: etcd_client::Client,
+    /// Sessions' unconditional writes (pod statuses, node records), batched.
+    pub writes: crate::store::batch::Batcher,
     /// Tunnels to edges (local sessions, or forwarded to the hub holding the session).
     pub tunnels: crate::tunnel::Tunnels,
     /// This hub's etcd lease (`hubs/<id>`, `conns/<node>`, the controller lock).

@@ -118,6 +118,7 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
         config,
         id,
         prefix,
+        writes: crate::store::batch::Batcher::start(etcd.clone()),
         etcd,
         lease,
         pki: RwLock::new(Arc::new(pki)),

@@ -18,6 +18,7 @@ use super::status::StatusBuffer;
 use super::{frame, Refusal};
 use crate::hub::Hub;
 use crate::pki::PeerCert;
+use crate::store::batch::Write;
 use crate::store::cache::Snapshot;
 use crate::tunnel::TunnelOutput;
 use crate::util::now_secs;
@@ -558,10 +559,11 @@ impl Session {
             return Ok(());
         }
         let key = keys::node_status(&self.hub.prefix, &self.name);
-        let mut c = self.hub.etcd.clone();
-        c.put(key.clone(), crate::store::to_json(&self.record)?, None)
-            .await
-            .map_err(|e| Refusal::from(crate::store::unavailable(&key, e)))?;
+        let record = crate::store::to_json(&self.record)?;
+        self.hub
+            .writes
+            .write(&key.clone(), vec![Write::put(key, record)])
+            .await?;
         self.record_dirty = false;
         self.record_written = Instant::now();
         Ok(())

@@ -1,6 +1,7 @@
 //! etcd access: connecting (with a clear error naming the endpoints), JSON reads and writes,
 //! the hub's lease, and the watched cache of what sessions and the controller read.
 
+pub mod batch;
 pub mod cache;
 pub mod fanout;
 pub mod lease;
