@@ -134,19 +134,23 @@ async fn writer(mut etcd: Client, rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>) 
                 batch.push(job);
             }
         }
-        let ops: Vec<TxnOp> = batch
-            .iter()
-            .flat_map(|j| j.writes.iter().cloned().map(Write::op))
-            .collect();
+        let mut answers = Vec::with_capacity(batch.len());
+        let mut ops: Vec<TxnOp> = Vec::with_capacity(keys.len());
+        for job in batch {
+            ops.extend(job.writes.into_iter().map(Write::op));
+            answers.push(job.done);
+        }
         let mut result = Ok(());
-        for chunk in ops.chunks(OPS_PER_TXN) {
-            if let Err(e) = etcd.txn(Txn::new().and_then(chunk.to_vec())).await {
+        let mut ops = ops.into_iter().peekable();
+        while ops.peek().is_some() {
+            let chunk: Vec<TxnOp> = ops.by_ref().take(OPS_PER_TXN).collect();
+            if let Err(e) = etcd.txn(Txn::new().and_then(chunk)).await {
                 result = Err(e.to_string());
                 break;
             }
         }
-        for job in batch {
-            let _ = job.done.send(result.clone());
+        for done in answers {
+            let _ = done.send(result.clone());
         }
     }
 }
