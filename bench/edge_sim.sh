@@ -93,6 +93,8 @@ IDLE_S=${IDLE_S:-10}
 ci0=$(cpu_ticks "$HUB_PID")
 sleep "$IDLE_S"
 c1b=$(cpu_ticks "$HUB_PID")
+s1=$(cpu_ticks "$SIM_PID")
+e1=$(cpu_ticks "$ETCD_PID")
 log "applying a change that concerns every edge"
 t2=$(now_ns)
 fleet apply -f "$work/ds.yaml" >/dev/null
@@ -106,12 +108,19 @@ done
 n=$(seen)
 ((n >= COUNT)) || die "the change reached $n of $COUNT edges in 5 min"
 c2=$(cpu_ticks "$HUB_PID")
+s2=$(cpu_ticks "$SIM_PID")
+e2=$(cpu_ticks "$ETCD_PID")
 read -r a50 a99 amax < <(python3 - "$work/report" "$t2" <<'PY'
 import sys
 t0 = int(sys.argv[2]) // 1_000_000
 ms = sorted(int(l.split()[0]) - t0 for l in open(sys.argv[1]) if "/everywhere-" in l)
 pick = lambda q: ms[min(len(ms) - 1, int(q * len(ms)))]
 print(pick(0.50), pick(0.99), ms[-1])
+# When they arrived, per 250 ms (on stderr, to see the shape of the tail).
+hist = {}
+for m in ms:
+    hist[m // 250] = hist.get(m // 250, 0) + 1
+print("edge_sim: applied per 250 ms: " + " ".join(f"{b * 250}:{n}" for b, n in sorted(hist.items())), file=sys.stderr)
 PY
 )
 running=""
@@ -138,7 +147,7 @@ printf '| hub CPU, all connected and idle (%s s) | %d.%d %% of a core (%d.%02d %
     "$IDLE_S" $((idle_pct / 1000)) $((idle_pct % 1000 / 100)) \
     $((idle_pct / per_k / 1000)) $((idle_pct / per_k % 1000 / 10))
 echo "| DaemonSet change -> applied by each edge: p50 / p99 / max | $a50 / $a99 / $amax ms |"
-echo "| hub CPU until every edge applied it | $(( (c2 - c1b) * 1000 / hz )) ms |"
+echo "| hub / sim / etcd CPU until every edge applied it | $(( (c2 - c1b) * 1000 / hz )) / $(( (s2 - s1) * 1000 / hz )) / $(( (e2 - e1) * 1000 / hz )) ms |"
 echo "| change -> all Running in fleet get pods (polled every second) | ${running:-not within 5 min} ms |"
 echo "| hub RSS after the change | $((rss_after / 1024)) MiB |"
 echo "| sim process RSS ($COUNT hollow agents) | $((sim_rss / 1024)) MiB |"
