@@ -3,12 +3,30 @@
 
 use barge_edge_proto::object::{NodeInfo, NodeUsage};
 
-fn meminfo(field: &str) -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    text.lines().find_map(|l| {
-        let rest = l.strip_prefix(field)?.strip_prefix(':')?;
-        let kb: u64 = rest.trim().trim_end_matches("kB").trim().parse().ok()?;
-        Some(kb * 1024)
+/// `(MemTotal, MemAvailable)` in bytes, from one read of `/proc/meminfo`.
+fn meminfo() -> (u64, u64) {
+    let Ok(text) = std::fs::read_to_string("/proc/meminfo") else {
+        return (0, 0);
+    };
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| {
+                let rest = l.strip_prefix(name)?.strip_prefix(':')?;
+                let kb: u64 = rest.trim().trim_end_matches("kB").trim().parse().ok()?;
+                Some(kb * 1024)
+            })
+            .unwrap_or(0)
+    };
+    (field("MemTotal"), field("MemAvailable"))
+}
+
+/// CPUs this process may use (read once: it looks at the affinity mask and cgroup quota).
+fn cpus() -> u32 {
+    static CPUS: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *CPUS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get() as u32)
+            .unwrap_or(1)
     })
 }
 
@@ -21,10 +39,8 @@ pub fn node_info() -> NodeInfo {
             .map(|s| s.trim().to_string())
             .unwrap_or_default(),
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
-        cpus: std::thread::available_parallelism()
-            .map(|n| n.get() as u32)
-            .unwrap_or(1),
-        memory_bytes: meminfo("MemTotal").unwrap_or(0),
+        cpus: cpus(),
+        memory_bytes: meminfo().0,
         addresses: Vec::new(),
     }
 }
@@ -44,17 +60,31 @@ pub fn cpu_jiffies() -> Option<(u64, u64)> {
     Some((total.saturating_sub(idle), total))
 }
 
+/// The machine's CPU jiffies and memory, read at most once a second per process (`edge
+/// sim` runs thousands of agents in one process, each heartbeating; they share the reads).
+fn machine_sample() -> (Option<(u64, u64)>, (u64, u64)) {
+    type Sample = (std::time::Instant, Option<(u64, u64)>, (u64, u64));
+    static LAST: std::sync::Mutex<Option<Sample>> = std::sync::Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((at, jiffies, mem)) = *last {
+        if at.elapsed() < std::time::Duration::from_secs(1) {
+            return (jiffies, mem);
+        }
+    }
+    let (jiffies, mem) = (cpu_jiffies(), meminfo());
+    *last = Some((std::time::Instant::now(), jiffies, mem));
+    (jiffies, mem)
+}
+
 /// Usage since the previous sample `prev` (CPU in thousandths of a CPU over the machine).
 pub fn usage(prev: &mut Option<(u64, u64)>, pods: u32, containers_running: u32) -> NodeUsage {
-    let now = cpu_jiffies();
-    let cpus = node_info().cpus as u64;
+    let (now, (total, avail)) = machine_sample();
+    let cpus = u64::from(cpus());
     let cpu_millis = match (*prev, now) {
         (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => (b1 - b0) * 1000 * cpus / (t1 - t0),
         _ => 0,
     };
     *prev = now;
-    let total = meminfo("MemTotal").unwrap_or(0);
-    let avail = meminfo("MemAvailable").unwrap_or(0);
     NodeUsage {
         cpu_millis,
         memory_used_bytes: total.saturating_sub(avail),

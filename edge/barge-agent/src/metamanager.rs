@@ -17,6 +17,9 @@ pub struct Cache {
     twin: crate::devicetwin::TwinMemory,
 }
 
+/// Prepared statements kept per connection (the agent uses a few dozen).
+const STATEMENTS: usize = 64;
+
 fn kind_of(s: &str) -> Option<Kind> {
     Kind::parse(s)
 }
@@ -47,6 +50,9 @@ impl Cache {
     }
 
     fn init(db: Connection, what: &str) -> Result<Cache> {
+        // Room for every statement the agent prepares (rusqlite keeps 16 by default: with
+        // more in use they evicted each other and every Sync batch parsed its SQL again).
+        db.set_prepared_statement_cache_capacity(STATEMENTS);
         db.execute_batch(
             "CREATE TABLE IF NOT EXISTS objects (
                 kind TEXT NOT NULL, ns TEXT NOT NULL, name TEXT NOT NULL,
