@@ -352,18 +352,29 @@ pub fn queue(
     desired: Option<&DesiredEdit>,
     state: Option<&str>,
 ) -> Result<()> {
-    let old: Option<(Option<String>, Option<String>, Option<String>)> = tx
-        .prepare_cached(
-            "SELECT reported, desired, state FROM twin_outbox
-             WHERE ns = ?1 AND device = ?2 AND prop = ?3 AND seq > ?4",
-        )
-        .and_then(|mut st| {
-            st.query_row(params![ns, device, prop, acked as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-        })
-        .optional()
-        .with_context(|| format!("read the outbox for {ns}/{device}"))?;
+    // The row queued for this property (at most one: each queue replaces it), taken out
+    // in the same statement; it is merged into the new one unless the hub acked it.
+    let mut old: Option<(Option<String>, Option<String>, Option<String>)> = None;
+    {
+        let mut st = tx
+            .prepare_cached(
+                "DELETE FROM twin_outbox WHERE ns = ?1 AND device = ?2 AND prop = ?3
+                 RETURNING seq, reported, desired, state",
+            )
+            .with_context(|| format!("coalesce the outbox for {ns}/{device}"))?;
+        let mut rows = st
+            .query(params![ns, device, prop])
+            .with_context(|| format!("coalesce the outbox for {ns}/{device}"))?;
+        while let Some(r) = rows
+            .next()
+            .with_context(|| format!("coalesce the outbox for {ns}/{device}"))?
+        {
+            let seq: i64 = r.get(0).context("an outbox row's seq")?;
+            if seq as u64 > acked {
+                old = Some((r.get(1)?, r.get(2)?, r.get(3)?));
+            }
+        }
+    }
     let (old_rep, old_des, old_state) = match old {
         Some((r, d, s)) => (
             parse_opt::<Versioned>(r, "reported")?,
@@ -381,9 +392,6 @@ pub fn queue(
         (o, n) => n.cloned().or(o),
     };
     let state = state.map(str::to_string).or(old_state);
-    tx.prepare_cached("DELETE FROM twin_outbox WHERE ns = ?1 AND device = ?2 AND prop = ?3")
-        .and_then(|mut st| st.execute(params![ns, device, prop]))
-        .with_context(|| format!("coalesce the outbox for {ns}/{device}"))?;
     let (rep, des) = (to_json(&rep)?, to_json(&des)?);
     tx.prepare_cached(
         "INSERT INTO twin_outbox (ns, device, prop, reported, desired, state)

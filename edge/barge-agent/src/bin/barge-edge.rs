@@ -119,11 +119,19 @@ fn main() {
 
 fn real_main(args: Args) -> anyhow::Result<()> {
     let paths = EdgePaths::new(&args.root);
-    // Two workers: the link is light; engine work runs on the blocking pool.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    // One thread for the agent's I/O: the link, the MQTT bus and the tunnels are light, and
+    // everything that blocks (the engine, SQLite) runs on the blocking pool, so tasks hand
+    // work to each other without waking a second worker (a twin report crosses four
+    // tasks). The simulator's ten thousand agents get two workers.
+    let rt = match &args.cmd {
+        Cmd::Sim { .. } => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?,
+        _ => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+    };
     match &args.cmd {
         Cmd::Join {
             hub,
