@@ -110,8 +110,10 @@ fn the_dashboard_shows_the_fleet_live_and_edits_a_desired_value() {
     assert!(at.ends_with("/ui/login"), "{at}");
     br.cmd(serde_json::json!({"op": "type", "css": "#token", "text": "wrong"}));
     br.cmd(serde_json::json!({"op": "click", "css": "#login-btn"}));
-    let err = br.text("#login-error").unwrap_or_default();
-    assert!(err.contains("wrong token"), "{err:?}");
+    // The click returns before the form's POST is answered: wait for the answer's page.
+    let long = Duration::from_secs(20);
+    let err = br.wait_text("#login-error", "wrong token", long);
+    assert!(err.is_ok(), "{err:?}");
     assert_eq!(
         br.cmd(serde_json::json!({"op": "cookies"})),
         serde_json::json!([])
@@ -121,6 +123,10 @@ fn the_dashboard_shows_the_fleet_live_and_edits_a_desired_value() {
     let admin = cloud.hub.admin_conf().token.unwrap();
     br.cmd(serde_json::json!({"op": "type", "css": "#token", "text": admin}));
     br.cmd(serde_json::json!({"op": "click", "css": "#login-btn"}));
+    for n in ["edge-a", "edge-b"] {
+        br.wait_text(&format!("tr[data-node='{n}'] .status"), "Online", long)
+            .unwrap();
+    }
     let cookies = br.cmd(serde_json::json!({"op": "cookies"}));
     assert_eq!(cookies[0]["name"], "barge_session", "{cookies}");
     assert_eq!(cookies[0]["httpOnly"], true, "{cookies}");
@@ -130,11 +136,6 @@ fn the_dashboard_shows_the_fleet_live_and_edits_a_desired_value() {
         "",
         "the session cookie is readable by scripts"
     );
-    let long = Duration::from_secs(20);
-    for n in ["edge-a", "edge-b"] {
-        br.wait_text(&format!("tr[data-node='{n}'] .status"), "Online", long)
-            .unwrap();
-    }
     br.wait_text(
         "table.pods[data-node='edge-a'] tr[data-pod='default/web']",
         "Running",
