@@ -64,6 +64,22 @@ async fn call(
     headers: &[(&str, &str)],
     body: Option<Value>,
 ) -> (StatusCode, Value) {
+    let (code, _, bytes) = send(h, ca_pem, id, method, path, headers, body).await;
+    let v = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    (code, v)
+}
+
+/// One https request: status, headers and body bytes. A `Value::String` body goes as a form.
+async fn send(
+    h: &TestHub,
+    ca_pem: &str,
+    id: Option<&Id>,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> (StatusCode, hyper::HeaderMap, Bytes) {
     let tcp = tokio::net::TcpStream::connect(h.started.api_addr)
         .await
         .unwrap();
@@ -83,6 +99,10 @@ async fn call(
         b = b.header(*k, *v);
     }
     let body = match body {
+        Some(Value::String(form)) => {
+            b = b.header("content-type", "application/x-www-form-urlencoded");
+            Full::new(Bytes::from(form))
+        }
         Some(v) => {
             b = b.header("content-type", "application/json");
             Full::new(Bytes::from(v.to_string()))
@@ -91,10 +111,9 @@ async fn call(
     };
     let resp = send.send_request(b.body(body).unwrap()).await.unwrap();
     let code = resp.status();
+    let headers = resp.headers().clone();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let v = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-    (code, v)
+    (code, headers, bytes)
 }
 
 fn admin_conf(h: &TestHub) -> Value {
@@ -197,6 +216,38 @@ async fn https_by_default_with_the_fleet_ca_pinned() {
         (String::from_utf8_lossy(&buf).contains("200 OK"), ())
     };
     assert!(!code, "plain HTTP must not be served on the TLS port");
+
+    // The dashboard's session cookie over https is Secure (never sent over plain HTTP),
+    // and it works.
+    let form = format!("token={}", token.replace('+', "%2B"));
+    let (code, hd, _) = send(
+        &h,
+        &ca,
+        None,
+        Method::POST,
+        "/ui/login",
+        &[],
+        Some(Value::String(form)),
+    )
+    .await;
+    assert_eq!(code, StatusCode::SEE_OTHER);
+    let set = hd.get("set-cookie").unwrap().to_str().unwrap().to_string();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict") && set.contains("; Secure"),
+        "{set}"
+    );
+    let pair = set.split(';').next().unwrap().to_string();
+    let (code, v) = call(
+        &h,
+        &ca,
+        None,
+        Method::GET,
+        "/api/v1/nodes",
+        &[("cookie", &pair)],
+        None,
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -131,6 +131,8 @@ async fn the_dashboard_needs_a_login_and_refuses_forged_sessions() {
         set.contains("HttpOnly") && set.contains("SameSite=Strict"),
         "{set}"
     );
+    // Plain HTTP (--api-insecure-http): not Secure, or the browser would drop it.
+    assert!(!set.contains("Secure"), "{set}");
     let id = set
         .split(';')
         .next()

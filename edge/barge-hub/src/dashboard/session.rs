@@ -87,14 +87,18 @@ pub fn csrf_token(id: &str) -> String {
     sha256_hex(format!("barge-dashboard-csrf:{id}").as_bytes())
 }
 
-/// The cookie that sets a session (`Secure` is left out: the API listener is plain HTTP).
-pub fn set_cookie(id: &str) -> String {
-    format!("{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={TTL_SECS}")
+/// The cookie that sets a session. `secure` when the API is served over https (the default),
+/// so that the browser never sends the session over plain HTTP; a hub run with
+/// `--api-insecure-http` cannot set it (browsers drop `Secure` cookies from http origins).
+pub fn set_cookie(id: &str, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={TTL_SECS}{secure}")
 }
 
-/// The cookie that clears it.
-pub fn clear_cookie() -> String {
-    format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0")
+/// The cookie that clears it (with the same attributes as the one that set it).
+pub fn clear_cookie(secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}")
 }
 
 /// A request authenticated by cookie: the session id. Err(401) when the cookie is missing,
@@ -144,6 +148,9 @@ mod tests {
         );
         assert_eq!(cookie(&h).as_deref(), Some("abc"));
         assert_ne!(csrf_token("x"), csrf_token("y"));
-        assert!(set_cookie("x").contains("HttpOnly; SameSite=Strict"));
+        assert!(set_cookie("x", false).contains("HttpOnly; SameSite=Strict"));
+        assert!(!set_cookie("x", false).contains("Secure"));
+        assert!(set_cookie("x", true).ends_with("; Secure"));
+        assert!(clear_cookie(true).contains("Max-Age=0; Secure"));
     }
 }
