@@ -442,7 +442,13 @@ fn forward(sh: &Shared, req: Request, mut client: TcpStream, blob_get: bool) -> 
             .unwrap()
             .push(format!("{} {} -> cut", req.method, req.target));
         // Forward the first bytes of the body only, then hang up on both sides.
-        let budget = sh.opts.cut_upload_after.unwrap_or(0);
+        // Never wait for more than the body holds: a body shorter than the budget is
+        // forwarded whole, then cut before any answer.
+        let body_len = req
+            .header("content-length")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(u64::MAX);
+        let budget = sh.opts.cut_upload_after.unwrap_or(0).min(body_len);
         let first = req.rest.len().min(budget as usize);
         up.write_all(&req.rest[..first])?;
         let left = budget - first as u64;

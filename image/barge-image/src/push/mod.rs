@@ -15,8 +15,6 @@ pub mod upload;
 
 use std::sync::Arc;
 
-use tokio::sync::Semaphore;
-
 use crate::config::Config;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
@@ -191,7 +189,8 @@ pub async fn push(
     })
 }
 
-/// All blobs, `parallel` at a time; the first failure stops the rest.
+/// All blobs, `parallel` at a time, started in the plan's order (layers first, then the
+/// config); the first failure stops the rest.
 async fn push_blobs(
     session: &Arc<RegistrySession>,
     store: &Arc<Store>,
@@ -199,27 +198,29 @@ async fn push_blobs(
     parallel: usize,
     progress: &Arc<dyn Progress>,
 ) -> Result<Vec<(Digest, Outcome)>> {
-    let sem = Arc::new(Semaphore::new(parallel.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     let order: Vec<Digest> = jobs.iter().map(|j| j.digest.clone()).collect();
-    for job in jobs {
-        let (session, store, progress, sem) = (
-            session.clone(),
-            store.clone(),
-            progress.clone(),
-            sem.clone(),
-        );
-        tasks.spawn(async move {
-            let _permit = sem.acquire_owned().await;
-            let out = push_blob(&session, &store, &job, &progress).await;
-            (job.digest, out)
-        });
+    let mut waiting = jobs.into_iter();
+    let mut spawn_next = |tasks: &mut tokio::task::JoinSet<_>| {
+        if let Some(job) = waiting.next() {
+            let (session, store, progress) = (session.clone(), store.clone(), progress.clone());
+            tasks.spawn(async move {
+                let out = push_blob(&session, &store, &job, &progress).await;
+                (job.digest, out)
+            });
+        }
+    };
+    for _ in 0..parallel.max(1) {
+        spawn_next(&mut tasks);
     }
     let mut done = Vec::new();
     while let Some(joined) = tasks.join_next().await {
         let (digest, out) = joined.map_err(|e| Error::invalid("upload task", e.to_string()))?;
         match out {
-            Ok(o) => done.push((digest, o)),
+            Ok(o) => {
+                done.push((digest, o));
+                spawn_next(&mut tasks);
+            }
             Err(e) => {
                 tasks.abort_all();
                 while tasks.join_next().await.is_some() {}
