@@ -202,9 +202,10 @@ async fn login(State(d): S, body: Bytes) -> Response {
     match session::create(&d.api).await {
         Ok(id) => {
             let mut r = Redirect::to("/").into_response();
-            if let Ok(v) =
-                HeaderValue::from_str(&session::set_cookie(&id, d.api.hub.api_tls().is_some()))
-            {
+            if let Ok(v) = HeaderValue::from_str(&session::set_cookie(
+                &id,
+                !d.api.hub.config.api_insecure_http,
+            )) {
                 r.headers_mut().insert(header::SET_COOKIE, v);
             }
             r
@@ -236,7 +237,9 @@ async fn logout(State(d): S, headers: axum::http::HeaderMap, body: Bytes) -> Res
         }
     }
     let mut r = Redirect::to("/ui/login").into_response();
-    if let Ok(v) = HeaderValue::from_str(&session::clear_cookie(d.api.hub.api_tls().is_some())) {
+    if let Ok(v) =
+        HeaderValue::from_str(&session::clear_cookie(!d.api.hub.config.api_insecure_http))
+    {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
     r

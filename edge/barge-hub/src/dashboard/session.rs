@@ -91,14 +91,17 @@ pub fn csrf_token(id: &str) -> String {
 /// so that the browser never sends the session over plain HTTP; a hub run with
 /// `--api-insecure-http` cannot set it (browsers drop `Secure` cookies from http origins).
 pub fn set_cookie(id: &str, secure: bool) -> String {
-    let secure = if secure { "; Secure" } else { "" };
-    format!("{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={TTL_SECS}{secure}")
+    cookie_header(id, TTL_SECS, secure)
 }
 
 /// The cookie that clears it (with the same attributes as the one that set it).
 pub fn clear_cookie(secure: bool) -> String {
+    cookie_header("", 0, secure)
+}
+
+fn cookie_header(value: &str, max_age: i64, secure: bool) -> String {
     let secure = if secure { "; Secure" } else { "" };
-    format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}")
+    format!("{COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}")
 }
 
 /// A request authenticated by cookie: the session id. Err(401) when the cookie is missing,
